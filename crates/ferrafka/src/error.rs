@@ -1,0 +1,104 @@
+//! The crate's error types.
+
+use std::fmt;
+
+/// A boxed error, what a consumer returns when a batch fails.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with ferrafka's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in ferrafka outside of user code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration or the routes are invalid; lists every problem found.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A librdkafka client (consumer, producer or admin) could not be created.
+    #[error("cannot create the {client} client: {source}")]
+    CreateClient {
+        /// Which client: "consumer of subscription group X", "producer", "admin".
+        client: String,
+        /// librdkafka's verdict.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// Subscribing a consumer to its topics failed.
+    #[error("cannot subscribe subscription group {group} to {topics:?}: {source}")]
+    Subscribe {
+        /// The subscription group.
+        group: String,
+        /// Its topics.
+        topics: Vec<String>,
+        /// librdkafka's verdict.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// Producing a message failed (enqueueing it or its delivery).
+    #[error("cannot produce to topic {topic}: {source}")]
+    Produce {
+        /// Target topic.
+        topic: String,
+        /// librdkafka's verdict.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// Some messages of a `produce_many` call were not delivered.
+    #[error("{} of {total} messages were not delivered; first failure: topic {}: {}", failures.len(), failures[0].topic, failures[0].error)]
+    ProduceMany {
+        /// How many messages the call produced.
+        total: usize,
+        /// The messages that failed, in delivery-report order.
+        failures: Vec<DeliveryFailure>,
+    },
+    /// An admin operation failed.
+    #[error("admin {operation} on {resource} failed: {reason}")]
+    Admin {
+        /// The operation, e.g. "create topic".
+        operation: &'static str,
+        /// The resource: topic or group name.
+        resource: String,
+        /// The broker's or client's reason.
+        reason: String,
+    },
+    /// The server could not start or run.
+    #[error("server: {0}")]
+    Server(String),
+}
+
+/// One message of a `produce_many` call that was not delivered.
+#[derive(Debug, Clone)]
+pub struct DeliveryFailure {
+    /// Target topic.
+    pub topic: String,
+    /// The message key, if any.
+    pub key: Option<Vec<u8>>,
+    /// Why it failed.
+    pub error: rdkafka::error::KafkaError,
+}
+
+/// An error raised from a panic inside user code, so that a panicking consumer is treated like
+/// one that returned an error (and never takes the process down).
+#[derive(Debug)]
+pub struct PanicError(pub String);
+
+impl fmt::Display for PanicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "consumer panicked: {}", self.0)
+    }
+}
+
+impl std::error::Error for PanicError {}
+
+impl PanicError {
+    /// Builds the error from a payload caught by `catch_unwind`.
+    pub(crate) fn from_payload(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_string());
+        PanicError(text)
+    }
+}

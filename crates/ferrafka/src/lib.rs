@@ -1,0 +1,38 @@
+//! ferrafka: a Kafka processing framework on librdkafka, in the mould of Ruby's Karafka.
+//!
+//! Describe topics and consumers in code, run `server`, and get batched, ordered,
+//! at-least-once processing:
+//!
+//! * a [`Consumer`] gets [`Messages`] batches from one topic-partition at a time, in offset
+//!   order; different partitions run in parallel up to `concurrency`;
+//! * a batch is marked as consumed when `consume` returns `Ok`; marked offsets are committed
+//!   periodically and synchronously on rebalance and shutdown, so a restart redoes nothing marked
+//!   and skips nothing unmarked;
+//! * an `Err` or a panic pauses only that partition and retries the unmarked rest after a
+//!   backoff;
+//! * the app-wide [`Producer`] is awaitable, fire-and-forget or batched.
+//!
+//! Start with [`App::builder`], hand the app to [`cli::run`], and see the README's quickstart.
+//! `ferrafka` re-exports `rdkafka` rather than its items, since its `Consumer` trait would clash
+//! with ours.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod messages;
+mod processing;
+pub mod producer;
+pub mod routing;
+pub mod server;
+
+pub use app::{App, AppBuilder};
+pub use config::{Config, InitialOffset};
+pub use consumer::{ConsumeResult, Consumer, Context};
+pub use error::{BoxError, Error, Result};
+pub use messages::{Message, Messages};
+pub use producer::{Producer, Record};
+pub use rdkafka;
+pub use server::{Filters, RunningServer, ServerExit};

@@ -1,0 +1,570 @@
+//! The listener: one thread per subscription group that owns its librdkafka consumer.
+//!
+//! It polls without pause, buffers messages per partition and hands each partition's executor
+//! one batch at a time (full at `max_messages`, or when its oldest message waited
+//! `max_wait_time`). Because polling never waits on user code, a slow batch cannot exceed
+//! `max.poll.interval.ms`; a partition whose executor is busy and whose buffer is full is paused
+//! in librdkafka so memory stays bounded, and resumed once it drains.
+//!
+//! Offsets: executors store offsets (`enable.auto.offset.store=false`) after a batch succeeded;
+//! librdkafka commits stored offsets periodically and asynchronously; the listener commits
+//! synchronously before it releases revoked partitions and at shutdown.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers as _};
+use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+use super::executor::{Completion, Executor, Job, Outcome};
+use crate::config::Config;
+use crate::consumer::{OffsetStore, PartitionHandle};
+use crate::error::{Error, Result};
+use crate::messages::{Header, Message, Messages, Timestamp, TopicInfo};
+use crate::producer::Producer;
+use crate::routing::{SubscriptionGroup, Topic};
+use crate::server::StopSignal;
+
+/// The longest the poll loop blocks while it has nothing to do.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How often the loop looks for executor reports while batches are in flight.
+const BUSY_POLL: Duration = Duration::from_millis(1);
+/// Messages taken from librdkafka between two looks at timers and reports.
+const BURST: usize = 256;
+
+/// The consumer type of a listener.
+pub(crate) type ListenerConsumer = BaseConsumer<ListenerContext>;
+
+/// How a listener ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListenerExit {
+    /// True when batches were still running at the shutdown deadline and were abandoned.
+    pub(crate) forced: bool,
+}
+
+/// What the listener and the rebalance callback share; only the listener thread touches it.
+pub(crate) struct ListenerContext {
+    group: String,
+    state: Mutex<State>,
+}
+
+struct State {
+    config: Arc<Config>,
+    topics: HashMap<Arc<str>, TopicSlots>,
+    runtime: tokio::runtime::Handle,
+    producer: Producer,
+    workers: Arc<Semaphore>,
+    completions_tx: Sender<Completion>,
+    completions: Receiver<Completion>,
+    offsets: Option<Arc<dyn OffsetStore>>,
+    revoke_wait: Duration,
+}
+
+struct TopicSlots {
+    topic: Arc<Topic>,
+    info: Arc<TopicInfo>,
+    partitions: HashMap<i32, Slot>,
+}
+
+/// One assigned partition.
+struct Slot {
+    handle: Arc<PartitionHandle>,
+    jobs: UnboundedSender<Job>,
+    task: tokio::task::JoinHandle<()>,
+    buffer: Vec<Message>,
+    buffered_since: Option<Instant>,
+    /// The batch the executor works on; kept to retry its unmarked rest after a failure.
+    in_flight: Option<Messages>,
+    running: bool,
+    failures: u32,
+    retry_at: Option<Instant>,
+    paused: bool,
+    stopped: bool,
+}
+
+/// Stores offsets in the listener's consumer; holds it weakly so the listener thread is the one
+/// that closes it.
+struct ConsumerOffsets(Weak<ListenerConsumer>);
+
+impl OffsetStore for ConsumerOffsets {
+    fn store(&self, topic: &str, partition: i32, next_offset: i64) -> bool {
+        let Some(consumer) = self.0.upgrade() else { return false };
+        let mut tpl = TopicPartitionList::with_capacity(1);
+        if tpl.add_partition_offset(topic, partition, Offset::Offset(next_offset)).is_err() {
+            return false;
+        }
+        match consumer.store_offsets(&tpl) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(topic, partition, next_offset, error = %e, "offset not stored");
+                false
+            }
+        }
+    }
+}
+
+impl ClientContext for ListenerContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        forward_log(&self.group, level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!(subscription_group = %self.group, %error, reason, "librdkafka error");
+    }
+}
+
+/// Sends librdkafka's log lines to `tracing`.
+pub(crate) fn forward_log(client: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", client, fac, "{message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", client, fac, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", client, fac, "{message}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", client, fac, "{message}"),
+    }
+}
+
+impl ConsumerContext for ListenerContext {
+    fn pre_rebalance(&self, consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let mut state = self.lock();
+                state.revoke(consumer, &self.group, &tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect::<Vec<_>>());
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => {
+                tracing::error!(subscription_group = %self.group, error = %e, "rebalance failed")
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let assigned: Vec<_> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+            self.lock().assign(&self.group, &assigned);
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::trace!(subscription_group = %self.group, ?offsets, "offsets committed"),
+            // Nothing was stored since the last commit: not an error.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(subscription_group = %self.group, error = %e, "offset commit failed; it will be retried with the next commit"),
+        }
+    }
+}
+
+impl ListenerContext {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic never happens while the lock is held by framework code; recover anyway.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Everything needed to start a listener.
+pub(crate) struct ListenerSetup {
+    pub(crate) config: Arc<Config>,
+    pub(crate) group: SubscriptionGroup,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) producer: Producer,
+    pub(crate) workers: Arc<Semaphore>,
+}
+
+/// Creates the consumer and subscribes it; errors surface before any thread starts.
+pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
+    let label = format!("{}/{}", setup.group.consumer_group, setup.group.name);
+    let mut client = ClientConfig::new();
+    for (k, v) in &setup.group.kafka {
+        client.set(k, v);
+    }
+    let (completions_tx, completions) = std::sync::mpsc::channel();
+    let topics = setup
+        .group
+        .topics
+        .iter()
+        .filter(|t| t.active)
+        .map(|t| {
+            let info = Arc::new(TopicInfo { name: t.name.clone(), deserializer: t.deserializer.clone() });
+            (t.name.clone(), TopicSlots { topic: t.clone(), info, partitions: HashMap::new() })
+        })
+        .collect();
+    let context = ListenerContext {
+        group: label.clone(),
+        state: Mutex::new(State {
+            revoke_wait: setup.config.shutdown_timeout,
+            config: setup.config,
+            topics,
+            runtime: setup.runtime,
+            producer: setup.producer,
+            workers: setup.workers,
+            completions_tx,
+            completions,
+            offsets: None,
+        }),
+    };
+    let consumer: ListenerConsumer = client.create_with_context(context).map_err(|source| Error::CreateClient {
+        client: format!("consumer of subscription group {label}"),
+        source,
+    })?;
+    let consumer = Arc::new(consumer);
+    consumer.context().lock().offsets = Some(Arc::new(ConsumerOffsets(Arc::downgrade(&consumer))));
+    let names = setup.group.active_topics();
+    consumer.subscribe(&names).map_err(|source| Error::Subscribe {
+        group: label,
+        topics: names.iter().map(|s| s.to_string()).collect(),
+        source,
+    })?;
+    Ok(consumer)
+}
+
+/// Runs the poll loop until `stop` is raised, then shuts down gracefully.
+pub(crate) fn run(consumer: Arc<ListenerConsumer>, stop: Arc<StopSignal>) -> ListenerExit {
+    let group = consumer.context().group.clone();
+    tracing::info!(subscription_group = %group, "listener started");
+    let mut idle = false;
+    let mut burst = 0usize;
+    while !stop.is_raised() {
+        let timeout = if idle { consumer.context().lock().poll_timeout(Instant::now()) } else { Duration::ZERO };
+        match consumer.poll(timeout) {
+            Some(Ok(message)) => {
+                idle = false;
+                burst += 1;
+                consumer.context().lock().buffer(&consumer, &message);
+                if burst < BURST {
+                    continue;
+                }
+            }
+            Some(Err(e)) => {
+                idle = false;
+                tracing::warn!(subscription_group = %group, error = %e, "consumer error");
+            }
+            None => idle = true,
+        }
+        burst = 0;
+        let mut state = consumer.context().lock();
+        state.drain_completions(&consumer, None);
+        state.dispatch_ready(&consumer, Instant::now());
+    }
+    shutdown(&consumer, &stop, &group)
+}
+
+fn shutdown(consumer: &Arc<ListenerConsumer>, stop: &StopSignal, group: &str) -> ListenerExit {
+    let deadline = stop.deadline();
+    tracing::info!(subscription_group = %group, "listener stopping: finishing in-flight batches");
+    if let Ok(assignment) = consumer.assignment() {
+        let _ = consumer.pause(&assignment);
+    }
+    consumer.context().lock().stop_fetching();
+    // Keep serving librdkafka (callbacks, rebalances) while batches finish.
+    loop {
+        let _ = consumer.poll(Duration::from_millis(10));
+        let mut state = consumer.context().lock();
+        state.drain_completions(consumer, None);
+        if !state.any_running() || Instant::now() >= deadline {
+            break;
+        }
+    }
+    let forced = consumer.context().lock().stop_executors(consumer, deadline);
+    if forced {
+        tracing::error!(subscription_group = %group, "shutdown timeout reached: unfinished batches were abandoned and will be processed again after a restart");
+    }
+    commit_sync(consumer, group);
+    tracing::info!(subscription_group = %group, "listener stopped, leaving the group");
+    ListenerExit { forced }
+}
+
+fn commit_sync(consumer: &ListenerConsumer, group: &str) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::error!(subscription_group = %group, error = %e, "synchronous commit failed: the uncommitted batches will be processed again"),
+    }
+}
+
+impl State {
+    fn slot_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Slot> {
+        self.topics.get_mut(topic)?.partitions.get_mut(&partition)
+    }
+
+    fn assign(&mut self, group: &str, assigned: &[(String, i32)]) {
+        let offsets = self.offsets.clone().expect("offsets are set before subscribing");
+        for (topic, partition) in assigned {
+            let Some(slots) = self.topics.get_mut(topic.as_str()) else {
+                tracing::warn!(subscription_group = group, topic, "assigned a topic that is not routed");
+                continue;
+            };
+            if slots.partitions.contains_key(partition) {
+                continue;
+            }
+            let handle = Arc::new(PartitionHandle::new(slots.topic.name.clone(), *partition, offsets.clone()));
+            let (jobs, rx) = unbounded_channel();
+            let executor = Executor {
+                topic: slots.topic.clone(),
+                handle: handle.clone(),
+                producer: self.producer.clone(),
+                workers: self.workers.clone(),
+                completions: self.completions_tx.clone(),
+            };
+            let task = self.runtime.spawn(executor.run(rx));
+            slots.partitions.insert(
+                *partition,
+                Slot {
+                    handle,
+                    jobs,
+                    task,
+                    buffer: Vec::new(),
+                    buffered_since: None,
+                    in_flight: None,
+                    running: false,
+                    failures: 0,
+                    retry_at: None,
+                    paused: false,
+                    stopped: false,
+                },
+            );
+        }
+        tracing::info!(subscription_group = group, partitions = ?assigned, "partitions assigned");
+    }
+
+    /// Finishes (or abandons) the revoked partitions' batches, commits, and stops their executors.
+    fn revoke(&mut self, consumer: &ListenerConsumer, group: &str, revoked: &[(String, i32)]) {
+        let deadline = Instant::now() + self.revoke_wait;
+        let is_revoked = |t: &str, p: i32| revoked.iter().any(|(rt, rp)| rt == t && *rp == p);
+        // Let running batches of revoked partitions finish so their marks make the commit.
+        loop {
+            let waiting = self.topics.values().any(|s| {
+                s.partitions.iter().any(|(p, slot)| slot.running && is_revoked(&s.topic.name, *p))
+            });
+            if !waiting || Instant::now() >= deadline {
+                break;
+            }
+            self.drain_completions(consumer, Some(deadline));
+        }
+        commit_sync(consumer, group);
+        for (topic, partition) in revoked {
+            let Some(slots) = self.topics.get_mut(topic.as_str()) else { continue };
+            if let Some(slot) = slots.partitions.remove(partition) {
+                slot.handle.revoked.store(true, Ordering::Release);
+                if slot.running {
+                    tracing::warn!(subscription_group = group, topic, partition, "partition revoked while its batch still runs; the batch will be processed again by the new owner");
+                }
+                let _ = slot.jobs.send(Job::Revoked);
+            }
+        }
+        tracing::info!(subscription_group = group, partitions = ?revoked, "partitions revoked");
+    }
+
+    /// Turns a polled message into an owned one and buffers it; dispatches a full batch at once.
+    fn buffer(&mut self, consumer: &ListenerConsumer, m: &BorrowedMessage<'_>) {
+        let Some(slots) = self.topics.get_mut(m.topic()) else { return };
+        let info = &slots.info;
+        let max_messages = slots.topic.max_messages;
+        let Some(slot) = slots.partitions.get_mut(&m.partition()) else { return };
+        if slot.stopped {
+            return;
+        }
+        let headers = m
+            .headers()
+            .map(|hs| hs.iter().map(|h| Header { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) }).collect())
+            .unwrap_or_default();
+        slot.buffer.push(Message {
+            topic: info.clone(),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp: Timestamp::from_rdkafka(m.timestamp()),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers,
+            received_at: SystemTime::now(),
+        });
+        if slot.buffered_since.is_none() {
+            slot.buffered_since = Some(Instant::now());
+        }
+        if slot.buffer.len() >= max_messages {
+            if !slot.running && slot.retry_at.is_none() {
+                slot.dispatch_buffer(max_messages);
+            } else if !slot.paused {
+                slot.set_paused(consumer, true);
+            }
+        }
+    }
+
+    /// Applies executor reports; waits for one until `wait_until` when given.
+    fn drain_completions(&mut self, consumer: &ListenerConsumer, wait_until: Option<Instant>) {
+        let first = match wait_until {
+            Some(deadline) => {
+                match self.completions.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            None => None,
+        };
+        let rest: Vec<Completion> = self.completions.try_iter().collect();
+        for completion in first.into_iter().chain(rest) {
+            self.complete(consumer, completion);
+        }
+    }
+
+    fn complete(&mut self, consumer: &ListenerConsumer, c: Completion) {
+        let pause_for = |failures: u32, config: &Config| config.pause_for(failures);
+        let config = self.config.clone();
+        let Some(slot) = self.slot_mut(&c.topic, c.partition) else { return };
+        match c.outcome {
+            Outcome::Consumed => {
+                slot.running = false;
+                slot.in_flight = None;
+                slot.failures = 0;
+            }
+            Outcome::Failed(error) => {
+                slot.running = false;
+                slot.failures += 1;
+                let pause = pause_for(slot.failures, &config);
+                let batch = slot.in_flight.as_ref().map(|b| (b.metadata.first_offset, b.metadata.last_offset));
+                tracing::error!(
+                    topic = %c.topic, partition = c.partition, offsets = ?batch, attempt = slot.failures,
+                    retry_in = ?pause, %error, "batch failed; pausing the partition before a retry"
+                );
+                slot.retry_at = Some(Instant::now() + pause);
+                if !slot.paused {
+                    slot.set_paused(consumer, true);
+                }
+            }
+            Outcome::Stopped => slot.stopped = true,
+        }
+    }
+
+    /// Dispatches buffers that are due and retries whose pause is over; pauses and resumes.
+    fn dispatch_ready(&mut self, consumer: &ListenerConsumer, now: Instant) {
+        for slots in self.topics.values_mut() {
+            let (max_messages, max_wait) = (slots.topic.max_messages, slots.topic.max_wait_time);
+            for slot in slots.partitions.values_mut() {
+                if slot.running || slot.stopped {
+                    continue;
+                }
+                if let Some(at) = slot.retry_at {
+                    if now < at {
+                        continue;
+                    }
+                    slot.retry_at = None;
+                    if slot.retry(max_messages) {
+                        continue;
+                    }
+                }
+                let due = slot.buffer.len() >= max_messages
+                    || slot.buffered_since.is_some_and(|t| now.duration_since(t) >= max_wait);
+                if due {
+                    slot.dispatch_buffer(max_messages);
+                }
+                if slot.paused && !slot.running && slot.retry_at.is_none() && slot.buffer.len() < max_messages {
+                    slot.set_paused(consumer, false);
+                }
+            }
+        }
+    }
+
+    /// How long the next poll may block.
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        let mut timeout = IDLE_POLL;
+        for slots in self.topics.values() {
+            for slot in slots.partitions.values() {
+                if slot.running {
+                    return BUSY_POLL;
+                }
+                if let Some(t) = slot.buffered_since {
+                    timeout = timeout.min((t + slots.topic.max_wait_time).saturating_duration_since(now));
+                }
+                if let Some(t) = slot.retry_at {
+                    timeout = timeout.min(t.saturating_duration_since(now));
+                }
+            }
+        }
+        timeout
+    }
+
+    fn any_running(&self) -> bool {
+        self.topics.values().any(|s| s.partitions.values().any(|slot| slot.running))
+    }
+
+    /// Drops buffered messages and pending retries: nothing new starts once shutdown begins.
+    fn stop_fetching(&mut self) {
+        for slot in self.topics.values_mut().flat_map(|s| s.partitions.values_mut()) {
+            slot.buffer.clear();
+            slot.buffered_since = None;
+            slot.retry_at = None;
+        }
+    }
+
+    /// Runs `shutdown` hooks of idle executors and aborts running ones; true if any was aborted.
+    fn stop_executors(&mut self, consumer: &ListenerConsumer, deadline: Instant) -> bool {
+        let mut forced = false;
+        for slot in self.topics.values_mut().flat_map(|s| s.partitions.values_mut()) {
+            if slot.running {
+                // Its marks must not land after we commit: the batch is redone after restart.
+                slot.handle.revoked.store(true, Ordering::Release);
+                slot.task.abort();
+                slot.stopped = true;
+                forced = true;
+            } else {
+                let _ = slot.jobs.send(Job::Shutdown);
+            }
+        }
+        while self.topics.values().any(|s| s.partitions.values().any(|slot| !slot.stopped)) && Instant::now() < deadline {
+            self.drain_completions(consumer, Some(deadline));
+        }
+        forced
+    }
+}
+
+impl Slot {
+    fn set_paused(&mut self, consumer: &ListenerConsumer, paused: bool) {
+        let mut tpl = TopicPartitionList::with_capacity(1);
+        tpl.add_partition(&self.handle.topic, self.handle.partition);
+        let result = if paused { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
+        match result {
+            Ok(()) => self.paused = paused,
+            Err(e) => tracing::warn!(topic = %self.handle.topic, partition = self.handle.partition, paused, error = %e, "cannot change pause state"),
+        }
+    }
+
+    fn dispatch_buffer(&mut self, max_messages: usize) {
+        let take = self.buffer.len().min(max_messages);
+        let rest = self.buffer.split_off(take);
+        let batch: Arc<[Message]> = std::mem::replace(&mut self.buffer, rest).into();
+        self.buffered_since = if self.buffer.is_empty() { None } else { Some(Instant::now()) };
+        self.send(Messages::new(batch, 1));
+    }
+
+    /// Re-sends the unmarked rest of the failed batch; false when nothing is left to retry.
+    fn retry(&mut self, _max_messages: usize) -> bool {
+        let Some(failed) = self.in_flight.take() else { return false };
+        let marked = self.handle.marked.load(Ordering::Acquire);
+        let rest: Arc<[Message]> = failed.messages.iter().filter(|m| m.offset >= marked).cloned().collect();
+        if rest.is_empty() {
+            self.failures = 0;
+            return false;
+        }
+        self.send(Messages::new(rest, self.failures + 1));
+        true
+    }
+
+    fn send(&mut self, messages: Messages) {
+        self.running = true;
+        self.in_flight = Some(messages.clone());
+        if self.jobs.send(Job::Consume(messages)).is_err() {
+            // The executor is gone (aborted at shutdown): nothing will run, nothing is marked.
+            self.running = false;
+        }
+    }
+}

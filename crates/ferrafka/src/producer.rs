@@ -1,0 +1,319 @@
+//! The app-wide producer.
+//!
+//! One librdkafka producer per app, shared by the server's consumers (through
+//! [`crate::Context::producer`]) and by code outside of them. Three ways to produce:
+//!
+//! * [`Producer::produce`] resolves once the broker acknowledged the message (the delivery
+//!   report) and returns where it landed;
+//! * [`Producer::produce_async`] returns once librdkafka queued the message; a failed delivery is
+//!   logged and counted in [`Producer::failed_deliveries`];
+//! * [`Producer::produce_many`] queues many and resolves when all are acknowledged.
+//!
+//! When librdkafka's local queue is full, producing waits for room up to `queue_full_timeout`
+//! instead of failing at once.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+use tokio::sync::oneshot;
+
+use crate::error::{DeliveryFailure, Error, Result};
+
+/// Where an acknowledged message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+/// A message to produce. Borrowed data is copied by librdkafka when queued.
+///
+/// ```
+/// use ferrafka::Record;
+/// let record = Record::to("events").key("user-1").payload(r#"{"n":1}"#).header("source", "docs");
+/// ```
+#[derive(Debug)]
+pub struct Record<'a> {
+    topic: &'a str,
+    payload: Option<&'a [u8]>,
+    key: Option<&'a [u8]>,
+    headers: Option<OwnedHeaders>,
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+}
+
+impl<'a> Record<'a> {
+    /// A record for `topic`, with no key, payload or headers yet.
+    pub fn to(topic: &'a str) -> Self {
+        Record { topic, payload: None, key: None, headers: None, partition: None, timestamp: None }
+    }
+
+    /// Sets the payload.
+    pub fn payload<P: AsRef<[u8]> + ?Sized>(mut self, payload: &'a P) -> Self {
+        self.payload = Some(payload.as_ref());
+        self
+    }
+
+    /// Sets the key, which also picks the partition unless one is given.
+    pub fn key<K: AsRef<[u8]> + ?Sized>(mut self, key: &'a K) -> Self {
+        self.key = Some(key.as_ref());
+        self
+    }
+
+    /// Adds a header.
+    pub fn header<V: AsRef<[u8]> + ?Sized>(mut self, key: &str, value: &V) -> Self {
+        let headers = self.headers.take().unwrap_or_default();
+        self.headers = Some(headers.insert(KafkaHeader { key, value: Some(value.as_ref()) }));
+        self
+    }
+
+    /// Sends to this partition instead of the partitioner's choice.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the create-time timestamp, in milliseconds since the epoch.
+    pub fn timestamp(mut self, millis: i64) -> Self {
+        self.timestamp = Some(millis);
+        self
+    }
+
+    /// The target topic.
+    pub fn topic(&self) -> &str {
+        self.topic
+    }
+
+    fn into_base(self, tracker: Arc<Tracker>) -> BaseRecord<'a, [u8], [u8], Arc<Tracker>> {
+        let mut base = BaseRecord::with_opaque_to(self.topic, tracker);
+        base.payload = self.payload;
+        base.key = self.key;
+        base.headers = self.headers;
+        base.partition = self.partition;
+        base.timestamp = self.timestamp;
+        base
+    }
+}
+
+/// What to do with a delivery report.
+pub(crate) enum Tracker {
+    /// Fire-and-forget: log failures.
+    Report,
+    /// One awaited message.
+    One(Mutex<Option<oneshot::Sender<Result<Delivery, KafkaError>>>>),
+    /// Many awaited messages.
+    Many(ManyState),
+}
+
+pub(crate) struct ManyState {
+    /// Reports still expected, plus one while messages are still being queued.
+    remaining: AtomicUsize,
+    failures: Mutex<Vec<DeliveryFailure>>,
+    done: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl ManyState {
+    fn finish_one(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(tx) = self.done.lock().expect("not poisoned").take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// Receives delivery reports on librdkafka's polling thread.
+pub(crate) struct DeliveryContext {
+    failed: AtomicU64,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Arc<Tracker>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tracker: Arc<Tracker>) {
+        use rdkafka::Message as _;
+        let outcome = match result {
+            Ok(m) => Ok(Delivery { partition: m.partition(), offset: m.offset() }),
+            Err((e, m)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Tracker::Many(state) = &*tracker {
+                    state.failures.lock().expect("not poisoned").push(DeliveryFailure {
+                        topic: m.topic().to_string(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        error: e.clone(),
+                    });
+                }
+                Err(e.clone())
+            }
+        };
+        match &*tracker {
+            Tracker::Report => {
+                if let Err(e) = &outcome {
+                    if let Err((_, m)) = result {
+                        tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "message not delivered");
+                    }
+                }
+            }
+            Tracker::One(tx) => {
+                if let Some(tx) = tx.lock().expect("not poisoned").take() {
+                    let _ = tx.send(outcome);
+                }
+            }
+            Tracker::Many(state) => state.finish_one(),
+        }
+    }
+}
+
+struct Inner {
+    producer: ThreadedProducer<DeliveryContext>,
+    report: Arc<Tracker>,
+    queue_full_timeout: Duration,
+}
+
+/// The app-wide producer; cheap to clone.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// Creates a producer from librdkafka properties.
+    pub fn new(kafka: &BTreeMap<String, String>) -> Result<Self> {
+        let mut config = ClientConfig::new();
+        for (k, v) in kafka {
+            config.set(k, v);
+        }
+        let producer = config
+            .create_with_context(DeliveryContext { failed: AtomicU64::new(0) })
+            .map_err(|source| Error::CreateClient { client: "producer".into(), source })?;
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                producer,
+                report: Arc::new(Tracker::Report),
+                queue_full_timeout: Duration::from_secs(10),
+            }),
+        })
+    }
+
+    /// Produces one message and waits for the broker's acknowledgement.
+    pub async fn produce(&self, record: Record<'_>) -> Result<Delivery> {
+        let topic = record.topic.to_string();
+        let (tx, rx) = oneshot::channel();
+        let tracker = Arc::new(Tracker::One(Mutex::new(Some(tx))));
+        self.enqueue(record.into_base(tracker)).await?;
+        match rx.await {
+            Ok(Ok(delivery)) => Ok(delivery),
+            Ok(Err(source)) => Err(Error::Produce { topic, source }),
+            Err(_) => Err(Error::Produce { topic, source: KafkaError::Canceled }),
+        }
+    }
+
+    /// Queues one message and returns; a failed delivery is logged and counted.
+    ///
+    /// Blocks the calling thread while librdkafka's queue is full (up to `queue_full_timeout`).
+    pub fn produce_async(&self, record: Record<'_>) -> Result<()> {
+        let mut base = record.into_base(self.inner.report.clone());
+        let deadline = Instant::now() + self.inner.queue_full_timeout;
+        loop {
+            match self.inner.producer.send(base) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if Instant::now() < deadline =>
+                {
+                    base = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((source, back)) => {
+                    return Err(Error::Produce { topic: back.topic.to_string(), source });
+                }
+            }
+        }
+    }
+
+    /// Produces many messages and waits until all are acknowledged. When some fail, the error
+    /// lists each failure; the others were delivered.
+    pub async fn produce_many<'a, I>(&self, records: I) -> Result<usize>
+    where
+        I: IntoIterator<Item = Record<'a>>,
+    {
+        let (tx, rx) = oneshot::channel();
+        let state = Arc::new(Tracker::Many(ManyState {
+            remaining: AtomicUsize::new(1),
+            failures: Mutex::new(Vec::new()),
+            done: Mutex::new(Some(tx)),
+        }));
+        let Tracker::Many(many) = &*state else { unreachable!("built as Many above") };
+        let mut total = 0usize;
+        for record in records {
+            many.remaining.fetch_add(1, Ordering::AcqRel);
+            if let Err(e) = self.enqueue(record.into_base(state.clone())).await {
+                many.finish_one(); // this one will never get a report
+                many.finish_one(); // drop the queuing guard
+                let _ = rx.await;
+                return Err(e);
+            }
+            total += 1;
+        }
+        many.finish_one();
+        let _ = rx.await;
+        let failures = std::mem::take(&mut *many.failures.lock().expect("not poisoned"));
+        if failures.is_empty() {
+            Ok(total)
+        } else {
+            Err(Error::ProduceMany { total, failures })
+        }
+    }
+
+    async fn enqueue(&self, mut base: BaseRecord<'_, [u8], [u8], Arc<Tracker>>) -> Result<()> {
+        let deadline = Instant::now() + self.inner.queue_full_timeout;
+        loop {
+            match self.inner.producer.send(base) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if Instant::now() < deadline =>
+                {
+                    base = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((source, back)) => {
+                    return Err(Error::Produce { topic: back.topic.to_string(), source });
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued message was delivered or failed, at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.inner
+            .producer
+            .flush(timeout)
+            .map_err(|source| Error::Produce { topic: "(flush)".into(), source })
+    }
+
+    /// Messages queued but not yet acknowledged.
+    pub fn in_flight(&self) -> i32 {
+        self.inner.producer.in_flight_count()
+    }
+
+    /// How many deliveries failed since the producer started (all three ways of producing).
+    pub fn failed_deliveries(&self) -> u64 {
+        self.inner.producer.context().failed.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,449 @@
+//! Routes: which consumer handles which topic, in which consumer and subscription group.
+//!
+//! The app's `routes` closure fills a [`Router`]. At boot the routes are resolved into
+//! [`SubscriptionGroup`]s — one librdkafka consumer each. Topics of one consumer group share a
+//! subscription group unless they name another one or their kafka settings differ, in which case
+//! they are split off automatically (one librdkafka consumer cannot mix settings).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, InitialOffset, Problem, redact};
+use crate::consumer::{Consumer, ConsumerFactory, DynConsumer};
+use crate::messages::{Deserializer, JsonDeserializer};
+
+/// The name of the subscription group topics join when they name none.
+pub const DEFAULT_SUBSCRIPTION_GROUP: &str = "default";
+
+/// Collects routes: topics of the default consumer group and named consumer groups.
+#[derive(Default)]
+pub struct Router {
+    pub(crate) groups: Vec<ConsumerGroupRoute>,
+}
+
+impl Router {
+    fn group_mut(&mut self, name: Option<&str>) -> &mut ConsumerGroupRoute {
+        let index = match self.groups.iter().position(|g| g.name.as_deref() == name) {
+            Some(i) => i,
+            None => {
+                self.groups.push(ConsumerGroupRoute {
+                    name: name.map(str::to_string),
+                    topics: Vec::new(),
+                });
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[index]
+    }
+
+    /// Routes a topic in the default consumer group (whose id is the `group_id` setting).
+    pub fn topic(&mut self, name: impl Into<String>) -> &mut TopicRoute {
+        self.group_mut(None).topic(name)
+    }
+
+    /// Routes topics in a named consumer group.
+    pub fn consumer_group(
+        &mut self,
+        name: impl Into<String>,
+        routes: impl FnOnce(&mut ConsumerGroupRoute),
+    ) -> &mut Self {
+        let name = name.into();
+        routes(self.group_mut(Some(&name)));
+        self
+    }
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").field("groups", &self.groups).finish()
+    }
+}
+
+/// The routes of one consumer group.
+#[derive(Debug)]
+pub struct ConsumerGroupRoute {
+    /// `None` for the default group.
+    pub(crate) name: Option<String>,
+    pub(crate) topics: Vec<TopicRoute>,
+}
+
+impl ConsumerGroupRoute {
+    /// Routes a topic in this consumer group.
+    pub fn topic(&mut self, name: impl Into<String>) -> &mut TopicRoute {
+        self.topics.push(TopicRoute::new(name.into()));
+        self.topics.last_mut().expect("just pushed")
+    }
+}
+
+/// How one topic is consumed. Unset settings fall back to the app's.
+pub struct TopicRoute {
+    pub(crate) name: String,
+    pub(crate) factory: Option<ConsumerFactory>,
+    pub(crate) max_messages: Option<usize>,
+    pub(crate) max_wait_time: Option<Duration>,
+    pub(crate) initial_offset: Option<InitialOffset>,
+    pub(crate) kafka: BTreeMap<String, String>,
+    pub(crate) active: bool,
+    pub(crate) deserializer: Arc<dyn Deserializer>,
+    pub(crate) manual_offset_management: bool,
+    pub(crate) subscription_group: Option<String>,
+}
+
+impl TopicRoute {
+    fn new(name: String) -> Self {
+        TopicRoute {
+            name,
+            factory: None,
+            max_messages: None,
+            max_wait_time: None,
+            initial_offset: None,
+            kafka: BTreeMap::new(),
+            active: true,
+            deserializer: Arc::new(JsonDeserializer),
+            manual_offset_management: false,
+            subscription_group: None,
+        }
+    }
+
+    /// Sets the function that builds a consumer instance for each assigned partition.
+    pub fn consumer<C, F>(&mut self, factory: F) -> &mut Self
+    where
+        C: Consumer,
+        F: Fn() -> C + Send + Sync + 'static,
+    {
+        self.factory = Some(Arc::new(move || Box::new(factory()) as Box<dyn DynConsumer>));
+        self
+    }
+
+    /// Most messages in one batch of this topic.
+    pub fn max_messages(&mut self, n: usize) -> &mut Self {
+        self.max_messages = Some(n);
+        self
+    }
+
+    /// Longest a buffered message of this topic waits for its batch to fill.
+    pub fn max_wait_time(&mut self, wait: Duration) -> &mut Self {
+        self.max_wait_time = Some(wait);
+        self
+    }
+
+    /// Where the group starts on partitions without a committed offset.
+    pub fn initial_offset(&mut self, offset: InitialOffset) -> &mut Self {
+        self.initial_offset = Some(offset);
+        self
+    }
+
+    /// A librdkafka property for this topic's consumer; topics with different properties get
+    /// separate subscription groups.
+    pub fn kafka(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.kafka.insert(name.into(), value.into());
+        self
+    }
+
+    /// `active(false)` keeps the route (for `info` and topic management) without consuming it.
+    pub fn active(&mut self, active: bool) -> &mut Self {
+        self.active = active;
+        self
+    }
+
+    /// Sets how payloads of this topic are read by [`crate::Message::deserialize`].
+    pub fn deserializer(&mut self, deserializer: impl Deserializer) -> &mut Self {
+        self.deserializer = Arc::new(deserializer);
+        self
+    }
+
+    /// With manual offset management a successful batch is not marked; the consumer marks
+    /// what it wants with `ctx.mark_as_consumed`.
+    pub fn manual_offset_management(&mut self, manual: bool) -> &mut Self {
+        self.manual_offset_management = manual;
+        self
+    }
+
+    /// Puts the topic in a named subscription group (its own librdkafka consumer).
+    pub fn subscription_group(&mut self, name: impl Into<String>) -> &mut Self {
+        self.subscription_group = Some(name.into());
+        self
+    }
+}
+
+impl std::fmt::Debug for TopicRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicRoute")
+            .field("name", &self.name)
+            .field("has_consumer", &self.factory.is_some())
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A routed topic with every setting resolved.
+pub struct Topic {
+    /// Topic name.
+    pub name: Arc<str>,
+    /// Id of its consumer group.
+    pub consumer_group: Arc<str>,
+    /// Most messages per batch.
+    pub max_messages: usize,
+    /// Longest wait for a batch to fill.
+    pub max_wait_time: Duration,
+    /// Whether successful batches are left unmarked.
+    pub manual_offset_management: bool,
+    /// Whether the server consumes it.
+    pub active: bool,
+    pub(crate) factory: Option<ConsumerFactory>,
+    pub(crate) deserializer: Arc<dyn Deserializer>,
+}
+
+impl std::fmt::Debug for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topic")
+            .field("name", &self.name)
+            .field("consumer_group", &self.consumer_group)
+            .field("max_messages", &self.max_messages)
+            .field("max_wait_time", &self.max_wait_time)
+            .field("manual_offset_management", &self.manual_offset_management)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Topics consumed by one librdkafka consumer.
+#[derive(Debug, Clone)]
+pub struct SubscriptionGroup {
+    /// Name, unique within its consumer group.
+    pub name: String,
+    /// Id of the consumer group it belongs to.
+    pub consumer_group: Arc<str>,
+    /// Its topics (active or not).
+    pub topics: Vec<Arc<Topic>>,
+    /// librdkafka properties of its consumer, framework-owned ones included.
+    pub kafka: BTreeMap<String, String>,
+}
+
+impl SubscriptionGroup {
+    /// Names of its active topics, the ones the consumer subscribes to.
+    pub fn active_topics(&self) -> Vec<&str> {
+        self.topics.iter().filter(|t| t.active).map(|t| &*t.name).collect()
+    }
+
+    /// The kafka properties as they may be shown: secrets redacted.
+    pub fn kafka_redacted(&self) -> BTreeMap<String, String> {
+        self.kafka.iter().map(|(k, v)| (k.clone(), redact(k, v))).collect()
+    }
+}
+
+/// Resolves routes into subscription groups and collects every routing problem.
+pub(crate) fn resolve(
+    config: &Config,
+    groups: &[ConsumerGroupRoute],
+    problems: &mut Vec<Problem>,
+) -> Vec<SubscriptionGroup> {
+    let mut resolved: Vec<SubscriptionGroup> = Vec::new();
+    for group in groups {
+        let group_id: Arc<str> = group.name.as_deref().unwrap_or(config.default_group_id()).into();
+        if group_id.trim().is_empty() {
+            problems.push(Problem::new(
+                "routes.consumer_group",
+                &group_id,
+                "needs to be a non-empty consumer group id",
+                "give `consumer_group` a name",
+            ));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for route in &group.topics {
+            let path = format!("routes.{group_id}.{}", route.name);
+            check_topic_name(&route.name, &path, problems);
+            if seen.contains(&route.name.as_str()) {
+                problems.push(Problem::new(
+                    &path,
+                    &route.name,
+                    &format!("needs to be routed once per consumer group, {group_id} routes it twice"),
+                    "remove the second route or move it to another consumer group",
+                ));
+            }
+            seen.push(&route.name);
+            if route.active && route.factory.is_none() {
+                problems.push(Problem::new(
+                    &format!("{path}.consumer"),
+                    "none",
+                    "needs a consumer for an active topic",
+                    "add `.consumer(|| MyConsumer)` or `.active(false)`",
+                ));
+            }
+            let max_messages = route.max_messages.unwrap_or(config.max_messages);
+            if max_messages == 0 {
+                problems.push(Problem::new(
+                    &format!("{path}.max_messages"),
+                    "0",
+                    "needs to be at least 1",
+                    "set `.max_messages(n)` with n >= 1",
+                ));
+            }
+            let max_wait_time = route.max_wait_time.unwrap_or(config.max_wait_time);
+            if route.max_wait_time.is_some() && max_wait_time >= config.shutdown_timeout {
+                problems.push(Problem::new(
+                    &format!("{path}.max_wait_time"),
+                    &format!("{max_wait_time:?}"),
+                    &format!("needs to be shorter than shutdown_timeout ({:?})", config.shutdown_timeout),
+                    "lower the topic's `max_wait_time` or raise `shutdown_timeout`",
+                ));
+            }
+            let topic = Arc::new(Topic {
+                name: route.name.as_str().into(),
+                consumer_group: group_id.clone(),
+                max_messages,
+                max_wait_time,
+                manual_offset_management: route.manual_offset_management,
+                active: route.active,
+                factory: route.factory.clone(),
+                deserializer: route.deserializer.clone(),
+            });
+            let kafka = consumer_kafka(config, &group_id, route);
+            let base = route.subscription_group.as_deref().unwrap_or(DEFAULT_SUBSCRIPTION_GROUP);
+            place(&mut resolved, &group_id, base, kafka, topic);
+        }
+    }
+    resolved
+}
+
+/// Adds `topic` to the subscription group with the same base name and kafka settings, or to a
+/// new one (`base`, then `base-2`, `base-3`, …).
+fn place(
+    resolved: &mut Vec<SubscriptionGroup>,
+    group_id: &Arc<str>,
+    base: &str,
+    kafka: BTreeMap<String, String>,
+    topic: Arc<Topic>,
+) {
+    let same_group = |sg: &&mut SubscriptionGroup| sg.consumer_group == *group_id;
+    let is_base = |name: &str| {
+        name == base || name.strip_prefix(base).and_then(|s| s.strip_prefix('-')).is_some_and(|n| n.parse::<u32>().is_ok())
+    };
+    if let Some(sg) = resolved
+        .iter_mut()
+        .filter(same_group)
+        .find(|sg| is_base(&sg.name) && sg.kafka == kafka)
+    {
+        sg.topics.push(topic);
+        return;
+    }
+    let taken = resolved.iter().filter(|sg| sg.consumer_group == *group_id && is_base(&sg.name)).count();
+    let name = if taken == 0 { base.to_string() } else { format!("{base}-{}", taken + 1) };
+    resolved.push(SubscriptionGroup {
+        name,
+        consumer_group: group_id.clone(),
+        topics: vec![topic],
+        kafka,
+    });
+}
+
+/// The librdkafka properties of the consumer that reads `route`.
+fn consumer_kafka(config: &Config, group_id: &str, route: &TopicRoute) -> BTreeMap<String, String> {
+    let mut kafka = config.kafka.clone();
+    kafka.extend(route.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let initial = route.initial_offset.unwrap_or(config.initial_offset);
+    kafka.insert("group.id".into(), group_id.into());
+    kafka.entry("client.id".into()).or_insert_with(|| config.client_id.clone());
+    kafka.insert("auto.offset.reset".into(), initial.as_kafka().into());
+    // ferrafka stores offsets after processing and lets librdkafka commit them periodically.
+    kafka.insert("enable.auto.offset.store".into(), "false".into());
+    kafka.insert("enable.auto.commit".into(), "true".into());
+    kafka
+}
+
+/// Kafka's rules for topic names, plus ferrafka's: no mix of `.` and `_`, which collide in
+/// metric names.
+fn check_topic_name(name: &str, path: &str, problems: &mut Vec<Problem>) {
+    let mut fail = |problem: &str, fix: &str| problems.push(Problem::new(path, name, problem, fix));
+    if name.is_empty() || name.len() > 249 {
+        fail("needs to be 1 to 249 characters long", "rename the topic");
+    } else if name == "." || name == ".." {
+        fail("needs to be something other than `.` or `..`", "rename the topic");
+    } else if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        fail(
+            &format!("needs to use only ASCII letters, digits, `.`, `_` and `-` (found {c:?})"),
+            "rename the topic",
+        );
+    } else if name.contains('.') && name.contains('_') {
+        fail(
+            "needs to use either `.` or `_`, not both: Kafka metric names treat them alike, so \
+             such topics can collide",
+            "pick one separator",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ConsumeResult, Context, Messages};
+
+    struct Noop;
+    impl Consumer for Noop {
+        async fn consume(&mut self, _: &mut Context, _: &Messages) -> ConsumeResult {
+            Ok(())
+        }
+    }
+
+    fn resolve_routes(config: &Config, f: impl FnOnce(&mut Router)) -> (Vec<SubscriptionGroup>, Vec<Problem>) {
+        let mut router = Router::default();
+        f(&mut router);
+        let mut problems = Vec::new();
+        let sgs = resolve(config, &router.groups, &mut problems);
+        (sgs, problems)
+    }
+
+    #[test]
+    fn topics_with_different_kafka_settings_get_their_own_subscription_group() {
+        let mut config = Config::default();
+        config.client_id("shop");
+        let (sgs, problems) = resolve_routes(&config, |r| {
+            r.topic("orders").consumer(|| Noop);
+            r.topic("payments").consumer(|| Noop).kafka("fetch.max.bytes", "1000");
+            r.topic("refunds").consumer(|| Noop);
+            r.consumer_group("analytics", |g| {
+                g.topic("visits").consumer(|| Noop).subscription_group("fast");
+            });
+        });
+        assert!(problems.is_empty(), "{problems:?}");
+        let names: Vec<_> = sgs
+            .iter()
+            .map(|sg| (sg.consumer_group.to_string(), sg.name.clone(), sg.active_topics().join(",")))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("shop".into(), "default".into(), "orders,refunds".into()),
+                ("shop".into(), "default-2".into(), "payments".into()),
+                ("analytics".into(), "fast".into(), "visits".into()),
+            ]
+        );
+        assert_eq!(sgs[0].kafka["group.id"], "shop");
+        assert_eq!(sgs[0].kafka["enable.auto.offset.store"], "false");
+    }
+
+    #[test]
+    fn routing_problems_are_all_reported() {
+        let config = Config::default();
+        let (_, problems) = resolve_routes(&config, |r| {
+            r.topic("a.b_c").consumer(|| Noop);
+            r.topic("ok").consumer(|| Noop);
+            r.topic("ok").consumer(|| Noop);
+            r.topic("no-consumer");
+            r.topic("bad name!").consumer(|| Noop);
+            r.topic("idle").active(false);
+        });
+        let got: Vec<_> = problems.iter().map(|p| p.setting.as_str()).collect();
+        assert_eq!(
+            got,
+            [
+                "routes.ferrafka.a.b_c",
+                "routes.ferrafka.ok",
+                "routes.ferrafka.no-consumer.consumer",
+                "routes.ferrafka.bad name!",
+            ]
+        );
+        assert!(problems[3].problem.contains("found ' '"), "{}", problems[3]);
+    }
+}

@@ -1,0 +1,212 @@
+//! The server: runs a listener thread per subscription group and a worker runtime for the
+//! consumers, and shuts everything down gracefully.
+//!
+//! Shutdown order: stop fetching, let in-flight batches finish within `shutdown_timeout`,
+//! run `shutdown` hooks, commit synchronously, leave the groups, flush the producer. Batches
+//! still running at the deadline are abandoned unmarked (they run again after a restart) and the
+//! exit is reported as [`ServerExit::Forced`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::processing::listener::{self, ListenerExit, ListenerSetup};
+use crate::producer::Producer;
+use crate::routing::SubscriptionGroup;
+
+/// The stop request shared by the server's threads, with its deadline.
+#[derive(Debug)]
+pub(crate) struct StopSignal {
+    raised: AtomicBool,
+    deadline: OnceLock<Instant>,
+    timeout: Duration,
+}
+
+impl StopSignal {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        StopSignal { raised: AtomicBool::new(false), deadline: OnceLock::new(), timeout }
+    }
+
+    pub(crate) fn raise(&self) {
+        self.deadline.get_or_init(|| Instant::now() + self.timeout);
+        self.raised.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Acquire)
+    }
+
+    /// When in-flight work must be done; only meaningful once raised.
+    pub(crate) fn deadline(&self) -> Instant {
+        *self.deadline.get_or_init(|| Instant::now() + self.timeout)
+    }
+}
+
+/// Which consumer groups, subscription groups and topics a server runs; empty lists mean all.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Run only these consumer groups.
+    pub include_consumer_groups: Vec<String>,
+    /// Skip these consumer groups.
+    pub exclude_consumer_groups: Vec<String>,
+    /// Run only these subscription groups.
+    pub include_subscription_groups: Vec<String>,
+    /// Skip these subscription groups.
+    pub exclude_subscription_groups: Vec<String>,
+    /// Consume only these topics.
+    pub include_topics: Vec<String>,
+    /// Skip these topics.
+    pub exclude_topics: Vec<String>,
+}
+
+impl Filters {
+    fn admits(include: &[String], exclude: &[String], name: &str) -> bool {
+        (include.is_empty() || include.iter().any(|n| n == name)) && !exclude.iter().any(|n| n == name)
+    }
+
+    /// The subscription groups left after filtering, each with only its admitted topics active.
+    pub fn apply(&self, groups: &[SubscriptionGroup]) -> Vec<SubscriptionGroup> {
+        groups
+            .iter()
+            .filter(|sg| Self::admits(&self.include_consumer_groups, &self.exclude_consumer_groups, &sg.consumer_group))
+            .filter(|sg| Self::admits(&self.include_subscription_groups, &self.exclude_subscription_groups, &sg.name))
+            .map(|sg| {
+                let mut sg = sg.clone();
+                sg.topics.retain(|t| Self::admits(&self.include_topics, &self.exclude_topics, &t.name));
+                sg
+            })
+            .filter(|sg| !sg.active_topics().is_empty())
+            .collect()
+    }
+}
+
+/// How a server ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerExit {
+    /// Every batch finished and was committed.
+    Clean,
+    /// The shutdown timeout forced the stop: some batches were abandoned and will be redone.
+    Forced,
+}
+
+/// Stops a running server from anywhere (a signal handler, another thread, a test).
+#[derive(Debug, Clone)]
+pub struct Stopper(Arc<StopSignal>);
+
+impl Stopper {
+    /// Starts the graceful shutdown; returns at once.
+    pub fn stop(&self) {
+        self.0.raise();
+    }
+}
+
+/// A started server.
+#[derive(Debug)]
+pub struct RunningServer {
+    stop: Arc<StopSignal>,
+    listeners: Vec<(String, JoinHandle<ListenerExit>)>,
+    runtime: Option<tokio::runtime::Runtime>,
+    producer: Producer,
+}
+
+impl RunningServer {
+    /// Starts the server: validates, connects every subscription group, then polls.
+    pub(crate) fn start(app: &App, filters: &Filters) -> Result<Self> {
+        app.validate()?;
+        let config = app.config_arc();
+        let groups = filters.apply(app.subscription_groups());
+        if groups.is_empty() {
+            return Err(Error::Server("no active topic left to consume after filtering the routes".into()));
+        }
+        let producer = app.producer()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("ferrafka-worker")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Server(format!("cannot start the worker runtime: {e}")))?;
+        let workers = Arc::new(Semaphore::new(config.concurrency));
+        let stop = Arc::new(StopSignal::new(config.shutdown_timeout));
+        let mut consumers = Vec::new();
+        for group in groups {
+            let label = format!("{}/{}", group.consumer_group, group.name);
+            let consumer = listener::connect(ListenerSetup {
+                config: config.clone(),
+                group,
+                runtime: runtime.handle().clone(),
+                producer: producer.clone(),
+                workers: workers.clone(),
+            })?;
+            consumers.push((label, consumer));
+        }
+        let mut listeners = Vec::new();
+        for (label, consumer) in consumers {
+            let stop = stop.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("ferrafka-listener-{label}"))
+                .spawn(move || listener::run(consumer, stop))
+                .map_err(|e| Error::Server(format!("cannot start listener thread: {e}")))?;
+            listeners.push((label, thread));
+        }
+        tracing::info!(listeners = listeners.len(), concurrency = config.concurrency, "server running");
+        Ok(RunningServer { stop, listeners, runtime: Some(runtime), producer })
+    }
+
+    /// A handle that stops this server.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
+    }
+
+    /// Starts the graceful shutdown; returns at once. Call [`RunningServer::wait`] next.
+    pub fn stop(&self) {
+        self.stop.raise();
+    }
+
+    /// Waits for the listeners to stop (after [`RunningServer::stop`]), then flushes the producer.
+    pub fn wait(mut self) -> ServerExit {
+        let mut forced = false;
+        for (label, thread) in self.listeners.drain(..) {
+            match thread.join() {
+                Ok(exit) => forced |= exit.forced,
+                Err(_) => {
+                    tracing::error!(subscription_group = %label, "listener thread panicked: this is a ferrafka bug, please report it");
+                    forced = true;
+                }
+            }
+        }
+        let remaining = self.stop.deadline().saturating_duration_since(Instant::now()).max(Duration::from_secs(5));
+        if let Err(e) = self.producer.flush(remaining) {
+            tracing::error!(error = %e, in_flight = self.producer.in_flight(), "producer flush incomplete at shutdown");
+            forced = true;
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        tracing::info!(forced, "server stopped");
+        if forced { ServerExit::Forced } else { ServerExit::Clean }
+    }
+
+    /// Stops and waits: the whole graceful shutdown.
+    pub fn shutdown(self) -> ServerExit {
+        self.stop();
+        self.wait()
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if !self.listeners.is_empty() {
+            self.stop.raise();
+            for (_, thread) in self.listeners.drain(..) {
+                let _ = thread.join();
+            }
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
