@@ -6,7 +6,11 @@
 //!
 //! Known gaps of tansu 0.6.0 that callers must live with: no topic auto-creation (create topics
 //! through an admin client first), no CreatePartitions, no legacy AlterConfigs, and with memory
-//! storage the high watermark reported by ListOffsets is the base offset of the last batch plus one.
+//! storage the high watermark is the base offset of the last record batch plus one. The last gap
+//! has a sharp edge: a fetch from an offset inside a multi-message batch returns nothing, so a
+//! consumer that resumes, seeks or restarts mid-batch stalls. Producers that feed this broker
+//! should send one message per batch ([`EmbeddedBroker::producer_properties`]), which makes every
+//! offset a batch start and the watermark right. Real Kafka has neither problem.
 //!
 //! ```no_run
 //! let broker = ferrafka_broker::EmbeddedBroker::start().expect("broker starts");
@@ -84,16 +88,17 @@ impl EmbeddedBroker {
                     }
                 };
                 runtime.block_on(async move {
-                    let broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-                        .node_id(111)
-                        .cluster_id("ferrafka-embedded")
-                        .incarnation_id(uuid::Uuid::new_v4())
-                        .advertised_listener(url.clone())
-                        .storage(Url::parse("memory://tansu/").expect("valid storage url"))
-                        .listener(url)
-                        .silent(true)
-                        .build()
-                        .await;
+                    let broker =
+                        Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+                            .node_id(111)
+                            .cluster_id("ferrafka-embedded")
+                            .incarnation_id(uuid::Uuid::new_v4())
+                            .advertised_listener(url.clone())
+                            .storage(Url::parse("memory://tansu/").expect("valid storage url"))
+                            .listener(url)
+                            .silent(true)
+                            .build()
+                            .await;
                     let mut broker = match broker {
                         Ok(b) => b,
                         Err(e) => {
@@ -101,9 +106,10 @@ impl EmbeddedBroker {
                             return;
                         }
                     };
-                    let serve = tokio::spawn(async move {
-                        broker.serve(tokio::time::Instant::now()).await
-                    });
+                    let serve =
+                        tokio::spawn(
+                            async move { broker.serve(tokio::time::Instant::now()).await },
+                        );
                     let _ = started_tx.send(Ok(()));
                     tokio::select! {
                         _ = shutdown_rx => {}
@@ -141,12 +147,24 @@ impl EmbeddedBroker {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(StartError(format!("broker on {} not ready within {READY_TIMEOUT:?}", self.addr)))
+        Err(StartError(format!(
+            "broker on {} not ready within {READY_TIMEOUT:?}",
+            self.addr
+        )))
     }
 
     /// The `bootstrap.servers` value for clients of this broker, e.g. `127.0.0.1:40123`.
     pub fn bootstrap_servers(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// librdkafka producer properties that work around tansu's per-batch offsets (see the crate
+    /// docs): one message per record batch.
+    pub fn producer_properties() -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::from([
+            ("batch.num.messages".to_string(), "1".to_string()),
+            ("linger.ms".to_string(), "0".to_string()),
+        ])
     }
 
     /// The socket address the broker listens on.

@@ -32,7 +32,12 @@ pub struct TopicSpec {
 impl TopicSpec {
     /// A topic with `partitions` partitions, replication factor 1 and no settings.
     pub fn new(name: impl Into<String>, partitions: i32) -> Self {
-        TopicSpec { name: name.into(), partitions, replication_factor: 1, settings: BTreeMap::new() }
+        TopicSpec {
+            name: name.into(),
+            partitions,
+            replication_factor: 1,
+            settings: BTreeMap::new(),
+        }
     }
 }
 
@@ -45,7 +50,9 @@ pub struct Admin {
 
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("Admin")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,37 +65,62 @@ impl Admin {
                 config.set(k, v);
             }
         }
-        let client = config
-            .create()
-            .map_err(|source| Error::CreateClient { client: "admin".into(), source })?;
-        let metadata = config
-            .create()
-            .map_err(|source| Error::CreateClient { client: "admin metadata".into(), source })?;
-        Ok(Admin { client, metadata, timeout: Duration::from_secs(30) })
+        let client = config.create().map_err(|source| Error::CreateClient {
+            client: "admin".into(),
+            source: Box::new(source),
+        })?;
+        let metadata = config.create().map_err(|source| Error::CreateClient {
+            client: "admin metadata".into(),
+            source: Box::new(source),
+        })?;
+        Ok(Admin {
+            client,
+            metadata,
+            timeout: Duration::from_secs(30),
+        })
     }
 
     /// Connects to `bootstrap_servers` with default properties.
     pub fn connect(bootstrap_servers: &str) -> Result<Self> {
-        Self::new(&BTreeMap::from([("bootstrap.servers".to_string(), bootstrap_servers.to_string())]))
+        Self::new(&BTreeMap::from([(
+            "bootstrap.servers".to_string(),
+            bootstrap_servers.to_string(),
+        )]))
     }
 
     /// Creates a topic and waits until every partition has a leader. An existing topic is an
     /// error; use [`Admin::ensure_topic`] to accept it.
     pub async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
-        let settings: Vec<(&str, &str)> = spec.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut topic = NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(spec.replication_factor));
+        let settings: Vec<(&str, &str)> = spec
+            .settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut topic = NewTopic::new(
+            &spec.name,
+            spec.partitions,
+            TopicReplication::Fixed(spec.replication_factor),
+        );
         for (k, v) in &settings {
             topic = topic.set(k, v);
         }
         let opts = AdminOptions::new().operation_timeout(Some(self.timeout));
-        let results = self.client.create_topics([&topic], &opts).await.map_err(|e| Error::Admin {
-            operation: "create topic",
-            resource: spec.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let results = self
+            .client
+            .create_topics([&topic], &opts)
+            .await
+            .map_err(|e| Error::Admin {
+                operation: "create topic",
+                resource: spec.name.clone(),
+                reason: e.to_string(),
+            })?;
         for result in results {
             if let Err((name, code)) = result {
-                return Err(Error::Admin { operation: "create topic", resource: name, reason: code.to_string() });
+                return Err(Error::Admin {
+                    operation: "create topic",
+                    resource: name,
+                    reason: code.to_string(),
+                });
             }
         }
         self.wait_for_leaders(&spec.name, spec.partitions).await
@@ -97,7 +129,11 @@ impl Admin {
     /// Creates the topic unless it exists already.
     pub async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()> {
         match self.create_topic(spec).await {
-            Err(Error::Admin { reason, .. }) if reason == RDKafkaErrorCode::TopicAlreadyExists.to_string() => Ok(()),
+            Err(Error::Admin { reason, .. })
+                if reason == RDKafkaErrorCode::TopicAlreadyExists.to_string() =>
+            {
+                Ok(())
+            }
             other => other,
         }
     }
@@ -105,14 +141,22 @@ impl Admin {
     /// Deletes a topic and waits until the metadata no longer lists it.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         let opts = AdminOptions::new().operation_timeout(Some(self.timeout));
-        let results = self.client.delete_topics(&[name], &opts).await.map_err(|e| Error::Admin {
-            operation: "delete topic",
-            resource: name.to_string(),
-            reason: e.to_string(),
-        })?;
+        let results = self
+            .client
+            .delete_topics(&[name], &opts)
+            .await
+            .map_err(|e| Error::Admin {
+                operation: "delete topic",
+                resource: name.to_string(),
+                reason: e.to_string(),
+            })?;
         for result in results {
             if let Err((name, code)) = result {
-                return Err(Error::Admin { operation: "delete topic", resource: name, reason: code.to_string() });
+                return Err(Error::Admin {
+                    operation: "delete topic",
+                    resource: name,
+                    reason: code.to_string(),
+                });
             }
         }
         let deadline = Instant::now() + self.timeout;
@@ -122,16 +166,23 @@ impl Admin {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(Error::Admin { operation: "delete topic", resource: name.into(), reason: format!("still listed after {:?}", self.timeout) })
+        Err(Error::Admin {
+            operation: "delete topic",
+            resource: name.into(),
+            reason: format!("still listed after {:?}", self.timeout),
+        })
     }
 
     /// The partition count of a topic, or `None` when the cluster does not know it.
     pub fn partition_count(&self, name: &str) -> Result<Option<usize>> {
-        let metadata = self.metadata.fetch_metadata(Some(name), self.timeout).map_err(|e| Error::Admin {
-            operation: "fetch metadata",
-            resource: name.to_string(),
-            reason: e.to_string(),
-        })?;
+        let metadata = self
+            .metadata
+            .fetch_metadata(Some(name), self.timeout)
+            .map_err(|e| Error::Admin {
+                operation: "fetch metadata",
+                resource: name.to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(metadata
             .topics()
             .iter()
@@ -141,21 +192,32 @@ impl Admin {
 
     /// Low and high watermarks of a partition.
     pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
-        self.metadata.fetch_watermarks(topic, partition, self.timeout).map_err(|e| Error::Admin {
-            operation: "fetch watermarks",
-            resource: format!("{topic}/{partition}"),
-            reason: e.to_string(),
-        })
+        self.metadata
+            .fetch_watermarks(topic, partition, self.timeout)
+            .map_err(|e| Error::Admin {
+                operation: "fetch watermarks",
+                resource: format!("{topic}/{partition}"),
+                reason: e.to_string(),
+            })
     }
 
     async fn wait_for_leaders(&self, name: &str, partitions: i32) -> Result<()> {
         let deadline = Instant::now() + self.timeout;
         loop {
-            let metadata = self.metadata.fetch_metadata(Some(name), Duration::from_secs(5));
+            let metadata = self
+                .metadata
+                .fetch_metadata(Some(name), Duration::from_secs(5));
             if let Ok(md) = metadata {
-                let ready = md.topics().iter().find(|t| t.name() == name && t.error().is_none()).is_some_and(|t| {
-                    t.partitions().len() == partitions as usize && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
-                });
+                let ready = md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == name && t.error().is_none())
+                    .is_some_and(|t| {
+                        t.partitions().len() == partitions as usize
+                            && t.partitions()
+                                .iter()
+                                .all(|p| p.leader() >= 0 && p.error().is_none())
+                    });
                 if ready {
                     return Ok(());
                 }

@@ -63,7 +63,9 @@ pub struct AppBuilder {
 
 impl std::fmt::Debug for AppBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("AppBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,7 +102,12 @@ impl AppBuilder {
                 "add `r.topic(\"name\").consumer(|| MyConsumer)` in `routes`",
             ));
         }
-        App { config: Arc::new(self.config), groups, problems, producer: OnceLock::new() }
+        App {
+            config: Arc::new(self.config),
+            groups,
+            problems,
+            producer: OnceLock::new(),
+        }
     }
 }
 
@@ -115,7 +122,9 @@ impl App {
         if self.problems.is_empty() {
             Ok(())
         } else {
-            Err(ConfigError { problems: self.problems.clone() })
+            Err(ConfigError {
+                problems: self.problems.clone(),
+            })
         }
     }
 
@@ -143,8 +152,15 @@ impl App {
             .filter(|(k, _)| !crate::config::CONSUMER_ONLY.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        kafka.entry("client.id".into()).or_insert_with(|| self.config.client_id.clone());
-        kafka.extend(self.config.producer_kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
+        kafka
+            .entry("client.id".into())
+            .or_insert_with(|| self.config.client_id.clone());
+        kafka.extend(
+            self.config
+                .producer_kafka
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         kafka
     }
 

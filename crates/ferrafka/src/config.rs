@@ -100,7 +100,11 @@ impl Config {
     }
 
     /// Sets a librdkafka property for the producer only (e.g. `compression.codec`, `linger.ms`).
-    pub fn producer_kafka(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+    pub fn producer_kafka(
+        &mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> &mut Self {
         self.producer_kafka.insert(name.into(), value.into());
         self
     }
@@ -176,7 +180,9 @@ impl Config {
             return self.pause_timeout;
         }
         let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(31));
-        self.pause_timeout.saturating_mul(factor).min(self.pause_max_timeout)
+        self.pause_timeout
+            .saturating_mul(factor)
+            .min(self.pause_max_timeout)
     }
 
     /// Checks the framework settings; every problem is collected.
@@ -341,7 +347,11 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} = {:?}: {} (fix: {})", self.setting, self.value, self.problem, self.fix)
+        write!(
+            f,
+            "{} = {:?}: {} (fix: {})",
+            self.setting, self.value, self.problem, self.fix
+        )
     }
 }
 
@@ -355,7 +365,11 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(f, "invalid configuration ({n} problem{}):", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "invalid configuration ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             write!(f, "\n  - {p}")?;
         }
@@ -372,17 +386,27 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let mut c = Config::default();
-        c.concurrency(0).max_messages(0).kafka("enable.auto.offset.store", "true");
+        c.concurrency(0)
+            .max_messages(0)
+            .kafka("enable.auto.offset.store", "true");
         c.max_wait_time(Duration::from_secs(90));
         let mut problems = Vec::new();
         c.check(&mut problems);
         let settings: Vec<_> = problems.iter().map(|p| p.setting.as_str()).collect();
         assert_eq!(
             settings,
-            ["concurrency", "max_messages", "max_wait_time", "kafka.enable.auto.offset.store"]
+            [
+                "concurrency",
+                "max_messages",
+                "max_wait_time",
+                "kafka.enable.auto.offset.store"
+            ]
         );
         let text = ConfigError { problems }.to_string();
-        assert!(text.starts_with("invalid configuration (4 problems):"), "{text}");
+        assert!(
+            text.starts_with("invalid configuration (4 problems):"),
+            "{text}"
+        );
         assert!(text.contains("needs to be false"), "{text}");
     }
 
@@ -391,7 +415,10 @@ mod tests {
         let mut c = Config::default();
         c.kafka("bootstrap.servers", "code:9092");
         c.apply_env([
-            ("FERRAFKA_KAFKA_BOOTSTRAP_SERVERS".to_string(), "env:9092".to_string()),
+            (
+                "FERRAFKA_KAFKA_BOOTSTRAP_SERVERS".to_string(),
+                "env:9092".to_string(),
+            ),
             ("UNRELATED".to_string(), "x".to_string()),
         ]);
         assert_eq!(c.kafka["bootstrap.servers"], "env:9092");
@@ -401,7 +428,8 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_max() {
         let mut c = Config::default();
-        c.pause_timeout(Duration::from_millis(100)).pause_max_timeout(Duration::from_millis(500));
+        c.pause_timeout(Duration::from_millis(100))
+            .pause_max_timeout(Duration::from_millis(500));
         let pauses: Vec<_> = (1..=5).map(|n| c.pause_for(n).as_millis()).collect();
         assert_eq!(pauses, [100, 200, 400, 500, 500]);
         c.pause_with_exponential_backoff(false);

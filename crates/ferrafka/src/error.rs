@@ -22,7 +22,7 @@ pub enum Error {
         client: String,
         /// librdkafka's verdict.
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     /// Subscribing a consumer to its topics failed.
     #[error("cannot subscribe subscription group {group} to {topics:?}: {source}")]
@@ -33,7 +33,7 @@ pub enum Error {
         topics: Vec<String>,
         /// librdkafka's verdict.
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     /// Producing a message failed (enqueueing it or its delivery).
     #[error("cannot produce to topic {topic}: {source}")]
@@ -42,7 +42,7 @@ pub enum Error {
         topic: String,
         /// librdkafka's verdict.
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     /// Some messages of a `produce_many` call were not delivered.
     #[error("{} of {total} messages were not delivered; first failure: topic {}: {}", failures.len(), failures[0].topic, failures[0].error)]

@@ -46,7 +46,9 @@ pub(crate) struct TopicInfo {
 
 impl std::fmt::Debug for TopicInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TopicInfo").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("TopicInfo")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -192,7 +194,11 @@ impl Message {
 
     /// The value of the last header named `key`.
     pub fn header(&self, key: &str) -> Option<&[u8]> {
-        self.headers.iter().rev().find(|h| h.key == key).and_then(|h| h.value.as_deref())
+        self.headers
+            .iter()
+            .rev()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value.as_deref())
     }
 }
 
@@ -217,7 +223,10 @@ impl MessageBuilder {
 
     /// Adds a header.
     pub fn header(mut self, key: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.message.headers.push(Header { key: key.to_string(), value: Some(value.into()) });
+        self.message.headers.push(Header {
+            key: key.to_string(),
+            value: Some(value.into()),
+        });
         self
     }
 
@@ -362,7 +371,11 @@ mod tests {
         assert_eq!(m.payload_json::<Event>().unwrap().id, 42);
         assert_eq!(m.deserialize::<Event>().unwrap().id, 42);
         assert_eq!(m.key_str(), Some("k1"));
-        assert_eq!(m.header("trace"), Some(&b"b"[..]), "the last header of a name wins");
+        assert_eq!(
+            m.header("trace"),
+            Some(&b"b"[..]),
+            "the last header of a name wins"
+        );
         assert_eq!((m.topic(), m.partition(), m.offset()), ("events", 2, 7));
     }
 
@@ -373,8 +386,18 @@ mod tests {
             Message::builder("t", 0, 11).build(),
         ]);
         let meta = batch.metadata();
-        assert_eq!((meta.first_offset, meta.last_offset, meta.size), (10, 11, 2));
-        assert_eq!(meta.consumption_lag, Duration::ZERO, "last message has no timestamp");
-        assert_eq!(batch.iter().map(|m| m.offset()).collect::<Vec<_>>(), vec![10, 11]);
+        assert_eq!(
+            (meta.first_offset, meta.last_offset, meta.size),
+            (10, 11, 2)
+        );
+        assert_eq!(
+            meta.consumption_lag,
+            Duration::ZERO,
+            "last message has no timestamp"
+        );
+        assert_eq!(
+            batch.iter().map(|m| m.offset()).collect::<Vec<_>>(),
+            vec![10, 11]
+        );
     }
 }

@@ -21,7 +21,9 @@ use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
 use tokio::sync::oneshot;
 
 use crate::error::{DeliveryFailure, Error, Result};
@@ -54,7 +56,14 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     /// A record for `topic`, with no key, payload or headers yet.
     pub fn to(topic: &'a str) -> Self {
-        Record { topic, payload: None, key: None, headers: None, partition: None, timestamp: None }
+        Record {
+            topic,
+            payload: None,
+            key: None,
+            headers: None,
+            partition: None,
+            timestamp: None,
+        }
     }
 
     /// Sets the payload.
@@ -72,7 +81,10 @@ impl<'a> Record<'a> {
     /// Adds a header.
     pub fn header<V: AsRef<[u8]> + ?Sized>(mut self, key: &str, value: &V) -> Self {
         let headers = self.headers.take().unwrap_or_default();
-        self.headers = Some(headers.insert(KafkaHeader { key, value: Some(value.as_ref()) }));
+        self.headers = Some(headers.insert(KafkaHeader {
+            key,
+            value: Some(value.as_ref()),
+        }));
         self
     }
 
@@ -123,10 +135,10 @@ pub(crate) struct ManyState {
 
 impl ManyState {
     fn finish_one(&self) {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some(tx) = self.done.lock().expect("not poisoned").take() {
-                let _ = tx.send(());
-            }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(tx) = self.done.lock().expect("not poisoned").take()
+        {
+            let _ = tx.send(());
         }
     }
 }
@@ -144,25 +156,32 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, tracker: Arc<Tracker>) {
         use rdkafka::Message as _;
         let outcome = match result {
-            Ok(m) => Ok(Delivery { partition: m.partition(), offset: m.offset() }),
+            Ok(m) => Ok(Delivery {
+                partition: m.partition(),
+                offset: m.offset(),
+            }),
             Err((e, m)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 if let Tracker::Many(state) = &*tracker {
-                    state.failures.lock().expect("not poisoned").push(DeliveryFailure {
-                        topic: m.topic().to_string(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        error: e.clone(),
-                    });
+                    state
+                        .failures
+                        .lock()
+                        .expect("not poisoned")
+                        .push(DeliveryFailure {
+                            topic: m.topic().to_string(),
+                            key: m.key().map(<[u8]>::to_vec),
+                            error: e.clone(),
+                        });
                 }
                 Err(e.clone())
             }
         };
         match &*tracker {
             Tracker::Report => {
-                if let Err(e) = &outcome {
-                    if let Err((_, m)) = result {
-                        tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "message not delivered");
-                    }
+                if let Err(e) = &outcome
+                    && let Err((_, m)) = result
+                {
+                    tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "message not delivered");
                 }
             }
             Tracker::One(tx) => {
@@ -201,8 +220,13 @@ impl Producer {
             config.set(k, v);
         }
         let producer = config
-            .create_with_context(DeliveryContext { failed: AtomicU64::new(0) })
-            .map_err(|source| Error::CreateClient { client: "producer".into(), source })?;
+            .create_with_context(DeliveryContext {
+                failed: AtomicU64::new(0),
+            })
+            .map_err(|source| Error::CreateClient {
+                client: "producer".into(),
+                source: Box::new(source),
+            })?;
         Ok(Producer {
             inner: Arc::new(Inner {
                 producer,
@@ -220,8 +244,14 @@ impl Producer {
         self.enqueue(record.into_base(tracker)).await?;
         match rx.await {
             Ok(Ok(delivery)) => Ok(delivery),
-            Ok(Err(source)) => Err(Error::Produce { topic, source }),
-            Err(_) => Err(Error::Produce { topic, source: KafkaError::Canceled }),
+            Ok(Err(source)) => Err(Error::Produce {
+                topic,
+                source: Box::new(source),
+            }),
+            Err(_) => Err(Error::Produce {
+                topic,
+                source: Box::new(KafkaError::Canceled),
+            }),
         }
     }
 
@@ -241,7 +271,10 @@ impl Producer {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((source, back)) => {
-                    return Err(Error::Produce { topic: back.topic.to_string(), source });
+                    return Err(Error::Produce {
+                        topic: back.topic.to_string(),
+                        source: Box::new(source),
+                    });
                 }
             }
         }
@@ -259,7 +292,9 @@ impl Producer {
             failures: Mutex::new(Vec::new()),
             done: Mutex::new(Some(tx)),
         }));
-        let Tracker::Many(many) = &*state else { unreachable!("built as Many above") };
+        let Tracker::Many(many) = &*state else {
+            unreachable!("built as Many above")
+        };
         let mut total = 0usize;
         for record in records {
             many.remaining.fetch_add(1, Ordering::AcqRel);
@@ -293,7 +328,10 @@ impl Producer {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 Err((source, back)) => {
-                    return Err(Error::Produce { topic: back.topic.to_string(), source });
+                    return Err(Error::Produce {
+                        topic: back.topic.to_string(),
+                        source: Box::new(source),
+                    });
                 }
             }
         }
@@ -304,7 +342,10 @@ impl Producer {
         self.inner
             .producer
             .flush(timeout)
-            .map_err(|source| Error::Produce { topic: "(flush)".into(), source })
+            .map_err(|source| Error::Produce {
+                topic: "(flush)".into(),
+                source: Box::new(source),
+            })
     }
 
     /// Messages queued but not yet acknowledged.

@@ -56,7 +56,9 @@ impl Router {
 
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router").field("groups", &self.groups).finish()
+        f.debug_struct("Router")
+            .field("groups", &self.groups)
+            .finish()
     }
 }
 
@@ -112,7 +114,9 @@ impl TopicRoute {
         C: Consumer,
         F: Fn() -> C + Send + Sync + 'static,
     {
-        self.factory = Some(Arc::new(move || Box::new(factory()) as Box<dyn DynConsumer>));
+        self.factory = Some(Arc::new(move || {
+            Box::new(factory()) as Box<dyn DynConsumer>
+        }));
         self
     }
 
@@ -224,12 +228,19 @@ pub struct SubscriptionGroup {
 impl SubscriptionGroup {
     /// Names of its active topics, the ones the consumer subscribes to.
     pub fn active_topics(&self) -> Vec<&str> {
-        self.topics.iter().filter(|t| t.active).map(|t| &*t.name).collect()
+        self.topics
+            .iter()
+            .filter(|t| t.active)
+            .map(|t| &*t.name)
+            .collect()
     }
 
     /// The kafka properties as they may be shown: secrets redacted.
     pub fn kafka_redacted(&self) -> BTreeMap<String, String> {
-        self.kafka.iter().map(|(k, v)| (k.clone(), redact(k, v))).collect()
+        self.kafka
+            .iter()
+            .map(|(k, v)| (k.clone(), redact(k, v)))
+            .collect()
     }
 }
 
@@ -241,7 +252,11 @@ pub(crate) fn resolve(
 ) -> Vec<SubscriptionGroup> {
     let mut resolved: Vec<SubscriptionGroup> = Vec::new();
     for group in groups {
-        let group_id: Arc<str> = group.name.as_deref().unwrap_or(config.default_group_id()).into();
+        let group_id: Arc<str> = group
+            .name
+            .as_deref()
+            .unwrap_or(config.default_group_id())
+            .into();
         if group_id.trim().is_empty() {
             problems.push(Problem::new(
                 "routes.consumer_group",
@@ -258,7 +273,9 @@ pub(crate) fn resolve(
                 problems.push(Problem::new(
                     &path,
                     &route.name,
-                    &format!("needs to be routed once per consumer group, {group_id} routes it twice"),
+                    &format!(
+                        "needs to be routed once per consumer group, {group_id} routes it twice"
+                    ),
                     "remove the second route or move it to another consumer group",
                 ));
             }
@@ -285,7 +302,10 @@ pub(crate) fn resolve(
                 problems.push(Problem::new(
                     &format!("{path}.max_wait_time"),
                     &format!("{max_wait_time:?}"),
-                    &format!("needs to be shorter than shutdown_timeout ({:?})", config.shutdown_timeout),
+                    &format!(
+                        "needs to be shorter than shutdown_timeout ({:?})",
+                        config.shutdown_timeout
+                    ),
                     "lower the topic's `max_wait_time` or raise `shutdown_timeout`",
                 ));
             }
@@ -300,7 +320,10 @@ pub(crate) fn resolve(
                 deserializer: route.deserializer.clone(),
             });
             let kafka = consumer_kafka(config, &group_id, route);
-            let base = route.subscription_group.as_deref().unwrap_or(DEFAULT_SUBSCRIPTION_GROUP);
+            let base = route
+                .subscription_group
+                .as_deref()
+                .unwrap_or(DEFAULT_SUBSCRIPTION_GROUP);
             place(&mut resolved, &group_id, base, kafka, topic);
         }
     }
@@ -318,7 +341,11 @@ fn place(
 ) {
     let same_group = |sg: &&mut SubscriptionGroup| sg.consumer_group == *group_id;
     let is_base = |name: &str| {
-        name == base || name.strip_prefix(base).and_then(|s| s.strip_prefix('-')).is_some_and(|n| n.parse::<u32>().is_ok())
+        name == base
+            || name
+                .strip_prefix(base)
+                .and_then(|s| s.strip_prefix('-'))
+                .is_some_and(|n| n.parse::<u32>().is_ok())
     };
     if let Some(sg) = resolved
         .iter_mut()
@@ -328,8 +355,15 @@ fn place(
         sg.topics.push(topic);
         return;
     }
-    let taken = resolved.iter().filter(|sg| sg.consumer_group == *group_id && is_base(&sg.name)).count();
-    let name = if taken == 0 { base.to_string() } else { format!("{base}-{}", taken + 1) };
+    let taken = resolved
+        .iter()
+        .filter(|sg| sg.consumer_group == *group_id && is_base(&sg.name))
+        .count();
+    let name = if taken == 0 {
+        base.to_string()
+    } else {
+        format!("{base}-{}", taken + 1)
+    };
     resolved.push(SubscriptionGroup {
         name,
         consumer_group: group_id.clone(),
@@ -344,7 +378,9 @@ fn consumer_kafka(config: &Config, group_id: &str, route: &TopicRoute) -> BTreeM
     kafka.extend(route.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
     let initial = route.initial_offset.unwrap_or(config.initial_offset);
     kafka.insert("group.id".into(), group_id.into());
-    kafka.entry("client.id".into()).or_insert_with(|| config.client_id.clone());
+    kafka
+        .entry("client.id".into())
+        .or_insert_with(|| config.client_id.clone());
     kafka.insert("auto.offset.reset".into(), initial.as_kafka().into());
     // ferrafka stores offsets after processing and lets librdkafka commit them periodically.
     kafka.insert("enable.auto.offset.store".into(), "false".into());
@@ -359,8 +395,14 @@ fn check_topic_name(name: &str, path: &str, problems: &mut Vec<Problem>) {
     if name.is_empty() || name.len() > 249 {
         fail("needs to be 1 to 249 characters long", "rename the topic");
     } else if name == "." || name == ".." {
-        fail("needs to be something other than `.` or `..`", "rename the topic");
-    } else if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        fail(
+            "needs to be something other than `.` or `..`",
+            "rename the topic",
+        );
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         fail(
             &format!("needs to use only ASCII letters, digits, `.`, `_` and `-` (found {c:?})"),
             "rename the topic",
@@ -386,7 +428,10 @@ mod tests {
         }
     }
 
-    fn resolve_routes(config: &Config, f: impl FnOnce(&mut Router)) -> (Vec<SubscriptionGroup>, Vec<Problem>) {
+    fn resolve_routes(
+        config: &Config,
+        f: impl FnOnce(&mut Router),
+    ) -> (Vec<SubscriptionGroup>, Vec<Problem>) {
         let mut router = Router::default();
         f(&mut router);
         let mut problems = Vec::new();
@@ -400,16 +445,26 @@ mod tests {
         config.client_id("shop");
         let (sgs, problems) = resolve_routes(&config, |r| {
             r.topic("orders").consumer(|| Noop);
-            r.topic("payments").consumer(|| Noop).kafka("fetch.max.bytes", "1000");
+            r.topic("payments")
+                .consumer(|| Noop)
+                .kafka("fetch.max.bytes", "1000");
             r.topic("refunds").consumer(|| Noop);
             r.consumer_group("analytics", |g| {
-                g.topic("visits").consumer(|| Noop).subscription_group("fast");
+                g.topic("visits")
+                    .consumer(|| Noop)
+                    .subscription_group("fast");
             });
         });
         assert!(problems.is_empty(), "{problems:?}");
         let names: Vec<_> = sgs
             .iter()
-            .map(|sg| (sg.consumer_group.to_string(), sg.name.clone(), sg.active_topics().join(",")))
+            .map(|sg| {
+                (
+                    sg.consumer_group.to_string(),
+                    sg.name.clone(),
+                    sg.active_topics().join(","),
+                )
+            })
             .collect();
         assert_eq!(
             names,

@@ -29,7 +29,11 @@ pub(crate) struct StopSignal {
 
 impl StopSignal {
     pub(crate) fn new(timeout: Duration) -> Self {
-        StopSignal { raised: AtomicBool::new(false), deadline: OnceLock::new(), timeout }
+        StopSignal {
+            raised: AtomicBool::new(false),
+            deadline: OnceLock::new(),
+            timeout,
+        }
     }
 
     pub(crate) fn raise(&self) {
@@ -66,18 +70,32 @@ pub struct Filters {
 
 impl Filters {
     fn admits(include: &[String], exclude: &[String], name: &str) -> bool {
-        (include.is_empty() || include.iter().any(|n| n == name)) && !exclude.iter().any(|n| n == name)
+        (include.is_empty() || include.iter().any(|n| n == name))
+            && !exclude.iter().any(|n| n == name)
     }
 
     /// The subscription groups left after filtering, each with only its admitted topics active.
     pub fn apply(&self, groups: &[SubscriptionGroup]) -> Vec<SubscriptionGroup> {
         groups
             .iter()
-            .filter(|sg| Self::admits(&self.include_consumer_groups, &self.exclude_consumer_groups, &sg.consumer_group))
-            .filter(|sg| Self::admits(&self.include_subscription_groups, &self.exclude_subscription_groups, &sg.name))
+            .filter(|sg| {
+                Self::admits(
+                    &self.include_consumer_groups,
+                    &self.exclude_consumer_groups,
+                    &sg.consumer_group,
+                )
+            })
+            .filter(|sg| {
+                Self::admits(
+                    &self.include_subscription_groups,
+                    &self.exclude_subscription_groups,
+                    &sg.name,
+                )
+            })
             .map(|sg| {
                 let mut sg = sg.clone();
-                sg.topics.retain(|t| Self::admits(&self.include_topics, &self.exclude_topics, &t.name));
+                sg.topics
+                    .retain(|t| Self::admits(&self.include_topics, &self.exclude_topics, &t.name));
                 sg
             })
             .filter(|sg| !sg.active_topics().is_empty())
@@ -121,7 +139,9 @@ impl RunningServer {
         let config = app.config_arc();
         let groups = filters.apply(app.subscription_groups());
         if groups.is_empty() {
-            return Err(Error::Server("no active topic left to consume after filtering the routes".into()));
+            return Err(Error::Server(
+                "no active topic left to consume after filtering the routes".into(),
+            ));
         }
         let producer = app.producer()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -152,8 +172,17 @@ impl RunningServer {
                 .map_err(|e| Error::Server(format!("cannot start listener thread: {e}")))?;
             listeners.push((label, thread));
         }
-        tracing::info!(listeners = listeners.len(), concurrency = config.concurrency, "server running");
-        Ok(RunningServer { stop, listeners, runtime: Some(runtime), producer })
+        tracing::info!(
+            listeners = listeners.len(),
+            concurrency = config.concurrency,
+            "server running"
+        );
+        Ok(RunningServer {
+            stop,
+            listeners,
+            runtime: Some(runtime),
+            producer,
+        })
     }
 
     /// A handle that stops this server.
@@ -178,7 +207,11 @@ impl RunningServer {
                 }
             }
         }
-        let remaining = self.stop.deadline().saturating_duration_since(Instant::now()).max(Duration::from_secs(5));
+        let remaining = self
+            .stop
+            .deadline()
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(5));
         if let Err(e) = self.producer.flush(remaining) {
             tracing::error!(error = %e, in_flight = self.producer.in_flight(), "producer flush incomplete at shutdown");
             forced = true;
@@ -187,7 +220,11 @@ impl RunningServer {
             runtime.shutdown_background();
         }
         tracing::info!(forced, "server stopped");
-        if forced { ServerExit::Forced } else { ServerExit::Clean }
+        if forced {
+            ServerExit::Forced
+        } else {
+            ServerExit::Clean
+        }
     }
 
     /// Stops and waits: the whole graceful shutdown.

@@ -102,12 +102,22 @@ impl Executor {
         instance: &mut Option<Box<dyn DynConsumer>>,
         mut messages: Messages,
     ) -> Outcome {
-        let _permit = self.workers.acquire().await.expect("the worker semaphore is never closed");
-        let factory = self.topic.factory.as_ref().expect("active topics have a consumer");
+        let _permit = self
+            .workers
+            .acquire()
+            .await
+            .expect("the worker semaphore is never closed");
+        let factory = self
+            .topic
+            .factory
+            .as_ref()
+            .expect("active topics have a consumer");
         let consumer = instance.get_or_insert_with(|| factory());
         messages.metadata.processing_lag = messages.metadata.created_at.elapsed();
         let mut ctx = self.context(messages.metadata.attempt);
-        let result = AssertUnwindSafe(consumer.consume(&mut ctx, &messages)).catch_unwind().await;
+        let result = AssertUnwindSafe(consumer.consume(&mut ctx, &messages))
+            .catch_unwind()
+            .await;
         match result {
             Ok(Ok(())) => {
                 if !self.topic.manual_offset_management {

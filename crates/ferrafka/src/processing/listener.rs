@@ -96,9 +96,14 @@ struct ConsumerOffsets(Weak<ListenerConsumer>);
 
 impl OffsetStore for ConsumerOffsets {
     fn store(&self, topic: &str, partition: i32, next_offset: i64) -> bool {
-        let Some(consumer) = self.0.upgrade() else { return false };
+        let Some(consumer) = self.0.upgrade() else {
+            return false;
+        };
         let mut tpl = TopicPartitionList::with_capacity(1);
-        if tpl.add_partition_offset(topic, partition, Offset::Offset(next_offset)).is_err() {
+        if tpl
+            .add_partition_offset(topic, partition, Offset::Offset(next_offset))
+            .is_err()
+        {
             return false;
         }
         match consumer.store_offsets(&tpl) {
@@ -124,7 +129,10 @@ impl ClientContext for ListenerContext {
 /// Sends librdkafka's log lines to `tracing`.
 pub(crate) fn forward_log(client: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
     match level {
-        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
             tracing::error!(target: "librdkafka", client, fac, "{message}")
         }
         RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", client, fac, "{message}"),
@@ -140,7 +148,14 @@ impl ConsumerContext for ListenerContext {
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 let mut state = self.lock();
-                state.revoke(consumer, &self.group, &tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect::<Vec<_>>());
+                state.revoke(
+                    consumer,
+                    &self.group,
+                    &tpl.elements()
+                        .iter()
+                        .map(|e| (e.topic().to_string(), e.partition()))
+                        .collect::<Vec<_>>(),
+                );
             }
             Rebalance::Assign(_) => {}
             Rebalance::Error(e) => {
@@ -151,17 +166,29 @@ impl ConsumerContext for ListenerContext {
 
     fn post_rebalance(&self, _consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            let assigned: Vec<_> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+            let assigned: Vec<_> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
             self.lock().assign(&self.group, &assigned);
         }
     }
 
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
         match result {
-            Ok(()) => tracing::trace!(subscription_group = %self.group, ?offsets, "offsets committed"),
+            Ok(()) => {
+                tracing::trace!(subscription_group = %self.group, ?offsets, "offsets committed")
+            }
             // Nothing was stored since the last commit: not an error.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(subscription_group = %self.group, error = %e, "offset commit failed; it will be retried with the next commit"),
+            Err(e) => {
+                tracing::warn!(subscription_group = %self.group, error = %e, "offset commit failed; it will be retried with the next commit")
+            }
         }
     }
 }
@@ -196,8 +223,18 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
         .iter()
         .filter(|t| t.active)
         .map(|t| {
-            let info = Arc::new(TopicInfo { name: t.name.clone(), deserializer: t.deserializer.clone() });
-            (t.name.clone(), TopicSlots { topic: t.clone(), info, partitions: HashMap::new() })
+            let info = Arc::new(TopicInfo {
+                name: t.name.clone(),
+                deserializer: t.deserializer.clone(),
+            });
+            (
+                t.name.clone(),
+                TopicSlots {
+                    topic: t.clone(),
+                    info,
+                    partitions: HashMap::new(),
+                },
+            )
         })
         .collect();
     let context = ListenerContext {
@@ -214,18 +251,23 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
             offsets: None,
         }),
     };
-    let consumer: ListenerConsumer = client.create_with_context(context).map_err(|source| Error::CreateClient {
-        client: format!("consumer of subscription group {label}"),
-        source,
-    })?;
+    let consumer: ListenerConsumer =
+        client
+            .create_with_context(context)
+            .map_err(|source| Error::CreateClient {
+                client: format!("consumer of subscription group {label}"),
+                source: Box::new(source),
+            })?;
     let consumer = Arc::new(consumer);
     consumer.context().lock().offsets = Some(Arc::new(ConsumerOffsets(Arc::downgrade(&consumer))));
     let names = setup.group.active_topics();
-    consumer.subscribe(&names).map_err(|source| Error::Subscribe {
-        group: label,
-        topics: names.iter().map(|s| s.to_string()).collect(),
-        source,
-    })?;
+    consumer
+        .subscribe(&names)
+        .map_err(|source| Error::Subscribe {
+            group: label,
+            topics: names.iter().map(|s| s.to_string()).collect(),
+            source: Box::new(source),
+        })?;
     Ok(consumer)
 }
 
@@ -236,7 +278,11 @@ pub(crate) fn run(consumer: Arc<ListenerConsumer>, stop: Arc<StopSignal>) -> Lis
     let mut idle = false;
     let mut burst = 0usize;
     while !stop.is_raised() {
-        let timeout = if idle { consumer.context().lock().poll_timeout(Instant::now()) } else { Duration::ZERO };
+        let timeout = if idle {
+            consumer.context().lock().poll_timeout(Instant::now())
+        } else {
+            Duration::ZERO
+        };
         match consumer.poll(timeout) {
             Some(Ok(message)) => {
                 idle = false;
@@ -288,7 +334,9 @@ fn shutdown(consumer: &Arc<ListenerConsumer>, stop: &StopSignal, group: &str) ->
 fn commit_sync(consumer: &ListenerConsumer, group: &str) {
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::error!(subscription_group = %group, error = %e, "synchronous commit failed: the uncommitted batches will be processed again"),
+        Err(e) => {
+            tracing::error!(subscription_group = %group, error = %e, "synchronous commit failed: the uncommitted batches will be processed again")
+        }
     }
 }
 
@@ -298,16 +346,27 @@ impl State {
     }
 
     fn assign(&mut self, group: &str, assigned: &[(String, i32)]) {
-        let offsets = self.offsets.clone().expect("offsets are set before subscribing");
+        let offsets = self
+            .offsets
+            .clone()
+            .expect("offsets are set before subscribing");
         for (topic, partition) in assigned {
             let Some(slots) = self.topics.get_mut(topic.as_str()) else {
-                tracing::warn!(subscription_group = group, topic, "assigned a topic that is not routed");
+                tracing::warn!(
+                    subscription_group = group,
+                    topic,
+                    "assigned a topic that is not routed"
+                );
                 continue;
             };
             if slots.partitions.contains_key(partition) {
                 continue;
             }
-            let handle = Arc::new(PartitionHandle::new(slots.topic.name.clone(), *partition, offsets.clone()));
+            let handle = Arc::new(PartitionHandle::new(
+                slots.topic.name.clone(),
+                *partition,
+                offsets.clone(),
+            ));
             let (jobs, rx) = unbounded_channel();
             let executor = Executor {
                 topic: slots.topic.clone(),
@@ -344,7 +403,9 @@ impl State {
         // Let running batches of revoked partitions finish so their marks make the commit.
         loop {
             let waiting = self.topics.values().any(|s| {
-                s.partitions.iter().any(|(p, slot)| slot.running && is_revoked(&s.topic.name, *p))
+                s.partitions
+                    .iter()
+                    .any(|(p, slot)| slot.running && is_revoked(&s.topic.name, *p))
             });
             if !waiting || Instant::now() >= deadline {
                 break;
@@ -353,11 +414,18 @@ impl State {
         }
         commit_sync(consumer, group);
         for (topic, partition) in revoked {
-            let Some(slots) = self.topics.get_mut(topic.as_str()) else { continue };
+            let Some(slots) = self.topics.get_mut(topic.as_str()) else {
+                continue;
+            };
             if let Some(slot) = slots.partitions.remove(partition) {
                 slot.handle.revoked.store(true, Ordering::Release);
                 if slot.running {
-                    tracing::warn!(subscription_group = group, topic, partition, "partition revoked while its batch still runs; the batch will be processed again by the new owner");
+                    tracing::warn!(
+                        subscription_group = group,
+                        topic,
+                        partition,
+                        "partition revoked while its batch still runs; the batch will be processed again by the new owner"
+                    );
                 }
                 let _ = slot.jobs.send(Job::Revoked);
             }
@@ -367,16 +435,27 @@ impl State {
 
     /// Turns a polled message into an owned one and buffers it; dispatches a full batch at once.
     fn buffer(&mut self, consumer: &ListenerConsumer, m: &BorrowedMessage<'_>) {
-        let Some(slots) = self.topics.get_mut(m.topic()) else { return };
+        let Some(slots) = self.topics.get_mut(m.topic()) else {
+            return;
+        };
         let info = &slots.info;
         let max_messages = slots.topic.max_messages;
-        let Some(slot) = slots.partitions.get_mut(&m.partition()) else { return };
+        let Some(slot) = slots.partitions.get_mut(&m.partition()) else {
+            return;
+        };
         if slot.stopped {
             return;
         }
         let headers = m
             .headers()
-            .map(|hs| hs.iter().map(|h| Header { key: h.key.to_string(), value: h.value.map(<[u8]>::to_vec) }).collect())
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header {
+                        key: h.key.to_string(),
+                        value: h.value.map(<[u8]>::to_vec),
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         slot.buffer.push(Message {
             topic: info.clone(),
@@ -404,7 +483,10 @@ impl State {
     fn drain_completions(&mut self, consumer: &ListenerConsumer, wait_until: Option<Instant>) {
         let first = match wait_until {
             Some(deadline) => {
-                match self.completions.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                match self
+                    .completions
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                {
                     Ok(c) => Some(c),
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
                 }
@@ -420,7 +502,9 @@ impl State {
     fn complete(&mut self, consumer: &ListenerConsumer, c: Completion) {
         let pause_for = |failures: u32, config: &Config| config.pause_for(failures);
         let config = self.config.clone();
-        let Some(slot) = self.slot_mut(&c.topic, c.partition) else { return };
+        let Some(slot) = self.slot_mut(&c.topic, c.partition) else {
+            return;
+        };
         match c.outcome {
             Outcome::Consumed => {
                 slot.running = false;
@@ -431,7 +515,10 @@ impl State {
                 slot.running = false;
                 slot.failures += 1;
                 let pause = pause_for(slot.failures, &config);
-                let batch = slot.in_flight.as_ref().map(|b| (b.metadata.first_offset, b.metadata.last_offset));
+                let batch = slot
+                    .in_flight
+                    .as_ref()
+                    .map(|b| (b.metadata.first_offset, b.metadata.last_offset));
                 tracing::error!(
                     topic = %c.topic, partition = c.partition, offsets = ?batch, attempt = slot.failures,
                     retry_in = ?pause, %error, "batch failed; pausing the partition before a retry"
@@ -463,11 +550,17 @@ impl State {
                     }
                 }
                 let due = slot.buffer.len() >= max_messages
-                    || slot.buffered_since.is_some_and(|t| now.duration_since(t) >= max_wait);
+                    || slot
+                        .buffered_since
+                        .is_some_and(|t| now.duration_since(t) >= max_wait);
                 if due {
                     slot.dispatch_buffer(max_messages);
                 }
-                if slot.paused && !slot.running && slot.retry_at.is_none() && slot.buffer.len() < max_messages {
+                if slot.paused
+                    && !slot.running
+                    && slot.retry_at.is_none()
+                    && slot.buffer.len() < max_messages
+                {
                     slot.set_paused(consumer, false);
                 }
             }
@@ -483,7 +576,8 @@ impl State {
                     return BUSY_POLL;
                 }
                 if let Some(t) = slot.buffered_since {
-                    timeout = timeout.min((t + slots.topic.max_wait_time).saturating_duration_since(now));
+                    timeout =
+                        timeout.min((t + slots.topic.max_wait_time).saturating_duration_since(now));
                 }
                 if let Some(t) = slot.retry_at {
                     timeout = timeout.min(t.saturating_duration_since(now));
@@ -494,12 +588,18 @@ impl State {
     }
 
     fn any_running(&self) -> bool {
-        self.topics.values().any(|s| s.partitions.values().any(|slot| slot.running))
+        self.topics
+            .values()
+            .any(|s| s.partitions.values().any(|slot| slot.running))
     }
 
     /// Drops buffered messages and pending retries: nothing new starts once shutdown begins.
     fn stop_fetching(&mut self) {
-        for slot in self.topics.values_mut().flat_map(|s| s.partitions.values_mut()) {
+        for slot in self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.values_mut())
+        {
             slot.buffer.clear();
             slot.buffered_since = None;
             slot.retry_at = None;
@@ -509,7 +609,11 @@ impl State {
     /// Runs `shutdown` hooks of idle executors and aborts running ones; true if any was aborted.
     fn stop_executors(&mut self, consumer: &ListenerConsumer, deadline: Instant) -> bool {
         let mut forced = false;
-        for slot in self.topics.values_mut().flat_map(|s| s.partitions.values_mut()) {
+        for slot in self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.values_mut())
+        {
             if slot.running {
                 // Its marks must not land after we commit: the batch is redone after restart.
                 slot.handle.revoked.store(true, Ordering::Release);
@@ -520,7 +624,12 @@ impl State {
                 let _ = slot.jobs.send(Job::Shutdown);
             }
         }
-        while self.topics.values().any(|s| s.partitions.values().any(|slot| !slot.stopped)) && Instant::now() < deadline {
+        while self
+            .topics
+            .values()
+            .any(|s| s.partitions.values().any(|slot| !slot.stopped))
+            && Instant::now() < deadline
+        {
             self.drain_completions(consumer, Some(deadline));
         }
         forced
@@ -531,10 +640,19 @@ impl Slot {
     fn set_paused(&mut self, consumer: &ListenerConsumer, paused: bool) {
         let mut tpl = TopicPartitionList::with_capacity(1);
         tpl.add_partition(&self.handle.topic, self.handle.partition);
-        let result = if paused { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
+        let result = if paused {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        };
         match result {
-            Ok(()) => self.paused = paused,
-            Err(e) => tracing::warn!(topic = %self.handle.topic, partition = self.handle.partition, paused, error = %e, "cannot change pause state"),
+            Ok(()) => {
+                tracing::debug!(topic = %self.handle.topic, partition = self.handle.partition, paused, "pause state changed");
+                self.paused = paused
+            }
+            Err(e) => {
+                tracing::warn!(topic = %self.handle.topic, partition = self.handle.partition, paused, error = %e, "cannot change pause state")
+            }
         }
     }
 
@@ -542,15 +660,26 @@ impl Slot {
         let take = self.buffer.len().min(max_messages);
         let rest = self.buffer.split_off(take);
         let batch: Arc<[Message]> = std::mem::replace(&mut self.buffer, rest).into();
-        self.buffered_since = if self.buffer.is_empty() { None } else { Some(Instant::now()) };
+        self.buffered_since = if self.buffer.is_empty() {
+            None
+        } else {
+            Some(Instant::now())
+        };
         self.send(Messages::new(batch, 1));
     }
 
     /// Re-sends the unmarked rest of the failed batch; false when nothing is left to retry.
     fn retry(&mut self, _max_messages: usize) -> bool {
-        let Some(failed) = self.in_flight.take() else { return false };
+        let Some(failed) = self.in_flight.take() else {
+            return false;
+        };
         let marked = self.handle.marked.load(Ordering::Acquire);
-        let rest: Arc<[Message]> = failed.messages.iter().filter(|m| m.offset >= marked).cloned().collect();
+        let rest: Arc<[Message]> = failed
+            .messages
+            .iter()
+            .filter(|m| m.offset >= marked)
+            .cloned()
+            .collect();
         if rest.is_empty() {
             self.failures = 0;
             return false;
@@ -560,6 +689,7 @@ impl Slot {
     }
 
     fn send(&mut self, messages: Messages) {
+        tracing::trace!(topic = %self.handle.topic, partition = self.handle.partition, first = messages.metadata.first_offset, last = messages.metadata.last_offset, "batch dispatched");
         self.running = true;
         self.in_flight = Some(messages.clone());
         if self.jobs.send(Job::Consume(messages)).is_err() {

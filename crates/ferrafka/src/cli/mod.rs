@@ -89,11 +89,17 @@ pub fn run_with(app: App, cli: Cli) -> ExitCode {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
-    eprintln!("ferrafka: {}", crate::processing::executor::error_chain(error));
+    eprintln!(
+        "ferrafka: {}",
+        crate::processing::executor::error_chain(error)
+    );
     ExitCode::from(1)
 }
 
@@ -103,7 +109,9 @@ fn server(app: &App, filters: &Filters) -> ExitCode {
         Err(e) => return fail(&e),
     };
     let stopper = running.stopper();
-    let signals = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
     let signals = match signals {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
@@ -131,11 +139,19 @@ pub fn info(app: &App) -> String {
     let c = app.config();
     let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
     let mut out = String::new();
-    let _ = writeln!(out, "ferrafka {} (librdkafka {librdkafka})", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        out,
+        "ferrafka {} (librdkafka {librdkafka})",
+        env!("CARGO_PKG_VERSION")
+    );
     let _ = writeln!(out, "client_id: {}", c.client_id);
     let _ = writeln!(out, "default consumer group: {}", c.default_group_id());
     let _ = writeln!(out, "concurrency: {}", c.concurrency);
-    let _ = writeln!(out, "max_messages: {}  max_wait_time: {:?}", c.max_messages, c.max_wait_time);
+    let _ = writeln!(
+        out,
+        "max_messages: {}  max_wait_time: {:?}",
+        c.max_messages, c.max_wait_time
+    );
     let _ = writeln!(out, "shutdown_timeout: {:?}", c.shutdown_timeout);
     let _ = writeln!(
         out,
@@ -146,7 +162,11 @@ pub fn info(app: &App) -> String {
         let _ = writeln!(out, "{e}");
     }
     for sg in app.subscription_groups() {
-        let _ = writeln!(out, "\nconsumer group {} / subscription group {}", sg.consumer_group, sg.name);
+        let _ = writeln!(
+            out,
+            "\nconsumer group {} / subscription group {}",
+            sg.consumer_group, sg.name
+        );
         for t in &sg.topics {
             let _ = writeln!(
                 out,
@@ -155,7 +175,11 @@ pub fn info(app: &App) -> String {
                 if t.active { "" } else { " (inactive)" },
                 t.max_messages,
                 t.max_wait_time,
-                if t.manual_offset_management { " manual_offsets" } else { "" }
+                if t.manual_offset_management {
+                    " manual_offsets"
+                } else {
+                    ""
+                }
             );
         }
         let _ = writeln!(out, "  kafka:");
@@ -182,8 +206,17 @@ mod tests {
 
     #[test]
     fn server_filters_parse_comma_lists() {
-        let cli = Cli::parse_from(["app", "server", "--include-topics", "a,b", "--exclude-consumer-groups", "x"]);
-        let Command::Server(args) = cli.command else { panic!("expected server") };
+        let cli = Cli::parse_from([
+            "app",
+            "server",
+            "--include-topics",
+            "a,b",
+            "--exclude-consumer-groups",
+            "x",
+        ]);
+        let Command::Server(args) = cli.command else {
+            panic!("expected server")
+        };
         let f = args.filters();
         assert_eq!(f.include_topics, ["a", "b"]);
         assert_eq!(f.exclude_consumer_groups, ["x"]);

@@ -1,0 +1,181 @@
+//! Shared helpers: a broker per test, unique topics, a tracker of processed messages.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferrafka::admin::{Admin, TopicSpec};
+use ferrafka::{ConsumeResult, Consumer, Context, Messages, Producer, Record};
+use ferrafka_broker::EmbeddedBroker;
+
+/// A broker for one test plus an admin client and a producer on it.
+pub struct Cluster {
+    pub broker: EmbeddedBroker,
+    pub admin: Admin,
+    pub producer: Producer,
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        init_logging();
+        let broker = EmbeddedBroker::start().expect("embedded broker starts");
+        let admin = Admin::connect(&broker.bootstrap_servers()).expect("admin connects");
+        let mut kafka = ferrafka_broker::EmbeddedBroker::producer_properties();
+        kafka.insert("bootstrap.servers".to_string(), broker.bootstrap_servers());
+        let producer = Producer::new(&kafka).expect("producer");
+        Cluster {
+            broker,
+            admin,
+            producer,
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.broker.bootstrap_servers()
+    }
+
+    pub fn create_topic(&self, rt: &tokio::runtime::Runtime, name: &str, partitions: i32) {
+        rt.block_on(self.admin.create_topic(&TopicSpec::new(name, partitions)))
+            .expect("topic created");
+    }
+
+    /// Produces messages numbered `from..to`, keyed `key-{n % keys}`, payload `{n}`.
+    pub fn produce_numbered(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        topic: &str,
+        from: u64,
+        to: u64,
+        keys: u64,
+    ) {
+        let payloads: Vec<(String, String)> = (from..to)
+            .map(|n| (format!("key-{}", n % keys), n.to_string()))
+            .collect();
+        let records = payloads
+            .iter()
+            .map(|(k, p)| Record::to(topic).key(k).payload(p));
+        rt.block_on(self.producer.produce_many(records))
+            .expect("all produced");
+    }
+}
+
+pub fn init_logging() {
+    let filter = tracing_subscriber_filter();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+fn tracing_subscriber_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+}
+
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One processed message: which server instance, where, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub instance: u32,
+    pub partition: i32,
+    pub offset: i64,
+    pub number: u64,
+}
+
+/// Collects what consumers processed, across instances and restarts.
+#[derive(Clone, Default)]
+pub struct Tracker(pub Arc<Mutex<Vec<Seen>>>);
+
+impl Tracker {
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    pub fn all(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// How often each number was processed.
+    pub fn counts(&self) -> HashMap<u64, usize> {
+        let mut counts = HashMap::new();
+        for s in self.0.lock().unwrap().iter() {
+            *counts.entry(s.number).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || self.len() >= n)
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Records every message it processes; optionally sleeps per batch.
+pub struct Recording {
+    pub instance: u32,
+    pub tracker: Tracker,
+    pub batch_sleep: Duration,
+}
+
+impl Consumer for Recording {
+    async fn consume(&mut self, _ctx: &mut Context, messages: &Messages) -> ConsumeResult {
+        if !self.batch_sleep.is_zero() {
+            tokio::time::sleep(self.batch_sleep).await;
+        }
+        let mut seen = self.tracker.0.lock().unwrap();
+        for m in messages {
+            let number: u64 = std::str::from_utf8(m.payload_or_empty())?.parse()?;
+            seen.push(Seen {
+                instance: self.instance,
+                partition: m.partition(),
+                offset: m.offset(),
+                number,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Checks that within each partition offsets increase by exactly one from batch to batch of
+/// one instance's run (no gap, no reordering).
+pub fn assert_ordered_per_partition(seen: &[Seen]) {
+    let mut last: HashMap<(u32, i32), i64> = HashMap::new();
+    for s in seen {
+        if let Some(prev) = last.insert((s.instance, s.partition), s.offset) {
+            assert!(
+                s.offset > prev,
+                "partition {} went from offset {prev} to {} on instance {}",
+                s.partition,
+                s.offset,
+                s.instance
+            );
+        }
+    }
+}
