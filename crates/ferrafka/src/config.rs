@@ -12,6 +12,57 @@ use std::time::Duration;
 /// Prefix of environment variables that set librdkafka properties.
 pub const KAFKA_ENV_PREFIX: &str = "FERRAFKA_KAFKA_";
 
+/// Environment variable that names the environment.
+pub const ENV_VAR: &str = "FERRAFKA_ENV";
+
+/// The environment the app runs in; it decides defaults that must differ between a laptop and
+/// production. Any name other than the three known ones is accepted and treated as
+/// non-production.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Environment {
+    /// Local development (the default).
+    Development,
+    /// Automated tests.
+    Test,
+    /// Production.
+    Production,
+    /// Any other name, e.g. `staging`; treated as non-production.
+    Other(String),
+}
+
+impl Environment {
+    /// Parses a name as found in `FERRAFKA_ENV`; empty means development.
+    pub fn from_name(name: &str) -> Self {
+        match name.trim() {
+            "" | "development" => Environment::Development,
+            "test" => Environment::Test,
+            "production" => Environment::Production,
+            other => Environment::Other(other.to_string()),
+        }
+    }
+
+    /// The environment's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Environment::Development => "development",
+            Environment::Test => "test",
+            Environment::Production => "production",
+            Environment::Other(name) => name,
+        }
+    }
+
+    /// True only for production.
+    pub fn is_production(&self) -> bool {
+        matches!(self, Environment::Production)
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Where a consumer starts on a partition that has no committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialOffset {
@@ -47,6 +98,7 @@ impl InitialOffset {
 /// | `kafka` | `bootstrap.servers=127.0.0.1:9092` | librdkafka properties of every client |
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub(crate) env: Environment,
     pub(crate) client_id: String,
     pub(crate) group_id: Option<String>,
     pub(crate) kafka: BTreeMap<String, String>,
@@ -64,6 +116,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            env: Environment::Development,
             client_id: "ferrafka".into(),
             group_id: None,
             kafka: BTreeMap::from([("bootstrap.servers".to_string(), "127.0.0.1:9092".into())]),
@@ -81,6 +134,11 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The environment the app runs in (from `FERRAFKA_ENV`).
+    pub fn env(&self) -> &Environment {
+        &self.env
+    }
+
     /// Sets `client.id` of every client (and the default consumer group id).
     pub fn client_id(&mut self, id: impl Into<String>) -> &mut Self {
         self.client_id = id.into();
@@ -165,6 +223,10 @@ impl Config {
     /// Applies `FERRAFKA_KAFKA_*` variables from `vars` over the kafka properties.
     pub(crate) fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) {
         for (name, value) in vars {
+            if name == ENV_VAR {
+                self.env = Environment::from_name(&value);
+                continue;
+            }
             if let Some(property) = name.strip_prefix(KAFKA_ENV_PREFIX) {
                 let property = property.to_ascii_lowercase().replace('_', ".");
                 if !property.is_empty() {

@@ -144,6 +144,16 @@ pub fn info(app: &App) -> String {
         "ferrafka {} (librdkafka {librdkafka})",
         env!("CARGO_PKG_VERSION")
     );
+    let _ = writeln!(
+        out,
+        "environment: {}{}",
+        c.env(),
+        if c.env().is_production() {
+            ""
+        } else {
+            " (non-production)"
+        }
+    );
     let _ = writeln!(out, "client_id: {}", c.client_id);
     let _ = writeln!(out, "default consumer group: {}", c.default_group_id());
     let _ = writeln!(out, "concurrency: {}", c.concurrency);
