@@ -36,3 +36,8 @@ pub use messages::{Message, Messages};
 pub use producer::{Producer, Record};
 pub use rdkafka;
 pub use server::{Filters, RunningServer, ServerExit};
+
+/// Compiles the README's example as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

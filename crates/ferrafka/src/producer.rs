@@ -295,6 +295,9 @@ impl Producer {
         let Tracker::Many(many) = &*state else {
             unreachable!("built as Many above")
         };
+        // Collected before the first await: a future holding a borrowing iterator would not be
+        // `Send` for closures like `|(k, v)| Record::to(t).key(k).payload(v)` (rust#64552).
+        let records: Vec<Record<'a>> = records.into_iter().collect();
         let mut total = 0usize;
         for record in records {
             many.remaining.fetch_add(1, Ordering::AcqRel);

@@ -84,11 +84,15 @@ pub fn run_with(app: App, cli: Cli) -> ExitCode {
     }
 }
 
+/// The log filter when `RUST_LOG` is unset: ferrafka and the app at `info`, librdkafka's own
+/// lines and the embedded broker's (tansu) at `warn`.
+pub const DEFAULT_LOG_FILTER: &str = "info,librdkafka=warn,tansu=warn";
+
 /// Installs a `tracing` subscriber that prints to stderr, filtered by `RUST_LOG` (default
 /// `info`, with librdkafka's own lines at `warn`). Does nothing if one is installed already.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -38,7 +38,10 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How often the loop looks for executor reports while batches are in flight.
 const BUSY_POLL: Duration = Duration::from_millis(1);
 /// Messages taken from librdkafka between two looks at timers and reports.
-const BURST: usize = 256;
+const BURST: usize = 64;
+/// A busy partition is paused once this many batches' worth of messages wait for it: one batch
+/// ready to go plus one filling, so a fast consumer is never paused by reporting delay.
+const PAUSE_AFTER_BATCHES: usize = 2;
 
 /// The consumer type of a listener.
 pub(crate) type ListenerConsumer = BaseConsumer<ListenerContext>;
@@ -470,12 +473,10 @@ impl State {
         if slot.buffered_since.is_none() {
             slot.buffered_since = Some(Instant::now());
         }
-        if slot.buffer.len() >= max_messages {
-            if !slot.running && slot.retry_at.is_none() {
-                slot.dispatch_buffer(max_messages);
-            } else if !slot.paused {
-                slot.set_paused(consumer, true);
-            }
+        if slot.buffer.len() >= max_messages && !slot.running && slot.retry_at.is_none() {
+            slot.dispatch_buffer(max_messages);
+        } else if slot.buffer.len() >= max_messages * PAUSE_AFTER_BATCHES && !slot.paused {
+            slot.set_paused(consumer, true);
         }
     }
 
