@@ -149,6 +149,28 @@ pub struct Context {
     pub(crate) producer: Producer,
     pub(crate) consumer_group: Arc<str>,
     pub(crate) attempt: u32,
+    pub(crate) requests: Vec<PartitionRequest>,
+}
+
+/// Where to move a partition's position with [`Context::seek`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    /// This offset.
+    Offset(i64),
+    /// The first message published at or after this time.
+    Time(std::time::SystemTime),
+    /// The oldest retained message.
+    Earliest,
+    /// After the newest message: only new messages are read.
+    Latest,
+}
+
+/// A change to the partition that the listener applies once the current batch returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PartitionRequest {
+    Pause(std::time::Duration),
+    Resume,
+    Seek(SeekTo),
 }
 
 impl Context {
@@ -182,6 +204,23 @@ impl Context {
     /// will be redone by its new owner, so stop early if that is costly.
     pub fn mark_as_consumed(&mut self, message: &Message) -> bool {
         self.handle.mark(message.offset() + 1)
+    }
+
+    /// Pauses this partition for `timeout` once the current batch returns: no new batch starts
+    /// before then. Messages after the last marked one are fetched again when it resumes.
+    pub fn pause(&mut self, timeout: std::time::Duration) {
+        self.requests.push(PartitionRequest::Pause(timeout));
+    }
+
+    /// Ends a pause early (one set by [`Context::pause`] or by an error backoff).
+    pub fn resume(&mut self) {
+        self.requests.push(PartitionRequest::Resume);
+    }
+
+    /// Moves this partition's position once the current batch returns; the next batch starts
+    /// there. Seeking back re-reads messages; offsets marked before stay committed.
+    pub fn seek(&mut self, to: SeekTo) {
+        self.requests.push(PartitionRequest::Seek(to));
     }
 
     /// True when a rebalance took this partition away during the current batch.

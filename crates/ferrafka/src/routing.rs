@@ -13,6 +13,54 @@ use crate::config::{Config, InitialOffset, Problem, redact};
 use crate::consumer::{Consumer, ConsumerFactory, DynConsumer};
 use crate::messages::{Deserializer, JsonDeserializer};
 
+/// Where messages that keep failing go, so the partition can move on.
+///
+/// After `max_retries` failed retries of a message, ferrafka produces it to `topic` with its key
+/// and headers plus headers naming where it came from and why it failed, waits for the broker's
+/// acknowledgement, and only then marks it as consumed. A message that cannot be dead-lettered is
+/// retried, never dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterQueue {
+    /// The dead-letter topic.
+    pub topic: String,
+    /// Retries after the first failure before the message is dead-lettered.
+    pub max_retries: u32,
+}
+
+impl DeadLetterQueue {
+    /// Dead-letters to `topic` after 3 retries.
+    pub fn to(topic: impl Into<String>) -> Self {
+        DeadLetterQueue {
+            topic: topic.into(),
+            max_retries: 3,
+        }
+    }
+
+    /// Sets the retries after the first failure.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+}
+
+/// Headers ferrafka adds to dead-lettered messages (besides the original ones).
+pub mod dlq_headers {
+    /// Header naming the topic a dead-lettered message came from.
+    pub const SOURCE_TOPIC: &str = "ferrafka-source-topic";
+    /// Header naming the partition a dead-lettered message came from.
+    pub const SOURCE_PARTITION: &str = "ferrafka-source-partition";
+    /// Header naming the offset of a dead-lettered message in its source partition.
+    pub const SOURCE_OFFSET: &str = "ferrafka-source-offset";
+    /// Header naming the consumer group that gave up on a dead-lettered message.
+    pub const SOURCE_CONSUMER_GROUP: &str = "ferrafka-source-consumer-group";
+    /// Header counting how many times a dead-lettered message was attempted.
+    pub const ATTEMPTS: &str = "ferrafka-attempts";
+    /// Header carrying the last error of a dead-lettered message.
+    pub const ERROR: &str = "ferrafka-error";
+    /// Header with when the message was dead-lettered, in milliseconds since the epoch.
+    pub const FAILED_AT: &str = "ferrafka-failed-at";
+}
+
 /// The name of the subscription group topics join when they name none.
 pub const DEFAULT_SUBSCRIPTION_GROUP: &str = "default";
 
@@ -90,6 +138,7 @@ pub struct TopicRoute {
     pub(crate) deserializer: Arc<dyn Deserializer>,
     pub(crate) manual_offset_management: bool,
     pub(crate) subscription_group: Option<String>,
+    pub(crate) dead_letter_queue: Option<DeadLetterQueue>,
 }
 
 impl TopicRoute {
@@ -105,7 +154,14 @@ impl TopicRoute {
             deserializer: Arc::new(JsonDeserializer),
             manual_offset_management: false,
             subscription_group: None,
+            dead_letter_queue: None,
         }
+    }
+
+    /// Sends messages that still fail after retries to a dead-letter topic.
+    pub fn dead_letter_queue(&mut self, dlq: DeadLetterQueue) -> &mut Self {
+        self.dead_letter_queue = Some(dlq);
+        self
     }
 
     /// Sets the function that builds a consumer instance for each assigned partition.
@@ -195,6 +251,8 @@ pub struct Topic {
     pub manual_offset_management: bool,
     /// Whether the server consumes it.
     pub active: bool,
+    /// Where failing messages go, if anywhere.
+    pub dead_letter_queue: Option<DeadLetterQueue>,
     pub(crate) factory: Option<ConsumerFactory>,
     pub(crate) deserializer: Arc<dyn Deserializer>,
 }
@@ -208,6 +266,7 @@ impl std::fmt::Debug for Topic {
             .field("max_wait_time", &self.max_wait_time)
             .field("manual_offset_management", &self.manual_offset_management)
             .field("active", &self.active)
+            .field("dead_letter_queue", &self.dead_letter_queue)
             .finish_non_exhaustive()
     }
 }
@@ -309,7 +368,20 @@ pub(crate) fn resolve(
                     "lower the topic's `max_wait_time` or raise `shutdown_timeout`",
                 ));
             }
+            if let Some(dlq) = &route.dead_letter_queue {
+                let dlq_path = format!("{path}.dead_letter_queue");
+                check_topic_name(&dlq.topic, &dlq_path, problems);
+                if dlq.topic == route.name {
+                    problems.push(Problem::new(
+                        &dlq_path,
+                        &dlq.topic,
+                        "needs to differ from the topic it serves, or failing messages would loop",
+                        "name a separate dead-letter topic, e.g. `<topic>_dlq`",
+                    ));
+                }
+            }
             let topic = Arc::new(Topic {
+                dead_letter_queue: route.dead_letter_queue.clone(),
                 name: route.name.as_str().into(),
                 consumer_group: group_id.clone(),
                 max_messages,

@@ -23,6 +23,7 @@ use crate::routing::SubscriptionGroup;
 #[derive(Debug)]
 pub(crate) struct StopSignal {
     raised: AtomicBool,
+    quiet: AtomicBool,
     deadline: OnceLock<Instant>,
     timeout: Duration,
 }
@@ -31,6 +32,7 @@ impl StopSignal {
     pub(crate) fn new(timeout: Duration) -> Self {
         StopSignal {
             raised: AtomicBool::new(false),
+            quiet: AtomicBool::new(false),
             deadline: OnceLock::new(),
             timeout,
         }
@@ -39,6 +41,14 @@ impl StopSignal {
     pub(crate) fn raise(&self) {
         self.deadline.get_or_init(|| Instant::now() + self.timeout);
         self.raised.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn quiet(&self) {
+        self.quiet.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.quiet.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_raised(&self) -> bool {
@@ -120,6 +130,12 @@ impl Stopper {
     /// Starts the graceful shutdown; returns at once.
     pub fn stop(&self) {
         self.0.raise();
+    }
+
+    /// Quiet mode: finish running batches, start no new ones, keep the partitions (no
+    /// rebalance) until [`Stopper::stop`]. What a rolling deploy sends before the real stop.
+    pub fn quiet(&self) {
+        self.0.quiet();
     }
 }
 

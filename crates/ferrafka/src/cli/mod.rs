@@ -107,6 +107,9 @@ fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// SIGTSTP's number on Linux; tokio has no named constructor for it.
+const SIGTSTP: i32 = 20;
+
 fn server(app: &App, filters: &Filters) -> ExitCode {
     let running = match app.start(filters) {
         Ok(r) => r,
@@ -124,9 +127,16 @@ fn server(app: &App, filters: &Filters) -> ExitCode {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+        let mut tstp = signal(SignalKind::from_raw(SIGTSTP)).expect("SIGTSTP handler installs");
+        let name = loop {
+            tokio::select! {
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                _ = tstp.recv() => {
+                    tracing::info!("SIGTSTP: quiet mode until SIGTERM");
+                    stopper.quiet();
+                }
+            }
         };
         tracing::info!(signal = name, timeout = ?app.config().shutdown_timeout, "shutdown requested");
         stopper.stop();

@@ -12,17 +12,28 @@ use std::sync::mpsc::Sender;
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc::UnboundedReceiver};
 
-use crate::consumer::{Context, DynConsumer, PartitionHandle};
+use crate::consumer::{Context, DynConsumer, PartitionHandle, PartitionRequest};
 use crate::error::PanicError;
-use crate::messages::Messages;
-use crate::producer::Producer;
+use crate::messages::{Message, Messages};
+use crate::producer::{Producer, Record};
+
 use crate::routing::Topic;
+use crate::routing::dlq_headers::*;
 
 /// Work for an executor.
 #[derive(Debug)]
 pub(crate) enum Job {
     /// Process a batch.
     Consume(Messages),
+    /// Produce a message that keeps failing to the topic's dead-letter queue, then mark it.
+    DeadLetter {
+        /// The failing message.
+        message: Message,
+        /// The last error it caused.
+        error: String,
+        /// How many times it was attempted.
+        attempts: u32,
+    },
     /// The partition was revoked: run `revoked` and stop.
     Revoked,
     /// The server stops: run `shutdown` and stop.
@@ -46,6 +57,8 @@ pub(crate) struct Completion {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
     pub(crate) outcome: Outcome,
+    /// Pause, resume or seek requests the consumer made during the batch.
+    pub(crate) requests: Vec<PartitionRequest>,
 }
 
 /// Everything an executor needs besides its jobs.
@@ -62,29 +75,38 @@ impl Executor {
     pub(crate) async fn run(self, mut jobs: UnboundedReceiver<Job>) {
         let mut instance: Option<Box<dyn DynConsumer>> = None;
         while let Some(job) = jobs.recv().await {
-            let outcome = match job {
+            let (outcome, requests) = match job {
                 Job::Consume(messages) => self.consume(&mut instance, messages).await,
+                Job::DeadLetter {
+                    message,
+                    error,
+                    attempts,
+                } => (
+                    self.dead_letter(&message, &error, attempts).await,
+                    Vec::new(),
+                ),
                 Job::Revoked => {
                     self.final_hook(instance.take(), "revoked").await;
-                    self.report(Outcome::Stopped);
+                    self.report(Outcome::Stopped, Vec::new());
                     return;
                 }
                 Job::Shutdown => {
                     self.final_hook(instance.take(), "shutdown").await;
-                    self.report(Outcome::Stopped);
+                    self.report(Outcome::Stopped, Vec::new());
                     return;
                 }
             };
-            self.report(outcome);
+            self.report(outcome, requests);
         }
     }
 
-    fn report(&self, outcome: Outcome) {
+    fn report(&self, outcome: Outcome, requests: Vec<PartitionRequest>) {
         // The listener only goes away after it stopped waiting for us.
         let _ = self.completions.send(Completion {
             topic: self.handle.topic.clone(),
             partition: self.handle.partition,
             outcome,
+            requests,
         });
     }
 
@@ -94,6 +116,7 @@ impl Executor {
             producer: self.producer.clone(),
             consumer_group: self.topic.consumer_group.clone(),
             attempt,
+            requests: Vec::new(),
         }
     }
 
@@ -101,7 +124,7 @@ impl Executor {
         &self,
         instance: &mut Option<Box<dyn DynConsumer>>,
         mut messages: Messages,
-    ) -> Outcome {
+    ) -> (Outcome, Vec<PartitionRequest>) {
         let _permit = self
             .workers
             .acquire()
@@ -118,7 +141,7 @@ impl Executor {
         let result = AssertUnwindSafe(consumer.consume(&mut ctx, &messages))
             .catch_unwind()
             .await;
-        match result {
+        let outcome = match result {
             Ok(Ok(())) => {
                 if !self.topic.manual_offset_management {
                     // A false here means the partition was revoked: its new owner redoes the batch.
@@ -132,6 +155,55 @@ impl Executor {
                 *instance = None;
                 Outcome::Failed(PanicError::from_payload(payload).to_string())
             }
+        };
+        (outcome, ctx.requests)
+    }
+
+    /// Produces `message` to the dead-letter topic and marks it once the broker acknowledged it.
+    async fn dead_letter(&self, message: &Message, error: &str, attempts: u32) -> Outcome {
+        let Some(dlq) = &self.topic.dead_letter_queue else {
+            return Outcome::Failed("no dead-letter queue configured".into());
+        };
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let attempts_text = attempts.to_string();
+        let failed_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis().to_string())
+            .unwrap_or_default();
+        let mut record = Record::to(&dlq.topic);
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        for header in message.headers() {
+            record = record.header(&header.key, header.value.as_deref().unwrap_or_default());
+        }
+        record = record
+            .header(SOURCE_TOPIC, message.topic())
+            .header(SOURCE_PARTITION, &partition)
+            .header(SOURCE_OFFSET, &offset)
+            .header(SOURCE_CONSUMER_GROUP, &*self.topic.consumer_group)
+            .header(ATTEMPTS, &attempts_text)
+            .header(ERROR, error)
+            .header(FAILED_AT, &failed_at);
+        match self.producer.produce(record).await {
+            Ok(delivery) => {
+                tracing::warn!(
+                    topic = message.topic(), partition = message.partition(), offset = message.offset(),
+                    dead_letter_topic = %dlq.topic, dead_letter_offset = delivery.offset, attempts, %error,
+                    "message moved to the dead-letter queue"
+                );
+                self.handle.mark(message.offset() + 1);
+                Outcome::Consumed
+            }
+            Err(e) => Outcome::Failed(format!(
+                "cannot dead-letter offset {}: {}",
+                message.offset(),
+                error_chain(&e)
+            )),
         }
     }
 

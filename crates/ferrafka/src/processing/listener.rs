@@ -26,7 +26,7 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use super::executor::{Completion, Executor, Job, Outcome};
 use crate::config::Config;
-use crate::consumer::{OffsetStore, PartitionHandle};
+use crate::consumer::{OffsetStore, PartitionHandle, PartitionRequest, SeekTo};
 use crate::error::{Error, Result};
 use crate::messages::{Header, Message, Messages, Timestamp, TopicInfo};
 use crate::producer::Producer;
@@ -87,10 +87,27 @@ struct Slot {
     /// The batch the executor works on; kept to retry its unmarked rest after a failure.
     in_flight: Option<Messages>,
     running: bool,
-    failures: u32,
-    retry_at: Option<Instant>,
+    retry: RetryState,
+    /// Until when the consumer asked to pause this partition.
+    paused_until: Option<Instant>,
     paused: bool,
     stopped: bool,
+}
+
+/// Failure bookkeeping of one partition.
+#[derive(Debug, Default)]
+struct RetryState {
+    /// Failed attempts at the message at `offset` (a failed batch counts for each message in it).
+    failures: u32,
+    /// The first unmarked offset when the last failure happened.
+    offset: i64,
+    /// The last error, for logs and the dead-letter headers.
+    error: String,
+    /// When the next attempt may start; the partition is paused until then.
+    at: Option<Instant>,
+    /// With a dead-letter queue, messages up to this offset (the end of the batch that failed)
+    /// run one per batch, so the one that fails is known exactly and only it is dead-lettered.
+    isolate_until: Option<i64>,
 }
 
 /// Stores offsets in the listener's consumer; holds it weakly so the listener thread is the one
@@ -280,7 +297,15 @@ pub(crate) fn run(consumer: Arc<ListenerConsumer>, stop: Arc<StopSignal>) -> Lis
     tracing::info!(subscription_group = %group, "listener started");
     let mut idle = false;
     let mut burst = 0usize;
+    let mut quieted = false;
     while !stop.is_raised() {
+        if stop.is_quiet() && !quieted {
+            quieted = true;
+            tracing::info!(subscription_group = %group, "quiet: finishing running batches, starting no new ones, keeping the partitions");
+            if let Ok(assignment) = consumer.assignment() {
+                let _ = consumer.pause(&assignment);
+            }
+        }
         let timeout = if idle {
             consumer.context().lock().poll_timeout(Instant::now())
         } else {
@@ -304,7 +329,7 @@ pub(crate) fn run(consumer: Arc<ListenerConsumer>, stop: Arc<StopSignal>) -> Lis
         burst = 0;
         let mut state = consumer.context().lock();
         state.drain_completions(&consumer, None);
-        state.dispatch_ready(&consumer, Instant::now());
+        state.dispatch_ready(&consumer, Instant::now(), stop.is_quiet());
     }
     shutdown(&consumer, &stop, &group)
 }
@@ -344,10 +369,6 @@ fn commit_sync(consumer: &ListenerConsumer, group: &str) {
 }
 
 impl State {
-    fn slot_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Slot> {
-        self.topics.get_mut(topic)?.partitions.get_mut(&partition)
-    }
-
     fn assign(&mut self, group: &str, assigned: &[(String, i32)]) {
         let offsets = self
             .offsets
@@ -389,8 +410,8 @@ impl State {
                     buffered_since: None,
                     in_flight: None,
                     running: false,
-                    failures: 0,
-                    retry_at: None,
+                    retry: RetryState::default(),
+                    paused_until: None,
                     paused: false,
                     stopped: false,
                 },
@@ -473,7 +494,10 @@ impl State {
         if slot.buffered_since.is_none() {
             slot.buffered_since = Some(Instant::now());
         }
-        if slot.buffer.len() >= max_messages && !slot.running && slot.retry_at.is_none() {
+        if slot.buffer.len() >= max_messages
+            && slot.can_start()
+            && slot.retry.isolate_until.is_none()
+        {
             slot.dispatch_buffer(max_messages);
         } else if slot.buffer.len() >= max_messages * PAUSE_AFTER_BATCHES && !slot.paused {
             slot.set_paused(consumer, true);
@@ -501,66 +525,68 @@ impl State {
     }
 
     fn complete(&mut self, consumer: &ListenerConsumer, c: Completion) {
-        let pause_for = |failures: u32, config: &Config| config.pause_for(failures);
         let config = self.config.clone();
-        let Some(slot) = self.slot_mut(&c.topic, c.partition) else {
+        let Some(slots) = self.topics.get_mut(&*c.topic) else {
+            return;
+        };
+        let dead_letter = slots.topic.dead_letter_queue.is_some();
+        let Some(slot) = slots.partitions.get_mut(&c.partition) else {
             return;
         };
         match c.outcome {
             Outcome::Consumed => {
                 slot.running = false;
                 slot.in_flight = None;
-                slot.failures = 0;
+                slot.retry.failures = 0;
+                slot.retry.at = None;
             }
             Outcome::Failed(error) => {
                 slot.running = false;
-                slot.failures += 1;
-                let pause = pause_for(slot.failures, &config);
-                let batch = slot
-                    .in_flight
-                    .as_ref()
-                    .map(|b| (b.metadata.first_offset, b.metadata.last_offset));
-                tracing::error!(
-                    topic = %c.topic, partition = c.partition, offsets = ?batch, attempt = slot.failures,
-                    retry_in = ?pause, %error, "batch failed; pausing the partition before a retry"
-                );
-                slot.retry_at = Some(Instant::now() + pause);
-                if !slot.paused {
-                    slot.set_paused(consumer, true);
-                }
+                slot.failed(consumer, &config, dead_letter, error);
             }
             Outcome::Stopped => slot.stopped = true,
+        }
+        for request in c.requests {
+            slot.apply(consumer, request);
         }
     }
 
     /// Dispatches buffers that are due and retries whose pause is over; pauses and resumes.
-    fn dispatch_ready(&mut self, consumer: &ListenerConsumer, now: Instant) {
+    fn dispatch_ready(&mut self, consumer: &ListenerConsumer, now: Instant, quiet: bool) {
         for slots in self.topics.values_mut() {
             let (max_messages, max_wait) = (slots.topic.max_messages, slots.topic.max_wait_time);
+            let max_retries = slots
+                .topic
+                .dead_letter_queue
+                .as_ref()
+                .map(|d| d.max_retries);
             for slot in slots.partitions.values_mut() {
-                if slot.running || slot.stopped {
+                if slot.paused_until.is_some_and(|t| now >= t) {
+                    slot.paused_until = None;
+                }
+                if quiet || slot.running || slot.stopped || slot.paused_until.is_some() {
                     continue;
                 }
-                if let Some(at) = slot.retry_at {
+                if let Some(at) = slot.retry.at {
                     if now < at {
                         continue;
                     }
-                    slot.retry_at = None;
-                    if slot.retry(max_messages) {
+                    slot.retry.at = None;
+                    if slot.retry_failed(max_retries) {
                         continue;
                     }
                 }
+                slot.end_isolation();
                 let due = slot.buffer.len() >= max_messages
                     || slot
                         .buffered_since
                         .is_some_and(|t| now.duration_since(t) >= max_wait);
-                if due {
+                if due || (slot.retry.isolate_until.is_some() && !slot.buffer.is_empty()) {
                     slot.dispatch_buffer(max_messages);
                 }
                 if slot.paused
-                    && !slot.running
-                    && slot.retry_at.is_none()
-                    && slot.buffer.len() < max_messages
+                    && slot.can_start()
+                    && slot.buffer.len() < max_messages * PAUSE_AFTER_BATCHES
                 {
                     slot.set_paused(consumer, false);
                 }
@@ -580,7 +606,7 @@ impl State {
                     timeout =
                         timeout.min((t + slots.topic.max_wait_time).saturating_duration_since(now));
                 }
-                if let Some(t) = slot.retry_at {
+                for t in [slot.retry.at, slot.paused_until].into_iter().flatten() {
                     timeout = timeout.min(t.saturating_duration_since(now));
                 }
             }
@@ -603,7 +629,7 @@ impl State {
         {
             slot.buffer.clear();
             slot.buffered_since = None;
-            slot.retry_at = None;
+            slot.retry.at = None;
         }
     }
 
@@ -657,8 +683,17 @@ impl Slot {
         }
     }
 
+    /// True when nothing stops a new batch from starting.
+    fn can_start(&self) -> bool {
+        !self.running && self.retry.at.is_none() && self.paused_until.is_none()
+    }
+
     fn dispatch_buffer(&mut self, max_messages: usize) {
-        let take = self.buffer.len().min(max_messages);
+        let take = if self.retry.isolate_until.is_some() {
+            1
+        } else {
+            self.buffer.len().min(max_messages)
+        };
         let rest = self.buffer.split_off(take);
         let batch: Arc<[Message]> = std::mem::replace(&mut self.buffer, rest).into();
         self.buffered_since = if self.buffer.is_empty() {
@@ -666,27 +701,166 @@ impl Slot {
         } else {
             Some(Instant::now())
         };
-        self.send(Messages::new(batch, 1));
+        // Messages of a failed batch carry that failure: this is their second attempt.
+        let attempt = if self.retry.isolate_until.is_some() {
+            2
+        } else {
+            1
+        };
+        self.send(Messages::new(batch, attempt));
     }
 
-    /// Re-sends the unmarked rest of the failed batch; false when nothing is left to retry.
-    fn retry(&mut self, _max_messages: usize) -> bool {
+    /// Leaves isolation once every message of the failed batch is behind us.
+    fn end_isolation(&mut self) {
+        if let Some(until) = self.retry.isolate_until {
+            let marked = self.handle.marked.load(Ordering::Acquire);
+            if marked > until || self.buffer.first().is_some_and(|m| m.offset > until) {
+                self.retry.isolate_until = None;
+            }
+        }
+    }
+
+    /// Books a failed batch: counts the attempt, pauses the partition for the backoff.
+    fn failed(
+        &mut self,
+        consumer: &ListenerConsumer,
+        config: &Config,
+        dead_letter: bool,
+        error: String,
+    ) {
+        let marked = self.handle.marked.load(Ordering::Acquire);
+        let Some(batch) = &self.in_flight else { return };
+        let Some(first_unmarked) = batch.iter().find(|m| m.offset >= marked) else {
+            self.in_flight = None; // everything was marked before the error: nothing to redo
+            return;
+        };
+        let offset = first_unmarked.offset;
+        let retry = &mut self.retry;
+        if retry.offset == offset && retry.failures > 0 {
+            retry.failures += 1;
+        } else {
+            retry.offset = offset;
+            retry.failures = if retry.isolate_until.is_some_and(|u| offset <= u) {
+                2
+            } else {
+                1
+            };
+        }
+        if dead_letter && batch.len() > 1 && retry.isolate_until.is_none() {
+            retry.isolate_until = Some(batch.metadata.last_offset);
+        }
+        let pause = config.pause_for(retry.failures);
+        tracing::error!(
+            topic = %self.handle.topic, partition = self.handle.partition,
+            offsets = ?(batch.metadata.first_offset, batch.metadata.last_offset), first_unmarked = offset,
+            attempt = retry.failures, retry_in = ?pause, %error,
+            "batch failed; pausing the partition before a retry"
+        );
+        retry.error = error;
+        retry.at = Some(Instant::now() + pause);
+        if !self.paused {
+            self.set_paused(consumer, true);
+        }
+    }
+
+    /// Starts the next attempt at the failed batch's unmarked rest: the whole rest, its first
+    /// message alone while isolating, or a dead-letter job once retries are used up. False when
+    /// nothing is left to retry.
+    fn retry_failed(&mut self, max_retries: Option<u32>) -> bool {
         let Some(failed) = self.in_flight.take() else {
             return false;
         };
         let marked = self.handle.marked.load(Ordering::Acquire);
-        let rest: Arc<[Message]> = failed
-            .messages
+        let mut rest: Vec<Message> = failed
             .iter()
             .filter(|m| m.offset >= marked)
             .cloned()
             .collect();
         if rest.is_empty() {
-            self.failures = 0;
+            self.retry.failures = 0;
             return false;
         }
-        self.send(Messages::new(rest, self.failures + 1));
+        let failures = self.retry.failures;
+        let isolating = self.retry.isolate_until.is_some();
+        if isolating && rest.len() > 1 {
+            // Back to the buffer's front, in order: they run one by one after this one.
+            let tail = rest.split_off(1);
+            self.buffer.splice(0..0, tail);
+            self.buffered_since.get_or_insert_with(Instant::now);
+        }
+        let first = &rest[0];
+        if let Some(max_retries) = max_retries
+            && failures > max_retries
+            && rest.len() == 1
+            && first.offset == self.retry.offset
+        {
+            self.running = true;
+            self.in_flight = Some(Messages::new(rest.clone().into(), failures + 1));
+            let job = Job::DeadLetter {
+                message: rest.remove(0),
+                error: self.retry.error.clone(),
+                attempts: failures,
+            };
+            if self.jobs.send(job).is_err() {
+                self.running = false;
+            }
+            return true;
+        }
+        self.send(Messages::new(rest.into(), failures + 1));
         true
+    }
+
+    /// Applies a pause, resume or seek the consumer asked for.
+    fn apply(&mut self, consumer: &ListenerConsumer, request: PartitionRequest) {
+        match request {
+            PartitionRequest::Pause(timeout) => {
+                self.paused_until = Some(Instant::now() + timeout);
+                if !self.paused {
+                    self.set_paused(consumer, true);
+                }
+            }
+            PartitionRequest::Resume => {
+                self.paused_until = None;
+                self.retry.at = None;
+            }
+            PartitionRequest::Seek(to) => self.seek(consumer, to),
+        }
+    }
+
+    fn seek(&mut self, consumer: &ListenerConsumer, to: SeekTo) {
+        let (topic, partition) = (self.handle.topic.clone(), self.handle.partition);
+        let offset = match to {
+            SeekTo::Offset(o) => Offset::Offset(o),
+            SeekTo::Earliest => Offset::Beginning,
+            SeekTo::Latest => Offset::End,
+            SeekTo::Time(t) => {
+                let millis = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let mut tpl = TopicPartitionList::with_capacity(1);
+                let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(millis));
+                match consumer.offsets_for_times(tpl, Duration::from_secs(10)) {
+                    Ok(found) => found
+                        .find_partition(&topic, partition)
+                        .map(|e| e.offset())
+                        .unwrap_or(Offset::End),
+                    Err(e) => {
+                        tracing::error!(%topic, partition, error = %e, "seek by time failed: cannot look up the offset");
+                        return;
+                    }
+                }
+            }
+        };
+        // Buffered messages are from the old position: drop them (none of them is marked).
+        self.buffer.clear();
+        self.buffered_since = None;
+        self.in_flight = None;
+        self.retry = RetryState::default();
+        match consumer.seek(&topic, partition, offset, Duration::from_secs(10)) {
+            Ok(()) => tracing::info!(%topic, partition, ?offset, "partition seeked"),
+            Err(e) => tracing::error!(%topic, partition, ?offset, error = %e, "seek failed"),
+        }
     }
 
     fn send(&mut self, messages: Messages) {

@@ -4,5 +4,6 @@ mod support;
 
 mod happy_path;
 mod producer;
+mod resilience;
 mod restarts;
 mod slow_consumer;

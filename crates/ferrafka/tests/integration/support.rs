@@ -67,6 +67,27 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Produces messages numbered `from..to` with payload `{n}` to partition `n % partitions`.
+    pub fn produce_spread(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        topic: &str,
+        from: u64,
+        to: u64,
+        partitions: u64,
+    ) {
+        let payloads: Vec<(i32, String)> = (from..to)
+            .map(|n| ((n % partitions) as i32, n.to_string()))
+            .collect();
+        let records = payloads
+            .iter()
+            .map(|(p, payload)| Record::to(topic).partition(*p).payload(payload));
+        rt.block_on(self.producer.produce_many(records))
+            .expect("all produced");
+    }
+}
+
 pub fn init_logging() {
     let filter = tracing_subscriber_filter();
     let _ = tracing_subscriber::fmt()
@@ -178,4 +199,38 @@ pub fn assert_ordered_per_partition(seen: &[Seen]) {
             );
         }
     }
+}
+
+/// Reads every message of `topic` partition 0..partitions from the start with a plain rdkafka
+/// consumer, until `expected` arrived or `timeout` passed.
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(m.detach());
+        }
+    }
+    out.sort_by_key(|m| (m.partition(), m.offset()));
+    out
 }
