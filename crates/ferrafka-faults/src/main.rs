@@ -1,0 +1,93 @@
+//! A consumer process for the fault suite: it records every message it processes in a file, so a
+//! test can kill it, restart it and count what was lost or processed twice.
+//!
+//! Configured by environment: `FAULT_TOPIC`, `FAULT_GROUP`, `FAULT_OUT` (the record file),
+//! `FAULT_BATCH_SLEEP_MS`, `FAULT_MAX_MESSAGES`, `FAULT_SHUTDOWN_TIMEOUT_MS`, and any librdkafka
+//! property through `FERRAFKA_KAFKA_*`. Run it as `fault-consumer server`.
+//!
+//! Each batch appends `S <partition> <first offset>` when it starts and, when it finishes,
+//! `<unix ms> <partition> <offset> <number>` per message — written and flushed before `consume`
+//! returns, so the record of processing always precedes the mark.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferrafka::{App, ConsumeResult, Consumer, Context, Messages};
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn millis(name: &str, default: u64) -> Duration {
+    Duration::from_millis(
+        env_or(name, &default.to_string())
+            .parse()
+            .expect("a number of milliseconds"),
+    )
+}
+
+/// Appends what it processes to the shared record file.
+struct RecordingConsumer {
+    out: Arc<Mutex<File>>,
+    batch_sleep: Duration,
+}
+
+impl Consumer for RecordingConsumer {
+    async fn consume(&mut self, _ctx: &mut Context, messages: &Messages) -> ConsumeResult {
+        let meta = messages.metadata();
+        let started = format!("S {} {}\n", meta.partition, meta.first_offset);
+        self.out
+            .lock()
+            .expect("not poisoned")
+            .write_all(started.as_bytes())?;
+        tokio::time::sleep(self.batch_sleep).await;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+        let mut lines = String::new();
+        for m in messages {
+            let number = std::str::from_utf8(m.payload_or_empty())?;
+            lines.push_str(&format!(
+                "{now} {} {} {number}\n",
+                m.partition(),
+                m.offset()
+            ));
+        }
+        let mut out = self.out.lock().expect("not poisoned");
+        out.write_all(lines.as_bytes())?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env_or("FAULT_OUT", "fault-consumer.out"))
+        .expect("record file opens");
+    let out = Arc::new(Mutex::new(out));
+    let batch_sleep = millis("FAULT_BATCH_SLEEP_MS", 0);
+    let app = App::builder()
+        .setup(|c| {
+            c.client_id("fault-consumer")
+                .group_id(env_or("FAULT_GROUP", "faults"));
+            c.max_messages(
+                env_or("FAULT_MAX_MESSAGES", "20")
+                    .parse()
+                    .expect("a number"),
+            );
+            c.max_wait_time(Duration::from_millis(50));
+            c.shutdown_timeout(millis("FAULT_SHUTDOWN_TIMEOUT_MS", 10_000));
+        })
+        .routes(|r| {
+            r.topic(env_or("FAULT_TOPIC", "faults"))
+                .consumer(move || RecordingConsumer {
+                    out: out.clone(),
+                    batch_sleep,
+                });
+        })
+        .build();
+    ferrafka::cli::run(app)
+}
