@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
-use crate::config::redact;
+use crate::config::{Source, redact};
 use crate::server::{Filters, ServerExit};
 
 /// Command line of a ferrafka app.
@@ -133,43 +133,78 @@ fn server(app: &App, filters: &Filters) -> ExitCode {
     }
 }
 
-/// The text `info` prints.
+fn table(header: [&str; 3]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::ASCII_BORDERS_ONLY_CONDENSED)
+        .set_header(header);
+    t
+}
+
+fn indented(table: &comfy_table::Table, by: &str) -> String {
+    table
+        .lines()
+        .map(|l| format!("{by}{}\n", l.trim_end()))
+        .collect()
+}
+
+/// The text `info` prints: versions and build features, the environment, every effective
+/// setting with the layer it came from, and each client's librdkafka properties (secrets
+/// redacted).
 pub fn info(app: &App) -> String {
     use std::fmt::Write;
     let c = app.config();
-    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "ferrafka {} (librdkafka {librdkafka})",
-        env!("CARGO_PKG_VERSION")
+        "ferrafka {} (librdkafka {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::librdkafka::version()
+    );
+    let _ = writeln!(
+        out,
+        "librdkafka builtin.features: {}",
+        crate::librdkafka::builtin_features().join(",")
     );
     let _ = writeln!(
         out,
         "environment: {}{}",
         c.env(),
-        if c.env().is_production() {
-            ""
-        } else {
-            " (non-production)"
+        match c.env() {
+            crate::config::Environment::Production => "",
+            crate::config::Environment::Other(_) =>
+                " (not a known environment: treated as non-production)",
+            _ => " (non-production)",
         }
     );
-    let _ = writeln!(out, "client_id: {}", c.client_id);
-    let _ = writeln!(out, "default consumer group: {}", c.default_group_id());
-    let _ = writeln!(out, "concurrency: {}", c.concurrency);
-    let _ = writeln!(
-        out,
-        "max_messages: {}  max_wait_time: {:?}",
-        c.max_messages, c.max_wait_time
-    );
-    let _ = writeln!(out, "shutdown_timeout: {:?}", c.shutdown_timeout);
-    let _ = writeln!(
-        out,
-        "pause_timeout: {:?}  pause_max_timeout: {:?}  exponential: {}",
-        c.pause_timeout, c.pause_max_timeout, c.pause_with_exponential_backoff
-    );
+    let mut settings = table(["setting", "value", "source"]);
+    let rows: [(&str, String); 11] = [
+        ("client_id", c.client_id.clone()),
+        ("group_id", c.default_group_id().to_string()),
+        ("concurrency", c.concurrency.to_string()),
+        ("max_messages", c.max_messages.to_string()),
+        ("max_wait_time", format!("{:?}", c.max_wait_time)),
+        ("shutdown_timeout", format!("{:?}", c.shutdown_timeout)),
+        ("initial_offset", c.initial_offset.as_kafka().to_string()),
+        ("pause_timeout", format!("{:?}", c.pause_timeout)),
+        ("pause_max_timeout", format!("{:?}", c.pause_max_timeout)),
+        (
+            "pause_with_exponential_backoff",
+            c.pause_with_exponential_backoff.to_string(),
+        ),
+        ("consumer_persistence", c.consumer_persistence.to_string()),
+    ];
+    for (name, value) in rows {
+        // Without its own group_id the default group takes the client id, and its layer.
+        let source = match name {
+            "group_id" if c.group_id.is_none() => c.source("client_id"),
+            _ => c.source(name),
+        };
+        settings.add_row([name.to_string(), value, source.to_string()]);
+    }
+    let _ = writeln!(out, "\nsettings:");
+    out.push_str(&indented(&settings, "  "));
     if let Err(e) = app.validate() {
-        let _ = writeln!(out, "{e}");
+        let _ = writeln!(out, "\n{e}");
     }
     for sg in app.subscription_groups() {
         let _ = writeln!(
@@ -180,11 +215,12 @@ pub fn info(app: &App) -> String {
         for t in &sg.topics {
             let _ = writeln!(
                 out,
-                "  topic {}{}: max_messages={} max_wait_time={:?}{}",
+                "  topic {}{}: max_messages={} max_wait_time={:?} consumer_persistence={}{}",
                 t.name,
                 if t.active { "" } else { " (inactive)" },
                 t.max_messages,
                 t.max_wait_time,
+                t.consumer_persistence,
                 if t.manual_offset_management {
                     " manual_offsets"
                 } else {
@@ -192,15 +228,19 @@ pub fn info(app: &App) -> String {
                 }
             );
         }
-        let _ = writeln!(out, "  kafka:");
+        let mut kafka = table(["kafka property", "value", "source"]);
         for (k, v) in &sg.kafka {
-            let _ = writeln!(out, "    {k}={}", redact(k, v));
+            let source = sg.kafka_sources.get(k).cloned().unwrap_or(Source::Default);
+            kafka.add_row([k.clone(), redact(k, v), source.to_string()]);
         }
+        out.push_str(&indented(&kafka, "  "));
     }
-    let _ = writeln!(out, "\nproducer kafka:");
-    for (k, v) in app.producer_kafka() {
-        let _ = writeln!(out, "  {k}={}", redact(&k, &v));
+    let _ = writeln!(out, "\nproducer:");
+    let mut kafka = table(["kafka property", "value", "source"]);
+    for (k, (v, source)) in app.producer_kafka_sources() {
+        kafka.add_row([k.clone(), redact(&k, &v), source.to_string()]);
     }
+    out.push_str(&indented(&kafka, "  "));
     out
 }
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod environments;
 mod happy_path;
 mod producer;
 mod restarts;
