@@ -1,8 +1,11 @@
 //! The command line a user's binary gets by calling [`run`] with its app.
 //!
-//! `server` runs the consumers; `info` prints routes and effective settings. Exit codes: 0 ok,
+//! `server` runs the consumers (`--reload` re-executes the binary when it is rebuilt, see
+//! [`reload`](self::reload)); `info` prints routes and effective settings. Exit codes: 0 ok,
 //! 1 configuration or startup error, 2 when the shutdown timeout forced the stop (clap also
 //! uses 2 for a command line it cannot parse).
+
+mod reload;
 
 use std::process::ExitCode;
 
@@ -51,6 +54,13 @@ pub struct ServerArgs {
     /// Skip these topics.
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub exclude_topics: Vec<String>,
+    /// Development: when this executable is rebuilt, stop gracefully and re-execute it with the
+    /// same arguments. Refused in production.
+    #[arg(long)]
+    pub reload: bool,
+    /// Allow `--reload` with FERRAFKA_ENV=production (not recommended).
+    #[arg(long, requires = "reload")]
+    pub allow_reload_in_production: bool,
 }
 
 impl ServerArgs {
@@ -80,8 +90,25 @@ pub fn run_with(app: App, cli: Cli) -> ExitCode {
             print!("{}", info(&app));
             ExitCode::SUCCESS
         }
-        Command::Server(args) => server(&app, &args.filters()),
+        Command::Server(args) => match server(&app, &args) {
+            Served::Exit(code) => code,
+            Served::Reload(exe) => {
+                // Release the producer and everything else before the image is replaced.
+                drop(app);
+                let error = reload::reexec(&exe);
+                eprintln!("ferrafka: cannot re-execute {}: {error}", exe.display());
+                ExitCode::from(1)
+            }
+        },
     }
+}
+
+/// How `server` ended.
+enum Served {
+    /// Exit with this code.
+    Exit(ExitCode),
+    /// Stopped gracefully because the executable changed: run it.
+    Reload(std::path::PathBuf),
 }
 
 /// Installs a `tracing` subscriber that prints to stderr, filtered by `RUST_LOG` (default
@@ -103,10 +130,22 @@ fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn server(app: &App, filters: &Filters) -> ExitCode {
-    let running = match app.start(filters) {
+fn server(app: &App, args: &ServerArgs) -> Served {
+    let mut watch = None;
+    if args.reload {
+        if app.config().env().is_production() && !args.allow_reload_in_production {
+            eprintln!("ferrafka: {}", reload::REFUSED_IN_PRODUCTION);
+            return Served::Exit(ExitCode::from(1));
+        }
+        // Resolved now: once the file is replaced, the running image's path reads "(deleted)".
+        match std::env::current_exe() {
+            Ok(exe) => watch = Some(exe),
+            Err(e) => return Served::Exit(fail(&e)),
+        }
+    }
+    let running = match app.start(&args.filters()) {
         Ok(r) => r,
-        Err(e) => return fail(&e),
+        Err(e) => return Served::Exit(fail(&e)),
     };
     let stopper = running.stopper();
     let signals = tokio::runtime::Builder::new_current_thread()
@@ -114,22 +153,53 @@ fn server(app: &App, filters: &Filters) -> ExitCode {
         .build();
     let signals = match signals {
         Ok(rt) => rt,
-        Err(e) => return fail(&e),
+        Err(e) => return Served::Exit(fail(&e)),
     };
-    signals.block_on(async {
+    let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let _watcher = match &watch {
+        Some(exe) => {
+            if app.config().env().is_production() {
+                tracing::warn!("reload mode in production (--allow-reload-in-production)");
+            }
+            tracing::info!(executable = %exe.display(), "reload mode: watching the executable");
+            match reload::watch(exe.clone(), move || {
+                let _ = changed_tx.send(());
+            }) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    running.stop();
+                    running.wait();
+                    return Served::Exit(fail(&e));
+                }
+            }
+        }
+        None => None,
+    };
+    let reload = signals.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
-        let name = tokio::select! {
+        let reason = tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
+            Some(()) = changed.recv() => "executable changed",
         };
-        tracing::info!(signal = name, timeout = ?app.config().shutdown_timeout, "shutdown requested");
+        tracing::info!(reason, timeout = ?app.config().shutdown_timeout, "shutdown requested");
         stopper.stop();
+        reason == "executable changed"
     });
-    match running.wait() {
-        ServerExit::Clean => ExitCode::SUCCESS,
-        ServerExit::Forced => ExitCode::from(2),
+    let exit = running.wait();
+    match (reload, watch) {
+        (true, Some(exe)) => {
+            if exit == ServerExit::Forced {
+                tracing::warn!("reloading after a forced stop: abandoned batches will run again");
+            }
+            Served::Reload(exe)
+        }
+        _ => Served::Exit(match exit {
+            ServerExit::Clean => ExitCode::SUCCESS,
+            ServerExit::Forced => ExitCode::from(2),
+        }),
     }
 }
 

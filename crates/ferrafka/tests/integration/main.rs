@@ -5,5 +5,6 @@ mod support;
 mod environments;
 mod happy_path;
 mod producer;
+mod reload;
 mod restarts;
 mod slow_consumer;
