@@ -458,3 +458,63 @@ fn without_persistence_every_batch_gets_a_fresh_consumer_instance() {
         "consumers read the environment"
     );
 }
+
+#[test]
+fn the_production_profile_consumes_with_cooperative_rebalances() {
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let topic = unique("prod");
+    let group = unique("prod-group");
+    cluster.create_topic(&rt, &topic, 4);
+    let tracker = Tracker::default();
+    let server = |instance: u32| {
+        let (tracker, topic, group) = (tracker.clone(), topic.clone(), group.clone());
+        let bootstrap = cluster.bootstrap();
+        App::builder_with_env(vars(&[("FERRAFKA_ENV", "production")]))
+            .setup(move |c| {
+                c.client_id("prod")
+                    .group_id(group)
+                    .kafka("bootstrap.servers", bootstrap)
+                    .kafka("session.timeout.ms", "6000")
+                    .kafka("heartbeat.interval.ms", "500")
+                    .max_messages(20)
+                    .max_wait_time(Duration::from_millis(50));
+            })
+            .routes(move |r| {
+                r.topic(topic).consumer(move || Recording {
+                    instance,
+                    tracker: tracker.clone(),
+                    batch_sleep: Duration::ZERO,
+                });
+            })
+            .build()
+    };
+    let first = server(1);
+    assert_eq!(
+        first.subscription_groups()[0].kafka["partition.assignment.strategy"],
+        "cooperative-sticky"
+    );
+    let a = first.start(&Filters::default()).expect("a starts");
+    cluster.produce_numbered(&rt, &topic, 0, 400, 13);
+    assert!(tracker.wait_for(400, Duration::from_secs(60)));
+    // A second member joins: the cooperative rebalance moves some partitions to it.
+    let b = server(2).start(&Filters::default()).expect("b starts");
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.produce_numbered(&rt, &topic, 400, 1000, 13);
+    assert!(
+        wait_until(Duration::from_secs(60), || tracker.counts().len() == 1000),
+        "processed {}",
+        tracker.counts().len()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(b.shutdown(), ServerExit::Clean);
+    assert_eq!(a.shutdown(), ServerExit::Clean);
+    let counts = tracker.counts();
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "processed more than once: {twice:?}");
+    assert!(
+        tracker.all().iter().any(|s| s.instance == 2),
+        "the second member got partitions"
+    );
+    assert_ordered_per_partition(&tracker.all());
+}
