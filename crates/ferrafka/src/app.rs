@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::config::{Config, ConfigError, Problem};
+use std::collections::BTreeMap;
+
+use crate::config::{CONSUMER_ONLY, Config, ConfigError, ENV_VAR, Environment, Problem, Source};
 use crate::error::Result;
 use crate::producer::Producer;
 use crate::routing::{self, Router, SubscriptionGroup};
@@ -54,11 +56,21 @@ impl std::fmt::Debug for App {
 }
 
 /// Builds an [`App`].
-#[derive(Default)]
+///
+/// The environment (`FERRAFKA_ENV`) is read when the builder is created, so `setup` already
+/// starts from the environment's profile and can read [`Config::env`].
 #[must_use]
 pub struct AppBuilder {
     config: Config,
     router: Router,
+    vars: Vec<(String, String)>,
+}
+
+impl Default for AppBuilder {
+    /// The same as [`App::builder`]: reads the process environment.
+    fn default() -> Self {
+        App::builder()
+    }
 }
 
 impl std::fmt::Debug for AppBuilder {
@@ -69,9 +81,32 @@ impl std::fmt::Debug for AppBuilder {
     }
 }
 
+/// The environment named by the last `FERRAFKA_ENV` in `vars`, if any.
+fn env_in(vars: &[(String, String)]) -> Option<Environment> {
+    vars.iter()
+        .rev()
+        .find(|(k, _)| k == ENV_VAR)
+        .map(|(_, v)| Environment::from_name(v))
+}
+
 impl AppBuilder {
+    fn with_vars(vars: Vec<(String, String)>) -> Self {
+        let env = env_in(&vars).unwrap_or(Environment::Development);
+        AppBuilder {
+            config: Config::for_env(env),
+            router: Router::default(),
+            vars,
+        }
+    }
+
+    /// The environment the app is built for.
+    pub fn env(&self) -> &Environment {
+        self.config.env()
+    }
+
     /// Changes settings; may be called more than once.
     pub fn setup(mut self, setup: impl FnOnce(&mut Config)) -> Self {
+        self.config.layer = Source::Setup;
         setup(&mut self.config);
         self
     }
@@ -82,16 +117,36 @@ impl AppBuilder {
         self
     }
 
-    /// Finishes the app, reading `FERRAFKA_KAFKA_*` variables from the process environment.
-    /// Problems are kept and reported by [`App::validate`] (the CLI exits with code 1).
+    /// Finishes the app, applying the `FERRAFKA_KAFKA_*` variables of the environment the
+    /// builder was created with. Problems are kept and reported by [`App::validate`] (the CLI
+    /// exits with code 1).
     pub fn build(self) -> App {
-        self.build_with_env(std::env::vars())
+        let vars = self.vars.clone();
+        self.finish(vars)
     }
 
-    /// Finishes the app with the given environment variables instead of the process's.
-    pub fn build_with_env<I: IntoIterator<Item = (String, String)>>(mut self, vars: I) -> App {
-        self.config.apply_env(vars);
+    /// Finishes the app with the given environment variables instead of the ones the builder
+    /// was created with. A `FERRAFKA_ENV` among them must name the environment the builder
+    /// already uses (`setup` ran for it); prefer [`App::builder_with_env`].
+    pub fn build_with_env<I: IntoIterator<Item = (String, String)>>(self, vars: I) -> App {
+        self.finish(vars.into_iter().collect())
+    }
+
+    fn finish(mut self, vars: Vec<(String, String)>) -> App {
         let mut problems = Vec::new();
+        if let Some(env) = env_in(&vars).filter(|e| e != self.config.env()) {
+            problems.push(Problem::new(
+                ENV_VAR,
+                env.name(),
+                &format!(
+                    "needs to name the environment the app was set up for ({}): `setup` and \
+                     the profile defaults already used that one",
+                    self.config.env()
+                ),
+                "pass the variables to `App::builder_with_env(vars)` instead of `build_with_env`",
+            ));
+        }
+        self.config.apply_env(vars);
         self.config.check(&mut problems);
         let groups = routing::resolve(&self.config, &self.router.groups, &mut problems);
         if groups.iter().all(|g| g.active_topics().is_empty()) {
@@ -102,6 +157,8 @@ impl AppBuilder {
                 "add `r.topic(\"name\").consumer(|| MyConsumer)` in `routes`",
             ));
         }
+        let producer = producer_kafka(&self.config);
+        crate::kafka_check::check_clients(&groups, &producer, &mut problems);
         App {
             config: Arc::new(self.config),
             groups,
@@ -111,10 +168,45 @@ impl AppBuilder {
     }
 }
 
+/// The producer's librdkafka properties with their layers: the shared ones without
+/// consumer-only properties, the producer's own, then environment variables.
+fn producer_kafka(config: &Config) -> BTreeMap<String, (String, Source)> {
+    let mut kafka = BTreeMap::new();
+    kafka.insert(
+        "client.id".to_string(),
+        (config.client_id.clone(), config.source("client_id")),
+    );
+    let shared = config
+        .kafka
+        .iter()
+        .filter(|(k, _)| !CONSUMER_ONLY.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), (v.clone(), config.source(&format!("kafka.{k}")))));
+    kafka.extend(shared);
+    kafka.extend(config.producer_kafka.iter().map(|(k, v)| {
+        let source = config.source(&format!("producer_kafka.{k}"));
+        (k.clone(), (v.clone(), source))
+    }));
+    kafka.extend(
+        config
+            .env_kafka
+            .iter()
+            .filter(|(k, _)| !CONSUMER_ONLY.contains(&k.as_str()))
+            .map(|(k, (v, var))| (k.clone(), (v.clone(), Source::EnvVar(var.clone())))),
+    );
+    kafka
+}
+
 impl App {
-    /// Starts building an app.
+    /// Starts building an app for the process environment (`FERRAFKA_ENV`, `FERRAFKA_KAFKA_*`).
     pub fn builder() -> AppBuilder {
-        AppBuilder::default()
+        AppBuilder::with_vars(std::env::vars().collect())
+    }
+
+    /// Starts building an app for the given environment variables instead of the process's
+    /// (for tests): `FERRAFKA_ENV` picks the profile `setup` starts from, `FERRAFKA_KAFKA_*`
+    /// are applied at `build`.
+    pub fn builder_with_env<I: IntoIterator<Item = (String, String)>>(vars: I) -> AppBuilder {
+        AppBuilder::with_vars(vars.into_iter().collect())
     }
 
     /// Every problem found in the settings and routes, or `Ok`.
@@ -143,25 +235,17 @@ impl App {
     }
 
     /// The librdkafka properties of the producer: the shared ones without consumer-only
-    /// properties, plus the producer's own.
-    pub fn producer_kafka(&self) -> std::collections::BTreeMap<String, String> {
-        let mut kafka: std::collections::BTreeMap<String, String> = self
-            .config
-            .kafka
-            .iter()
-            .filter(|(k, _)| !crate::config::CONSUMER_ONLY.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        kafka
-            .entry("client.id".into())
-            .or_insert_with(|| self.config.client_id.clone());
-        kafka.extend(
-            self.config
-                .producer_kafka
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        kafka
+    /// properties, plus the producer's own, plus environment variables.
+    pub fn producer_kafka(&self) -> BTreeMap<String, String> {
+        producer_kafka(&self.config)
+            .into_iter()
+            .map(|(k, (v, _))| (k, v))
+            .collect()
+    }
+
+    /// [`App::producer_kafka`] with the layer each value came from.
+    pub fn producer_kafka_sources(&self) -> BTreeMap<String, (String, Source)> {
+        producer_kafka(&self.config)
     }
 
     /// The app-wide producer, created on first use.

@@ -1,9 +1,15 @@
 //! App-wide settings, their defaults and their validation.
 //!
-//! Settings are set in the app's `setup` closure and may be overridden per topic in the routes.
-//! librdkafka properties can also come from the environment: `FERRAFKA_KAFKA_BOOTSTRAP_SERVERS`
-//! sets `bootstrap.servers` (the part after `FERRAFKA_KAFKA_`, lowercased, `_` read as `.`), so
-//! brokers and credentials change without recompiling. Environment values win over code.
+//! Settings come in layers, each overriding the one before, and every effective value remembers
+//! the layer it came from ([`Source`], shown by `info`):
+//!
+//! 1. framework defaults ([`Config::default`]);
+//! 2. the environment's profile (`FERRAFKA_ENV`, see [`Environment`] and `docs/environments.md`);
+//! 3. the app's `setup` closure;
+//! 4. per-topic overrides in the routes;
+//! 5. environment variables: `FERRAFKA_KAFKA_BOOTSTRAP_SERVERS` sets `bootstrap.servers` (the
+//!    part after `FERRAFKA_KAFKA_`, lowercased, `_` read as `.`), so brokers and credentials
+//!    change without recompiling.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -81,7 +87,37 @@ impl InitialOffset {
     }
 }
 
-/// The app-wide settings. Defaults:
+/// The layer an effective setting came from, lowest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// ferrafka's default, the same in every environment.
+    Default,
+    /// The profile of the named environment (e.g. production turns topic auto-creation off).
+    Profile(String),
+    /// The app's `setup` closure.
+    Setup,
+    /// An override on the named topic in the routes.
+    Topic(String),
+    /// The named environment variable.
+    EnvVar(String),
+    /// Owned by ferrafka and not changeable (e.g. `group.id`, `enable.auto.offset.store`).
+    Framework,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::Profile(env) => write!(f, "profile:{env}"),
+            Source::Setup => f.write_str("setup"),
+            Source::Topic(topic) => write!(f, "topic:{topic}"),
+            Source::EnvVar(var) => write!(f, "env:{var}"),
+            Source::Framework => f.write_str("framework"),
+        }
+    }
+}
+
+/// The app-wide settings. Defaults (before the environment's profile):
 ///
 /// | setting | default | what it does |
 /// |---|---|---|
@@ -95,8 +131,11 @@ impl InitialOffset {
 /// | `pause_timeout` | 1 s | first pause of a partition after a failed batch |
 /// | `pause_max_timeout` | 30 s | the longest pause after repeated failures |
 /// | `pause_with_exponential_backoff` | true | double the pause after each failure |
+/// | `consumer_persistence` | true (false in development) | keep a partition's consumer instance across batches |
 /// | `kafka` | `bootstrap.servers=127.0.0.1:9092` | librdkafka properties of every client |
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output redacts secrets.
+#[derive(Clone)]
 pub struct Config {
     pub(crate) env: Environment,
     pub(crate) client_id: String,
@@ -111,6 +150,41 @@ pub struct Config {
     pub(crate) pause_timeout: Duration,
     pub(crate) pause_max_timeout: Duration,
     pub(crate) pause_with_exponential_backoff: bool,
+    pub(crate) consumer_persistence: bool,
+    /// `FERRAFKA_KAFKA_*` values: property → (value, variable); they win over topic overrides.
+    pub(crate) env_kafka: BTreeMap<String, (String, String)>,
+    /// Where each setting not at its framework default came from (`kafka.<property>` for kafka
+    /// properties, `producer_kafka.<property>` for the producer's own).
+    pub(crate) sources: BTreeMap<String, Source>,
+    /// The layer setters currently record.
+    pub(crate) layer: Source,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |map: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            map.iter().map(|(k, v)| (k.clone(), redact(k, v))).collect()
+        };
+        f.debug_struct("Config")
+            .field("env", &self.env)
+            .field("client_id", &self.client_id)
+            .field("group_id", &self.group_id)
+            .field("kafka", &redacted(&self.kafka))
+            .field("producer_kafka", &redacted(&self.producer_kafka))
+            .field("concurrency", &self.concurrency)
+            .field("max_messages", &self.max_messages)
+            .field("max_wait_time", &self.max_wait_time)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("initial_offset", &self.initial_offset)
+            .field("pause_timeout", &self.pause_timeout)
+            .field("pause_max_timeout", &self.pause_max_timeout)
+            .field(
+                "pause_with_exponential_backoff",
+                &self.pause_with_exponential_backoff,
+            )
+            .field("consumer_persistence", &self.consumer_persistence)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Config {
@@ -129,12 +203,69 @@ impl Default for Config {
             pause_timeout: Duration::from_secs(1),
             pause_max_timeout: Duration::from_secs(30),
             pause_with_exponential_backoff: true,
+            consumer_persistence: true,
+            env_kafka: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            layer: Source::Default,
         }
     }
 }
 
+/// librdkafka properties every consumer gets unless a layer above sets them.
+pub(crate) const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    // Statistics feed metrics; librdkafka emits none unless an interval is set.
+    ("statistics.interval.ms", "5000"),
+];
+
 impl Config {
-    /// The environment the app runs in (from `FERRAFKA_ENV`).
+    /// The framework defaults with `env`'s profile applied on top; what `setup` starts from.
+    pub fn for_env(env: Environment) -> Self {
+        let mut config = Config {
+            env,
+            ..Config::default()
+        };
+        config.apply_profile();
+        config.layer = Source::Setup;
+        config
+    }
+
+    /// Applies the defaults that differ per environment (see `docs/environments.md`).
+    fn apply_profile(&mut self) {
+        self.layer = Source::Profile(self.env.name().to_string());
+        if self.env.is_production() {
+            // Topics are created deliberately (declarative topics), never by a typo.
+            self.kafka("allow.auto.create.topics", "false");
+            // Refreshing metadata every few seconds costs the brokers; 5 minutes suffices.
+            self.kafka("topic.metadata.refresh.interval.ms", "300000");
+            // Rolling deploys rebalance once per process; cooperative rebalances stop only
+            // the partitions that move.
+            self.kafka("partition.assignment.strategy", "cooperative-sticky");
+            self.consumer_persistence(true);
+        } else {
+            // New topics appear without ceremony and are noticed within seconds.
+            self.kafka("allow.auto.create.topics", "true");
+            self.kafka("topic.metadata.refresh.interval.ms", "5000");
+            if self.env == Environment::Development {
+                // A fresh instance per batch: no state silently carried between batches.
+                self.consumer_persistence(false);
+            }
+        }
+    }
+
+    fn record(&mut self, setting: impl Into<String>) {
+        self.sources.insert(setting.into(), self.layer.clone());
+    }
+
+    /// The layer the effective value of `setting` came from: `concurrency`, `kafka.<property>`,
+    /// `producer_kafka.<property>`, …
+    pub fn source(&self, setting: &str) -> Source {
+        self.sources
+            .get(setting)
+            .cloned()
+            .unwrap_or(Source::Default)
+    }
+
+    /// The environment the app runs in (from `FERRAFKA_ENV`); known before `setup` runs.
     pub fn env(&self) -> &Environment {
         &self.env
     }
@@ -142,18 +273,22 @@ impl Config {
     /// Sets `client.id` of every client (and the default consumer group id).
     pub fn client_id(&mut self, id: impl Into<String>) -> &mut Self {
         self.client_id = id.into();
+        self.record("client_id");
         self
     }
 
     /// Sets the id of the default consumer group (routes outside `consumer_group` blocks).
     pub fn group_id(&mut self, id: impl Into<String>) -> &mut Self {
         self.group_id = Some(id.into());
+        self.record("group_id");
         self
     }
 
     /// Sets a librdkafka property for every client (consumers, producer, admin).
     pub fn kafka(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        self.kafka.insert(name.into(), value.into());
+        let name = name.into();
+        self.record(format!("kafka.{name}"));
+        self.kafka.insert(name, value.into());
         self
     }
 
@@ -163,56 +298,80 @@ impl Config {
         name: impl Into<String>,
         value: impl Into<String>,
     ) -> &mut Self {
-        self.producer_kafka.insert(name.into(), value.into());
+        let name = name.into();
+        self.record(format!("producer_kafka.{name}"));
+        self.producer_kafka.insert(name, value.into());
         self
     }
 
     /// Sets how many batches run at once across all partitions of the process.
     pub fn concurrency(&mut self, workers: usize) -> &mut Self {
         self.concurrency = workers;
+        self.record("concurrency");
         self
     }
 
     /// Sets the default most messages per batch.
     pub fn max_messages(&mut self, n: usize) -> &mut Self {
         self.max_messages = n;
+        self.record("max_messages");
         self
     }
 
     /// Sets the default longest wait for a batch to fill.
     pub fn max_wait_time(&mut self, wait: Duration) -> &mut Self {
         self.max_wait_time = wait;
+        self.record("max_wait_time");
         self
     }
 
     /// Sets how long in-flight batches may take to finish once shutdown starts.
     pub fn shutdown_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.shutdown_timeout = timeout;
+        self.record("shutdown_timeout");
         self
     }
 
     /// Sets where groups without committed offsets start.
     pub fn initial_offset(&mut self, offset: InitialOffset) -> &mut Self {
         self.initial_offset = offset;
+        self.record("initial_offset");
         self
     }
 
     /// Sets the first pause after a failed batch.
     pub fn pause_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.pause_timeout = timeout;
+        self.record("pause_timeout");
         self
     }
 
     /// Sets the longest pause after repeated failures.
     pub fn pause_max_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.pause_max_timeout = timeout;
+        self.record("pause_max_timeout");
         self
     }
 
     /// Turns doubling of the pause after each failure on or off.
     pub fn pause_with_exponential_backoff(&mut self, on: bool) -> &mut Self {
         self.pause_with_exponential_backoff = on;
+        self.record("pause_with_exponential_backoff");
         self
+    }
+
+    /// Keeps a partition's consumer instance across batches (true), or builds a fresh one for
+    /// every batch (false). Topics may override it.
+    pub fn consumer_persistence(&mut self, on: bool) -> &mut Self {
+        self.consumer_persistence = on;
+        self.record("consumer_persistence");
+        self
+    }
+
+    /// Whether consumer instances are kept across batches (see
+    /// [`Config::consumer_persistence`]).
+    pub fn is_consumer_persistent(&self) -> bool {
+        self.consumer_persistence
     }
 
     /// The id of the default consumer group.
@@ -220,20 +379,22 @@ impl Config {
         self.group_id.as_deref().unwrap_or(&self.client_id)
     }
 
-    /// Applies `FERRAFKA_KAFKA_*` variables from `vars` over the kafka properties.
+    /// Applies `FERRAFKA_KAFKA_*` variables from `vars` over the kafka properties; they win
+    /// over every other layer, per-topic overrides included. (`FERRAFKA_ENV` is read earlier,
+    /// before `setup`.)
     pub(crate) fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) {
+        let previous = std::mem::replace(&mut self.layer, Source::Default);
         for (name, value) in vars {
-            if name == ENV_VAR {
-                self.env = Environment::from_name(&value);
-                continue;
-            }
             if let Some(property) = name.strip_prefix(KAFKA_ENV_PREFIX) {
                 let property = property.to_ascii_lowercase().replace('_', ".");
                 if !property.is_empty() {
-                    self.kafka.insert(property, value);
+                    self.layer = Source::EnvVar(name.clone());
+                    self.kafka(property.clone(), value.clone());
+                    self.env_kafka.insert(property, (value, name));
                 }
             }
         }
+        self.layer = previous;
     }
 
     /// The pause before retry number `failures` (1 for the first failure).
@@ -362,15 +523,36 @@ pub(crate) const CONSUMER_ONLY: &[&str] = &[
     "allow.auto.create.topics",
 ];
 
-/// True for properties whose values must never be shown: passwords, keys, tokens.
+/// Properties librdkafka 2.12 flags as sensitive (it redacts them in its own debug output);
+/// librdkafka offers no API to read the flag, so the list is kept here.
+const LIBRDKAFKA_SENSITIVE: &[&str] = &[
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl_key",
+    "ssl.ca.pem",
+    "ssl.keystore.password",
+    "sasl.username",
+    "sasl.password",
+    "sasl.oauthbearer.config",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.assertion.private.key.file",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem",
+];
+
+/// True for properties whose values must never be shown: the ones librdkafka flags as
+/// sensitive (or a near-miss spelling of one), and anything named like a password, secret,
+/// token, passphrase or private key.
 pub fn is_sensitive(property: &str) -> bool {
     let p = property.to_ascii_lowercase();
-    p.contains("password")
-        || p.contains("secret")
-        || p.contains("token")
-        || p == "sasl.oauthbearer.config"
-        || p == "ssl.key.pem"
-        || p == "ssl_key"
+    // A misspelled secret (`sasl.pasword`) is still a secret.
+    LIBRDKAFKA_SENSITIVE
+        .iter()
+        .any(|s| strsim::damerau_levenshtein(&p, s) <= 2)
+        || ["password", "secret", "token", "passphrase", "private.key"]
+            .iter()
+            .any(|word| p.contains(word))
         || p.ends_with(".key.pem")
 }
 
@@ -503,6 +685,14 @@ mod tests {
         assert_eq!(redact("sasl.password", "hunter2"), "[redacted]");
         assert_eq!(redact("ssl.key.password", "x"), "[redacted]");
         assert_eq!(redact("sasl.oauthbearer.client.secret", "x"), "[redacted]");
+        assert_eq!(redact("ssl.keystore.password", "x"), "[redacted]");
+        assert_eq!(redact("sasl.username", "x"), "[redacted]");
+        assert_eq!(
+            redact("sasl.pasword", "x"),
+            "[redacted]",
+            "a near-miss spelling"
+        );
         assert_eq!(redact("bootstrap.servers", "b:9092"), "b:9092");
+        assert_eq!(redact("group.id", "g"), "g");
     }
 }

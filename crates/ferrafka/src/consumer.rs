@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
+use crate::config::{Config, Environment};
 use crate::error::BoxError;
 use crate::messages::{Message, Messages};
 use crate::producer::Producer;
@@ -14,8 +15,9 @@ pub type ConsumeResult<T = ()> = Result<T, BoxError>;
 
 /// Processes batches of one topic-partition.
 ///
-/// One instance serves one assigned partition and is kept across batches (consumer persistence);
-/// it is dropped when the partition is revoked. Batches of a partition arrive one at a time in
+/// One instance serves one assigned partition and is kept across batches (consumer persistence,
+/// the default outside development); it is dropped when the partition is revoked. With
+/// `consumer_persistence(false)` a fresh instance handles every batch. Batches of a partition arrive one at a time in
 /// offset order; different partitions run in parallel on different instances.
 ///
 /// ```
@@ -148,6 +150,7 @@ pub struct Context {
     pub(crate) handle: Arc<PartitionHandle>,
     pub(crate) producer: Producer,
     pub(crate) consumer_group: Arc<str>,
+    pub(crate) config: Arc<Config>,
     pub(crate) attempt: u32,
     pub(crate) requests: Vec<PartitionRequest>,
 }
@@ -187,6 +190,16 @@ impl Context {
     /// The consumer group's id.
     pub fn consumer_group(&self) -> &str {
         &self.consumer_group
+    }
+
+    /// The environment the app runs in (`FERRAFKA_ENV`).
+    pub fn env(&self) -> &Environment {
+        self.config.env()
+    }
+
+    /// The app's settings.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Which attempt at the current batch this is: 1 the first time, then 2, 3, … after errors.

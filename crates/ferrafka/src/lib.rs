@@ -22,6 +22,8 @@ pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod error;
+mod kafka_check;
+mod librdkafka;
 pub mod messages;
 mod processing;
 pub mod producer;
@@ -29,7 +31,7 @@ pub mod routing;
 pub mod server;
 
 pub use app::{App, AppBuilder};
-pub use config::{Config, InitialOffset};
+pub use config::{Config, Environment, InitialOffset, Source};
 pub use consumer::{ConsumeResult, Consumer, Context};
 pub use error::{BoxError, Error, Result};
 pub use messages::{Message, Messages};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, InitialOffset, Problem, redact};
+use crate::config::{CONSUMER_DEFAULTS, Config, InitialOffset, Problem, Source, redact};
 use crate::consumer::{Consumer, ConsumerFactory, DynConsumer};
 use crate::messages::{Deserializer, JsonDeserializer};
 
@@ -139,6 +139,7 @@ pub struct TopicRoute {
     pub(crate) manual_offset_management: bool,
     pub(crate) subscription_group: Option<String>,
     pub(crate) dead_letter_queue: Option<DeadLetterQueue>,
+    pub(crate) consumer_persistence: Option<bool>,
 }
 
 impl TopicRoute {
@@ -155,6 +156,7 @@ impl TopicRoute {
             manual_offset_management: false,
             subscription_group: None,
             dead_letter_queue: None,
+            consumer_persistence: None,
         }
     }
 
@@ -220,6 +222,13 @@ impl TopicRoute {
         self
     }
 
+    /// Keeps this topic's consumer instances across batches (true) or builds a fresh one per
+    /// batch (false); overrides the app's `consumer_persistence`.
+    pub fn consumer_persistence(&mut self, on: bool) -> &mut Self {
+        self.consumer_persistence = Some(on);
+        self
+    }
+
     /// Puts the topic in a named subscription group (its own librdkafka consumer).
     pub fn subscription_group(&mut self, name: impl Into<String>) -> &mut Self {
         self.subscription_group = Some(name.into());
@@ -253,6 +262,9 @@ pub struct Topic {
     pub active: bool,
     /// Where failing messages go, if anywhere.
     pub dead_letter_queue: Option<DeadLetterQueue>,
+    /// Whether a partition's consumer instance is kept across batches; when false a fresh one
+    /// is built for every batch.
+    pub consumer_persistence: bool,
     pub(crate) factory: Option<ConsumerFactory>,
     pub(crate) deserializer: Arc<dyn Deserializer>,
 }
@@ -267,12 +279,13 @@ impl std::fmt::Debug for Topic {
             .field("manual_offset_management", &self.manual_offset_management)
             .field("active", &self.active)
             .field("dead_letter_queue", &self.dead_letter_queue)
+            .field("consumer_persistence", &self.consumer_persistence)
             .finish_non_exhaustive()
     }
 }
 
-/// Topics consumed by one librdkafka consumer.
-#[derive(Debug, Clone)]
+/// Topics consumed by one librdkafka consumer. Its `Debug` output redacts secrets.
+#[derive(Clone)]
 pub struct SubscriptionGroup {
     /// Name, unique within its consumer group.
     pub name: String,
@@ -282,6 +295,20 @@ pub struct SubscriptionGroup {
     pub topics: Vec<Arc<Topic>>,
     /// librdkafka properties of its consumer, framework-owned ones included.
     pub kafka: BTreeMap<String, String>,
+    /// The layer each of `kafka`'s values came from.
+    pub kafka_sources: BTreeMap<String, Source>,
+}
+
+impl std::fmt::Debug for SubscriptionGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionGroup")
+            .field("name", &self.name)
+            .field("consumer_group", &self.consumer_group)
+            .field("topics", &self.topics)
+            .field("kafka", &self.kafka_redacted())
+            .field("kafka_sources", &self.kafka_sources)
+            .finish()
+    }
 }
 
 impl SubscriptionGroup {
@@ -388,6 +415,9 @@ pub(crate) fn resolve(
                 max_wait_time,
                 manual_offset_management: route.manual_offset_management,
                 active: route.active,
+                consumer_persistence: route
+                    .consumer_persistence
+                    .unwrap_or(config.consumer_persistence),
                 factory: route.factory.clone(),
                 deserializer: route.deserializer.clone(),
             });
@@ -408,7 +438,7 @@ fn place(
     resolved: &mut Vec<SubscriptionGroup>,
     group_id: &Arc<str>,
     base: &str,
-    kafka: BTreeMap<String, String>,
+    (kafka, kafka_sources): (BTreeMap<String, String>, BTreeMap<String, Source>),
     topic: Arc<Topic>,
 ) {
     let same_group = |sg: &&mut SubscriptionGroup| sg.consumer_group == *group_id;
@@ -441,23 +471,54 @@ fn place(
         consumer_group: group_id.clone(),
         topics: vec![topic],
         kafka,
+        kafka_sources,
     });
 }
 
-/// The librdkafka properties of the consumer that reads `route`.
-fn consumer_kafka(config: &Config, group_id: &str, route: &TopicRoute) -> BTreeMap<String, String> {
-    let mut kafka = config.kafka.clone();
-    kafka.extend(route.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let initial = route.initial_offset.unwrap_or(config.initial_offset);
-    kafka.insert("group.id".into(), group_id.into());
-    kafka
-        .entry("client.id".into())
-        .or_insert_with(|| config.client_id.clone());
-    kafka.insert("auto.offset.reset".into(), initial.as_kafka().into());
+/// The librdkafka properties of the consumer that reads `route`, each with its layer: the app's
+/// (defaults, profile, setup), the consumer defaults, the topic's overrides, environment
+/// variables, then the properties ferrafka owns.
+fn consumer_kafka(
+    config: &Config,
+    group_id: &str,
+    route: &TopicRoute,
+) -> (BTreeMap<String, String>, BTreeMap<String, Source>) {
+    let mut kafka = BTreeMap::new();
+    let mut sources = BTreeMap::new();
+    let mut set = |k: &str, v: &str, source: Source| {
+        kafka.insert(k.to_string(), v.to_string());
+        sources.insert(k.to_string(), source);
+    };
+    for (k, v) in CONSUMER_DEFAULTS {
+        set(k, v, Source::Default);
+    }
+    set("client.id", &config.client_id, config.source("client_id"));
+    set(
+        "auto.offset.reset",
+        config.initial_offset.as_kafka(),
+        config.source("initial_offset"),
+    );
+    for (k, v) in &config.kafka {
+        set(k, v, config.source(&format!("kafka.{k}")));
+    }
+    if let Some(offset) = route.initial_offset {
+        set(
+            "auto.offset.reset",
+            offset.as_kafka(),
+            Source::Topic(route.name.clone()),
+        );
+    }
+    for (k, v) in &route.kafka {
+        set(k, v, Source::Topic(route.name.clone()));
+    }
+    for (k, (v, var)) in &config.env_kafka {
+        set(k, v, Source::EnvVar(var.clone()));
+    }
+    set("group.id", group_id, Source::Framework);
     // ferrafka stores offsets after processing and lets librdkafka commit them periodically.
-    kafka.insert("enable.auto.offset.store".into(), "false".into());
-    kafka.insert("enable.auto.commit".into(), "true".into());
-    kafka
+    set("enable.auto.offset.store", "false", Source::Framework);
+    set("enable.auto.commit", "true", Source::Framework);
+    (kafka, sources)
 }
 
 /// Kafka's rules for topic names, plus ferrafka's: no mix of `.` and `_`, which collide in

@@ -1,15 +1,18 @@
 //! The command line a user's binary gets by calling [`run`] with its app.
 //!
-//! `server` runs the consumers; `info` prints routes and effective settings. Exit codes: 0 ok,
+//! `server` runs the consumers (`--reload` re-executes the binary when it is rebuilt, see
+//! [`reload`](self::reload)); `info` prints routes and effective settings. Exit codes: 0 ok,
 //! 1 configuration or startup error, 2 when the shutdown timeout forced the stop (clap also
 //! uses 2 for a command line it cannot parse).
+
+mod reload;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
-use crate::config::redact;
+use crate::config::{Source, redact};
 use crate::server::{Filters, ServerExit};
 
 /// Command line of a ferrafka app.
@@ -51,6 +54,13 @@ pub struct ServerArgs {
     /// Skip these topics.
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub exclude_topics: Vec<String>,
+    /// Development: when this executable is rebuilt, stop gracefully and re-execute it with the
+    /// same arguments. Refused in production.
+    #[arg(long)]
+    pub reload: bool,
+    /// Allow `--reload` with FERRAFKA_ENV=production (not recommended).
+    #[arg(long, requires = "reload")]
+    pub allow_reload_in_production: bool,
 }
 
 impl ServerArgs {
@@ -80,13 +90,30 @@ pub fn run_with(app: App, cli: Cli) -> ExitCode {
             print!("{}", info(&app));
             ExitCode::SUCCESS
         }
-        Command::Server(args) => server(&app, &args.filters()),
+        Command::Server(args) => match server(&app, &args) {
+            Served::Exit(code) => code,
+            Served::Reload(exe) => {
+                // Release the producer and everything else before the image is replaced.
+                drop(app);
+                let error = reload::reexec(&exe);
+                eprintln!("ferrafka: cannot re-execute {}: {error}", exe.display());
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
 /// The log filter when `RUST_LOG` is unset: ferrafka and the app at `info`, librdkafka's own
 /// lines and the embedded broker's (tansu) at `warn`.
 pub const DEFAULT_LOG_FILTER: &str = "info,librdkafka=warn,tansu=warn";
+
+/// How `server` ended.
+enum Served {
+    /// Exit with this code.
+    Exit(ExitCode),
+    /// Stopped gracefully because the executable changed: run it.
+    Reload(std::path::PathBuf),
+}
 
 /// Installs a `tracing` subscriber that prints to stderr, filtered by `RUST_LOG` (default
 /// `info`, with librdkafka's own lines at `warn`). Does nothing if one is installed already.
@@ -110,10 +137,22 @@ fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
 /// SIGTSTP's number on Linux; tokio has no named constructor for it.
 const SIGTSTP: i32 = 20;
 
-fn server(app: &App, filters: &Filters) -> ExitCode {
-    let running = match app.start(filters) {
+fn server(app: &App, args: &ServerArgs) -> Served {
+    let mut watch = None;
+    if args.reload {
+        if app.config().env().is_production() && !args.allow_reload_in_production {
+            eprintln!("ferrafka: {}", reload::REFUSED_IN_PRODUCTION);
+            return Served::Exit(ExitCode::from(1));
+        }
+        // Resolved now: once the file is replaced, the running image's path reads "(deleted)".
+        match std::env::current_exe() {
+            Ok(exe) => watch = Some(exe),
+            Err(e) => return Served::Exit(fail(&e)),
+        }
+    }
+    let running = match app.start(&args.filters()) {
         Ok(r) => r,
-        Err(e) => return fail(&e),
+        Err(e) => return Served::Exit(fail(&e)),
     };
     let stopper = running.stopper();
     let signals = tokio::runtime::Builder::new_current_thread()
@@ -121,69 +160,135 @@ fn server(app: &App, filters: &Filters) -> ExitCode {
         .build();
     let signals = match signals {
         Ok(rt) => rt,
-        Err(e) => return fail(&e),
+        Err(e) => return Served::Exit(fail(&e)),
     };
-    signals.block_on(async {
+    let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let _watcher = match &watch {
+        Some(exe) => {
+            if app.config().env().is_production() {
+                tracing::warn!("reload mode in production (--allow-reload-in-production)");
+            }
+            tracing::info!(executable = %exe.display(), "reload mode: watching the executable");
+            match reload::watch(exe.clone(), move || {
+                let _ = changed_tx.send(());
+            }) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    running.stop();
+                    running.wait();
+                    return Served::Exit(fail(&e));
+                }
+            }
+        }
+        None => None,
+    };
+    let reload = signals.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
         let mut tstp = signal(SignalKind::from_raw(SIGTSTP)).expect("SIGTSTP handler installs");
-        let name = loop {
+        let reason = loop {
             tokio::select! {
                 _ = term.recv() => break "SIGTERM",
                 _ = int.recv() => break "SIGINT",
+                Some(()) = changed.recv() => break "executable changed",
                 _ = tstp.recv() => {
                     tracing::info!("SIGTSTP: quiet mode until SIGTERM");
                     stopper.quiet();
                 }
             }
         };
-        tracing::info!(signal = name, timeout = ?app.config().shutdown_timeout, "shutdown requested");
+        tracing::info!(reason, timeout = ?app.config().shutdown_timeout, "shutdown requested");
         stopper.stop();
+        reason == "executable changed"
     });
-    match running.wait() {
-        ServerExit::Clean => ExitCode::SUCCESS,
-        ServerExit::Forced => ExitCode::from(2),
+    let exit = running.wait();
+    match (reload, watch) {
+        (true, Some(exe)) => {
+            if exit == ServerExit::Forced {
+                tracing::warn!("reloading after a forced stop: abandoned batches will run again");
+            }
+            Served::Reload(exe)
+        }
+        _ => Served::Exit(match exit {
+            ServerExit::Clean => ExitCode::SUCCESS,
+            ServerExit::Forced => ExitCode::from(2),
+        }),
     }
 }
 
-/// The text `info` prints.
+fn table(header: [&str; 3]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::ASCII_BORDERS_ONLY_CONDENSED)
+        .set_header(header);
+    t
+}
+
+fn indented(table: &comfy_table::Table, by: &str) -> String {
+    table
+        .lines()
+        .map(|l| format!("{by}{}\n", l.trim_end()))
+        .collect()
+}
+
+/// The text `info` prints: versions and build features, the environment, every effective
+/// setting with the layer it came from, and each client's librdkafka properties (secrets
+/// redacted).
 pub fn info(app: &App) -> String {
     use std::fmt::Write;
     let c = app.config();
-    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "ferrafka {} (librdkafka {librdkafka})",
-        env!("CARGO_PKG_VERSION")
+        "ferrafka {} (librdkafka {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::librdkafka::version()
+    );
+    let _ = writeln!(
+        out,
+        "librdkafka builtin.features: {}",
+        crate::librdkafka::builtin_features().join(",")
     );
     let _ = writeln!(
         out,
         "environment: {}{}",
         c.env(),
-        if c.env().is_production() {
-            ""
-        } else {
-            " (non-production)"
+        match c.env() {
+            crate::config::Environment::Production => "",
+            crate::config::Environment::Other(_) =>
+                " (not a known environment: treated as non-production)",
+            _ => " (non-production)",
         }
     );
-    let _ = writeln!(out, "client_id: {}", c.client_id);
-    let _ = writeln!(out, "default consumer group: {}", c.default_group_id());
-    let _ = writeln!(out, "concurrency: {}", c.concurrency);
-    let _ = writeln!(
-        out,
-        "max_messages: {}  max_wait_time: {:?}",
-        c.max_messages, c.max_wait_time
-    );
-    let _ = writeln!(out, "shutdown_timeout: {:?}", c.shutdown_timeout);
-    let _ = writeln!(
-        out,
-        "pause_timeout: {:?}  pause_max_timeout: {:?}  exponential: {}",
-        c.pause_timeout, c.pause_max_timeout, c.pause_with_exponential_backoff
-    );
+    let mut settings = table(["setting", "value", "source"]);
+    let rows: [(&str, String); 11] = [
+        ("client_id", c.client_id.clone()),
+        ("group_id", c.default_group_id().to_string()),
+        ("concurrency", c.concurrency.to_string()),
+        ("max_messages", c.max_messages.to_string()),
+        ("max_wait_time", format!("{:?}", c.max_wait_time)),
+        ("shutdown_timeout", format!("{:?}", c.shutdown_timeout)),
+        ("initial_offset", c.initial_offset.as_kafka().to_string()),
+        ("pause_timeout", format!("{:?}", c.pause_timeout)),
+        ("pause_max_timeout", format!("{:?}", c.pause_max_timeout)),
+        (
+            "pause_with_exponential_backoff",
+            c.pause_with_exponential_backoff.to_string(),
+        ),
+        ("consumer_persistence", c.consumer_persistence.to_string()),
+    ];
+    for (name, value) in rows {
+        // Without its own group_id the default group takes the client id, and its layer.
+        let source = match name {
+            "group_id" if c.group_id.is_none() => c.source("client_id"),
+            _ => c.source(name),
+        };
+        settings.add_row([name.to_string(), value, source.to_string()]);
+    }
+    let _ = writeln!(out, "\nsettings:");
+    out.push_str(&indented(&settings, "  "));
     if let Err(e) = app.validate() {
-        let _ = writeln!(out, "{e}");
+        let _ = writeln!(out, "\n{e}");
     }
     for sg in app.subscription_groups() {
         let _ = writeln!(
@@ -194,11 +299,12 @@ pub fn info(app: &App) -> String {
         for t in &sg.topics {
             let _ = writeln!(
                 out,
-                "  topic {}{}: max_messages={} max_wait_time={:?}{}",
+                "  topic {}{}: max_messages={} max_wait_time={:?} consumer_persistence={}{}",
                 t.name,
                 if t.active { "" } else { " (inactive)" },
                 t.max_messages,
                 t.max_wait_time,
+                t.consumer_persistence,
                 if t.manual_offset_management {
                     " manual_offsets"
                 } else {
@@ -206,15 +312,19 @@ pub fn info(app: &App) -> String {
                 }
             );
         }
-        let _ = writeln!(out, "  kafka:");
+        let mut kafka = table(["kafka property", "value", "source"]);
         for (k, v) in &sg.kafka {
-            let _ = writeln!(out, "    {k}={}", redact(k, v));
+            let source = sg.kafka_sources.get(k).cloned().unwrap_or(Source::Default);
+            kafka.add_row([k.clone(), redact(k, v), source.to_string()]);
         }
+        out.push_str(&indented(&kafka, "  "));
     }
-    let _ = writeln!(out, "\nproducer kafka:");
-    for (k, v) in app.producer_kafka() {
-        let _ = writeln!(out, "  {k}={}", redact(&k, &v));
+    let _ = writeln!(out, "\nproducer:");
+    let mut kafka = table(["kafka property", "value", "source"]);
+    for (k, (v, source)) in app.producer_kafka_sources() {
+        kafka.add_row([k.clone(), redact(&k, &v), source.to_string()]);
     }
+    out.push_str(&indented(&kafka, "  "));
     out
 }
 

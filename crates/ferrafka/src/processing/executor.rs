@@ -12,6 +12,7 @@ use std::sync::mpsc::Sender;
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc::UnboundedReceiver};
 
+use crate::config::Config;
 use crate::consumer::{Context, DynConsumer, PartitionHandle, PartitionRequest};
 use crate::error::PanicError;
 use crate::messages::{Message, Messages};
@@ -63,6 +64,7 @@ pub(crate) struct Completion {
 
 /// Everything an executor needs besides its jobs.
 pub(crate) struct Executor {
+    pub(crate) config: Arc<Config>,
     pub(crate) topic: Arc<Topic>,
     pub(crate) handle: Arc<PartitionHandle>,
     pub(crate) producer: Producer,
@@ -115,6 +117,7 @@ impl Executor {
             handle: self.handle.clone(),
             producer: self.producer.clone(),
             consumer_group: self.topic.consumer_group.clone(),
+            config: self.config.clone(),
             attempt,
             requests: Vec::new(),
         }
@@ -135,6 +138,11 @@ impl Executor {
             .factory
             .as_ref()
             .expect("active topics have a consumer");
+        if !self.topic.consumer_persistence {
+            // Without persistence every batch meets a fresh instance; the last one stays for
+            // the `revoked`/`shutdown` hooks.
+            *instance = None;
+        }
         let consumer = instance.get_or_insert_with(|| factory());
         messages.metadata.processing_lag = messages.metadata.created_at.elapsed();
         let mut ctx = self.context(messages.metadata.attempt);

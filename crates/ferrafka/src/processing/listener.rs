@@ -144,6 +144,16 @@ impl ClientContext for ListenerContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::error!(subscription_group = %self.group, %error, reason, "librdkafka error");
     }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        // `statistics.interval.ms` is on by default so metrics have data; rdkafka's default
+        // would log every report at info level, so they go to a trace target instead.
+        tracing::trace!(
+            target: "ferrafka::statistics",
+            subscription_group = %self.group,
+            statistics = %String::from_utf8_lossy(statistics),
+        );
+    }
 }
 
 /// Sends librdkafka's log lines to `tracing`.
@@ -393,6 +403,7 @@ impl State {
             ));
             let (jobs, rx) = unbounded_channel();
             let executor = Executor {
+                config: self.config.clone(),
                 topic: slots.topic.clone(),
                 handle: handle.clone(),
                 producer: self.producer.clone(),

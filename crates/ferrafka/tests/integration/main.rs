@@ -2,8 +2,10 @@
 
 mod support;
 
+mod environments;
 mod happy_path;
 mod producer;
+mod reload;
 mod resilience;
 mod restarts;
 mod slow_consumer;

@@ -1,0 +1,138 @@
+//! What the linked librdkafka knows about its own configuration: every property with its scope
+//! and allowed values, and the features it was built with.
+//!
+//! This is the crate's only `unsafe` code. librdkafka prints its property table only to a C
+//! `FILE*` (`rd_kafka_conf_properties_show`), which neither `rdkafka` nor `rdkafka-sys` wraps;
+//! the table is written to an anonymous temporary file, read back once and cached.
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use rdkafka::config::ClientConfig;
+
+/// Which clients use a property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Consumers only.
+    Consumer,
+    /// Producers only.
+    Producer,
+    /// Every client.
+    Both,
+}
+
+/// One librdkafka property as described by librdkafka itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Property {
+    /// Which clients use it.
+    pub(crate) scope: Scope,
+    /// Allowed values as librdkafka words them (`earliest, latest, …` or `0 .. 3600000`);
+    /// empty for free-form strings.
+    pub(crate) range: String,
+}
+
+/// Every property (global and topic-level) by name; empty if librdkafka's table could not be
+/// read, in which case only librdkafka's per-property verdict is available.
+pub(crate) fn properties() -> &'static BTreeMap<String, Property> {
+    static TABLE: OnceLock<BTreeMap<String, Property>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        read_properties_table()
+            .map(|text| parse_table(&text))
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read librdkafka's property table; configuration checks will not suggest names or list allowed values");
+                BTreeMap::new()
+            })
+    })
+}
+
+/// The features this librdkafka was built with (`builtin.features`), e.g. `gzip`, `zstd`,
+/// `ssl`, `sasl_scram`.
+pub(crate) fn builtin_features() -> Vec<String> {
+    ClientConfig::new()
+        .create_native_config()
+        .and_then(|c| c.get("builtin.features"))
+        .map(|f| f.split(',').map(|s| s.trim().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// The linked librdkafka's version, e.g. `2.12.1`.
+pub(crate) fn version() -> String {
+    rdkafka::util::get_rdkafka_version().1
+}
+
+fn read_properties_table() -> std::io::Result<String> {
+    // SAFETY: `tmpfile` returns an owned FILE* (or null, checked); librdkafka only writes to
+    // it; every libc call gets that valid pointer, and it is closed exactly once at the end.
+    unsafe {
+        let file = libc::tmpfile();
+        if file.is_null() {
+            return Err(std::io::Error::last_os_error());
+        }
+        rdkafka::bindings::rd_kafka_conf_properties_show(file);
+        libc::fflush(file);
+        libc::rewind(file);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = libc::fread(buf.as_mut_ptr().cast(), 1, buf.len(), file);
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        libc::fclose(file);
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+/// Parses the markdown table librdkafka prints: `name | C/P | range | default | importance |
+/// description`.
+fn parse_table(text: &str) -> BTreeMap<String, Property> {
+    let mut table = BTreeMap::new();
+    for line in text.lines() {
+        let mut cells = line.splitn(4, '|').map(str::trim);
+        let (Some(name), Some(scope), Some(range)) = (cells.next(), cells.next(), cells.next())
+        else {
+            continue;
+        };
+        let scope = match scope {
+            "C" => Scope::Consumer,
+            "P" => Scope::Producer,
+            "*" => Scope::Both,
+            _ => continue, // the header and separator rows
+        };
+        if name.is_empty() || name.contains(' ') {
+            continue;
+        }
+        table.entry(name.to_string()).or_insert(Property {
+            scope,
+            range: range.to_string(),
+        });
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_property_table_comes_from_librdkafka() {
+        let table = properties();
+        assert!(table.len() > 100, "only {} properties", table.len());
+        let reset = &table["auto.offset.reset"];
+        assert_eq!(reset.scope, Scope::Consumer);
+        assert!(reset.range.contains("earliest"), "{reset:?}");
+        assert_eq!(table["linger.ms"].scope, Scope::Producer);
+        assert_eq!(table["bootstrap.servers"].scope, Scope::Both);
+        assert!(table["compression.codec"].range.contains("zstd"));
+    }
+
+    #[test]
+    fn builtin_features_and_version_are_read() {
+        let features = builtin_features();
+        assert!(features.iter().any(|f| f == "zstd"), "{features:?}");
+        assert!(version().starts_with("2."), "{}", version());
+    }
+}
