@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::admin::TopicSpec;
 use crate::config::{Config, ConfigError, Problem};
+use crate::declaratives::{self, Declarations};
 use crate::error::Result;
 use crate::producer::Producer;
 use crate::routing::{self, Router, SubscriptionGroup};
@@ -39,6 +41,7 @@ use crate::server::{Filters, RunningServer};
 pub struct App {
     config: Arc<Config>,
     groups: Vec<SubscriptionGroup>,
+    declared: Vec<TopicSpec>,
     problems: Vec<Problem>,
     producer: OnceLock<Producer>,
 }
@@ -59,6 +62,7 @@ impl std::fmt::Debug for App {
 pub struct AppBuilder {
     config: Config,
     router: Router,
+    declarations: Declarations,
 }
 
 impl std::fmt::Debug for AppBuilder {
@@ -82,6 +86,13 @@ impl AppBuilder {
         self
     }
 
+    /// Declares topics nobody here consumes and the defaults of every declaration; may be
+    /// called more than once. See [`crate::declaratives`].
+    pub fn declarations(mut self, declare: impl FnOnce(&mut Declarations)) -> Self {
+        declare(&mut self.declarations);
+        self
+    }
+
     /// Finishes the app, reading `FERRAFKA_KAFKA_*` variables from the process environment.
     /// Problems are kept and reported by [`App::validate`] (the CLI exits with code 1).
     pub fn build(self) -> App {
@@ -94,6 +105,12 @@ impl AppBuilder {
         let mut problems = Vec::new();
         self.config.check(&mut problems);
         let groups = routing::resolve(&self.config, &self.router.groups, &mut problems);
+        let declared = declaratives::resolve(
+            &self.config,
+            &self.router.groups,
+            &self.declarations,
+            &mut problems,
+        );
         if groups.iter().all(|g| g.active_topics().is_empty()) {
             problems.push(Problem::new(
                 "routes",
@@ -105,6 +122,7 @@ impl AppBuilder {
         App {
             config: Arc::new(self.config),
             groups,
+            declared,
             problems,
             producer: OnceLock::new(),
         }
@@ -140,6 +158,11 @@ impl App {
     /// The resolved subscription groups, one librdkafka consumer each.
     pub fn subscription_groups(&self) -> &[SubscriptionGroup] {
         &self.groups
+    }
+
+    /// The declared topics, sorted by name, with defaults applied.
+    pub fn declared_topics(&self) -> &[TopicSpec] {
+        &self.declared
     }
 
     /// The librdkafka properties of the producer: the shared ones without consumer-only

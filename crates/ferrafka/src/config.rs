@@ -96,6 +96,7 @@ impl InitialOffset {
 /// | `pause_max_timeout` | 30 s | the longest pause after repeated failures |
 /// | `pause_with_exponential_backoff` | true | double the pause after each failure |
 /// | `kafka` | `bootstrap.servers=127.0.0.1:9092` | librdkafka properties of every client |
+/// | `strict_declarative_topics` | on in production | every routed topic needs a declaration |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) env: Environment,
@@ -111,6 +112,7 @@ pub struct Config {
     pub(crate) pause_timeout: Duration,
     pub(crate) pause_max_timeout: Duration,
     pub(crate) pause_with_exponential_backoff: bool,
+    pub(crate) strict_declarative_topics: Option<bool>,
 }
 
 impl Default for Config {
@@ -129,6 +131,7 @@ impl Default for Config {
             pause_timeout: Duration::from_secs(1),
             pause_max_timeout: Duration::from_secs(30),
             pause_with_exponential_backoff: true,
+            strict_declarative_topics: None,
         }
     }
 }
@@ -213,6 +216,19 @@ impl Config {
     pub fn pause_with_exponential_backoff(&mut self, on: bool) -> &mut Self {
         self.pause_with_exponential_backoff = on;
         self
+    }
+
+    /// Requires a declaration for every routed topic (see [`crate::declaratives`]); on by
+    /// default in production only.
+    pub fn strict_declarative_topics(&mut self, on: bool) -> &mut Self {
+        self.strict_declarative_topics = Some(on);
+        self
+    }
+
+    /// Whether routed topics need declarations: the explicit setting, else on in production.
+    pub fn strict_declarative_topics_enabled(&self) -> bool {
+        self.strict_declarative_topics
+            .unwrap_or_else(|| self.env.is_production())
     }
 
     /// The id of the default consumer group.

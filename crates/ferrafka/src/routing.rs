@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::config::{Config, InitialOffset, Problem, redact};
 use crate::consumer::{Consumer, ConsumerFactory, DynConsumer};
+use crate::declaratives::TopicConfig;
 use crate::messages::{Deserializer, JsonDeserializer};
 
 /// The name of the subscription group topics join when they name none.
@@ -90,6 +91,7 @@ pub struct TopicRoute {
     pub(crate) deserializer: Arc<dyn Deserializer>,
     pub(crate) manual_offset_management: bool,
     pub(crate) subscription_group: Option<String>,
+    pub(crate) declaration: Option<TopicConfig>,
 }
 
 impl TopicRoute {
@@ -105,6 +107,7 @@ impl TopicRoute {
             deserializer: Arc::new(JsonDeserializer),
             manual_offset_management: false,
             subscription_group: None,
+            declaration: None,
         }
     }
 
@@ -161,6 +164,13 @@ impl TopicRoute {
     /// what it wants with `ctx.mark_as_consumed`.
     pub fn manual_offset_management(&mut self, manual: bool) -> &mut Self {
         self.manual_offset_management = manual;
+        self
+    }
+
+    /// Declares how the topic should look in the cluster (partitions, replication factor,
+    /// settings), for the `topics` commands and `strict_declarative_topics`.
+    pub fn config(&mut self, config: impl FnOnce(TopicConfig) -> TopicConfig) -> &mut Self {
+        self.declaration = Some(config(self.declaration.take().unwrap_or_default()));
         self
     }
 
@@ -390,7 +400,7 @@ fn consumer_kafka(config: &Config, group_id: &str, route: &TopicRoute) -> BTreeM
 
 /// Kafka's rules for topic names, plus ferrafka's: no mix of `.` and `_`, which collide in
 /// metric names.
-fn check_topic_name(name: &str, path: &str, problems: &mut Vec<Problem>) {
+pub(crate) fn check_topic_name(name: &str, path: &str, problems: &mut Vec<Problem>) {
     let mut fail = |problem: &str, fix: &str| problems.push(Problem::new(path, name, problem, fix));
     if name.is_empty() || name.len() > 249 {
         fail("needs to be 1 to 249 characters long", "rename the topic");
