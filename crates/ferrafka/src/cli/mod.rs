@@ -1,8 +1,11 @@
 //! The command line a user's binary gets by calling [`run`] with its app.
 //!
-//! `server` runs the consumers; `info` prints routes and effective settings. Exit codes: 0 ok,
-//! 1 configuration or startup error, 2 when the shutdown timeout forced the stop (clap also
-//! uses 2 for a command line it cannot parse).
+//! `server` runs the consumers; `info` prints routes and effective settings; `topics` manages
+//! the declared topics ([`topics`]). Exit codes: 0 ok, 1 configuration or startup error, 2 when
+//! the shutdown timeout forced the stop or, for `topics --detailed-exitcode`, when changes were
+//! planned or applied (clap also uses 2 for a command line it cannot parse).
+
+pub mod topics;
 
 use std::process::ExitCode;
 
@@ -28,6 +31,9 @@ pub enum Command {
     Server(ServerArgs),
     /// Print the app's routes and effective settings (secrets redacted).
     Info,
+    /// Manage the declared topics: plan, migrate, create, delete, reset, repartition, align,
+    /// list, lock, check.
+    Topics(topics::TopicsArgs),
 }
 
 /// Arguments of `server`. Each list takes comma-separated names and may be repeated.
@@ -81,6 +87,7 @@ pub fn run_with(app: App, cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Server(args) => server(&app, &args.filters()),
+        Command::Topics(args) => topics::main(&app, &args),
     }
 }
 
