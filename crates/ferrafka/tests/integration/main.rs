@@ -2,7 +2,10 @@
 
 mod support;
 
+mod admin_api;
+mod declarative;
 mod happy_path;
 mod producer;
 mod restarts;
 mod slow_consumer;
+mod topics_cli;
