@@ -289,7 +289,7 @@ async fn list(
                 let notes = migrate
                     .notices
                     .iter()
-                    .filter(|n| n.to_string().starts_with(&format!("{}:", spec.name)))
+                    .filter(|n| n.topic() == spec.name)
                     .count();
                 let status = match (pending.is_empty(), notes) {
                     (true, 0) => "ok".to_string(),

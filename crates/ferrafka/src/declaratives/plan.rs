@@ -185,6 +185,18 @@ pub enum Notice {
     },
 }
 
+impl Notice {
+    /// The topic it is about.
+    pub fn topic(&self) -> &str {
+        match self {
+            Notice::CannotShrink { topic, .. }
+            | Notice::ReplicationFactor { topic, .. }
+            | Notice::SettingsUnknown { topic, .. }
+            | Notice::Missing { topic } => topic,
+        }
+    }
+}
+
 impl std::fmt::Display for Notice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

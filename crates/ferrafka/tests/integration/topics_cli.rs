@@ -185,6 +185,16 @@ fn repartition_on_tansu_fails_naming_the_unsupported_operation() {
     let (code, out, _) = run(&app, &["plan"]);
     assert!(out.contains("partitions 1 -> 2"), "{out}");
     assert_eq!(code, 2);
+    let (_, out, _) = run(&app, &["list"]);
+    assert!(out.contains("| 2 x rf 1 | 1 x rf 1"), "{out}");
+    assert!(
+        out.contains("needs grow partitions, align settings"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("| {extra}")) && out.contains("| missing"),
+        "{out}"
+    );
     let (code, _, result) = run(&app, &["repartition"]);
     assert_eq!(code, 1);
     let err = result.unwrap_err();
