@@ -351,11 +351,9 @@ fn rolling_restart(strategy: &str, static_membership: bool) -> RollingResult {
         "group consumes"
     );
     let from = now_ms();
-    for i in 0..3 {
-        let mut old = std::mem::replace(
-            &mut processes[i],
-            spec_for(i).spawn(&s.dir.join(format!("p{i}-1.log"))),
-        );
+    for (i, slot) in processes.iter_mut().enumerate() {
+        let mut old =
+            std::mem::replace(slot, spec_for(i).spawn(&s.dir.join(format!("p{i}-1.log"))));
         // The new process starts as the old one stops, as a deploy would do.
         old.signal("TERM");
         assert_eq!(

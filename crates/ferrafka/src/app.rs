@@ -4,7 +4,9 @@ use std::sync::{Arc, OnceLock};
 
 use std::collections::BTreeMap;
 
+use crate::admin::TopicSpec;
 use crate::config::{CONSUMER_ONLY, Config, ConfigError, ENV_VAR, Environment, Problem, Source};
+use crate::declaratives::{self, Declarations};
 use crate::error::Result;
 use crate::producer::Producer;
 use crate::routing::{self, Router, SubscriptionGroup};
@@ -41,6 +43,7 @@ use crate::server::{Filters, RunningServer};
 pub struct App {
     config: Arc<Config>,
     groups: Vec<SubscriptionGroup>,
+    declared: Vec<TopicSpec>,
     problems: Vec<Problem>,
     producer: OnceLock<Producer>,
 }
@@ -64,6 +67,7 @@ pub struct AppBuilder {
     config: Config,
     router: Router,
     vars: Vec<(String, String)>,
+    declarations: Declarations,
 }
 
 impl Default for AppBuilder {
@@ -96,6 +100,7 @@ impl AppBuilder {
             config: Config::for_env(env),
             router: Router::default(),
             vars,
+            declarations: Declarations::default(),
         }
     }
 
@@ -114,6 +119,13 @@ impl AppBuilder {
     /// Adds routes; may be called more than once.
     pub fn routes(mut self, routes: impl FnOnce(&mut Router)) -> Self {
         routes(&mut self.router);
+        self
+    }
+
+    /// Declares topics nobody here consumes and the defaults of every declaration; may be
+    /// called more than once. See [`crate::declaratives`].
+    pub fn declarations(mut self, declare: impl FnOnce(&mut Declarations)) -> Self {
+        declare(&mut self.declarations);
         self
     }
 
@@ -149,6 +161,12 @@ impl AppBuilder {
         self.config.apply_env(vars);
         self.config.check(&mut problems);
         let groups = routing::resolve(&self.config, &self.router.groups, &mut problems);
+        let declared = declaratives::resolve(
+            &self.config,
+            &self.router.groups,
+            &self.declarations,
+            &mut problems,
+        );
         if groups.iter().all(|g| g.active_topics().is_empty()) {
             problems.push(Problem::new(
                 "routes",
@@ -162,6 +180,7 @@ impl AppBuilder {
         App {
             config: Arc::new(self.config),
             groups,
+            declared,
             problems,
             producer: OnceLock::new(),
         }
@@ -232,6 +251,11 @@ impl App {
     /// The resolved subscription groups, one librdkafka consumer each.
     pub fn subscription_groups(&self) -> &[SubscriptionGroup] {
         &self.groups
+    }
+
+    /// The declared topics, sorted by name, with defaults applied.
+    pub fn declared_topics(&self) -> &[TopicSpec] {
+        &self.declared
     }
 
     /// The librdkafka properties of the producer: the shared ones without consumer-only

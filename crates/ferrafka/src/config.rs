@@ -133,6 +133,7 @@ impl fmt::Display for Source {
 /// | `pause_with_exponential_backoff` | true | double the pause after each failure |
 /// | `consumer_persistence` | true (false in development) | keep a partition's consumer instance across batches |
 /// | `kafka` | `bootstrap.servers=127.0.0.1:9092` | librdkafka properties of every client |
+/// | `strict_declarative_topics` | on in production | every routed topic needs a declaration |
 ///
 /// Its `Debug` output redacts secrets.
 #[derive(Clone)]
@@ -158,6 +159,7 @@ pub struct Config {
     pub(crate) sources: BTreeMap<String, Source>,
     /// The layer setters currently record.
     pub(crate) layer: Source,
+    pub(crate) strict_declarative_topics: Option<bool>,
 }
 
 impl fmt::Debug for Config {
@@ -183,6 +185,7 @@ impl fmt::Debug for Config {
                 &self.pause_with_exponential_backoff,
             )
             .field("consumer_persistence", &self.consumer_persistence)
+            .field("strict_declarative_topics", &self.strict_declarative_topics)
             .finish_non_exhaustive()
     }
 }
@@ -207,6 +210,7 @@ impl Default for Config {
             env_kafka: BTreeMap::new(),
             sources: BTreeMap::new(),
             layer: Source::Default,
+            strict_declarative_topics: None,
         }
     }
 }
@@ -372,6 +376,19 @@ impl Config {
     /// [`Config::consumer_persistence`]).
     pub fn is_consumer_persistent(&self) -> bool {
         self.consumer_persistence
+    }
+
+    /// Requires a declaration for every routed topic (see [`crate::declaratives`]); on by
+    /// default in production only.
+    pub fn strict_declarative_topics(&mut self, on: bool) -> &mut Self {
+        self.strict_declarative_topics = Some(on);
+        self
+    }
+
+    /// Whether routed topics need declarations: the explicit setting, else on in production.
+    pub fn strict_declarative_topics_enabled(&self) -> bool {
+        self.strict_declarative_topics
+            .unwrap_or_else(|| self.env.is_production())
     }
 
     /// The id of the default consumer group.

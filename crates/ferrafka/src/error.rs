@@ -62,6 +62,28 @@ pub enum Error {
         /// The broker's or client's reason.
         reason: String,
     },
+    /// The broker does not implement the API an admin operation needs (tansu 0.6.0, for
+    /// example, lacks CreatePartitions and the legacy AlterConfigs).
+    #[error("admin {operation} on {resource} is not supported by this broker: {reason}")]
+    NotSupported {
+        /// The operation, e.g. "grow partitions".
+        operation: &'static str,
+        /// The resource: topic or group name.
+        resource: String,
+        /// What the client reported.
+        reason: String,
+    },
+    /// Routed topics do not exist in the cluster (the production boot check).
+    #[error(
+        "routed topic{} missing from the cluster: {}; create {} with `topics migrate` before starting the server",
+        if topics.len() == 1 { "" } else { "s" },
+        topics.join(", "),
+        if topics.len() == 1 { "it" } else { "them" }
+    )]
+    MissingTopics {
+        /// The missing topics, sorted.
+        topics: Vec<String>,
+    },
     /// The server could not start or run.
     #[error("server: {0}")]
     Server(String),

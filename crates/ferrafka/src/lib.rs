@@ -21,6 +21,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod consumer;
+pub mod declaratives;
 pub mod error;
 mod kafka_check;
 mod librdkafka;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::config::{CONSUMER_DEFAULTS, Config, InitialOffset, Problem, Source, redact};
 use crate::consumer::{Consumer, ConsumerFactory, DynConsumer};
+use crate::declaratives::TopicConfig;
 use crate::messages::{Deserializer, JsonDeserializer};
 
 /// Where messages that keep failing go, so the partition can move on.
@@ -140,6 +141,7 @@ pub struct TopicRoute {
     pub(crate) subscription_group: Option<String>,
     pub(crate) dead_letter_queue: Option<DeadLetterQueue>,
     pub(crate) consumer_persistence: Option<bool>,
+    pub(crate) declaration: Option<TopicConfig>,
 }
 
 impl TopicRoute {
@@ -157,6 +159,7 @@ impl TopicRoute {
             subscription_group: None,
             dead_letter_queue: None,
             consumer_persistence: None,
+            declaration: None,
         }
     }
 
@@ -226,6 +229,13 @@ impl TopicRoute {
     /// batch (false); overrides the app's `consumer_persistence`.
     pub fn consumer_persistence(&mut self, on: bool) -> &mut Self {
         self.consumer_persistence = Some(on);
+        self
+    }
+
+    /// Declares how the topic should look in the cluster (partitions, replication factor,
+    /// settings), for the `topics` commands and `strict_declarative_topics`.
+    pub fn config(&mut self, config: impl FnOnce(TopicConfig) -> TopicConfig) -> &mut Self {
+        self.declaration = Some(config(self.declaration.take().unwrap_or_default()));
         self
     }
 
@@ -523,7 +533,7 @@ fn consumer_kafka(
 
 /// Kafka's rules for topic names, plus ferrafka's: no mix of `.` and `_`, which collide in
 /// metric names.
-fn check_topic_name(name: &str, path: &str, problems: &mut Vec<Problem>) {
+pub(crate) fn check_topic_name(name: &str, path: &str, problems: &mut Vec<Problem>) {
     let mut fail = |problem: &str, fix: &str| problems.push(Problem::new(path, name, problem, fix));
     if name.is_empty() || name.len() > 249 {
         fail("needs to be 1 to 249 characters long", "rename the topic");

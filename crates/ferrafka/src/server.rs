@@ -139,6 +139,47 @@ impl Stopper {
     }
 }
 
+/// How long the boot check waits for cluster metadata.
+const BOOT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks that every topic the server will subscribe to exists. A consumer subscribed to a
+/// missing topic only notices it after the next metadata refresh, which can take minutes, so
+/// in production a missing topic stops the boot; elsewhere it is a warning.
+fn check_topics_exist(app: &App, groups: &[SubscriptionGroup]) -> Result<()> {
+    let production = app.config().env().is_production();
+    let mut routed: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g.active_topics())
+        .map(str::to_string)
+        .collect();
+    routed.sort();
+    routed.dedup();
+    let existing = crate::admin::Admin::new(&app.config().kafka)
+        .map(|a| a.with_timeout(BOOT_CHECK_TIMEOUT))
+        .and_then(|a| a.cluster_info());
+    let info = match existing {
+        Ok(info) => info,
+        Err(e) if production => return Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check that the routed topics exist; going on");
+            return Ok(());
+        }
+    };
+    let missing: Vec<String> = routed
+        .into_iter()
+        .filter(|name| !info.topics.iter().any(|t| &t.name == name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let error = Error::MissingTopics { topics: missing };
+    if production {
+        return Err(error);
+    }
+    tracing::warn!("{error} (a warning outside production)");
+    Ok(())
+}
+
 /// A started server.
 #[derive(Debug)]
 pub struct RunningServer {
@@ -159,6 +200,7 @@ impl RunningServer {
                 "no active topic left to consume after filtering the routes".into(),
             ));
         }
+        check_topics_exist(app, &groups)?;
         let producer = app.producer()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("ferrafka-worker")

@@ -1,9 +1,12 @@
 //! The command line a user's binary gets by calling [`run`] with its app.
 //!
 //! `server` runs the consumers (`--reload` re-executes the binary when it is rebuilt, see
-//! [`reload`](self::reload)); `info` prints routes and effective settings. Exit codes: 0 ok,
-//! 1 configuration or startup error, 2 when the shutdown timeout forced the stop (clap also
-//! uses 2 for a command line it cannot parse).
+//! [`reload`](self::reload)); `info` prints routes and effective settings; `topics` manages the
+//! declared topics ([`topics`]). Exit codes: 0 ok, 1 configuration or startup error, 2 when the
+//! shutdown timeout forced the stop or, for `topics --detailed-exitcode`, when changes were
+//! planned or applied (clap also uses 2 for a command line it cannot parse).
+
+pub mod topics;
 
 mod reload;
 
@@ -31,6 +34,9 @@ pub enum Command {
     Server(ServerArgs),
     /// Print the app's routes and effective settings (secrets redacted).
     Info,
+    /// Manage the declared topics: plan, migrate, create, delete, reset, repartition, align,
+    /// list, lock, check.
+    Topics(topics::TopicsArgs),
 }
 
 /// Arguments of `server`. Each list takes comma-separated names and may be repeated.
@@ -100,6 +106,7 @@ pub fn run_with(app: App, cli: Cli) -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Topics(args) => topics::main(&app, &args),
     }
 }
 

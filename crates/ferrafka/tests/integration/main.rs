@@ -2,6 +2,8 @@
 
 mod support;
 
+mod admin_api;
+mod declarative;
 mod environments;
 mod happy_path;
 mod producer;
@@ -9,3 +11,4 @@ mod reload;
 mod resilience;
 mod restarts;
 mod slow_consumer;
+mod topics_cli;

@@ -1,0 +1,769 @@
+//! Planning and applying topic changes: compare declarations with what a cluster has, list the
+//! steps an action needs, then run them.
+//!
+//! The planner reads the cluster through [`ClusterState`] and the executor changes it through
+//! [`ClusterOps`]; [`AdminCluster`] implements both over an [`Admin`], and tests use an
+//! in-memory cluster. Rules: undeclared topics are never touched, partitions only grow, the
+//! replication factor is only applied on creation (a different one is reported), and topics a
+//! consumer group with active members reads are not deleted or reset without `force`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use crate::admin::{Admin, ConfigOp, TopicSpec};
+use crate::error::{Error, Result};
+
+/// What a declared topic looks like in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicState {
+    /// Partition count.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i32,
+    /// Topic-level settings as described, or why they could not be read.
+    pub settings: std::result::Result<BTreeMap<String, String>, String>,
+}
+
+/// Reads the cluster for the planner.
+pub trait ClusterState {
+    /// The state of each of `names` that exists; absent names are missing topics.
+    fn topics(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, TopicState>>> + Send;
+
+    /// Consumer groups with active members that read `topic`.
+    fn active_readers(&self, topic: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
+
+/// Changes the cluster for the executor.
+pub trait ClusterOps: ClusterState {
+    /// Creates a topic and waits until it is usable.
+    fn create(&self, spec: &TopicSpec) -> impl Future<Output = Result<()>> + Send;
+    /// Grows a topic to `total` partitions.
+    fn grow(&self, topic: &str, total: i32) -> impl Future<Output = Result<()>> + Send;
+    /// Changes topic settings.
+    fn alter(&self, topic: &str, ops: &[ConfigOp]) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a topic and waits until it is gone.
+    fn delete(&self, topic: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A `topics` action that changes (or would change) the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Create missing topics, grow partitions, align settings.
+    Migrate,
+    /// Create missing topics.
+    Create,
+    /// Delete existing declared topics.
+    Delete,
+    /// Delete and recreate existing declared topics; create missing ones.
+    Reset,
+    /// Grow partitions up to the declared count.
+    Repartition,
+    /// Set declared settings that differ.
+    Align,
+}
+
+/// One setting to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingChange {
+    /// Setting name.
+    pub name: String,
+    /// Current value, `None` when the broker does not report it.
+    pub from: Option<String>,
+    /// Declared value.
+    pub to: String,
+}
+
+/// One change to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Create a missing topic.
+    Create(TopicSpec),
+    /// Grow a topic's partitions.
+    Grow {
+        /// Topic.
+        topic: String,
+        /// Current count.
+        from: i32,
+        /// Declared count.
+        to: i32,
+    },
+    /// Set settings that differ from the declaration.
+    Align {
+        /// Topic.
+        topic: String,
+        /// The settings to set.
+        changes: Vec<SettingChange>,
+    },
+    /// Delete a topic.
+    Delete(String),
+    /// Delete a topic and create it again as declared.
+    Recreate(TopicSpec),
+}
+
+impl Step {
+    /// The topic it changes.
+    pub fn topic(&self) -> &str {
+        match self {
+            Step::Create(spec) | Step::Recreate(spec) => &spec.name,
+            Step::Grow { topic, .. } | Step::Align { topic, .. } | Step::Delete(topic) => topic,
+        }
+    }
+
+    /// A short name of the change: create, grow, align, delete, reset.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Create(_) => "create",
+            Step::Grow { .. } => "grow partitions",
+            Step::Align { .. } => "align settings",
+            Step::Delete(_) => "delete",
+            Step::Recreate(_) => "reset",
+        }
+    }
+
+    /// What exactly changes, for the plan table.
+    pub fn details(&self) -> String {
+        match self {
+            Step::Create(spec) | Step::Recreate(spec) => {
+                let mut s = format!(
+                    "partitions {}, replication factor {}",
+                    spec.partitions, spec.replication_factor
+                );
+                for (k, v) in &spec.settings {
+                    s.push_str(&format!(", {k}={v}"));
+                }
+                s
+            }
+            Step::Grow { from, to, .. } => format!("partitions {from} -> {to}"),
+            Step::Align { changes, .. } => changes
+                .iter()
+                .map(|c| match &c.from {
+                    Some(from) => format!("{}: {from} -> {}", c.name, c.to),
+                    None => format!("{}: (unset) -> {}", c.name, c.to),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            Step::Delete(_) => "all messages and committed positions are lost".into(),
+        }
+    }
+}
+
+/// Something the plan cannot change, reported to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The topic has more partitions than declared; Kafka cannot shrink a topic.
+    CannotShrink {
+        /// Topic.
+        topic: String,
+        /// Declared count.
+        declared: i32,
+        /// Current count.
+        actual: i32,
+    },
+    /// The replication factor differs; ferrafka only applies it on creation.
+    ReplicationFactor {
+        /// Topic.
+        topic: String,
+        /// Declared factor.
+        declared: i32,
+        /// Current factor.
+        actual: i32,
+    },
+    /// The topic's settings could not be read, so they were not compared.
+    SettingsUnknown {
+        /// Topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+    /// The action needs the topic to exist.
+    Missing {
+        /// Topic.
+        topic: String,
+    },
+}
+
+impl Notice {
+    /// The topic it is about.
+    pub fn topic(&self) -> &str {
+        match self {
+            Notice::CannotShrink { topic, .. }
+            | Notice::ReplicationFactor { topic, .. }
+            | Notice::SettingsUnknown { topic, .. }
+            | Notice::Missing { topic } => topic,
+        }
+    }
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::CannotShrink {
+                topic,
+                declared,
+                actual,
+            } => write!(
+                f,
+                "{topic}: has {actual} partitions, more than the declared {declared}; Kafka \
+                 cannot shrink a topic, so it is left as is"
+            ),
+            Notice::ReplicationFactor {
+                topic,
+                declared,
+                actual,
+            } => write!(
+                f,
+                "{topic}: replication factor is {actual}, declared {declared}; it is only \
+                 applied on creation (change it with a partition reassignment)"
+            ),
+            Notice::SettingsUnknown { topic, reason } => {
+                write!(
+                    f,
+                    "{topic}: settings not compared, cannot read them: {reason}"
+                )
+            }
+            Notice::Missing { topic } => {
+                write!(
+                    f,
+                    "{topic}: does not exist; create it first (`topics create`)"
+                )
+            }
+        }
+    }
+}
+
+/// The steps an action needs, plus what it cannot change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Changes, in the order they run.
+    pub steps: Vec<Step>,
+    /// What cannot or will not be changed.
+    pub notices: Vec<Notice>,
+}
+
+impl Plan {
+    /// True when there is nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// Compares `declared` with `cluster` (the state of the declared topics that exist) and lists
+/// the steps of `action`. Topics outside `declared` never appear.
+pub fn plan(
+    action: Action,
+    declared: &[TopicSpec],
+    cluster: &BTreeMap<String, TopicState>,
+) -> Plan {
+    let mut plan = Plan::default();
+    let (mut creates, mut grows, mut aligns) = (Vec::new(), Vec::new(), Vec::new());
+    for spec in declared {
+        let Some(state) = cluster.get(&spec.name) else {
+            match action {
+                Action::Migrate | Action::Create | Action::Reset => {
+                    creates.push(Step::Create(spec.clone()));
+                }
+                Action::Repartition | Action::Align => plan.notices.push(Notice::Missing {
+                    topic: spec.name.clone(),
+                }),
+                Action::Delete => {}
+            }
+            continue;
+        };
+        match action {
+            Action::Delete => {
+                plan.steps.push(Step::Delete(spec.name.clone()));
+                continue;
+            }
+            Action::Reset => {
+                plan.steps.push(Step::Recreate(spec.clone()));
+                continue;
+            }
+            _ => {}
+        }
+        if state.replication_factor != spec.replication_factor {
+            plan.notices.push(Notice::ReplicationFactor {
+                topic: spec.name.clone(),
+                declared: spec.replication_factor,
+                actual: state.replication_factor,
+            });
+        }
+        if matches!(action, Action::Migrate | Action::Repartition) {
+            if state.partitions < spec.partitions {
+                grows.push(Step::Grow {
+                    topic: spec.name.clone(),
+                    from: state.partitions,
+                    to: spec.partitions,
+                });
+            } else if state.partitions > spec.partitions {
+                plan.notices.push(Notice::CannotShrink {
+                    topic: spec.name.clone(),
+                    declared: spec.partitions,
+                    actual: state.partitions,
+                });
+            }
+        }
+        if matches!(action, Action::Migrate | Action::Align) {
+            match &state.settings {
+                Ok(current) => {
+                    let changes = setting_changes(&spec.settings, current);
+                    if !changes.is_empty() {
+                        aligns.push(Step::Align {
+                            topic: spec.name.clone(),
+                            changes,
+                        });
+                    }
+                }
+                Err(reason) => plan.notices.push(Notice::SettingsUnknown {
+                    topic: spec.name.clone(),
+                    reason: reason.clone(),
+                }),
+            }
+        }
+    }
+    // Migrate's order: create missing topics, then grow, then align.
+    plan.steps.extend(creates);
+    plan.steps.extend(grows);
+    plan.steps.extend(aligns);
+    plan
+}
+
+/// Declared settings whose current value differs or is not reported. Settings that are not
+/// declared are left alone.
+fn setting_changes(
+    declared: &BTreeMap<String, String>,
+    current: &BTreeMap<String, String>,
+) -> Vec<SettingChange> {
+    declared
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| SettingChange {
+            name: k.clone(),
+            from: current.get(k).cloned(),
+            to: v.clone(),
+        })
+        .collect()
+}
+
+/// Reads the state of the declared topics and plans `action`.
+pub async fn plan_against(
+    cluster: &impl ClusterState,
+    action: Action,
+    declared: &[TopicSpec],
+) -> Result<Plan> {
+    let names: Vec<String> = declared.iter().map(|t| t.name.clone()).collect();
+    let state = cluster.topics(&names).await?;
+    Ok(plan(action, declared, &state))
+}
+
+/// Fails, naming topics and groups, when a delete or reset step would remove a topic that a
+/// consumer group with active members reads.
+pub async fn refuse_active_readers(cluster: &impl ClusterState, plan: &Plan) -> Result<()> {
+    let mut busy = Vec::new();
+    for step in &plan.steps {
+        if let Step::Delete(topic) | Step::Recreate(TopicSpec { name: topic, .. }) = step {
+            let readers = cluster.active_readers(topic).await?;
+            if !readers.is_empty() {
+                busy.push(format!("{topic} (read by {})", readers.join(", ")));
+            }
+        }
+    }
+    if busy.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Admin {
+        operation: "remove topic",
+        resource: busy.join("; "),
+        reason: "consumer groups with active members read it; stop them first or pass --force \
+                 (removing a topic under running consumers disrupts them)"
+            .into(),
+    })
+}
+
+/// Runs the plan's steps in order, calling `progress` before each one with its index. Stops at
+/// the first failure.
+pub async fn apply(
+    cluster: &impl ClusterOps,
+    plan: &Plan,
+    mut progress: impl FnMut(usize, &Step),
+) -> Result<()> {
+    for (i, step) in plan.steps.iter().enumerate() {
+        progress(i, step);
+        match step {
+            Step::Create(spec) => cluster.create(spec).await?,
+            Step::Grow { topic, to, .. } => cluster.grow(topic, *to).await?,
+            Step::Align { topic, changes } => {
+                let ops: Vec<ConfigOp> = changes
+                    .iter()
+                    .map(|c| ConfigOp::Set(c.name.clone(), c.to.clone()))
+                    .collect();
+                cluster.alter(topic, &ops).await?;
+            }
+            Step::Delete(topic) => cluster.delete(topic).await?,
+            Step::Recreate(spec) => {
+                cluster.delete(&spec.name).await?;
+                cluster.create(spec).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`ClusterState`] and [`ClusterOps`] over an [`Admin`], knowing which consumer groups the app
+/// routes to which topics.
+#[derive(Debug)]
+pub struct AdminCluster<'a> {
+    admin: &'a Admin,
+    routed: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl<'a> AdminCluster<'a> {
+    /// Wraps `admin`; `routed` maps topic names to the consumer groups the app reads them with.
+    pub fn new(admin: &'a Admin, routed: BTreeMap<String, BTreeSet<String>>) -> Self {
+        AdminCluster { admin, routed }
+    }
+}
+
+impl ClusterState for AdminCluster<'_> {
+    async fn topics(&self, names: &[String]) -> Result<BTreeMap<String, TopicState>> {
+        let info = self.admin.cluster_info()?;
+        let mut out = BTreeMap::new();
+        for t in info.topics.into_iter().filter(|t| names.contains(&t.name)) {
+            let settings = match self.admin.describe_topic_config(&t.name).await {
+                Ok(entries) => Ok(entries
+                    .into_iter()
+                    .filter_map(|(k, v)| v.value.map(|v| (k, v)))
+                    .collect()),
+                Err(e) => Err(e.to_string()),
+            };
+            out.insert(
+                t.name.clone(),
+                TopicState {
+                    partitions: t.partitions.len() as i32,
+                    replication_factor: t.replication_factor(),
+                    settings,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// A group reads the topic when a member subscribes to or is assigned it. Brokers that do
+    /// not report member topics (tansu 0.6.0) leave two hints: the app routes the group to the
+    /// topic, or the group has committed offsets on it.
+    async fn active_readers(&self, topic: &str) -> Result<Vec<String>> {
+        let mut readers = Vec::new();
+        for group in self.admin.list_groups()? {
+            if group.members == 0 {
+                continue;
+            }
+            let Some(description) = self.admin.describe_group(&group.name)? else {
+                continue;
+            };
+            let active: Vec<_> = description.members.iter().collect();
+            let known: Vec<&Vec<String>> =
+                active.iter().filter_map(|m| m.topics.as_ref()).collect();
+            let reads = if !known.is_empty() {
+                known.iter().any(|topics| topics.iter().any(|t| t == topic))
+            } else {
+                self.routed
+                    .get(topic)
+                    .is_some_and(|groups| groups.contains(&group.name))
+                    || self
+                        .admin
+                        .lags(&group.name, &[topic])?
+                        .iter()
+                        .any(|l| l.committed.is_some())
+            };
+            if reads && !active.is_empty() {
+                readers.push(group.name);
+            }
+        }
+        Ok(readers)
+    }
+}
+
+impl ClusterOps for AdminCluster<'_> {
+    async fn create(&self, spec: &TopicSpec) -> Result<()> {
+        self.admin.create_topic(spec).await
+    }
+
+    async fn grow(&self, topic: &str, total: i32) -> Result<()> {
+        self.admin.grow_partitions(topic, total).await
+    }
+
+    async fn alter(&self, topic: &str, ops: &[ConfigOp]) -> Result<()> {
+        self.admin.alter_topic_config(topic, ops).await
+    }
+
+    async fn delete(&self, topic: &str) -> Result<()> {
+        self.admin.delete_topic(topic).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A cluster in memory: topics with their state, and which groups actively read what.
+    #[derive(Default)]
+    struct Memory {
+        topics: Mutex<BTreeMap<String, TopicState>>,
+        readers: BTreeMap<String, Vec<String>>,
+        log: Mutex<Vec<String>>,
+    }
+
+    /// Name, partitions, replication factor, settings.
+    type Row<'a> = (&'a str, i32, i32, &'a [(&'a str, &'a str)]);
+
+    impl Memory {
+        fn with(topics: &[Row<'_>]) -> Self {
+            let m = Memory::default();
+            for (name, partitions, rf, settings) in topics {
+                m.topics.lock().unwrap().insert(
+                    name.to_string(),
+                    TopicState {
+                        partitions: *partitions,
+                        replication_factor: *rf,
+                        settings: Ok(settings
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect()),
+                    },
+                );
+            }
+            m
+        }
+    }
+
+    impl ClusterState for Memory {
+        async fn topics(&self, names: &[String]) -> Result<BTreeMap<String, TopicState>> {
+            Ok(self
+                .topics
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| names.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect())
+        }
+        async fn active_readers(&self, topic: &str) -> Result<Vec<String>> {
+            Ok(self.readers.get(topic).cloned().unwrap_or_default())
+        }
+    }
+
+    impl ClusterOps for Memory {
+        async fn create(&self, spec: &TopicSpec) -> Result<()> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("create {}", spec.name));
+            self.topics.lock().unwrap().insert(
+                spec.name.clone(),
+                TopicState {
+                    partitions: spec.partitions,
+                    replication_factor: spec.replication_factor,
+                    settings: Ok(spec.settings.clone()),
+                },
+            );
+            Ok(())
+        }
+        async fn grow(&self, topic: &str, total: i32) -> Result<()> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("grow {topic} {total}"));
+            self.topics
+                .lock()
+                .unwrap()
+                .get_mut(topic)
+                .unwrap()
+                .partitions = total;
+            Ok(())
+        }
+        async fn alter(&self, topic: &str, ops: &[ConfigOp]) -> Result<()> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("alter {topic} {ops:?}"));
+            let mut topics = self.topics.lock().unwrap();
+            let settings = topics.get_mut(topic).unwrap().settings.as_mut().unwrap();
+            for op in ops {
+                if let ConfigOp::Set(k, v) = op {
+                    settings.insert(k.clone(), v.clone());
+                }
+            }
+            Ok(())
+        }
+        async fn delete(&self, topic: &str) -> Result<()> {
+            self.log.lock().unwrap().push(format!("delete {topic}"));
+            self.topics.lock().unwrap().remove(topic);
+            Ok(())
+        }
+    }
+
+    fn spec(name: &str, partitions: i32, rf: i32, settings: &[(&str, &str)]) -> TopicSpec {
+        TopicSpec {
+            name: name.into(),
+            partitions,
+            replication_factor: rf,
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn migrate_creates_then_grows_then_aligns_and_a_second_run_has_nothing_to_do() {
+        let cluster = Memory::with(&[
+            (
+                "orders",
+                3,
+                1,
+                &[("retention.ms", "1000"), ("undeclared.setting", "x")],
+            ),
+            ("undeclared-topic", 1, 1, &[]),
+        ]);
+        let declared = [
+            spec(
+                "orders",
+                6,
+                1,
+                &[("retention.ms", "2000"), ("cleanup.policy", "delete")],
+            ),
+            spec("payments", 2, 1, &[]),
+        ];
+        let plan = block_on(plan_against(&cluster, Action::Migrate, &declared)).unwrap();
+        let kinds: Vec<_> = plan.steps.iter().map(|s| (s.kind(), s.topic())).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("create", "payments"),
+                ("grow partitions", "orders"),
+                ("align settings", "orders")
+            ]
+        );
+        assert_eq!(
+            plan.steps[2].details(),
+            "cleanup.policy: (unset) -> delete, retention.ms: 1000 -> 2000"
+        );
+        assert!(plan.notices.is_empty(), "{:?}", plan.notices);
+
+        block_on(apply(&cluster, &plan, |_, _| {})).unwrap();
+        let again = block_on(plan_against(&cluster, Action::Migrate, &declared)).unwrap();
+        assert!(again.is_empty(), "{again:?}");
+        let topics = cluster.topics.lock().unwrap();
+        assert!(
+            topics.contains_key("undeclared-topic"),
+            "undeclared topic untouched"
+        );
+        assert_eq!(
+            topics["orders"].settings.as_ref().unwrap()["undeclared.setting"],
+            "x",
+            "undeclared setting untouched"
+        );
+    }
+
+    #[test]
+    fn partitions_never_shrink_and_replication_factor_is_only_reported() {
+        let cluster = Memory::with(&[("orders", 8, 1, &[])]);
+        let declared = [spec("orders", 4, 3, &[])];
+        let plan = block_on(plan_against(&cluster, Action::Migrate, &declared)).unwrap();
+        assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+        assert_eq!(
+            plan.notices,
+            [
+                Notice::ReplicationFactor {
+                    topic: "orders".into(),
+                    declared: 3,
+                    actual: 1
+                },
+                Notice::CannotShrink {
+                    topic: "orders".into(),
+                    declared: 4,
+                    actual: 8
+                },
+            ]
+        );
+        assert!(plan.notices[1].to_string().contains("cannot shrink"));
+    }
+
+    #[test]
+    fn each_action_plans_only_its_own_steps() {
+        let cluster = Memory::with(&[("orders", 1, 1, &[("retention.ms", "1")])]);
+        let declared = [
+            spec("orders", 2, 1, &[("retention.ms", "2")]),
+            spec("missing", 1, 1, &[]),
+        ];
+        let kinds = |action| {
+            let plan = block_on(plan_against(&cluster, action, &declared)).unwrap();
+            plan.steps
+                .iter()
+                .map(|s| format!("{} {}", s.kind(), s.topic()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(Action::Create), ["create missing"]);
+        assert_eq!(kinds(Action::Repartition), ["grow partitions orders"]);
+        assert_eq!(kinds(Action::Align), ["align settings orders"]);
+        assert_eq!(kinds(Action::Delete), ["delete orders"]);
+        assert_eq!(kinds(Action::Reset), ["reset orders", "create missing"]);
+        let align = block_on(plan_against(&cluster, Action::Align, &declared)).unwrap();
+        assert_eq!(
+            align.notices,
+            [Notice::Missing {
+                topic: "missing".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn unreadable_settings_are_reported_not_guessed() {
+        let cluster = Memory::with(&[("orders", 1, 1, &[])]);
+        cluster
+            .topics
+            .lock()
+            .unwrap()
+            .get_mut("orders")
+            .unwrap()
+            .settings = Err("DescribeConfigs timed out".into());
+        let declared = [spec("orders", 1, 1, &[("retention.ms", "2")])];
+        let plan = block_on(plan_against(&cluster, Action::Align, &declared)).unwrap();
+        assert!(plan.steps.is_empty());
+        assert!(
+            matches!(&plan.notices[0], Notice::SettingsUnknown { reason, .. } if reason.contains("timed out"))
+        );
+    }
+
+    #[test]
+    fn removing_a_topic_with_active_readers_is_refused() {
+        let mut cluster = Memory::with(&[("orders", 1, 1, &[]), ("idle", 1, 1, &[])]);
+        cluster
+            .readers
+            .insert("orders".into(), vec!["billing".into()]);
+        let declared = [spec("orders", 1, 1, &[]), spec("idle", 1, 1, &[])];
+        for action in [Action::Delete, Action::Reset] {
+            let plan = block_on(plan_against(&cluster, action, &declared)).unwrap();
+            let err = block_on(refuse_active_readers(&cluster, &plan)).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("orders (read by billing)"), "{text}");
+            assert!(text.contains("--force"), "{text}");
+            assert!(!text.contains("idle"), "{text}");
+        }
+        let only_idle = [spec("idle", 1, 1, &[])];
+        let plan = block_on(plan_against(&cluster, Action::Delete, &only_idle)).unwrap();
+        block_on(refuse_active_readers(&cluster, &plan)).unwrap();
+        block_on(apply(&cluster, &plan, |_, _| {})).unwrap();
+        assert_eq!(*cluster.log.lock().unwrap(), ["delete idle"]);
+    }
+}

@@ -1,0 +1,360 @@
+//! `topics` actions against the embedded broker: from nothing to the declared state and back,
+//! idempotence with --detailed-exitcode, the refusal to reset a topic a running group reads,
+//! the lock file, and the clear error where tansu lacks CreatePartitions.
+
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Parser;
+use ferrafka::admin::{ConfigOp, TopicSpec};
+use ferrafka::cli::topics::{Outcome, TopicsArgs, TopicsError, execute, exit_code};
+use ferrafka::cli::{Cli, Command};
+use ferrafka::{App, Filters, ServerExit};
+
+use crate::support::*;
+
+/// An app consuming `topic` (declared inline) that also declares `extra` in the block.
+fn app(bootstrap: &str, group: &str, topic: &str, extra: &str, tracker: &Tracker) -> App {
+    let (bootstrap, group, topic, extra) = (
+        bootstrap.to_string(),
+        group.to_string(),
+        topic.to_string(),
+        extra.to_string(),
+    );
+    let tracker = tracker.clone();
+    App::builder()
+        .setup(move |c| {
+            c.client_id("topics-cli")
+                .group_id(group)
+                .kafka("bootstrap.servers", bootstrap)
+                .max_wait_time(Duration::from_millis(100));
+            c.kafka("auto.commit.interval.ms", "100");
+        })
+        .declarations(move |d| {
+            d.defaults(|t| t.setting("cleanup.policy", "delete"));
+            d.topic(extra, |t| t.partitions(1));
+        })
+        .routes(move |r| {
+            r.topic(topic)
+                .consumer(move || Recording {
+                    instance: 1,
+                    tracker: tracker.clone(),
+                    batch_sleep: Duration::ZERO,
+                })
+                .config(|t| t.partitions(2).setting("retention.ms", "86400000"));
+        })
+        .build_with_env([])
+}
+
+fn args(words: &[&str]) -> TopicsArgs {
+    let mut argv = vec!["app", "topics"];
+    argv.extend_from_slice(words);
+    match Cli::parse_from(argv).command {
+        Command::Topics(args) => args,
+        other => panic!("parsed {other:?}"),
+    }
+}
+
+/// Runs an action; returns its exit code under --detailed-exitcode, its output and result.
+fn run(app: &App, words: &[&str]) -> (u8, String, Result<Outcome, TopicsError>) {
+    let args = args(words);
+    let mut out = Vec::new();
+    let result = execute(app, &args, &mut out);
+    (
+        exit_code(&result, true),
+        String::from_utf8(out).unwrap(),
+        result,
+    )
+}
+
+#[test]
+fn migrate_reaches_the_declared_state_and_a_second_run_has_nothing_to_do() {
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let (topic, extra) = (unique("orders"), unique("orders-dlq"));
+    let app = app(
+        &cluster.bootstrap(),
+        "g",
+        &topic,
+        &extra,
+        &Tracker::default(),
+    );
+
+    let (code, out, _) = run(&app, &["plan"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("2 would change"), "{out}");
+    assert!(
+        out.contains(&format!("| {topic}")) && out.contains("| create"),
+        "{out}"
+    );
+    assert_eq!(
+        cluster.admin.partition_count(&topic).unwrap(),
+        None,
+        "plan changes nothing"
+    );
+
+    let (code, out, _) = run(&app, &["migrate"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("applied 2 change(s)"), "{out}");
+    assert_eq!(cluster.admin.partition_count(&topic).unwrap(), Some(2));
+    assert_eq!(cluster.admin.partition_count(&extra).unwrap(), Some(1));
+    let settings = rt
+        .block_on(cluster.admin.describe_topic_config(&topic))
+        .unwrap();
+    assert_eq!(settings["retention.ms"].value.as_deref(), Some("86400000"));
+    assert_eq!(settings["cleanup.policy"].value.as_deref(), Some("delete"));
+
+    for action in ["plan", "migrate", "create", "align"] {
+        let (code, out, result) = run(&app, &[action]);
+        assert!(
+            matches!(result, Ok(Outcome::Unchanged)),
+            "{action}: {result:?}"
+        );
+        assert_eq!(code, 0, "{action}: {out}");
+        assert!(out.contains("nothing to do"), "{action}: {out}");
+    }
+    let (_, out, _) = run(&app, &["list"]);
+    assert!(
+        out.contains(&format!("| {topic}")) && out.contains("| ok"),
+        "{out}"
+    );
+
+    // Producing right after creation works: migrate waited for the partition leaders.
+    cluster.produce_numbered(&rt, &topic, 0, 4, 2);
+    let (_, high) = cluster.admin.watermarks(&topic, 0).unwrap();
+    let (_, high1) = cluster.admin.watermarks(&topic, 1).unwrap();
+    assert_eq!(high + high1, 4);
+}
+
+#[test]
+fn align_sets_drifted_settings_and_leaves_undeclared_topics_alone() {
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let (topic, extra) = (unique("orders"), unique("extra"));
+    let bystander = unique("undeclared");
+    let app = app(
+        &cluster.bootstrap(),
+        "g",
+        &topic,
+        &extra,
+        &Tracker::default(),
+    );
+    cluster.create_topic(&rt, &bystander, 1);
+    assert_eq!(run(&app, &["migrate"]).0, 2);
+    rt.block_on(cluster.admin.alter_topic_config(
+        &topic,
+        &[ConfigOp::Set("retention.ms".into(), "1000".into())],
+    ))
+    .unwrap();
+
+    let (code, out, _) = run(&app, &["plan"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("retention.ms: 1000 -> 86400000"), "{out}");
+    let (code, out, _) = run(&app, &["align"]);
+    assert_eq!(code, 2, "{out}");
+    let settings = rt
+        .block_on(cluster.admin.describe_topic_config(&topic))
+        .unwrap();
+    assert_eq!(settings["retention.ms"].value.as_deref(), Some("86400000"));
+    assert_eq!(run(&app, &["align"]).0, 0);
+
+    // delete removes the declared topics only.
+    let (code, out, _) = run(&app, &["delete"]);
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(cluster.admin.partition_count(&topic).unwrap(), None);
+    assert_eq!(cluster.admin.partition_count(&extra).unwrap(), None);
+    assert_eq!(cluster.admin.partition_count(&bystander).unwrap(), Some(1));
+    let (code, out, _) = run(&app, &["delete"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn repartition_on_tansu_fails_naming_the_unsupported_operation() {
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let (topic, extra) = (unique("orders"), unique("extra"));
+    let app = app(
+        &cluster.bootstrap(),
+        "g",
+        &topic,
+        &extra,
+        &Tracker::default(),
+    );
+    cluster.create_topic(&rt, &topic, 1);
+
+    let (code, out, _) = run(&app, &["plan"]);
+    assert!(out.contains("partitions 1 -> 2"), "{out}");
+    assert_eq!(code, 2);
+    let (_, out, _) = run(&app, &["list"]);
+    assert!(out.contains("| 2 x rf 1 | 1 x rf 1"), "{out}");
+    assert!(
+        out.contains("needs grow partitions, align settings"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("| {extra}")) && out.contains("| missing"),
+        "{out}"
+    );
+    let (code, _, result) = run(&app, &["repartition"]);
+    assert_eq!(code, 1);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, TopicsError::Ferrafka(ferrafka::Error::NotSupported { operation: "grow partitions", resource, .. }) if *resource == topic),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("not supported by this broker"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reset_is_refused_while_a_group_with_members_reads_the_topic() {
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let (topic, extra, group) = (unique("orders"), unique("extra"), unique("readers"));
+    let tracker = Tracker::default();
+    let app = app(&cluster.bootstrap(), &group, &topic, &extra, &tracker);
+    assert_eq!(run(&app, &["migrate"]).0, 2);
+    cluster.produce_numbered(&rt, &topic, 0, 6, 3);
+
+    let server = app.start(&Filters::default()).expect("server starts");
+    assert!(
+        tracker.wait_for(6, Duration::from_secs(30)),
+        "consumed {}",
+        tracker.len()
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        cluster
+            .admin
+            .describe_group(&group)
+            .unwrap()
+            .is_some_and(|g| !g.members.is_empty())
+    }));
+
+    for action in ["reset", "delete"] {
+        let (code, _, result) = run(&app, &[action]);
+        assert_eq!(code, 1, "{action}");
+        let text = result.unwrap_err().to_string();
+        assert!(
+            text.contains(&format!("{topic} (read by {group})")),
+            "{text}"
+        );
+        assert!(text.contains("--force"), "{text}");
+    }
+    let total: i64 = (0..2)
+        .map(|p| cluster.admin.watermarks(&topic, p).unwrap().1)
+        .sum();
+    assert_eq!(total, 6, "the refused reset kept the messages");
+
+    assert_eq!(server.shutdown(), ServerExit::Clean);
+    assert!(wait_until(Duration::from_secs(10), || {
+        cluster
+            .admin
+            .describe_group(&group)
+            .unwrap()
+            .is_none_or(|g| g.members.is_empty())
+    }));
+    let (code, out, _) = run(&app, &["reset"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("| reset"), "{out}");
+    let total: i64 = (0..2)
+        .map(|p| cluster.admin.watermarks(&topic, p).unwrap().1)
+        .sum();
+    assert_eq!(total, 0, "reset recreated the topic empty");
+    assert_eq!(cluster.admin.partition_count(&topic).unwrap(), Some(2));
+}
+
+#[test]
+fn lock_then_check_passes_and_fails_with_a_diff_after_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("topics.lock");
+    let lock_arg = lock.to_str().unwrap();
+    // No broker: lock and check only read the declarations.
+    let app = app(
+        "127.0.0.1:1",
+        "g",
+        "orders",
+        "orders-dlq",
+        &Tracker::default(),
+    );
+
+    let (code, _, result) = run(&app, &["check", "--lock-file", lock_arg]);
+    assert_eq!(code, 1);
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("run `topics lock`")
+    );
+
+    assert_eq!(run(&app, &["lock", "--lock-file", lock_arg]).0, 2);
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(
+        text.contains("[topics.orders]\npartitions = 2\nreplication_factor = 1"),
+        "{text}"
+    );
+    assert_eq!(
+        run(&app, &["lock", "--lock-file", lock_arg]).0,
+        0,
+        "unchanged lock"
+    );
+    let (code, out, _) = run(&app, &["check", "--lock-file", lock_arg]);
+    assert_eq!(code, 0, "{out}");
+
+    let drifted = App::builder()
+        .setup(|c| {
+            c.kafka("bootstrap.servers", "127.0.0.1:1");
+        })
+        .declarations(|d| {
+            d.defaults(|t| t.setting("cleanup.policy", "delete"));
+            d.topic("orders-dlq", |t| t.partitions(1));
+        })
+        .routes(|r| {
+            r.topic("ordres")
+                .consumer(|| Recording {
+                    instance: 1,
+                    tracker: Tracker::default(),
+                    batch_sleep: Duration::ZERO,
+                })
+                .config(|t| t.partitions(4).setting("retention.ms", "86400000"));
+        })
+        .build_with_env([]);
+    let (code, _, result) = run(&drifted, &["check", "--lock-file", lock_arg]);
+    assert_eq!(code, 1);
+    let text = result.unwrap_err().to_string();
+    assert!(text.contains("- orders: partitions 2"), "{text}");
+    assert!(text.contains("+ ordres: partitions 4"), "{text}");
+    assert_lock_untouched(&lock, &text);
+}
+
+fn assert_lock_untouched(lock: &Path, diff: &str) {
+    let text = std::fs::read_to_string(lock).unwrap();
+    assert!(
+        !text.contains("ordres"),
+        "check must not rewrite the lock:\n{diff}"
+    );
+}
+
+#[test]
+fn create_only_creates_missing_topics() {
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let (topic, extra) = (unique("orders"), unique("extra"));
+    rt.block_on(cluster.admin.create_topic(&TopicSpec::new(&topic, 2)))
+        .unwrap();
+    let app = app(
+        &cluster.bootstrap(),
+        "g",
+        &topic,
+        &extra,
+        &Tracker::default(),
+    );
+    let (code, out, _) = run(&app, &["create"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&extra) && !out.contains(&format!("| {topic}")),
+        "{out}"
+    );
+    assert_eq!(cluster.admin.partition_count(&extra).unwrap(), Some(1));
+}
