@@ -164,10 +164,13 @@ fn each_layer_overrides_the_one_below_and_remembers_it() {
     .routes(|r| {
         r.topic("orders")
             .consumer(|| Noop)
+            .config(|t| t.partitions(3))
             .kafka("fetch.max.bytes", "2000")
             .kafka("queued.min.messages", "700")
             .consumer_persistence(true);
-        r.topic("refunds").consumer(|| Noop);
+        r.topic("refunds")
+            .consumer(|| Noop)
+            .config(|t| t.partitions(3));
     })
     .build();
     assert!(app.validate().is_ok(), "{:?}", app.validate());
@@ -257,7 +260,9 @@ fn every_problem_is_reported_together_with_a_clear_message_before_any_connection
             .pause_timeout(Duration::from_secs(60))
             .pause_max_timeout(Duration::from_secs(10))
             .kafka("bootstrap.server", "broker:9092")
-            .kafka("auto.offset.rest", "earliest");
+            .kafka("auto.offset.rest", "earliest")
+            // Production requires declarations; that check has its own tests (declarative.rs).
+            .strict_declarative_topics(false);
     })
     .routes(|r| {
         r.topic("user.events_v2").consumer(|| Noop);
@@ -481,11 +486,13 @@ fn the_production_profile_consumes_with_cooperative_rebalances() {
                     .max_wait_time(Duration::from_millis(50));
             })
             .routes(move |r| {
-                r.topic(topic).consumer(move || Recording {
-                    instance,
-                    tracker: tracker.clone(),
-                    batch_sleep: Duration::ZERO,
-                });
+                r.topic(topic)
+                    .consumer(move || Recording {
+                        instance,
+                        tracker: tracker.clone(),
+                        batch_sleep: Duration::ZERO,
+                    })
+                    .config(|t| t.partitions(3));
             })
             .build()
     };
