@@ -439,7 +439,34 @@ pub(crate) fn resolve(
             place(&mut resolved, &group_id, base, kafka, topic);
         }
     }
+    distinguish_static_members(&mut resolved);
     resolved
+}
+
+/// `group.instance.id` must be unique per member of a consumer group, and each subscription
+/// group is its own member: when a consumer group has several, each gets the id suffixed with
+/// its subscription group's name.
+fn distinguish_static_members(resolved: &mut [SubscriptionGroup]) {
+    const ID: &str = "group.instance.id";
+    let shared: Vec<Arc<str>> = resolved
+        .iter()
+        .filter(|sg| {
+            resolved
+                .iter()
+                .filter(|o| o.consumer_group == sg.consumer_group)
+                .count()
+                > 1
+        })
+        .map(|sg| sg.consumer_group.clone())
+        .collect();
+    for sg in resolved.iter_mut() {
+        if shared.contains(&sg.consumer_group)
+            && let Some(id) = sg.kafka.get(ID)
+        {
+            let unique = format!("{id}-{}", sg.name);
+            sg.kafka.insert(ID.to_string(), unique);
+        }
+    }
 }
 
 /// Adds `topic` to the subscription group with the same base name and kafka settings, or to a
@@ -619,6 +646,27 @@ mod tests {
         );
         assert_eq!(sgs[0].kafka["group.id"], "shop");
         assert_eq!(sgs[0].kafka["enable.auto.offset.store"], "false");
+    }
+
+    #[test]
+    fn static_member_ids_are_unique_per_subscription_group() {
+        let mut config = Config::default();
+        config.client_id("shop").kafka("group.instance.id", "pod-7");
+        let (sgs, problems) = resolve_routes(&config, |r| {
+            r.topic("orders").consumer(|| Noop);
+            r.topic("payments")
+                .consumer(|| Noop)
+                .subscription_group("slow");
+            r.consumer_group("analytics", |g| {
+                g.topic("visits").consumer(|| Noop);
+            });
+        });
+        assert!(problems.is_empty(), "{problems:?}");
+        let ids: Vec<_> = sgs
+            .iter()
+            .map(|sg| sg.kafka["group.instance.id"].as_str())
+            .collect();
+        assert_eq!(ids, ["pod-7-default", "pod-7-slow", "pod-7"]);
     }
 
     #[test]

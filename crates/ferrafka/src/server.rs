@@ -212,21 +212,22 @@ impl RunningServer {
         let mut consumers = Vec::new();
         for group in groups {
             let label = format!("{}/{}", group.consumer_group, group.name);
-            let consumer = listener::connect(ListenerSetup {
+            let setup = ListenerSetup {
                 config: config.clone(),
                 group,
                 runtime: runtime.handle().clone(),
                 producer: producer.clone(),
                 workers: workers.clone(),
-            })?;
-            consumers.push((label, consumer));
+            };
+            let consumer = listener::connect(setup.clone())?;
+            consumers.push((label, consumer, setup));
         }
         let mut listeners = Vec::new();
-        for (label, consumer) in consumers {
+        for (label, consumer, setup) in consumers {
             let stop = stop.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ferrafka-listener-{label}"))
-                .spawn(move || listener::run(consumer, stop))
+                .spawn(move || listener::run(consumer, setup, stop))
                 .map_err(|e| Error::Server(format!("cannot start listener thread: {e}")))?;
             listeners.push((label, thread));
         }

@@ -24,6 +24,7 @@ use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
+use super::diagnostics;
 use super::executor::{Completion, Executor, Job, Outcome};
 use crate::config::Config;
 use crate::consumer::{OffsetStore, PartitionHandle, PartitionRequest, SeekTo};
@@ -37,6 +38,9 @@ use crate::server::StopSignal;
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How often the loop looks for executor reports while batches are in flight.
 const BUSY_POLL: Duration = Duration::from_millis(1);
+/// First wait before rebuilding a client after a fatal error; doubles up to the max.
+const REBUILD_BACKOFF: Duration = Duration::from_secs(1);
+const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Messages taken from librdkafka between two looks at timers and reports.
 const BURST: usize = 64;
 /// A busy partition is paused once this many batches' worth of messages wait for it: one batch
@@ -142,7 +146,14 @@ impl ClientContext for ListenerContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::error!(subscription_group = %self.group, %error, reason, "librdkafka error");
+        match diagnostics::code_of(&error).and_then(diagnostics::explain) {
+            Some(explanation) => {
+                tracing::error!(subscription_group = %self.group, %error, reason, "{explanation}")
+            }
+            None => {
+                tracing::error!(subscription_group = %self.group, %error, reason, "librdkafka error")
+            }
+        }
     }
 
     fn stats_raw(&self, statistics: &[u8]) {
@@ -230,7 +241,8 @@ impl ListenerContext {
     }
 }
 
-/// Everything needed to start a listener.
+/// Everything needed to start a listener (again, after a fatal error).
+#[derive(Clone)]
 pub(crate) struct ListenerSetup {
     pub(crate) config: Arc<Config>,
     pub(crate) group: SubscriptionGroup,
@@ -301,8 +313,67 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
     Ok(consumer)
 }
 
-/// Runs the poll loop until `stop` is raised, then shuts down gracefully.
-pub(crate) fn run(consumer: Arc<ListenerConsumer>, stop: Arc<StopSignal>) -> ListenerExit {
+/// Runs the poll loop until `stop` is raised, then shuts down gracefully. A fatal librdkafka
+/// error (the client can no longer be used, e.g. a fenced static member) abandons the running
+/// batches unmarked, and the client is rebuilt from `setup` after a backoff.
+pub(crate) fn run(
+    mut consumer: Arc<ListenerConsumer>,
+    setup: ListenerSetup,
+    stop: Arc<StopSignal>,
+) -> ListenerExit {
+    loop {
+        match poll_loop(&consumer, &stop) {
+            LoopEnd::Stop => return shutdown(&consumer, &stop, &consumer.context().group.clone()),
+            LoopEnd::Fatal(reason) => match rebuild(consumer, &setup, &stop, &reason) {
+                Some(fresh) => consumer = fresh,
+                None => return ListenerExit { forced: false },
+            },
+        }
+    }
+}
+
+/// Why the poll loop returned.
+enum LoopEnd {
+    Stop,
+    Fatal(String),
+}
+
+/// Drops a consumer that hit a fatal error and connects a new one, backing off between
+/// attempts; `None` when the server stops meanwhile.
+fn rebuild(
+    consumer: Arc<ListenerConsumer>,
+    setup: &ListenerSetup,
+    stop: &StopSignal,
+    reason: &str,
+) -> Option<Arc<ListenerConsumer>> {
+    let group = consumer.context().group.clone();
+    tracing::error!(subscription_group = %group, reason, "fatal consumer error: abandoning running batches (they will be processed again) and rebuilding the client");
+    consumer.context().lock().abandon_all();
+    drop(consumer);
+    let mut backoff = REBUILD_BACKOFF;
+    loop {
+        let until = Instant::now() + backoff;
+        while Instant::now() < until {
+            if stop.is_raised() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        match connect(setup.clone()) {
+            Ok(fresh) => {
+                tracing::info!(subscription_group = %group, "client rebuilt after a fatal error");
+                return Some(fresh);
+            }
+            Err(e) => {
+                tracing::error!(subscription_group = %group, error = %e, retry_in = ?backoff * 2, "cannot rebuild the client");
+                backoff = (backoff * 2).min(REBUILD_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
+    let consumer = consumer.clone();
     let group = consumer.context().group.clone();
     tracing::info!(subscription_group = %group, "listener started");
     let mut idle = false;
@@ -332,7 +403,17 @@ pub(crate) fn run(consumer: Arc<ListenerConsumer>, stop: Arc<StopSignal>) -> Lis
             }
             Some(Err(e)) => {
                 idle = false;
-                tracing::warn!(subscription_group = %group, error = %e, "consumer error");
+                if let Some((code, reason)) = consumer.client().fatal_error() {
+                    return LoopEnd::Fatal(format!("{code}: {reason}"));
+                }
+                match diagnostics::code_of(&e).and_then(diagnostics::explain) {
+                    Some(explanation) => {
+                        tracing::error!(subscription_group = %group, error = %e, "{explanation}")
+                    }
+                    None => {
+                        tracing::warn!(subscription_group = %group, error = %e, "consumer error")
+                    }
+                }
             }
             None => idle = true,
         }
@@ -341,7 +422,7 @@ pub(crate) fn run(consumer: Arc<ListenerConsumer>, stop: Arc<StopSignal>) -> Lis
         state.drain_completions(&consumer, None);
         state.dispatch_ready(&consumer, Instant::now(), stop.is_quiet());
     }
-    shutdown(&consumer, &stop, &group)
+    LoopEnd::Stop
 }
 
 fn shutdown(consumer: &Arc<ListenerConsumer>, stop: &StopSignal, group: &str) -> ListenerExit {
@@ -629,6 +710,17 @@ impl State {
         self.topics
             .values()
             .any(|s| s.partitions.values().any(|slot| slot.running))
+    }
+
+    /// Forgets every partition after a fatal error: running batches can no longer mark (their
+    /// work is redone by whoever gets the partition), executors stop without hooks.
+    fn abandon_all(&mut self) {
+        for slots in self.topics.values_mut() {
+            for (_, slot) in slots.partitions.drain() {
+                slot.handle.revoked.store(true, Ordering::Release);
+                slot.task.abort();
+            }
+        }
     }
 
     /// Drops buffered messages and pending retries: nothing new starts once shutdown begins.

@@ -1,0 +1,46 @@
+//! Explanations for Kafka errors whose librdkafka text does not say what to do.
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+/// What to tell an operator about `code`, when librdkafka's own text is not enough.
+pub(crate) fn explain(code: RDKafkaErrorCode) -> Option<&'static str> {
+    match code {
+        RDKafkaErrorCode::InconsistentGroupProtocol => Some(
+            "Inconsistent group protocol: members of this consumer group use different \
+             `partition.assignment.strategy` values (or group protocols), which happens when the \
+             strategy is changed with a rolling deploy. Members with different strategies cannot \
+             share a group. To change the strategy: stop ALL consumers of the group, change \
+             `partition.assignment.strategy`, then start them again.",
+        ),
+        RDKafkaErrorCode::FencedInstanceId => Some(
+            "Fenced static member: another process joined the group with the same \
+             `group.instance.id`. Every process needs its own id (e.g. derived from the pod or \
+             host name); this listener will rebuild its client after a backoff.",
+        ),
+        RDKafkaErrorCode::UnknownMemberId => None,
+        _ => None,
+    }
+}
+
+/// The error code inside a librdkafka error, if it carries one.
+pub(crate) fn code_of(error: &KafkaError) -> Option<RDKafkaErrorCode> {
+    error.rdkafka_error_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inconsistent_group_protocol_explains_the_stop_all_procedure() {
+        let text = explain(RDKafkaErrorCode::InconsistentGroupProtocol).unwrap();
+        assert!(text.contains("stop ALL consumers of the group"), "{text}");
+        assert!(text.contains("partition.assignment.strategy"), "{text}");
+        let error = KafkaError::Global(RDKafkaErrorCode::InconsistentGroupProtocol);
+        assert_eq!(
+            code_of(&error),
+            Some(RDKafkaErrorCode::InconsistentGroupProtocol)
+        );
+        assert!(explain(RDKafkaErrorCode::BrokerTransportFailure).is_none());
+    }
+}
