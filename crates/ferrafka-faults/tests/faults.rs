@@ -518,3 +518,38 @@ impl ferrafka::Consumer for Collector {
         Ok(())
     }
 }
+
+/// A member joining with another assignment strategy (the seed's rolling change of
+/// `partition.assignment.strategy`) gets an error that explains the stop-all procedure.
+#[test]
+fn a_strategy_mismatch_in_one_group_is_explained() {
+    let s = Setup::new("mismatch");
+    let topic = s.topic("mismatch", 2);
+    s.produce(&topic, 0, 20, 2);
+    let group = unique("mismatch-group");
+    let old = s
+        .spec(&topic, &group, "records")
+        .with("FERRAFKA_KAFKA_PARTITION_ASSIGNMENT_STRATEGY", "range")
+        .spawn(&s.dir.join("old.log"));
+    assert!(wait_until(Duration::from_secs(30), || old
+        .log_count("partitions assigned")
+        > 0));
+    let new = s
+        .spec(&topic, &group, "records")
+        .with(
+            "FERRAFKA_KAFKA_PARTITION_ASSIGNMENT_STRATEGY",
+            "cooperative-sticky",
+        )
+        .spawn(&s.dir.join("new.log"));
+    let explained = wait_until(Duration::from_secs(30), || {
+        new.log_count("stop ALL consumers of the group") > 0
+            || old.log_count("stop ALL consumers of the group") > 0
+    });
+    println!("fault case (strategy mismatch): explained={explained}");
+    assert!(
+        explained,
+        "no explanation in {} or {}",
+        new.log.display(),
+        old.log.display()
+    );
+}

@@ -136,3 +136,21 @@ mod tests {
         assert!(version().starts_with("2."), "{}", version());
     }
 }
+
+/// Raises a fatal error in `client` the way a real one would arrive (librdkafka's own testing
+/// hook), so fault drills exercise the real fatal-error path.
+pub(crate) fn raise_fatal_error<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    reason: &str,
+) {
+    let reason = std::ffi::CString::new(reason).unwrap_or_default();
+    // SAFETY: the client pointer is valid for the duration of the borrow; librdkafka copies the
+    // reason string.
+    unsafe {
+        rdkafka_sys::rd_kafka_test_fatal_error(
+            client.native_ptr(),
+            rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
+            reason.as_ptr(),
+        );
+    }
+}

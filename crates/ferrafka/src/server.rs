@@ -24,6 +24,7 @@ use crate::routing::SubscriptionGroup;
 pub(crate) struct StopSignal {
     raised: AtomicBool,
     quiet: AtomicBool,
+    fatal_drill: AtomicBool,
     deadline: OnceLock<Instant>,
     timeout: Duration,
 }
@@ -33,6 +34,7 @@ impl StopSignal {
         StopSignal {
             raised: AtomicBool::new(false),
             quiet: AtomicBool::new(false),
+            fatal_drill: AtomicBool::new(false),
             deadline: OnceLock::new(),
             timeout,
         }
@@ -45,6 +47,11 @@ impl StopSignal {
 
     pub(crate) fn quiet(&self) {
         self.quiet.store(true, Ordering::Release);
+    }
+
+    /// True once after [`RunningServer::drill_fatal_error`] was called.
+    pub(crate) fn take_fatal_drill(&self) -> bool {
+        self.fatal_drill.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn is_quiet(&self) -> bool {
@@ -247,6 +254,12 @@ impl RunningServer {
     /// A handle that stops this server.
     pub fn stopper(&self) -> Stopper {
         Stopper(self.stop.clone())
+    }
+
+    /// Fault drill: raises a real librdkafka fatal error (as a fenced static member would get)
+    /// in one listener's client, to watch it recover. For fault tests and game days.
+    pub fn drill_fatal_error(&self) {
+        self.stop.fatal_drill.store(true, Ordering::Release);
     }
 
     /// Starts the graceful shutdown; returns at once. Call [`RunningServer::wait`] next.

@@ -60,6 +60,8 @@ pub(crate) struct ListenerExit {
 /// What the listener and the rebalance callback share; only the listener thread touches it.
 pub(crate) struct ListenerContext {
     group: String,
+    /// Set by the error callback; the poll loop then asks librdkafka whether it was fatal.
+    fatal_seen: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
 }
 
@@ -146,6 +148,7 @@ impl ClientContext for ListenerContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        self.fatal_seen.store(true, Ordering::Release);
         match diagnostics::code_of(&error).and_then(diagnostics::explain) {
             Some(explanation) => {
                 tracing::error!(subscription_group = %self.group, %error, reason, "{explanation}")
@@ -280,6 +283,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
         })
         .collect();
     let context = ListenerContext {
+        fatal_seen: std::sync::atomic::AtomicBool::new(false),
         group: label.clone(),
         state: Mutex::new(State {
             revoke_wait: setup.config.shutdown_timeout,
@@ -418,6 +422,14 @@ fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
             None => idle = true,
         }
         burst = 0;
+        if stop.take_fatal_drill() {
+            crate::librdkafka::raise_fatal_error(consumer.client(), "fault drill");
+        }
+        if consumer.context().fatal_seen.swap(false, Ordering::AcqRel)
+            && let Some((code, reason)) = consumer.client().fatal_error()
+        {
+            return LoopEnd::Fatal(format!("{code}: {reason}"));
+        }
         let mut state = consumer.context().lock();
         state.drain_completions(&consumer, None);
         state.dispatch_ready(&consumer, Instant::now(), stop.is_quiet());

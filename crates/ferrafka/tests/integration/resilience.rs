@@ -289,3 +289,30 @@ fn a_consumer_can_seek_its_partition_back_and_pause_it() {
         "after the seek: from the start again, in order"
     );
 }
+
+#[test]
+fn a_fatal_client_error_rebuilds_the_listener_and_nothing_is_lost() {
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let topic = unique("fatal");
+    cluster.create_topic(&rt, &topic, 2);
+    cluster.produce_spread(&rt, &topic, 0, 100, 2);
+    let tracker = Tracker::default();
+    let attempts = Arc::new(Mutex::new(HashMap::new()));
+    let app = picky_app(&cluster, &topic, vec![], false, None, &tracker, &attempts);
+    let server = app.start(&Filters::default()).unwrap();
+    assert!(tracker.wait_for(100, Duration::from_secs(30)));
+
+    // A real librdkafka fatal error (as a fenced static member gets) in the listener's client.
+    server.drill_fatal_error();
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.produce_spread(&rt, &topic, 100, 200, 2);
+    assert!(
+        wait_until(Duration::from_secs(60), || tracker.counts().len() == 200),
+        "after the rebuild: {} distinct processed",
+        tracker.counts().len()
+    );
+    assert_eq!(server.shutdown(), ServerExit::Clean);
+    let counts = tracker.counts();
+    assert!((0..200).all(|n| counts.contains_key(&n)), "nothing lost");
+}
