@@ -44,7 +44,10 @@ pub fn kernel_status() -> ClockStatus {
             reason: format!("adjtimex failed: {}", std::io::Error::last_os_error()),
         };
     }
-    interpret(state, tx.status, i64::from(tx.maxerror))
+    // `c_long` is 32 bits wide on some targets.
+    #[allow(clippy::useless_conversion)]
+    let max_error_us = i64::from(tx.maxerror);
+    interpret(state, tx.status, max_error_us)
 }
 
 /// Asks the kernel; only Linux is supported.
