@@ -543,13 +543,23 @@ fn check_declarations(app: &App, report: &mut Report) {
         .iter()
         .map(|t| t.name.as_str())
         .collect();
+    // Turning strict mode off is an explicit choice: still reported, as a warning.
+    let strict = app.config().strict_declarative_topics_enabled();
     for (name, role) in routed_topics(app) {
         if !declared.contains(name.as_str()) {
             report.push(
                 "FD002",
-                Severity::Error,
+                if strict {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
                 format!("topic {name}"),
-                format!("{role}, but not declared"),
+                if strict {
+                    format!("{role}, but not declared")
+                } else {
+                    format!("{role}, but not declared (strict_declarative_topics is off)")
+                },
                 WHY_UNDECLARED,
                 format!(
                     "declare it: `.config(|t| t.partitions(n).replication_factor(3))` on the \

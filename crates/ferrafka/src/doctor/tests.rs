@@ -209,6 +209,24 @@ fn fd002_undeclared_topics_and_lock_drift() {
     assert!(f.fix.contains("topics lock"), "{}", f.fix);
     // The strict-mode validation problem is reported once, by FD002, not again as FD000.
     none(&report, "FD000");
+    // With strict mode turned off explicitly, it is still said, as a warning.
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.strict_declarative_topics(false);
+        },
+        |r| {
+            r.topic("payments").consumer(|| Noop);
+        },
+        |_| {},
+    ));
+    let f = one(&report, "FD002", "topic payments");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.found.contains("strict_declarative_topics is off"),
+        "{}",
+        f.found
+    );
 
     let app = ready_app();
     let (opts, _dir) = options(&app);
@@ -872,4 +890,31 @@ fn fd011_offsets_retention() {
         Severity::Warning
     );
     none(&live(&app, &Fake::ready()), "FD011");
+}
+
+#[test]
+fn the_defaults_the_checks_assume_are_librdkafka_s() {
+    let native = rdkafka::config::ClientConfig::new()
+        .create_native_config()
+        .unwrap();
+    for property in [
+        "topic.metadata.refresh.interval.ms",
+        "partition.assignment.strategy",
+        "group.protocol",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "enable.idempotence",
+    ] {
+        assert_eq!(
+            native.get(property).ok().as_deref(),
+            librdkafka_default(property, false),
+            "{property}"
+        );
+    }
+    // Topic auto-creation applies to producers too (librdkafka gives them `true` unless set).
+    assert_eq!(
+        crate::librdkafka::properties()["allow.auto.create.topics"].scope,
+        crate::librdkafka::Scope::Both
+    );
 }

@@ -16,7 +16,7 @@ fn app(bootstrap: &str, routed: &str, declared: &str, env: &[(String, String)]) 
         routed.to_string(),
         declared.to_string(),
     );
-    App::builder()
+    App::builder_with_env(env.to_vec())
         .setup(move |c| {
             c.client_id("declarative")
                 .group_id(unique("declarative"))
@@ -33,7 +33,7 @@ fn app(bootstrap: &str, routed: &str, declared: &str, env: &[(String, String)]) 
                 batch_sleep: Duration::ZERO,
             });
         })
-        .build_with_env(env.to_vec())
+        .build()
 }
 
 #[test]
