@@ -134,6 +134,8 @@ impl fmt::Display for Source {
 /// | `consumer_persistence` | true (false in development) | keep a partition's consumer instance across batches |
 /// | `kafka` | `bootstrap.servers=127.0.0.1:9092` | librdkafka properties of every client |
 /// | `strict_declarative_topics` | on in production | every routed topic needs a declaration |
+/// | `max_expected_downtime` | unset | the longest the app's consumers may be stopped; `doctor` compares it with the broker's offset retention |
+/// | `doctor_errors_block_boot` | true | in production, errors found by `doctor`'s static checks stop `server` |
 ///
 /// Its `Debug` output redacts secrets.
 #[derive(Clone)]
@@ -160,6 +162,8 @@ pub struct Config {
     /// The layer setters currently record.
     pub(crate) layer: Source,
     pub(crate) strict_declarative_topics: Option<bool>,
+    pub(crate) max_expected_downtime: Option<Duration>,
+    pub(crate) doctor_errors_block_boot: bool,
 }
 
 impl fmt::Debug for Config {
@@ -186,6 +190,8 @@ impl fmt::Debug for Config {
             )
             .field("consumer_persistence", &self.consumer_persistence)
             .field("strict_declarative_topics", &self.strict_declarative_topics)
+            .field("max_expected_downtime", &self.max_expected_downtime)
+            .field("doctor_errors_block_boot", &self.doctor_errors_block_boot)
             .finish_non_exhaustive()
     }
 }
@@ -211,6 +217,8 @@ impl Default for Config {
             sources: BTreeMap::new(),
             layer: Source::Default,
             strict_declarative_topics: None,
+            max_expected_downtime: None,
+            doctor_errors_block_boot: true,
         }
     }
 }
@@ -239,6 +247,9 @@ impl Config {
         if self.env.is_production() {
             // Topics are created deliberately (declarative topics), never by a typo.
             self.kafka("allow.auto.create.topics", "false");
+            // librdkafka's producer default is the opposite of its consumer's (true): a producer
+            // writing to a mistyped topic would create it on brokers that allow it.
+            self.producer_kafka("allow.auto.create.topics", "false");
             // Refreshing metadata every few seconds costs the brokers; 5 minutes suffices.
             self.kafka("topic.metadata.refresh.interval.ms", "300000");
             // Rolling deploys rebalance once per process; cooperative rebalances stop only
@@ -389,6 +400,30 @@ impl Config {
     pub fn strict_declarative_topics_enabled(&self) -> bool {
         self.strict_declarative_topics
             .unwrap_or_else(|| self.env.is_production())
+    }
+
+    /// Declares the longest time the app's consumers may be stopped (a maintenance window, an
+    /// outage you plan for). `doctor --live` fails when the broker forgets committed offsets
+    /// sooner (`offsets.retention.minutes`): a group that comes back after its offsets expired
+    /// restarts from `initial_offset`, reprocessing or skipping messages.
+    pub fn max_expected_downtime(&mut self, downtime: Duration) -> &mut Self {
+        self.max_expected_downtime = Some(downtime);
+        self.record("max_expected_downtime");
+        self
+    }
+
+    /// The declared longest expected downtime, if any (see [`Config::max_expected_downtime`]).
+    pub fn expected_downtime(&self) -> Option<Duration> {
+        self.max_expected_downtime
+    }
+
+    /// Whether errors found by `doctor`'s static checks stop `server` from starting in
+    /// production (true by default). Turning it off logs them instead; `server
+    /// --allow-doctor-errors` does the same for one run.
+    pub fn doctor_errors_block_boot(&mut self, on: bool) -> &mut Self {
+        self.doctor_errors_block_boot = on;
+        self.record("doctor_errors_block_boot");
+        self
     }
 
     /// The id of the default consumer group.

@@ -84,6 +84,18 @@ pub enum Error {
         /// The missing topics, sorted.
         topics: Vec<String>,
     },
+    /// `doctor`'s static checks found errors at a production boot (see `docs/doctor.md`).
+    #[error(
+        "doctor found {} error(s) in the production configuration; the server will not start:\n{}\n\
+         fix them, or override with `server --allow-doctor-errors` or \
+         `c.doctor_errors_block_boot(false)`",
+        findings.len(),
+        findings.join("\n")
+    )]
+    Doctor {
+        /// One line per error finding: id, subject, what was found and the fix.
+        findings: Vec<String>,
+    },
     /// The server could not start or run.
     #[error("server: {0}")]
     Server(String),

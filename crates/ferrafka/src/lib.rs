@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod declaratives;
+pub mod doctor;
 pub mod error;
 mod kafka_check;
 mod librdkafka;

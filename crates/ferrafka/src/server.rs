@@ -187,6 +187,55 @@ fn check_topics_exist(app: &App, groups: &[SubscriptionGroup]) -> Result<()> {
     Ok(())
 }
 
+/// What the command line tells the boot checks.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BootOptions {
+    /// `server --reload`.
+    pub(crate) reload: bool,
+    /// `--allow-reload-in-production`.
+    pub(crate) reload_allowed: bool,
+    /// `--allow-doctor-errors`: log doctor's errors instead of refusing to start.
+    pub(crate) allow_doctor_errors: bool,
+}
+
+/// In production, runs `doctor`'s static checks: errors stop the boot unless overridden,
+/// everything else is logged.
+fn run_doctor(app: &App, boot: &BootOptions) -> Result<()> {
+    if !app.config().env().is_production() {
+        return Ok(());
+    }
+    let mut opts = crate::doctor::DoctorOptions {
+        reload: boot.reload,
+        reload_allowed: boot.reload_allowed,
+        ..Default::default()
+    };
+    if let Some(path) = std::env::var_os("FERRAFKA_TOPICS_LOCK") {
+        opts.lock_file = path.into();
+    }
+    let report = crate::doctor::run_static(app, &opts);
+    use crate::doctor::Severity;
+    for f in report.with_severity(Severity::Warning) {
+        tracing::warn!(id = f.id, subject = %f.subject, fix = %f.fix, "doctor: {}", f.found);
+    }
+    for f in report.with_severity(Severity::Info) {
+        tracing::info!(id = f.id, subject = %f.subject, "doctor: {}", f.found);
+    }
+    let errors: Vec<String> = report
+        .with_severity(Severity::Error)
+        .map(|f| format!("  {} {}: {} (fix: {})", f.id, f.subject, f.found, f.fix))
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    if boot.allow_doctor_errors || !app.config().doctor_errors_block_boot {
+        for line in &errors {
+            tracing::error!("doctor (overridden, starting anyway): {}", line.trim());
+        }
+        return Ok(());
+    }
+    Err(Error::Doctor { findings: errors })
+}
+
 /// A started server.
 #[derive(Debug)]
 pub struct RunningServer {
@@ -199,7 +248,14 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts the server: validates, connects every subscription group, then polls.
     pub(crate) fn start(app: &App, filters: &Filters) -> Result<Self> {
+        Self::start_with(app, filters, &BootOptions::default())
+    }
+
+    /// [`RunningServer::start`] with what the command line says about reload mode and the
+    /// doctor override.
+    pub(crate) fn start_with(app: &App, filters: &Filters, boot: &BootOptions) -> Result<Self> {
         app.validate()?;
+        run_doctor(app, boot)?;
         let config = app.config_arc();
         let groups = filters.apply(app.subscription_groups());
         if groups.is_empty() {

@@ -72,6 +72,53 @@ impl Admin {
             .collect())
     }
 
+    /// The settings of one broker (by node id) as it reports them, e.g.
+    /// `offsets.retention.minutes`. tansu 0.6.0 does not answer for brokers: the call times out
+    /// after [`Admin::timeout`].
+    pub async fn describe_broker_config(
+        &self,
+        broker: i32,
+    ) -> Result<BTreeMap<String, ConfigValue>> {
+        let resource = format!("broker {broker}");
+        let opts = AdminOptions::new().request_timeout(Some(self.timeout));
+        let results = self
+            .client
+            .describe_configs([&ResourceSpecifier::Broker(broker)], &opts)
+            .await
+            .map_err(|e| kafka_error("describe broker config", &resource, &e))?;
+        let described = results
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Admin {
+                operation: "describe broker config",
+                resource: resource.clone(),
+                reason: "the broker returned no result".into(),
+            })?
+            .map_err(|code| {
+                code_error(
+                    "describe broker config",
+                    &resource,
+                    Some(code),
+                    code.to_string(),
+                )
+            })?;
+        Ok(described
+            .entries
+            .into_iter()
+            .map(|e| {
+                (
+                    e.name,
+                    ConfigValue {
+                        value: e.value,
+                        is_default: e.is_default,
+                        read_only: e.is_read_only,
+                        sensitive: e.is_sensitive,
+                    },
+                )
+            })
+            .collect())
+    }
+
     /// Changes settings of a topic, leaving the others as they are (IncrementalAlterConfigs).
     pub async fn alter_topic_config(&self, topic: &str, ops: &[ConfigOp]) -> Result<()> {
         let ops: Vec<IncrementalOp> = ops

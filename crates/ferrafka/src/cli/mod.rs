@@ -2,10 +2,12 @@
 //!
 //! `server` runs the consumers (`--reload` re-executes the binary when it is rebuilt, see
 //! [`reload`](self::reload)); `info` prints routes and effective settings; `topics` manages the
-//! declared topics ([`topics`]). Exit codes: 0 ok, 1 configuration or startup error, 2 when the
+//! declared topics ([`topics`]); `doctor` checks the app against the production checklist
+//! ([`doctor`](self::doctor)). Exit codes: 0 ok, 1 configuration or startup error, 2 when the
 //! shutdown timeout forced the stop or, for `topics --detailed-exitcode`, when changes were
 //! planned or applied (clap also uses 2 for a command line it cannot parse).
 
+pub mod doctor;
 pub mod topics;
 
 mod reload;
@@ -37,6 +39,9 @@ pub enum Command {
     /// Manage the declared topics: plan, migrate, create, delete, reset, repartition, align,
     /// list, lock, check.
     Topics(topics::TopicsArgs),
+    /// Check the app (and with --live its cluster) against the development-vs-production
+    /// checklist; exits non-zero on errors, so a deploy pipeline can run it.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Arguments of `server`. Each list takes comma-separated names and may be repeated.
@@ -67,6 +72,9 @@ pub struct ServerArgs {
     /// Allow `--reload` with FERRAFKA_ENV=production (not recommended).
     #[arg(long, requires = "reload")]
     pub allow_reload_in_production: bool,
+    /// In production, start even when `doctor`'s static checks find errors (they are logged).
+    #[arg(long)]
+    pub allow_doctor_errors: bool,
 }
 
 impl ServerArgs {
@@ -107,6 +115,7 @@ pub fn run_with(app: App, cli: Cli) -> ExitCode {
             }
         },
         Command::Topics(args) => topics::main(&app, &args),
+        Command::Doctor(args) => doctor::main(&app, &args),
     }
 }
 
@@ -157,7 +166,12 @@ fn server(app: &App, args: &ServerArgs) -> Served {
             Err(e) => return Served::Exit(fail(&e)),
         }
     }
-    let running = match app.start(&args.filters()) {
+    let boot = crate::server::BootOptions {
+        reload: args.reload,
+        reload_allowed: args.allow_reload_in_production,
+        allow_doctor_errors: args.allow_doctor_errors,
+    };
+    let running = match crate::server::RunningServer::start_with(app, &args.filters(), &boot) {
         Ok(r) => r,
         Err(e) => return Served::Exit(fail(&e)),
     };

@@ -100,6 +100,10 @@ impl Declarations {
     }
 }
 
+/// The problem text of a routed topic without a declaration in strict mode.
+pub(crate) const NEEDS_DECLARATION: &str =
+    "needs a declaration while strict_declarative_topics is on";
+
 /// Resolves every declaration (inline and block) into topic specs sorted by name, and checks
 /// them; with `strict_declarative_topics` every routed topic needs one.
 pub(crate) fn resolve(
@@ -163,12 +167,7 @@ pub(crate) fn resolve(
                          `declarations`, or turn off `strict_declarative_topics`"
                     .to_string(),
             };
-            problems.push(Problem::new(
-                path,
-                name,
-                "needs a declaration while strict_declarative_topics is on",
-                &fix,
-            ));
+            problems.push(Problem::new(path, name, NEEDS_DECLARATION, &fix));
         }
     }
     declared

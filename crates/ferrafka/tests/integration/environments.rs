@@ -101,9 +101,18 @@ fn each_environment_gets_its_profile_defaults() {
             kafka(sg, "enable.auto.commit"),
             Some(("true", "framework".into()))
         );
-        // Consumer-only profile properties stay away from the producer.
-        let producer = app.producer_kafka();
-        assert!(!producer.contains_key("allow.auto.create.topics"), "{env}");
+        // Consumer-only profile properties stay away from the producer, except that production
+        // turns topic auto-creation off for the producer too (librdkafka's producer default is
+        // on).
+        let producer = app.producer_kafka_sources();
+        if env == "production" {
+            assert_eq!(
+                producer["allow.auto.create.topics"],
+                ("false".to_string(), Source::Profile("production".into()))
+            );
+        } else {
+            assert!(!producer.contains_key("allow.auto.create.topics"), "{env}");
+        }
         assert!(
             !producer.contains_key("partition.assignment.strategy"),
             "{env}"
@@ -153,6 +162,8 @@ fn each_layer_overrides_the_one_below_and_remembers_it() {
             c.source("kafka.allow.auto.create.topics"),
             Source::Profile("production".into())
         );
+        // Declarations are not what this test is about.
+        c.strict_declarative_topics(false);
         c.client_id("shop")
             .kafka("topic.metadata.refresh.interval.ms", "60000")
             .kafka("allow.auto.create.topics", "true")
@@ -253,6 +264,7 @@ fn every_problem_is_reported_together_with_a_clear_message_before_any_connection
         ("FERRAFKA_KAFKA_AUTO_OFFSET_RESET", "oldest"),
     ]))
     .setup(|c| {
+        c.strict_declarative_topics(false);
         c.client_id("shop")
             .concurrency(0)
             .max_wait_time(Duration::from_secs(90))
@@ -477,6 +489,7 @@ fn the_production_profile_consumes_with_cooperative_rebalances() {
         let bootstrap = cluster.bootstrap();
         App::builder_with_env(vars(&[("FERRAFKA_ENV", "production")]))
             .setup(move |c| {
+                c.strict_declarative_topics(false);
                 c.client_id("prod")
                     .group_id(group)
                     .kafka("bootstrap.servers", bootstrap)

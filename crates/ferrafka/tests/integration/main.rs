@@ -4,6 +4,7 @@ mod support;
 
 mod admin_api;
 mod declarative;
+mod doctor;
 mod environments;
 mod happy_path;
 mod producer;

@@ -1,0 +1,920 @@
+//! Unit tests: every static check triggered and passed on built apps, and the live checks'
+//! judgement against a fake cluster.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::admin::{GroupDescription, GroupMember, PartitionInfo, TopicInfo};
+use crate::config::Config;
+use crate::declaratives::Declarations;
+use crate::routing::{DeadLetterQueue, Router};
+use crate::{ConsumeResult, Consumer, Context, Messages};
+
+struct Noop;
+impl Consumer for Noop {
+    async fn consume(&mut self, _: &mut Context, _: &Messages) -> ConsumeResult {
+        Ok(())
+    }
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn ready_setup(c: &mut Config) {
+    c.client_id("shop")
+        .kafka("bootstrap.servers", "broker:9092")
+        .kafka("session.timeout.ms", "90000")
+        .producer_kafka("compression.codec", "zstd")
+        .producer_kafka("enable.idempotence", "true")
+        .max_expected_downtime(3 * DAY);
+}
+
+fn ready_routes(r: &mut Router) {
+    r.topic("orders")
+        .consumer(|| Noop)
+        .config(|t| t.partitions(6))
+        .dead_letter_queue(DeadLetterQueue::to("orders-dlq"));
+}
+
+fn ready_declarations(d: &mut Declarations) {
+    d.defaults(|t| {
+        t.replication_factor(3)
+            .setting("min.insync.replicas", "2")
+            .setting("compression.type", "zstd")
+    });
+    d.topic("orders-dlq", |t| t.partitions(3));
+}
+
+/// A production app: the ready one, changed by `setup`, `routes` and `declare`.
+fn app_with(
+    env: &[(&str, &str)],
+    setup: impl FnOnce(&mut Config),
+    routes: impl FnOnce(&mut Router),
+    declare: impl FnOnce(&mut Declarations),
+) -> App {
+    let mut vars = vec![
+        ("FERRAFKA_ENV".to_string(), "production".to_string()),
+        (
+            "FERRAFKA_KAFKA_GROUP_INSTANCE_ID".to_string(),
+            "shop-1".to_string(),
+        ),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    App::builder_with_env(vars)
+        .setup(|c| {
+            ready_setup(c);
+            setup(c);
+        })
+        .routes(|r| {
+            ready_routes(r);
+            routes(r);
+        })
+        .declarations(|d| {
+            ready_declarations(d);
+            declare(d);
+        })
+        .build()
+}
+
+fn ready_app() -> App {
+    app_with(&[], |_| {}, |_| {}, |_| {})
+}
+
+/// Options with a lock file matching `app`'s declarations and a synchronised clock.
+fn options(app: &App) -> (DoctorOptions, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let lock_file = dir.path().join("topics.lock");
+    std::fs::write(&lock_file, lock::render(app.declared_topics())).unwrap();
+    let opts = DoctorOptions {
+        lock_file,
+        clock: HostClock::Assume(ClockStatus::Synchronised { max_error_us: 100 }),
+        program: "shop".into(),
+        ..DoctorOptions::default()
+    };
+    (opts, dir)
+}
+
+fn doctor(app: &App) -> Report {
+    let (opts, _dir) = options(app);
+    run_static(app, &opts)
+}
+
+/// The findings of `id`, asserting there is at least one.
+fn found<'a>(report: &'a Report, id: &str) -> Vec<&'a Finding> {
+    let found: Vec<&Finding> = report.findings.iter().filter(|f| f.id == id).collect();
+    assert!(!found.is_empty(), "no {id} in:\n{}", report.to_text());
+    found
+}
+
+fn none(report: &Report, id: &str) {
+    assert!(
+        report.by_id(id).next().is_none(),
+        "unexpected {id}:\n{}",
+        report.to_text()
+    );
+}
+
+fn one<'a>(report: &'a Report, id: &str, subject: &str) -> &'a Finding {
+    let matching: Vec<&Finding> = found(report, id)
+        .into_iter()
+        .filter(|f| f.subject == subject)
+        .collect();
+    assert_eq!(matching.len(), 1, "{id} {subject}:\n{}", report.to_text());
+    matching[0]
+}
+
+#[test]
+fn a_production_ready_app_gets_a_clean_report() {
+    let app = ready_app();
+    assert!(app.validate().is_ok(), "{:?}", app.validate());
+    let report = doctor(&app);
+    assert!(report.findings.is_empty(), "{}", report.to_text());
+    assert_eq!(report.env, "production");
+    assert_eq!(report.exit_code(true), 0);
+    assert!(report.to_text().contains("no findings"));
+}
+
+#[test]
+fn fd000_invalid_configuration() {
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.concurrency(0);
+        },
+        |_| {},
+        |_| {},
+    ));
+    let f = one(&report, "FD000", "concurrency");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.fix.contains("c.concurrency(n)"), "{}", f.fix);
+    assert_eq!(report.exit_code(false), 1);
+    none(&doctor(&ready_app()), "FD000");
+}
+
+#[test]
+fn fd001_persistence_off_and_reload_mode() {
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.consumer_persistence(false);
+        },
+        |_| {},
+        |_| {},
+    ));
+    let f = one(&report, "FD001", "consumer_persistence");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.found.contains("setup"), "{}", f.found);
+    assert!(f.fix.contains("consumer_persistence(false)"), "{}", f.fix);
+
+    let report = doctor(&app_with(
+        &[],
+        |_| {},
+        |r| {
+            r.topic("refunds")
+                .consumer(|| Noop)
+                .config(|t| t.partitions(6))
+                .consumer_persistence(false);
+        },
+        |_| {},
+    ));
+    let f = one(&report, "FD001", "topic refunds (consumer group shop)");
+    assert!(f.fix.contains("route of `refunds`"), "{}", f.fix);
+
+    let app = ready_app();
+    let (mut opts, _dir) = options(&app);
+    opts.reload = true;
+    let f = run_static(&app, &opts).findings[0].clone();
+    assert_eq!((f.id, f.severity), ("FD001", Severity::Error));
+    assert!(f.fix.contains("without --reload"), "{}", f.fix);
+    opts.reload_allowed = true;
+    assert_eq!(
+        one(&run_static(&app, &opts), "FD001", "server --reload").severity,
+        Severity::Warning
+    );
+    none(&doctor(&app), "FD001");
+}
+
+#[test]
+fn fd002_undeclared_topics_and_lock_drift() {
+    let report = doctor(&app_with(
+        &[],
+        |_| {},
+        |r| {
+            r.topic("payments").consumer(|| Noop);
+        },
+        |_| {},
+    ));
+    let f = one(&report, "FD002", "topic payments");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.fix.contains("topics lock"), "{}", f.fix);
+    // The strict-mode validation problem is reported once, by FD002, not again as FD000.
+    none(&report, "FD000");
+    // With strict mode turned off explicitly, it is still said, as a warning.
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.strict_declarative_topics(false);
+        },
+        |r| {
+            r.topic("payments").consumer(|| Noop);
+        },
+        |_| {},
+    ));
+    let f = one(&report, "FD002", "topic payments");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.found.contains("strict_declarative_topics is off"),
+        "{}",
+        f.found
+    );
+
+    let app = ready_app();
+    let (opts, _dir) = options(&app);
+    let mut drifted = app.declared_topics().to_vec();
+    drifted[0].partitions = 2;
+    std::fs::write(&opts.lock_file, lock::render(&drifted)).unwrap();
+    let report = run_static(&app, &opts);
+    let f = &found(&report, "FD002")[0];
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.found.contains("~ orders: partitions 2 -> 6"),
+        "{}",
+        f.found
+    );
+    assert!(f.fix.contains("shop topics lock"), "{}", f.fix);
+
+    std::fs::remove_file(&opts.lock_file).unwrap();
+    let report = run_static(&app, &opts);
+    let f = &found(&report, "FD002")[0];
+    assert_eq!(
+        (f.severity, f.found.as_str()),
+        (Severity::Warning, "missing")
+    );
+    none(&doctor(&app), "FD002");
+}
+
+#[test]
+fn fd003_auto_creation_for_consumers_and_the_producer() {
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.kafka("allow.auto.create.topics", "true")
+                .producer_kafka("allow.auto.create.topics", "true");
+        },
+        |_| {},
+        |_| {},
+    ));
+    let consumer = one(&report, "FD003", "subscription group shop/default");
+    assert_eq!(consumer.severity, Severity::Error);
+    assert!(consumer.found.contains("setup"), "{}", consumer.found);
+    let producer = one(&report, "FD003", "producer");
+    assert!(
+        producer
+            .fix
+            .contains("producer_kafka(\"allow.auto.create.topics\", \"false\")"),
+        "{}",
+        producer.fix
+    );
+    // The production profile turns it off for both.
+    let app = ready_app();
+    assert_eq!(
+        app.producer_kafka()
+            .get("allow.auto.create.topics")
+            .map(String::as_str),
+        Some("false")
+    );
+    none(&doctor(&app), "FD003");
+}
+
+#[test]
+fn fd004_single_partition_declarations() {
+    let report = doctor(&app_with(
+        &[],
+        |_| {},
+        |_| {},
+        |d| {
+            d.topic("audit", |t| t.partitions(1));
+        },
+    ));
+    let f = one(&report, "FD004", "topic audit");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.fix.contains("topics repartition"), "{}", f.fix);
+    assert_eq!(report.exit_code(false), 0);
+    assert_eq!(report.exit_code(true), 1);
+    none(&doctor(&ready_app()), "FD004");
+}
+
+#[test]
+fn fd005_assignor_and_static_membership() {
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.kafka("partition.assignment.strategy", "range");
+        },
+        |_| {},
+        |_| {},
+    ));
+    let f = one(&report, "FD005", "subscription group shop/default");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.fix.contains("cooperative-sticky"), "{}", f.fix);
+
+    // Static membership whose session is shorter than a restart.
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.kafka("session.timeout.ms", "30000");
+        },
+        |_| {},
+        |_| {},
+    ));
+    let f = one(&report, "FD005", "subscription group shop/default");
+    assert!(f.found.contains("session.timeout.ms=30000"), "{}", f.found);
+
+    // Two subscription groups of one consumer group with the same instance id.
+    let report = doctor(&app_with(
+        &[],
+        |_| {},
+        |r| {
+            r.topic("refunds")
+                .consumer(|| Noop)
+                .config(|t| t.partitions(6))
+                .kafka("fetch.max.bytes", "100000");
+        },
+        |_| {},
+    ));
+    let f = one(&report, "FD005", "consumer group shop");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.found.contains("default, default-2"), "{}", f.found);
+
+    // No static membership: advice.
+    let app = App::builder_with_env([("FERRAFKA_ENV".to_string(), "production".to_string())])
+        .setup(ready_setup)
+        .routes(ready_routes)
+        .declarations(ready_declarations)
+        .build();
+    let report = doctor(&app);
+    let f = one(&report, "FD005", "subscription group shop/default");
+    assert_eq!(f.severity, Severity::Info);
+    assert!(
+        f.fix.contains("FERRAFKA_KAFKA_GROUP_INSTANCE_ID"),
+        "{}",
+        f.fix
+    );
+    none(&doctor(&ready_app()), "FD005");
+}
+
+#[test]
+fn fd007_metadata_refresh_below_a_minute() {
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.kafka("topic.metadata.refresh.interval.ms", "5000");
+        },
+        |_| {},
+        |_| {},
+    ));
+    for subject in ["subscription group shop/default", "producer"] {
+        let f = one(&report, "FD007", subject);
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(f.fix.contains("300000"), "{}", f.fix);
+    }
+    none(&doctor(&ready_app()), "FD007");
+}
+
+#[test]
+fn fd008_compression() {
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.producer_kafka("compression.codec", "none");
+        },
+        |_| {},
+        |_| {},
+    ));
+    let f = one(&report, "FD008", "producer");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.fix.contains("compression.codec"), "{}", f.fix);
+
+    let report = doctor(&app_with(
+        &[],
+        |_| {},
+        |_| {},
+        |d| {
+            d.topic("clicks", |t| {
+                t.partitions(6).setting("compression.type", "gzip")
+            });
+        },
+    ));
+    let f = one(&report, "FD008", "topic clicks");
+    assert!(
+        f.found.contains("producer compresses with zstd"),
+        "{}",
+        f.found
+    );
+
+    // A build without zstd: the producer cannot start and consumers cannot decompress.
+    let app = ready_app();
+    let mut report = Report {
+        env: "production".into(),
+        live: false,
+        findings: vec![],
+        skipped: vec![],
+    };
+    let without_zstd: Vec<String> = ["gzip", "snappy", "lz4", "ssl"].map(String::from).to_vec();
+    check_compression(&app, &without_zstd, &mut report);
+    let producer = one(&report, "FD008", "producer");
+    assert_eq!(producer.severity, Severity::Error);
+    assert!(producer.fix.contains("zstd"), "{}", producer.fix);
+    assert_eq!(
+        one(&report, "FD008", "topic orders").severity,
+        Severity::Error
+    );
+    none(&doctor(&app), "FD008");
+}
+
+#[test]
+fn fd010_host_clock() {
+    let app = ready_app();
+    let (mut opts, _dir) = options(&app);
+    opts.clock = HostClock::Assume(ClockStatus::Unsynchronised {
+        max_error_us: 16_000_000,
+    });
+    let report = run_static(&app, &opts);
+    let f = one(&report, "FD010", "host clock");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.found.contains("16000 ms"), "{}", f.found);
+    assert!(f.fix.contains("chrony"), "{}", f.fix);
+    opts.clock = HostClock::Assume(ClockStatus::Unknown {
+        reason: "adjtimex failed: EPERM".into(),
+    });
+    let report = run_static(&app, &opts);
+    let f = one(&report, "FD010", "host clock");
+    assert!(f.unknown && f.severity == Severity::Info, "{f:?}");
+    none(&doctor(&app), "FD010");
+}
+
+#[test]
+fn fd011_downtime_must_be_declared() {
+    let app = App::builder_with_env([
+        ("FERRAFKA_ENV".to_string(), "production".to_string()),
+        (
+            "FERRAFKA_KAFKA_GROUP_INSTANCE_ID".to_string(),
+            "a".to_string(),
+        ),
+    ])
+    .setup(|c| {
+        ready_setup(c);
+        c.max_expected_downtime = None;
+    })
+    .routes(ready_routes)
+    .declarations(ready_declarations)
+    .build();
+    let f = one(&doctor(&app), "FD011", "max_expected_downtime").clone();
+    assert_eq!(f.severity, Severity::Info);
+    assert!(f.fix.contains("max_expected_downtime("), "{}", f.fix);
+    none(&doctor(&ready_app()), "FD011");
+}
+
+#[test]
+fn fd012_durability() {
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.producer_kafka("acks", "1")
+                .producer_kafka("enable.idempotence", "false");
+        },
+        |_| {},
+        |d| {
+            d.topic("one-replica", |t| t.partitions(3).replication_factor(1));
+            d.topic("isr-one", |t| {
+                t.partitions(3).setting("min.insync.replicas", "1")
+            });
+            d.topic("isr-all", |t| {
+                t.partitions(3).setting("min.insync.replicas", "3")
+            });
+        },
+    ));
+    let rf = &found(&report, "FD012")
+        .into_iter()
+        .filter(|f| f.subject == "topic one-replica")
+        .collect::<Vec<_>>();
+    assert!(
+        rf.iter()
+            .any(|f| f.found == "replication factor 1 (declared)"),
+        "{rf:?}"
+    );
+    assert_eq!(
+        one(&report, "FD012", "topic isr-one").severity,
+        Severity::Warning
+    );
+    let all = one(&report, "FD012", "topic isr-all");
+    assert_eq!(all.severity, Severity::Error);
+    assert!(all.fix.contains("minus one"), "{}", all.fix);
+    let producer: Vec<_> = found(&report, "FD012")
+        .into_iter()
+        .filter(|f| f.subject == "producer")
+        .collect();
+    assert_eq!(producer.len(), 2, "{producer:?}");
+    assert_eq!(producer[0].found, "acks=1");
+    assert_eq!(producer[0].severity, Severity::Error);
+    assert!(producer[1].fix.contains("enable.idempotence"));
+    none(&doctor(&ready_app()), "FD012");
+}
+
+#[test]
+fn fd013_shutdown_and_poll_timing() {
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.shutdown_timeout(Duration::from_secs(2))
+                .kafka("session.timeout.ms", "10000")
+                .kafka("heartbeat.interval.ms", "4000");
+        },
+        |r| {
+            r.topic("slow")
+                .consumer(|| Noop)
+                .config(|t| t.partitions(6))
+                .max_wait_time(Duration::from_secs(5));
+        },
+        |_| {},
+    ));
+    let f = one(&report, "FD013", "shutdown_timeout");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.found.contains("topic slow"), "{}", f.found);
+    // Owned by FD013: not repeated as an invalid configuration.
+    none(&report, "FD000");
+    let hb = found(&report, "FD013")
+        .into_iter()
+        .find(|f| f.found.contains("heartbeat.interval.ms=4000"))
+        .expect("heartbeat finding");
+    assert_eq!(hb.severity, Severity::Warning);
+
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.kafka("max.poll.interval.ms", "30000");
+        },
+        |_| {},
+        |_| {},
+    ));
+    let fs = found(&report, "FD013");
+    assert!(
+        fs.iter().any(|f| f.severity == Severity::Warning
+            && f.found.contains("shorter than shutdown_timeout")),
+        "{fs:?}"
+    );
+    assert!(
+        fs.iter()
+            .any(|f| f.severity == Severity::Error
+                && f.found.contains("exceeds max.poll.interval.ms")),
+        "{fs:?}"
+    );
+    none(&doctor(&ready_app()), "FD013");
+}
+
+#[test]
+fn outside_production_the_production_checks_are_listed_as_skipped() {
+    let app = App::builder_with_env([("FERRAFKA_ENV".to_string(), "development".to_string())])
+        .setup(|c| {
+            c.client_id("shop");
+        })
+        .routes(|r| {
+            r.topic("orders").consumer(|| Noop);
+        })
+        .build();
+    let report = doctor(&app);
+    assert!(report.findings.is_empty(), "{}", report.to_text());
+    assert!(
+        report.skipped[0].contains("production-only checks (FD001-FD012)"),
+        "{:?}",
+        report.skipped
+    );
+    assert!(report.to_text().contains("use --env production"));
+}
+
+#[test]
+fn text_groups_by_severity_and_json_carries_every_field() {
+    let report = doctor(&app_with(
+        &[("FERRAFKA_KAFKA_ACKS", "0")],
+        |c| {
+            c.kafka("topic.metadata.refresh.interval.ms", "1000");
+        },
+        |_| {},
+        |d| {
+            d.topic("audit", |t| t.partitions(1));
+        },
+    ));
+    let text = report.to_text();
+    let errors = text.find("\nerrors:").expect("errors section");
+    let warnings = text.find("\nwarnings:").expect("warnings section");
+    assert!(errors < warnings, "{text}");
+    assert!(
+        text.contains("  FD012 producer\n    found: acks=0\n    why:   "),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["env"], "production");
+    let first = &json["findings"][0];
+    assert_eq!(first["severity"], "error");
+    for field in ["id", "subject", "found", "why", "fix", "unknown"] {
+        assert!(!first[field].is_null(), "{field} missing in {first}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live checks against a fake cluster.
+
+#[derive(Default)]
+struct Fake {
+    topics: Vec<TopicInfo>,
+    settings: BTreeMap<String, BTreeMap<String, String>>,
+    retention: Option<Duration>,
+    groups: BTreeMap<String, GroupDescription>,
+    newest: BTreeMap<String, Vec<(i32, i64)>>,
+    unprocessed: BTreeMap<String, Vec<(i32, i64)>>,
+}
+
+impl Fake {
+    fn topic(mut self, name: &str, partitions: i32, rf: i32, settings: &[(&str, &str)]) -> Self {
+        let replicas: Vec<i32> = (1..=rf).collect();
+        self.topics.push(TopicInfo {
+            name: name.into(),
+            partitions: (0..partitions)
+                .map(|id| PartitionInfo {
+                    id,
+                    leader: 1,
+                    replicas: replicas.clone(),
+                    isr: replicas.clone(),
+                })
+                .collect(),
+        });
+        self.settings.insert(
+            name.into(),
+            settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        self
+    }
+
+    /// The ready app's topics, as migrated.
+    fn ready() -> Self {
+        let s = [("min.insync.replicas", "2"), ("compression.type", "zstd")];
+        Fake {
+            retention: Some(7 * DAY),
+            ..Fake::default()
+        }
+        .topic("orders", 6, 3, &s)
+        .topic("orders-dlq", 3, 3, &s)
+    }
+
+    fn group(mut self, name: &str, assignor: &str, members: usize) -> Self {
+        self.groups.insert(
+            name.into(),
+            GroupDescription {
+                name: name.into(),
+                state: if members == 0 { "Empty" } else { "Stable" }.into(),
+                protocol_type: "consumer".into(),
+                assignor: assignor.into(),
+                members: (0..members)
+                    .map(|i| GroupMember {
+                        id: format!("m{i}"),
+                        client_id: "shop".into(),
+                        host: "h".into(),
+                        topics: None,
+                    })
+                    .collect(),
+            },
+        );
+        self
+    }
+}
+
+impl LiveCluster for Fake {
+    fn topics(&self) -> Result<Vec<TopicInfo>, String> {
+        Ok(self.topics.clone())
+    }
+    fn topic_settings(&self, topic: &str) -> Result<BTreeMap<String, String>, String> {
+        Ok(self.settings.get(topic).cloned().unwrap_or_default())
+    }
+    fn offsets_retention(&self) -> Result<Duration, String> {
+        self.retention
+            .ok_or_else(|| "describe broker config timed out".to_string())
+    }
+    fn group(&self, group: &str) -> Result<Option<GroupDescription>, String> {
+        Ok(self.groups.get(group).cloned())
+    }
+    fn newest_timestamps(&self, topic: &str) -> Result<Vec<(i32, i64)>, String> {
+        Ok(self.newest.get(topic).cloned().unwrap_or_default())
+    }
+    fn first_unprocessed(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, String> {
+        Ok(self
+            .unprocessed
+            .get(&format!("{group}/{topic}"))
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_750_000_000)
+}
+
+fn now_ms() -> i64 {
+    1_750_000_000_000
+}
+
+fn live(app: &App, cluster: &Fake) -> Report {
+    let (opts, _dir) = options(app);
+    let mut report = Report {
+        env: app.config().env().to_string(),
+        live: true,
+        findings: vec![],
+        skipped: vec![],
+    };
+    live::check(app, &opts, cluster, now(), &mut report);
+    report.finish()
+}
+
+#[test]
+fn live_a_migrated_cluster_passes() {
+    let report = live(
+        &ready_app(),
+        &Fake::ready().group("shop", "cooperative-sticky", 2),
+    );
+    assert!(report.findings.is_empty(), "{}", report.to_text());
+}
+
+#[test]
+fn fd006_routed_topics_missing_on_the_cluster() {
+    let cluster = Fake {
+        retention: Some(7 * DAY),
+        ..Fake::default()
+    }
+    .topic(
+        "orders",
+        6,
+        3,
+        &[("min.insync.replicas", "2"), ("compression.type", "zstd")],
+    );
+    let report = live(&ready_app(), &cluster);
+    let f = one(&report, "FD006", "topic orders-dlq");
+    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(
+        f.fix,
+        "run `shop topics migrate` before starting the consumers"
+    );
+    none(&live(&ready_app(), &Fake::ready()), "FD006");
+}
+
+#[test]
+fn fd004_fd008_fd012_live_topic_facts() {
+    let cluster = Fake {
+        retention: Some(7 * DAY),
+        ..Fake::default()
+    }
+    .topic("orders", 1, 1, &[("compression.type", "gzip")])
+    .topic(
+        "orders-dlq",
+        3,
+        3,
+        &[("min.insync.replicas", "2"), ("compression.type", "zstd")],
+    );
+    let report = live(&ready_app(), &cluster);
+    let p = one(&report, "FD004", "topic orders");
+    assert!(
+        p.found.contains("declared 6; not migrated yet"),
+        "{}",
+        p.found
+    );
+    let c = one(&report, "FD008", "topic orders");
+    assert!(
+        c.found
+            .contains("gzip (on the cluster), producer compresses with zstd"),
+        "{}",
+        c.found
+    );
+    let d: Vec<_> = found(&report, "FD012");
+    assert!(
+        d.iter()
+            .any(|f| f.found == "replication factor 1 (on the cluster)"),
+        "{d:?}"
+    );
+    assert!(
+        d.iter()
+            .any(|f| f.unknown && f.found.contains("did not report min.insync.replicas")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn fd009_a_running_group_with_another_assignor() {
+    let app = ready_app();
+    let report = live(&app, &Fake::ready().group("shop", "range", 3));
+    let f = one(&report, "FD009", "consumer group shop");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.found.contains("uses range (3 member(s))"), "{}", f.found);
+    assert!(f.fix.contains("Stop ALL members of shop"), "{}", f.fix);
+    // The broker does not say (tansu): unknown, not a pass.
+    let report = live(&app, &Fake::ready().group("shop", "", 1));
+    assert!(one(&report, "FD009", "consumer group shop").unknown);
+    // A stopped group can switch freely.
+    none(
+        &live(&app, &Fake::ready().group("shop", "range", 0)),
+        "FD009",
+    );
+}
+
+#[test]
+fn fd010_messages_from_the_future() {
+    let mut cluster = Fake::ready();
+    cluster.newest.insert(
+        "orders".into(),
+        vec![(0, now_ms() - 1000), (4, now_ms() + 60_000)],
+    );
+    let report = live(&ready_app(), &cluster);
+    let f = one(&report, "FD010", "topic orders");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.found
+            .contains("partition 4) is 60000 ms in this host's future"),
+        "{}",
+        f.found
+    );
+    cluster
+        .newest
+        .insert("orders".into(), vec![(4, now_ms() + 2_000)]);
+    none(&live(&ready_app(), &cluster), "FD010");
+}
+
+#[test]
+fn fd011_offsets_retention() {
+    let app = ready_app();
+    let mut cluster = Fake::ready();
+    cluster.retention = Some(DAY);
+    let report = live(&app, &cluster);
+    let f = one(&report, "FD011", "broker offsets.retention.minutes");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.found
+            .contains("1440 (24h), shorter than max_expected_downtime (3d)"),
+        "{}",
+        f.found
+    );
+    assert!(f.fix.contains("at least 4320"), "{}", f.fix);
+
+    cluster.retention = None;
+    let f = one(
+        &live(&app, &cluster),
+        "FD011",
+        "broker offsets.retention.minutes",
+    )
+    .clone();
+    assert!(f.unknown && f.found.contains("timed out"), "{f:?}");
+
+    // A stopped group whose first unprocessed message is 8 days old, retention 7 days.
+    let mut cluster = Fake::ready().group("shop", "", 0);
+    cluster
+        .unprocessed
+        .insert("shop/orders".into(), vec![(2, now_ms() - 8 * 86_400_000)]);
+    let f = one(&live(&app, &cluster), "FD011", "consumer group shop").clone();
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.found.contains("(orders/2) is 8d old"), "{}", f.found);
+    // Four days: within retention but beyond the declared downtime.
+    cluster
+        .unprocessed
+        .insert("shop/orders".into(), vec![(2, now_ms() - 4 * 86_400_000)]);
+    assert_eq!(
+        one(&live(&app, &cluster), "FD011", "consumer group shop").severity,
+        Severity::Warning
+    );
+    none(&live(&app, &Fake::ready()), "FD011");
+}
+
+#[test]
+fn the_defaults_the_checks_assume_are_librdkafka_s() {
+    let native = rdkafka::config::ClientConfig::new()
+        .create_native_config()
+        .unwrap();
+    for property in [
+        "topic.metadata.refresh.interval.ms",
+        "partition.assignment.strategy",
+        "group.protocol",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "enable.idempotence",
+    ] {
+        assert_eq!(
+            native.get(property).ok().as_deref(),
+            librdkafka_default(property, false),
+            "{property}"
+        );
+    }
+    // Topic auto-creation applies to producers too (librdkafka gives them `true` unless set).
+    assert_eq!(
+        crate::librdkafka::properties()["allow.auto.create.topics"].scope,
+        crate::librdkafka::Scope::Both
+    );
+}

@@ -1,0 +1,202 @@
+//! `doctor` against the embedded broker: live checks, the production boot gate, and
+//! `doctor --env production` re-running the binary.
+
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferrafka::doctor::{self, ClockStatus, DoctorOptions, HostClock, Severity};
+use ferrafka::{App, Error, Filters, Record, ServerExit};
+
+use crate::support::*;
+
+fn production_app(bootstrap: &str, routed: &str, declared_partitions: i32) -> App {
+    let (bootstrap, routed) = (bootstrap.to_string(), routed.to_string());
+    App::builder_with_env([
+        ("FERRAFKA_ENV".to_string(), "production".to_string()),
+        (
+            "FERRAFKA_KAFKA_GROUP_INSTANCE_ID".to_string(),
+            "doctor-1".to_string(),
+        ),
+    ])
+    .setup(move |c| {
+        c.client_id("doctor")
+            .group_id(unique("doctor-group"))
+            .kafka("bootstrap.servers", bootstrap)
+            .kafka("session.timeout.ms", "90000")
+            .producer_kafka("compression.codec", "zstd")
+            .producer_kafka("enable.idempotence", "true")
+            .max_expected_downtime(Duration::from_secs(3 * 86_400));
+    })
+    .routes(move |r| {
+        r.topic(routed)
+            .consumer(|| Recording {
+                instance: 1,
+                tracker: Tracker::default(),
+                batch_sleep: Duration::ZERO,
+            })
+            .config(move |t| {
+                t.partitions(declared_partitions)
+                    .replication_factor(3)
+                    .setting("min.insync.replicas", "2")
+                    .setting("compression.type", "zstd")
+            });
+    })
+    .build()
+}
+
+fn options(live: bool) -> DoctorOptions {
+    DoctorOptions {
+        live,
+        clock: HostClock::Assume(ClockStatus::Synchronised { max_error_us: 100 }),
+        lock_file: "/nonexistent/topics.lock".into(),
+        program: "app".into(),
+        timeout: Duration::from_secs(5),
+        ..DoctorOptions::default()
+    }
+}
+
+#[test]
+fn live_checks_report_missing_topics_partitions_future_messages_and_unknown_retention() {
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let topic = unique("doctor-live");
+    let app = production_app(&cluster.bootstrap(), &topic, 6);
+    assert!(app.validate().is_ok(), "{:?}", app.validate());
+
+    // The routed topic does not exist yet.
+    let report = doctor::run(&app, &options(true));
+    let missing: Vec<_> = report.by_id("FD006").collect();
+    assert_eq!(missing.len(), 1, "{}", report.to_text());
+    assert_eq!(missing[0].severity, Severity::Error);
+    assert_eq!(missing[0].subject, format!("topic {topic}"));
+    assert_eq!(
+        missing[0].fix,
+        "run `app topics migrate` before starting the consumers"
+    );
+    assert_eq!(report.exit_code(false), 1);
+
+    // Created with one partition (tansu cannot grow it), holding a message from the future.
+    cluster.create_topic(&rt, &topic, 1);
+    let in_an_hour = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
+    rt.block_on(
+        cluster
+            .producer
+            .produce(Record::to(&topic).payload("1").timestamp(in_an_hour)),
+    )
+    .expect("produced");
+    let report = doctor::run(&app, &options(true));
+    let text = report.to_text();
+    assert!(report.by_id("FD006").next().is_none(), "{text}");
+    let partitions = report.by_id("FD004").next().expect("FD004");
+    assert!(
+        partitions
+            .found
+            .contains("1 partition on the cluster (declared 6"),
+        "{text}"
+    );
+    let future = report.by_id("FD010").next().expect("FD010");
+    assert_eq!(future.severity, Severity::Warning, "{text}");
+    assert!(future.found.contains("in this host's future"), "{text}");
+    // tansu does not answer DescribeConfigs for brokers: unknown, with a note, not a pass.
+    let retention = report.by_id("FD011").next().expect("FD011");
+    assert!(retention.unknown, "{text}");
+    assert_eq!(retention.subject, "broker offsets.retention.minutes");
+    assert!(retention.fix.contains("at least 4320"), "{text}");
+    // A single broker: replication factor 1 on the cluster.
+    assert!(
+        report
+            .by_id("FD012")
+            .any(|f| f.found == "replication factor 1 (on the cluster)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_production_boot_stops_on_doctor_errors_unless_overridden() {
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let topic = unique("doctor-boot");
+    cluster.create_topic(&rt, &topic, 6);
+    let build = |block: bool| {
+        let bootstrap = cluster.bootstrap();
+        App::builder_with_env([("FERRAFKA_ENV".to_string(), "production".to_string())])
+            .setup(move |c| {
+                c.client_id("doctor-boot")
+                    .kafka("bootstrap.servers", bootstrap)
+                    .producer_kafka("acks", "1")
+                    .doctor_errors_block_boot(block);
+            })
+            .routes(|r| {
+                r.topic(topic.clone())
+                    .consumer(|| Recording {
+                        instance: 1,
+                        tracker: Tracker::default(),
+                        batch_sleep: Duration::ZERO,
+                    })
+                    .config(|t| t.partitions(6));
+            })
+            .build()
+    };
+    let err = build(true).start(&Filters::default()).unwrap_err();
+    let Error::Doctor { findings } = &err else {
+        panic!("expected a doctor error, got {err:?}")
+    };
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(findings[0].contains("FD012 producer: acks=1"), "{err}");
+    assert!(err.to_string().contains("--allow-doctor-errors"), "{err}");
+
+    let server = build(false)
+        .start(&Filters::default())
+        .expect("starts when the override is set");
+    assert_eq!(server.shutdown(), ServerExit::Clean);
+}
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_ferrafka-reload-fixture");
+
+fn fixture_doctor(args: &[&str]) -> (i32, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(FIXTURE)
+        .arg("doctor")
+        .args(args)
+        .args(["--format", "json", "--lock-file"])
+        .arg(dir.path().join("topics.lock"))
+        .env("FERRAFKA_ENV", "development")
+        .env("FERRAFKA_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+        .env("RELOAD_FIXTURE_TOPIC", "orders")
+        .env("RELOAD_FIXTURE_GROUP", "g")
+        .env("RELOAD_FIXTURE_OUT", dir.path().join("out"))
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("fixture runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), json)
+}
+
+#[test]
+fn doctor_env_production_re_runs_the_binary_as_production() {
+    let (code, report) = fixture_doctor(&[]);
+    assert_eq!(report["env"], "development");
+    assert_eq!(code, 0, "{report}");
+
+    let (code, report) = fixture_doctor(&["--env", "production"]);
+    assert_eq!(report["env"], "production", "{report}");
+    // The fixture routes an undeclared topic: strict mode's problem, reported by FD002.
+    let findings = report["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["id"] == "FD002" && f["subject"] == "topic orders"),
+        "{report}"
+    );
+    assert_eq!(code, 1, "errors give exit code 1");
+}
