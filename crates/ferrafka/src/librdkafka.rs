@@ -113,6 +113,24 @@ fn parse_table(text: &str) -> BTreeMap<String, Property> {
     table
 }
 
+/// Raises a fatal error in `client` the way a real one would arrive (librdkafka's own testing
+/// hook), so fault drills exercise the real fatal-error path.
+pub(crate) fn raise_fatal_error<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    reason: &str,
+) {
+    let reason = std::ffi::CString::new(reason).unwrap_or_default();
+    // SAFETY: the client pointer is valid for the duration of the borrow; librdkafka copies the
+    // reason string.
+    unsafe {
+        rdkafka_sys::rd_kafka_test_fatal_error(
+            client.native_ptr(),
+            rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
+            reason.as_ptr(),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,23 +152,5 @@ mod tests {
         let features = builtin_features();
         assert!(features.iter().any(|f| f == "zstd"), "{features:?}");
         assert!(version().starts_with("2."), "{}", version());
-    }
-}
-
-/// Raises a fatal error in `client` the way a real one would arrive (librdkafka's own testing
-/// hook), so fault drills exercise the real fatal-error path.
-pub(crate) fn raise_fatal_error<C: rdkafka::ClientContext>(
-    client: &rdkafka::client::Client<C>,
-    reason: &str,
-) {
-    let reason = std::ffi::CString::new(reason).unwrap_or_default();
-    // SAFETY: the client pointer is valid for the duration of the borrow; librdkafka copies the
-    // reason string.
-    unsafe {
-        rdkafka_sys::rd_kafka_test_fatal_error(
-            client.native_ptr(),
-            rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
-            reason.as_ptr(),
-        );
     }
 }

@@ -353,7 +353,14 @@ fn rebuild(
     let group = consumer.context().group.clone();
     tracing::error!(subscription_group = %group, reason, "fatal consumer error: abandoning running batches (they will be processed again) and rebuilding the client");
     consumer.context().lock().abandon_all();
-    drop(consumer);
+    // Closing a client after a fatal error can block for good inside librdkafka (its group
+    // never reaches the closed state), so the old client is closed on a thread of its own.
+    let closer = std::thread::Builder::new()
+        .name("ferrafka-close-fatal".into())
+        .spawn(move || drop(consumer));
+    if let Err(e) = closer {
+        tracing::error!(subscription_group = %group, error = %e, "cannot start a thread to close the failed client; leaking it");
+    }
     let mut backoff = REBUILD_BACKOFF;
     loop {
         let until = Instant::now() + backoff;

@@ -71,6 +71,9 @@ fn picky_app(
                 .group_id(group)
                 .kafka("bootstrap.servers", bootstrap);
             c.max_messages(10).max_wait_time(Duration::from_millis(50));
+            // A client lost to a fatal error never leaves the group: keep its session short.
+            c.kafka("session.timeout.ms", "6000")
+                .kafka("heartbeat.interval.ms", "500");
             c.pause_timeout(Duration::from_millis(50))
                 .pause_max_timeout(Duration::from_millis(200));
         })
