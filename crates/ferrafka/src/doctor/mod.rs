@@ -350,7 +350,6 @@ const WHY_SINGLE_PARTITION: &str = "one partition means one consumer at a time f
 const WHY_ASSIGNOR: &str = "a rolling deploy of N processes causes N rebalances, and eager assignors stop the whole group on each one while cooperative-sticky only moves the partitions that change owner";
 const WHY_STATIC_MEMBERSHIP: &str = "without static membership every restart in a rolling deploy causes two rebalances (leave and join); a static member that returns within session.timeout.ms keeps its partitions";
 const WHY_STATIC_SESSION: &str = "a static member keeps its partitions only while it is gone less than session.timeout.ms, and a restart can take up to shutdown_timeout plus boot time";
-const WHY_STATIC_SHARED: &str = "two consumers of one group with the same group.instance.id fence each other: the broker keeps only the newest and the other fails";
 const WHY_MISSING_TOPIC: &str = "a consumer subscribed to a missing topic only notices it after a metadata refresh, which can take minutes, and the boot check refuses to start in production";
 const WHY_CLUSTER: &str = "the live checks need the cluster; nothing about it could be verified";
 const WHY_REFRESH: &str = "every client re-reads the metadata of its topics at this interval, a load on the brokers for nothing once topics are created before consumers start";
@@ -698,7 +697,6 @@ fn check_single_partition(app: &App, report: &mut Report) {
 /// FD005: assignment strategy and static membership.
 fn check_rebalancing(app: &App, report: &mut Report) {
     let shutdown = app.config().shutdown_timeout;
-    let mut instance_ids: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for sg in app.subscription_groups() {
         let protocol = effective(&sg.kafka, "group.protocol", false).unwrap_or_default();
         let strategy =
@@ -726,11 +724,7 @@ fn check_rebalancing(app: &App, report: &mut Report) {
                  `FERRAFKA_KAFKA_GROUP_INSTANCE_ID=$HOSTNAME`, with session.timeout.ms longer \
                  than a restart",
             ),
-            Some(id) => {
-                instance_ids
-                    .entry((sg.consumer_group.to_string(), id.clone()))
-                    .or_default()
-                    .push(sg.name.clone());
+            Some(_) => {
                 let session = millis(&sg.kafka, "session.timeout.ms").unwrap_or(45_000);
                 if Duration::from_millis(session) <= shutdown {
                     report.push(
@@ -749,20 +743,8 @@ fn check_rebalancing(app: &App, report: &mut Report) {
             }
         }
     }
-    for ((group, id), sgs) in instance_ids.into_iter().filter(|(_, s)| s.len() > 1) {
-        report.push(
-            "FD005",
-            Severity::Error,
-            format!("consumer group {group}"),
-            format!(
-                "subscription groups {} share group.instance.id={id}",
-                sgs.join(", ")
-            ),
-            WHY_STATIC_SHARED,
-            "route the group's topics so they share one subscription group, or set \
-             group.instance.id per subscription group with a topic-level `.kafka(...)`",
-        );
-    }
+    // No check for two subscription groups sharing an id: routing suffixes
+    // `group.instance.id` per subscription group, so one process never fences itself.
 }
 
 /// FD007: metadata refresh interval below one minute.

@@ -330,7 +330,8 @@ fn fd005_assignor_and_static_membership() {
     let f = one(&report, "FD005", "subscription group shop/default");
     assert!(f.found.contains("session.timeout.ms=30000"), "{}", f.found);
 
-    // Two subscription groups of one consumer group with the same instance id.
+    // Two subscription groups of one consumer group: routing gives each its own instance id,
+    // so static members of one process never fence each other (no FD005 error).
     let report = doctor(&app_with(
         &[],
         |_| {},
@@ -342,9 +343,14 @@ fn fd005_assignor_and_static_membership() {
         },
         |_| {},
     ));
-    let f = one(&report, "FD005", "consumer group shop");
-    assert_eq!(f.severity, Severity::Error);
-    assert!(f.found.contains("default, default-2"), "{}", f.found);
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| !(f.id == "FD005" && f.severity == Severity::Error)),
+        "{}",
+        report.to_text()
+    );
 
     // No static membership: advice.
     let app = App::builder_with_env([("FERRAFKA_ENV".to_string(), "production".to_string())])
