@@ -131,7 +131,7 @@ impl Records {
                 ["S", p, o] => records
                     .started
                     .push((p.parse().unwrap(), o.parse().unwrap())),
-                [at, p, o, n] => records.processed.push(Processed {
+                [at, p, o, n, ..] => records.processed.push(Processed {
                     at_ms: at.parse().unwrap(),
                     partition: p.parse().unwrap(),
                     offset: o.parse().unwrap(),

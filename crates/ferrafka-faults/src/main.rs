@@ -6,7 +6,7 @@
 //! property through `FERRAFKA_KAFKA_*`. Run it as `fault-consumer server`.
 //!
 //! Each batch appends `S <partition> <first offset>` when it starts and, when it finishes,
-//! `<unix ms> <partition> <offset> <number>` per message — written and flushed before `consume`
+//! `<unix ms> <partition> <offset> <number> <pid>` per message — written and flushed before `consume`
 //! returns, so the record of processing always precedes the mark.
 
 use std::fs::{File, OpenOptions};
@@ -49,9 +49,10 @@ impl Consumer for RecordingConsumer {
         for m in messages {
             let number = std::str::from_utf8(m.payload_or_empty())?;
             lines.push_str(&format!(
-                "{now} {} {} {number}\n",
+                "{now} {} {} {number} {}\n",
                 m.partition(),
-                m.offset()
+                m.offset(),
+                std::process::id()
             ));
         }
         let mut out = self.out.lock().expect("not poisoned");

@@ -98,6 +98,10 @@ struct Slot {
     paused_until: Option<Instant>,
     paused: bool,
     stopped: bool,
+    /// One past the last offset taken from librdkafka for this assignment; -1 before the first.
+    next_offset: i64,
+    /// Re-delivered messages skipped so far (warned about once).
+    redelivered: u64,
 }
 
 /// Failure bookkeeping of one partition.
@@ -525,6 +529,8 @@ impl State {
                     paused_until: None,
                     paused: false,
                     stopped: false,
+                    next_offset: -1,
+                    redelivered: 0,
                 },
             );
         }
@@ -581,6 +587,24 @@ impl State {
         if slot.stopped {
             return;
         }
+        // librdkafka delivers a partition's offsets in increasing order unless we seek; an
+        // older offset is a re-delivery (e.g. its position was reset after an offset-out-of-range
+        // answer) of a message already processed, running or buffered: taking it again would
+        // process it twice in this process.
+        if m.offset() < slot.next_offset {
+            if slot.redelivered == 0 {
+                tracing::warn!(
+                    topic = m.topic(),
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    next = slot.next_offset,
+                    "librdkafka re-delivered messages this process already took; skipping them"
+                );
+            }
+            slot.redelivered += 1;
+            return;
+        }
+        slot.next_offset = m.offset() + 1;
         let headers = m
             .headers()
             .map(|hs| {
@@ -979,6 +1003,7 @@ impl Slot {
         self.buffered_since = None;
         self.in_flight = None;
         self.retry = RetryState::default();
+        self.next_offset = -1; // the position moves on purpose: accept what comes next
         match consumer.seek(&topic, partition, offset, Duration::from_secs(10)) {
             Ok(()) => tracing::info!(%topic, partition, ?offset, "partition seeked"),
             Err(e) => tracing::error!(%topic, partition, ?offset, error = %e, "seek failed"),
