@@ -11,7 +11,8 @@
 //! last message is seen (the snapshot is taken right there, before any shutdown work). Client
 //! creation and the group join before it are reported separately as start-up. The raw loop
 //! sees the assignment in its rebalance callback; ferrafka has no hook for it, so
-//! [`AssignmentLayer`] catches the listener's "partitions assigned" log event.
+//! [`ListenerWatch`] catches the listener's "partitions assigned" log event (and counts its
+//! pauses).
 //!
 //! Why not from the first message: tansu answers a fetch with everything up to the end of the
 //! log, so the first message only surfaces once the whole topic was fetched and parsed.
@@ -64,42 +65,63 @@ pub struct Outcome {
     /// True when the phase hit its timeout before seeing every message: the figures then cover
     /// the messages seen until the timeout.
     pub stalled: bool,
+    /// How often ferrafka paused a partition (backpressure); `None` for the raw loop.
+    pub pauses: Option<u64>,
 }
 
 /// The snapshot taken when ferrafka's listener logged its assignment, for the running phase.
 static FERRAFKA_ASSIGNED: Mutex<Option<Snapshot>> = Mutex::new(None);
+/// How often ferrafka's listener paused a partition during the running phase.
+static FERRAFKA_PAUSES: AtomicU64 = AtomicU64::new(0);
 
-/// A `tracing` layer that notes when ferrafka's listener logs "partitions assigned". Install it
-/// with an INFO filter on [`AssignmentLayer::TARGET`] only, so nothing else gets enabled.
+/// A `tracing` layer that watches ferrafka's listener: it notes when the listener logs
+/// "partitions assigned" (INFO) and counts "pause state changed" with `paused=true` (DEBUG).
+/// Install it with a DEBUG filter on [`ListenerWatch::TARGET`] only: the listener's per-message
+/// and per-batch events are TRACE and stay disabled.
 #[derive(Debug, Default)]
-pub struct AssignmentLayer;
+pub struct ListenerWatch;
 
-impl AssignmentLayer {
+impl ListenerWatch {
     /// The module whose events the layer watches.
     pub const TARGET: &'static str = "ferrafka::processing::listener";
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AssignmentLayer {
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ListenerWatch {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct IsAssignment(bool);
-        impl Visit for IsAssignment {
+        #[derive(Default)]
+        struct Seen {
+            assigned: bool,
+            pause_change: bool,
+            paused: bool,
+        }
+        impl Visit for Seen {
             fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" && format!("{value:?}") == "partitions assigned" {
-                    self.0 = true;
+                if field.name() == "message" {
+                    let text = format!("{value:?}");
+                    self.assigned |= text == "partitions assigned";
+                    self.pause_change |= text == "pause state changed";
+                }
+            }
+            fn record_bool(&mut self, field: &Field, value: bool) {
+                if field.name() == "paused" {
+                    self.paused = value;
                 }
             }
         }
         if event.metadata().target() != Self::TARGET {
             return;
         }
-        let mut visitor = IsAssignment(false);
-        event.record(&mut visitor);
-        if visitor.0 {
+        let mut seen = Seen::default();
+        event.record(&mut seen);
+        if seen.assigned {
             let now = Snapshot::now();
             FERRAFKA_ASSIGNED
                 .lock()
                 .expect("not poisoned")
                 .get_or_insert(now);
+        }
+        if seen.pause_change && seen.paused {
+            FERRAFKA_PAUSES.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -194,6 +216,7 @@ pub fn ferrafka(setup: &Setup, group: &str) -> Result<Outcome> {
     let (tx, rx) = mpsc::channel();
     *progress.done.lock().expect("not poisoned") = Some(tx);
     *FERRAFKA_ASSIGNED.lock().expect("not poisoned") = None;
+    FERRAFKA_PAUSES.store(0, Ordering::Relaxed);
     let start = Snapshot::now();
     let app = app(setup, group, progress.clone());
     let server = app.start(&Filters::default())?;
@@ -230,6 +253,7 @@ pub fn ferrafka(setup: &Setup, group: &str) -> Result<Outcome> {
         bytes: progress.bytes.load(Ordering::Acquire),
         first_message: first.saturating_duration_since(assigned.at),
         stalled,
+        pauses: Some(FERRAFKA_PAUSES.load(Ordering::Relaxed)),
     })
 }
 
@@ -315,5 +339,6 @@ pub fn raw(setup: &Setup, group: &str, properties: &BTreeMap<String, String>) ->
         bytes,
         first_message: first.saturating_duration_since(assigned.at),
         stalled,
+        pauses: None,
     })
 }

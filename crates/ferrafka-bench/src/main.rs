@@ -9,6 +9,7 @@
 mod broker;
 mod consume;
 mod cpu;
+mod idle;
 mod produce;
 mod report;
 
@@ -100,9 +101,14 @@ enum Command {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Phases {
+    /// Consume and produce.
     All,
+    /// Consume only.
     Consume,
+    /// Produce only.
     Produce,
+    /// CPU per second of clients with nothing to do (not part of `all`).
+    Idle,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -154,8 +160,8 @@ fn init_tracing(default_filter: &str) {
         .with_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         );
-    let assignments = consume::AssignmentLayer.with_filter(
-        Targets::new().with_target(consume::AssignmentLayer::TARGET, tracing::Level::INFO),
+    let assignments = consume::ListenerWatch.with_filter(
+        Targets::new().with_target(consume::ListenerWatch::TARGET, tracing::Level::DEBUG),
     );
     let _ = tracing_subscriber::registry()
         .with(logs)
@@ -245,10 +251,13 @@ fn run(cli: &Cli) -> Result<()> {
     let payload: Vec<u8> = (0..cli.payload_bytes)
         .map(|i| b'a' + (i % 26) as u8)
         .collect();
-    let do_consume = cli.phase != Phases::Produce;
-    let do_produce = cli.phase != Phases::Consume;
+    let do_consume = matches!(cli.phase, Phases::All | Phases::Consume);
+    let do_produce = matches!(cli.phase, Phases::All | Phases::Produce);
 
     print_header(cli, &cluster, produce_messages);
+    if cli.phase == Phases::Idle {
+        return run_idle(cli, &cluster, &rt, &run_id);
+    }
 
     let mut produce_properties =
         BTreeMap::from([("bootstrap.servers".to_string(), cluster.bootstrap.clone())]);
@@ -275,11 +284,10 @@ fn run(cli: &Cli) -> Result<()> {
 
     if fill_consume_topic {
         // tansu serves fetches from record-batch starts only: one message per batch, so
-        // ferrafka's pause/resume refetches work (see ferrafka-broker's docs).
+        // ferrafka's pause/resume refetches work (see ferrafka-broker's docs). External clusters
+        // get the same layout, so their figures compare with the embedded ones.
         let mut fill = produce_properties.clone();
-        if cluster.child.is_some() {
-            fill.extend(EmbeddedBroker::producer_properties());
-        }
+        fill.extend(EmbeddedBroker::producer_properties());
         let started = std::time::Instant::now();
         let producer = produce::raw_producer(&fill)?;
         produce::send_all(&producer, &consume_topic, cli.messages, &payload)?;
@@ -431,6 +439,83 @@ fn run(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+fn run_idle(
+    cli: &Cli,
+    cluster: &Cluster,
+    rt: &tokio::runtime::Runtime,
+    run_id: &str,
+) -> Result<()> {
+    const LENGTH: Duration = Duration::from_secs(5);
+    let topic = format!("ferrafka-bench-idle-{run_id}");
+    {
+        let admin = Admin::connect(&cluster.bootstrap)?;
+        rt.block_on(admin.create_topic(&TopicSpec::new(&topic, cli.partitions)))?;
+    }
+    let mut properties =
+        BTreeMap::from([("bootstrap.servers".to_string(), cluster.bootstrap.clone())]);
+    properties.extend(cli.kafka.iter().cloned());
+    let setup = consume::Setup {
+        bootstrap: cluster.bootstrap.clone(),
+        topic: topic.clone(),
+        messages: 1,
+        max_messages: cli.max_messages,
+        timeout: cli.timeout,
+        kafka: cli.kafka.clone(),
+    };
+    let consumer_properties = consume::ferrafka_properties(&setup, "ferrafka-bench-probe")?;
+    type Run<'a> = (&'static str, Box<dyn Fn() -> Result<cpu::Span> + 'a>);
+    let runs: [Run<'_>; 4] = [
+        (
+            "ferrafka server",
+            Box::new(|| {
+                idle::ferrafka_server(
+                    &cluster.bootstrap,
+                    &topic,
+                    &format!("idle-{run_id}-f"),
+                    LENGTH,
+                )
+            }),
+        ),
+        (
+            "raw BaseConsumer poll(100ms)",
+            Box::new(|| {
+                idle::raw_consumer(
+                    &consumer_properties,
+                    &topic,
+                    &format!("idle-{run_id}-r"),
+                    LENGTH,
+                )
+            }),
+        ),
+        (
+            "ferrafka Producer",
+            Box::new(|| idle::ferrafka_producer(&properties, &topic, LENGTH)),
+        ),
+        (
+            "raw BaseProducer poll(100ms)",
+            Box::new(|| idle::raw_producer(&properties, &topic, LENGTH)),
+        ),
+    ];
+    println!();
+    println!(
+        "idle clients, {LENGTH:?} each after a {:?} start-up:",
+        Duration::from_secs(3)
+    );
+    for (name, run) in runs {
+        let span = run()?;
+        println!(
+            "  {name:<30} {:>7.1} CPU-ms per second (sys {:.1})",
+            span.cpu.as_secs_f64() * 1e3 / span.wall.as_secs_f64(),
+            span.system.as_secs_f64() * 1e3 / span.wall.as_secs_f64()
+        );
+    }
+    if cluster.child.is_none() {
+        let admin = Admin::connect(&cluster.bootstrap)?;
+        let _ = rt.block_on(admin.delete_topic(&topic));
+    }
+    Ok(())
+}
+
 fn record_consume(
     round: usize,
     series: &mut Series,
@@ -443,13 +528,15 @@ fn record_consume(
             // Broker CPU is taken over the whole phase (join included): an upper bound.
             let sample = Sample::new(&o.steady, o.messages, broker_cpu);
             println!(
-                "round {} consume {:<24} {}  (join {:.2} s {:.3} CPU-s, first {:.0} ms){}",
+                "round {} consume {:<24} {}  (join {:.2} s, first {:.0} ms{}){}",
                 round + 1,
                 series.client,
                 sample.line(),
                 o.startup.wall.as_secs_f64(),
-                o.startup.cpu.as_secs_f64(),
                 o.first_message.as_secs_f64() * 1e3,
+                o.pauses
+                    .map(|p| format!(", {p} pauses"))
+                    .unwrap_or_default(),
                 if o.stalled {
                     format!(
                         "\n  STALLED: only {} messages within the timeout; figures cover those",
