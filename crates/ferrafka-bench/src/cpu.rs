@@ -37,10 +37,9 @@ impl Snapshot {
 pub struct Span {
     /// Elapsed wall-clock time.
     pub wall: Duration,
-    /// CPU time (user + system) of the process.
+    /// CPU time (user + system) of the process. Only the sum is precise: Linux splits it
+    /// into user and system time by tick sampling, which is too coarse for short phases.
     pub cpu: Duration,
-    /// The system part of `cpu`.
-    pub system: Duration,
 }
 
 impl Span {
@@ -49,7 +48,6 @@ impl Span {
         Span {
             wall: end.at.saturating_duration_since(start.at),
             cpu: end.cpu().saturating_sub(start.cpu()),
-            system: end.system.saturating_sub(start.system),
         }
     }
 }

@@ -504,9 +504,8 @@ fn run_idle(
     for (name, run) in runs {
         let span = run()?;
         println!(
-            "  {name:<30} {:>7.1} CPU-ms per second (sys {:.1})",
-            span.cpu.as_secs_f64() * 1e3 / span.wall.as_secs_f64(),
-            span.system.as_secs_f64() * 1e3 / span.wall.as_secs_f64()
+            "  {name:<30} {:>7.1} CPU-ms per second",
+            span.cpu.as_secs_f64() * 1e3 / span.wall.as_secs_f64()
         );
     }
     if cluster.child.is_none() {

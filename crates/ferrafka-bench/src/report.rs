@@ -11,8 +11,6 @@ pub struct Sample {
     pub rate: f64,
     /// Client CPU seconds (user + system, all threads) per million messages.
     pub cpu_per_million: f64,
-    /// The system part of `cpu_per_million`.
-    pub sys_per_million: f64,
     /// Broker-child CPU seconds per million messages, when the broker is embedded.
     pub broker_per_million: Option<f64>,
 }
@@ -24,7 +22,6 @@ impl Sample {
         Sample {
             rate: messages as f64 / span.wall.as_secs_f64().max(1e-9),
             cpu_per_million: per_million(span.cpu),
-            sys_per_million: per_million(span.system),
             broker_per_million: broker_cpu.map(per_million),
         }
     }
@@ -32,10 +29,9 @@ impl Sample {
     /// One line for the per-round log.
     pub fn line(&self) -> String {
         format!(
-            "{:>10.0} msg/s  {:>6.3} CPU-s/M (sys {:>5.3}){}",
+            "{:>10.0} msg/s  {:>7.3} CPU-s/M{}",
             self.rate,
             self.cpu_per_million,
-            self.sys_per_million,
             self.broker_per_million
                 .map(|b| format!("  broker {b:>6.2} CPU-s/M"))
                 .unwrap_or_default()
@@ -95,7 +91,6 @@ impl Series {
         Sample {
             rate: median(self.samples.iter().map(|s| s.rate)),
             cpu_per_million: median(self.samples.iter().map(|s| s.cpu_per_million)),
-            sys_per_million: median(self.samples.iter().map(|s| s.sys_per_million)),
             broker_per_million: (!broker.is_empty()).then(|| median(broker)),
         }
     }
@@ -119,8 +114,8 @@ impl Series {
 pub fn print_summary(series: &[Series], baselines: &[(&str, &str)], target: f64) {
     println!();
     println!(
-        "{:<8} {:<24} {:>13} {:>11} {:>10} {:>9} {:>10}",
-        "phase", "client", "rounds", "msg/s", "CPU-s/M", "sys-s/M", "broker-s/M"
+        "{:<8} {:<24} {:>13} {:>11} {:>10} {:>10}",
+        "phase", "client", "rounds", "msg/s", "CPU-s/M", "broker-s/M"
     );
     for s in series {
         let m = s.medians();
@@ -132,13 +127,12 @@ pub fn print_summary(series: &[Series], baselines: &[(&str, &str)], target: f64)
             rounds = format!("{rounds}+{} failed", s.failures);
         }
         println!(
-            "{:<8} {:<24} {:>13} {:>11.0} {:>10.3} {:>9.3} {:>10}",
+            "{:<8} {:<24} {:>13} {:>11.0} {:>10.3} {:>10}",
             s.phase,
             s.client,
             rounds,
             m.rate,
             m.cpu_per_million,
-            m.sys_per_million,
             m.broker_per_million
                 .map(|b| format!("{b:.2}"))
                 .unwrap_or_else(|| "-".into())
