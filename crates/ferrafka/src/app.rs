@@ -277,7 +277,7 @@ impl App {
         if let Some(p) = self.producer.get() {
             return Ok(p.clone());
         }
-        let created = Producer::new(&self.producer_kafka())?;
+        let created = Producer::lazy(&self.producer_kafka());
         Ok(self.producer.get_or_init(|| created).clone())
     }
 

@@ -13,17 +13,15 @@
 //! instead of failing at once.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use tokio::sync::oneshot;
 
 use crate::error::{DeliveryFailure, Error, Result};
@@ -194,8 +192,59 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// A created librdkafka producer and the thread that serves its delivery reports.
+struct Client {
+    producer: Arc<BaseProducer<DeliveryContext>>,
+    stop: Arc<AtomicBool>,
+    poller: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long one poll of the delivery-report thread may block. rdkafka turns the rest of each
+/// poll's deadline into whole milliseconds and spins through the last fraction, so a long poll
+/// keeps that spin small; reports still arrive as soon as they exist.
+const REPORT_POLL: Duration = Duration::from_millis(500);
+
+impl Client {
+    fn create(kafka: &BTreeMap<String, String>) -> Result<Self, KafkaError> {
+        let mut config = ClientConfig::new();
+        for (k, v) in kafka {
+            config.set(k, v);
+        }
+        let producer: Arc<BaseProducer<DeliveryContext>> =
+            Arc::new(config.create_with_context(DeliveryContext {
+                failed: AtomicU64::new(0),
+            })?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, flag) = (producer.clone(), stop.clone());
+        let poller = std::thread::Builder::new()
+            .name("ferrafka-producer".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    p.poll(REPORT_POLL);
+                }
+            })
+            .map_err(|_| KafkaError::ClientCreation("cannot start the producer's thread".into()))?;
+        Ok(Client {
+            producer,
+            stop,
+            poller: Some(poller),
+        })
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(poller) = self.poller.take() {
+            let _ = poller.join();
+        }
+    }
+}
+
 struct Inner {
-    producer: ThreadedProducer<DeliveryContext>,
+    kafka: BTreeMap<String, String>,
+    /// Created on first use, so an app that never produces runs no producer.
+    client: OnceLock<Result<Client, KafkaError>>,
     report: Arc<Tracker>,
     queue_full_timeout: Duration,
 }
@@ -213,27 +262,47 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Producer {
-    /// Creates a producer from librdkafka properties.
+    /// Creates a producer from librdkafka properties, connecting now so a bad property fails
+    /// here.
     pub fn new(kafka: &BTreeMap<String, String>) -> Result<Self> {
-        let mut config = ClientConfig::new();
-        for (k, v) in kafka {
-            config.set(k, v);
-        }
-        let producer = config
-            .create_with_context(DeliveryContext {
-                failed: AtomicU64::new(0),
-            })
-            .map_err(|source| Error::CreateClient {
-                client: "producer".into(),
-                source: Box::new(source),
-            })?;
-        Ok(Producer {
+        let producer = Self::lazy(kafka);
+        producer.client()?;
+        Ok(producer)
+    }
+
+    /// A producer that creates its librdkafka client on first use (properties are expected to
+    /// be validated already, as the app does at boot).
+    pub fn lazy(kafka: &BTreeMap<String, String>) -> Self {
+        Producer {
             inner: Arc::new(Inner {
-                producer,
+                kafka: kafka.clone(),
+                client: OnceLock::new(),
                 report: Arc::new(Tracker::Report),
                 queue_full_timeout: Duration::from_secs(10),
             }),
-        })
+        }
+    }
+
+    fn client(&self) -> Result<&BaseProducer<DeliveryContext>> {
+        match self
+            .inner
+            .client
+            .get_or_init(|| Client::create(&self.inner.kafka))
+        {
+            Ok(client) => Ok(&client.producer),
+            Err(source) => Err(Error::CreateClient {
+                client: "producer".into(),
+                source: Box::new(source.clone()),
+            }),
+        }
+    }
+
+    fn created(&self) -> Option<&BaseProducer<DeliveryContext>> {
+        self.inner
+            .client
+            .get()
+            .and_then(|c| c.as_ref().ok())
+            .map(|c| &*c.producer)
     }
 
     /// Produces one message and waits for the broker's acknowledgement.
@@ -262,7 +331,7 @@ impl Producer {
         let mut base = record.into_base(self.inner.report.clone());
         let deadline = Instant::now() + self.inner.queue_full_timeout;
         loop {
-            match self.inner.producer.send(base) {
+            match self.client()?.send(base) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if Instant::now() < deadline =>
@@ -322,7 +391,7 @@ impl Producer {
     async fn enqueue(&self, mut base: BaseRecord<'_, [u8], [u8], Arc<Tracker>>) -> Result<()> {
         let deadline = Instant::now() + self.inner.queue_full_timeout;
         loop {
-            match self.inner.producer.send(base) {
+            match self.client()?.send(base) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if Instant::now() < deadline =>
@@ -342,22 +411,23 @@ impl Producer {
 
     /// Waits until every queued message was delivered or failed, at most `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
-        self.inner
-            .producer
-            .flush(timeout)
-            .map_err(|source| Error::Produce {
-                topic: "(flush)".into(),
-                source: Box::new(source),
-            })
+        let Some(producer) = self.created() else {
+            return Ok(()); // never used: nothing to flush
+        };
+        producer.flush(timeout).map_err(|source| Error::Produce {
+            topic: "(flush)".into(),
+            source: Box::new(source),
+        })
     }
 
     /// Messages queued but not yet acknowledged.
     pub fn in_flight(&self) -> i32 {
-        self.inner.producer.in_flight_count()
+        self.created().map_or(0, |p| p.in_flight_count())
     }
 
     /// How many deliveries failed since the producer started (all three ways of producing).
     pub fn failed_deliveries(&self) -> u64 {
-        self.inner.producer.context().failed.load(Ordering::Relaxed)
+        self.created()
+            .map_or(0, |p| p.context().failed.load(Ordering::Relaxed))
     }
 }

@@ -43,9 +43,9 @@ const REBUILD_BACKOFF: Duration = Duration::from_secs(1);
 const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Messages taken from librdkafka between two looks at timers and reports.
 const BURST: usize = 64;
-/// A busy partition is paused once this many batches' worth of messages wait for it: one batch
-/// ready to go plus one filling, so a fast consumer is never paused by reporting delay.
-const PAUSE_AFTER_BATCHES: usize = 2;
+/// A busy partition is paused once this many batches' worth of messages wait for it, which
+/// bounds memory while letting a consumer that keeps up run without pauses.
+const PAUSE_AFTER_BATCHES: usize = 4;
 
 /// The consumer type of a listener.
 pub(crate) type ListenerConsumer = BaseConsumer<ListenerContext>;
@@ -629,14 +629,26 @@ impl State {
         if slot.buffered_since.is_none() {
             slot.buffered_since = Some(Instant::now());
         }
-        if slot.buffer.len() >= max_messages
-            && slot.can_start()
-            && slot.retry.isolate_until.is_none()
-        {
-            slot.dispatch_buffer(max_messages);
-        } else if slot.buffer.len() >= max_messages * PAUSE_AFTER_BATCHES && !slot.paused {
-            slot.set_paused(consumer, true);
+        if slot.buffer.len() < max_messages {
+            return;
         }
+        if slot.running {
+            // The running batch may be done already and its report waiting: read reports before
+            // deciding, so a fast consumer is fed instead of paused (a pause throws away what
+            // librdkafka prefetched and costs a refetch).
+            let (topic, partition) = (slots.info.name.clone(), m.partition());
+            self.drain_completions(consumer, None);
+            let Some(slot) = self.slot_mut(&topic, partition) else {
+                return;
+            };
+            slot.dispatch_or_pause(consumer, max_messages);
+        } else {
+            slot.dispatch_or_pause(consumer, max_messages);
+        }
+    }
+
+    fn slot_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Slot> {
+        self.topics.get_mut(topic)?.partitions.get_mut(&partition)
     }
 
     /// Applies executor reports; waits for one until `wait_until` when given.
@@ -826,6 +838,16 @@ impl Slot {
             Err(e) => {
                 tracing::warn!(topic = %self.handle.topic, partition = self.handle.partition, paused, error = %e, "cannot change pause state")
             }
+        }
+    }
+
+    /// With a full batch buffered: starts it when possible, else pauses the partition once the
+    /// backlog reaches `PAUSE_AFTER_BATCHES` batches.
+    fn dispatch_or_pause(&mut self, consumer: &ListenerConsumer, max_messages: usize) {
+        if self.can_start() && self.retry.isolate_until.is_none() {
+            self.dispatch_buffer(max_messages);
+        } else if self.buffer.len() >= max_messages * PAUSE_AFTER_BATCHES && !self.paused {
+            self.set_paused(consumer, true);
         }
     }
 
