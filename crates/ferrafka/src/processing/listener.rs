@@ -43,9 +43,17 @@ const REBUILD_BACKOFF: Duration = Duration::from_secs(1);
 const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Messages taken from librdkafka between two looks at timers and reports.
 const BURST: usize = 64;
-/// A busy partition is paused once this many batches' worth of messages wait for it, which
-/// bounds memory while letting a consumer that keeps up run without pauses.
+/// A busy partition is paused once its backlog reaches this many batches, or
+/// `PAUSE_AFTER_MESSAGES` messages if that is more. A pause makes librdkafka drop what it
+/// prefetched for the partition and fetch it again on resume, so it is kept for real backlogs
+/// (a consumer slower than its partition), not for the jitter of a consumer that keeps up.
 const PAUSE_AFTER_BATCHES: usize = 4;
+const PAUSE_AFTER_MESSAGES: usize = 10_000;
+
+/// The backlog at which a busy partition is paused.
+fn pause_threshold(max_messages: usize) -> usize {
+    (max_messages * PAUSE_AFTER_BATCHES).max(PAUSE_AFTER_MESSAGES)
+}
 
 /// The consumer type of a listener.
 pub(crate) type ListenerConsumer = BaseConsumer<ListenerContext>;
@@ -394,6 +402,7 @@ fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
     let mut idle = false;
     let mut burst = 0usize;
     let mut quieted = false;
+    let mut received_at = SystemTime::now();
     while !stop.is_raised() {
         if stop.is_quiet() && !quieted {
             quieted = true;
@@ -411,7 +420,15 @@ fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
             Some(Ok(message)) => {
                 idle = false;
                 burst += 1;
-                consumer.context().lock().buffer(&consumer, &message);
+                // One clock read per burst: the receive time of a burst's messages is the same
+                // for any practical purpose, and reading the clock per message shows in profiles.
+                if burst == 1 {
+                    received_at = SystemTime::now();
+                }
+                consumer
+                    .context()
+                    .lock()
+                    .buffer(&consumer, &message, received_at);
                 if burst < BURST {
                     continue;
                 }
@@ -575,7 +592,12 @@ impl State {
     }
 
     /// Turns a polled message into an owned one and buffers it; dispatches a full batch at once.
-    fn buffer(&mut self, consumer: &ListenerConsumer, m: &BorrowedMessage<'_>) {
+    fn buffer(
+        &mut self,
+        consumer: &ListenerConsumer,
+        m: &BorrowedMessage<'_>,
+        received_at: SystemTime,
+    ) {
         let Some(slots) = self.topics.get_mut(m.topic()) else {
             return;
         };
@@ -624,7 +646,7 @@ impl State {
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
             headers,
-            received_at: SystemTime::now(),
+            received_at,
         });
         if slot.buffered_since.is_none() {
             slot.buffered_since = Some(Instant::now());
@@ -733,7 +755,7 @@ impl State {
                 }
                 if slot.paused
                     && slot.can_start()
-                    && slot.buffer.len() < max_messages * PAUSE_AFTER_BATCHES
+                    && slot.buffer.len() < pause_threshold(max_messages)
                 {
                     slot.set_paused(consumer, false);
                 }
@@ -746,7 +768,10 @@ impl State {
         let mut timeout = IDLE_POLL;
         for slots in self.topics.values() {
             for slot in slots.partitions.values() {
-                if slot.running {
+                // A running batch with messages waiting behind it: look for its report soon.
+                // Without waiting messages the report is not urgent (marks are stored by the
+                // executor itself), so idle partitions cost no wake-ups.
+                if slot.running && !slot.buffer.is_empty() {
                     return BUSY_POLL;
                 }
                 if let Some(t) = slot.buffered_since {
@@ -842,11 +867,11 @@ impl Slot {
     }
 
     /// With a full batch buffered: starts it when possible, else pauses the partition once the
-    /// backlog reaches `PAUSE_AFTER_BATCHES` batches.
+    /// backlog reaches [`pause_threshold`].
     fn dispatch_or_pause(&mut self, consumer: &ListenerConsumer, max_messages: usize) {
         if self.can_start() && self.retry.isolate_until.is_none() {
             self.dispatch_buffer(max_messages);
-        } else if self.buffer.len() >= max_messages * PAUSE_AFTER_BATCHES && !self.paused {
+        } else if self.buffer.len() >= pause_threshold(max_messages) && !self.paused {
             self.set_paused(consumer, true);
         }
     }
