@@ -132,6 +132,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 .max_messages(200)
                 .max_wait_time(Duration::from_millis(200));
             c.shutdown_timeout(Duration::from_secs(10));
+            // The per-user counts live in the consumer across batches; development turns
+            // persistence off by default (a fresh instance per batch), so ask for it.
+            c.consumer_persistence(true);
         })
         .routes(move |r| {
             r.topic(TOPIC).consumer(move || VisitsConsumer {
