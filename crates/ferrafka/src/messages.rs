@@ -269,12 +269,13 @@ pub struct BatchMetadata {
 /// A batch of messages from one topic-partition, in offset order; never empty.
 #[derive(Debug, Clone)]
 pub struct Messages {
-    pub(crate) messages: Arc<[Message]>,
+    // A Vec behind the Arc: the listener's buffer becomes the batch without a copy.
+    pub(crate) messages: Arc<Vec<Message>>,
     pub(crate) metadata: BatchMetadata,
 }
 
 impl Messages {
-    pub(crate) fn new(messages: Arc<[Message]>, attempt: u32) -> Self {
+    pub(crate) fn new(messages: Arc<Vec<Message>>, attempt: u32) -> Self {
         debug_assert!(!messages.is_empty(), "a batch is never empty");
         let first = &messages[0];
         let last = &messages[messages.len() - 1];

@@ -10,7 +10,7 @@
 //! librdkafka commits stored offsets periodically and asynchronously; the listener commits
 //! synchronously before it releases revoked partitions and at shutdown.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -289,7 +289,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
                 TopicSlots {
                     topic: t.clone(),
                     info,
-                    partitions: HashMap::new(),
+                    partitions: HashMap::default(),
                 },
             )
         })
@@ -887,8 +887,12 @@ impl Slot {
         } else {
             self.buffer.len().min(max_messages)
         };
-        let rest = self.buffer.split_off(take);
-        let batch: Arc<[Message]> = std::mem::replace(&mut self.buffer, rest).into();
+        let rest = if take == self.buffer.len() {
+            Vec::with_capacity(max_messages)
+        } else {
+            self.buffer.split_off(take)
+        };
+        let batch = Arc::new(std::mem::replace(&mut self.buffer, rest));
         self.buffered_since = if self.buffer.is_empty() {
             None
         } else {
