@@ -103,7 +103,7 @@ impl<'a> Record<'a> {
         self.topic
     }
 
-    fn into_base(self, tracker: Arc<Tracker>) -> BaseRecord<'a, [u8], [u8], Arc<Tracker>> {
+    fn into_base(self, tracker: Arc<Tracker>) -> Outgoing<'a> {
         let mut base = BaseRecord::with_opaque_to(self.topic, tracker);
         base.payload = self.payload;
         base.key = self.key;
@@ -191,6 +191,12 @@ impl ProducerContext for DeliveryContext {
         }
     }
 }
+
+/// A record on its way into librdkafka, with its delivery tracker.
+type Outgoing<'a> = BaseRecord<'a, [u8], [u8], Arc<Tracker>>;
+
+/// How long to wait before retrying when librdkafka's local queue is full.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
 
 /// A created librdkafka producer and the thread that serves its delivery reports.
 struct Client {
@@ -330,23 +336,11 @@ impl Producer {
     pub fn produce_async(&self, record: Record<'_>) -> Result<()> {
         let mut base = record.into_base(self.inner.report.clone());
         let deadline = Instant::now() + self.inner.queue_full_timeout;
-        loop {
-            match self.client()?.send(base) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                    if Instant::now() < deadline =>
-                {
-                    base = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((source, back)) => {
-                    return Err(Error::Produce {
-                        topic: back.topic.to_string(),
-                        source: Box::new(source),
-                    });
-                }
-            }
+        while let Some(back) = self.try_send(base, deadline)? {
+            base = back;
+            std::thread::sleep(QUEUE_FULL_WAIT);
         }
+        Ok(())
     }
 
     /// Produces many messages and waits until all are acknowledged. When some fail, the error
@@ -388,24 +382,29 @@ impl Producer {
         }
     }
 
-    async fn enqueue(&self, mut base: BaseRecord<'_, [u8], [u8], Arc<Tracker>>) -> Result<()> {
+    async fn enqueue(&self, mut base: Outgoing<'_>) -> Result<()> {
         let deadline = Instant::now() + self.inner.queue_full_timeout;
-        loop {
-            match self.client()?.send(base) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                    if Instant::now() < deadline =>
-                {
-                    base = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((source, back)) => {
-                    return Err(Error::Produce {
-                        topic: back.topic.to_string(),
-                        source: Box::new(source),
-                    });
-                }
+        while let Some(back) = self.try_send(base, deadline)? {
+            base = back;
+            tokio::time::sleep(QUEUE_FULL_WAIT).await;
+        }
+        Ok(())
+    }
+
+    /// Queues `base`; hands it back when librdkafka's queue is full and `deadline` is not
+    /// reached yet, so the caller can wait its own way (blocking or async) and try again.
+    fn try_send<'a>(&self, base: Outgoing<'a>, deadline: Instant) -> Result<Option<Outgoing<'a>>> {
+        match self.client()?.send(base) {
+            Ok(()) => Ok(None),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                if Instant::now() < deadline =>
+            {
+                Ok(Some(back))
             }
+            Err((source, back)) => Err(Error::Produce {
+                topic: back.topic.to_string(),
+                source: Box::new(source),
+            }),
         }
     }
 

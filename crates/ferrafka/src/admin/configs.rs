@@ -38,38 +38,12 @@ impl Admin {
         &self,
         topic: &str,
     ) -> Result<BTreeMap<String, ConfigValue>> {
-        let opts = AdminOptions::new().request_timeout(Some(self.timeout));
-        let results = self
-            .client
-            .describe_configs([&ResourceSpecifier::Topic(topic)], &opts)
-            .await
-            .map_err(|e| kafka_error("describe topic config", topic, &e))?;
-        let resource = results
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Admin {
-                operation: "describe topic config",
-                resource: topic.into(),
-                reason: "the broker returned no result".into(),
-            })?
-            .map_err(|code| {
-                code_error("describe topic config", topic, Some(code), code.to_string())
-            })?;
-        Ok(resource
-            .entries
-            .into_iter()
-            .map(|e| {
-                (
-                    e.name,
-                    ConfigValue {
-                        value: e.value,
-                        is_default: e.is_default,
-                        read_only: e.is_read_only,
-                        sensitive: e.is_sensitive,
-                    },
-                )
-            })
-            .collect())
+        self.describe_config(
+            ResourceSpecifier::Topic(topic),
+            "describe topic config",
+            topic,
+        )
+        .await
     }
 
     /// The settings of one broker (by node id) as it reports them, e.g.
@@ -80,28 +54,36 @@ impl Admin {
         broker: i32,
     ) -> Result<BTreeMap<String, ConfigValue>> {
         let resource = format!("broker {broker}");
+        self.describe_config(
+            ResourceSpecifier::Broker(broker),
+            "describe broker config",
+            &resource,
+        )
+        .await
+    }
+
+    /// DescribeConfigs for one resource; errors name `operation` and `resource`.
+    async fn describe_config(
+        &self,
+        spec: ResourceSpecifier<'_>,
+        operation: &'static str,
+        resource: &str,
+    ) -> Result<BTreeMap<String, ConfigValue>> {
         let opts = AdminOptions::new().request_timeout(Some(self.timeout));
         let results = self
             .client
-            .describe_configs([&ResourceSpecifier::Broker(broker)], &opts)
+            .describe_configs([&spec], &opts)
             .await
-            .map_err(|e| kafka_error("describe broker config", &resource, &e))?;
+            .map_err(|e| kafka_error(operation, resource, &e))?;
         let described = results
             .into_iter()
             .next()
             .ok_or_else(|| Error::Admin {
-                operation: "describe broker config",
-                resource: resource.clone(),
+                operation,
+                resource: resource.into(),
                 reason: "the broker returned no result".into(),
             })?
-            .map_err(|code| {
-                code_error(
-                    "describe broker config",
-                    &resource,
-                    Some(code),
-                    code.to_string(),
-                )
-            })?;
+            .map_err(|code| code_error(operation, resource, Some(code), code.to_string()))?;
         Ok(described
             .entries
             .into_iter()

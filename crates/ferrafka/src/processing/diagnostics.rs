@@ -17,14 +17,13 @@ pub(crate) fn explain(code: RDKafkaErrorCode) -> Option<&'static str> {
              `group.instance.id`. Every process needs its own id (e.g. derived from the pod or \
              host name); this listener will rebuild its client after a backoff.",
         ),
-        RDKafkaErrorCode::UnknownMemberId => None,
         _ => None,
     }
 }
 
-/// The error code inside a librdkafka error, if it carries one.
-pub(crate) fn code_of(error: &KafkaError) -> Option<RDKafkaErrorCode> {
-    error.rdkafka_error_code()
+/// What to tell an operator about `error`, when librdkafka's own text is not enough.
+pub(crate) fn explanation(error: &KafkaError) -> Option<&'static str> {
+    error.rdkafka_error_code().and_then(explain)
 }
 
 #[cfg(test)]
@@ -37,10 +36,7 @@ mod tests {
         assert!(text.contains("stop ALL consumers of the group"), "{text}");
         assert!(text.contains("partition.assignment.strategy"), "{text}");
         let error = KafkaError::Global(RDKafkaErrorCode::InconsistentGroupProtocol);
-        assert_eq!(
-            code_of(&error),
-            Some(RDKafkaErrorCode::InconsistentGroupProtocol)
-        );
+        assert_eq!(explanation(&error), Some(text));
         assert!(explain(RDKafkaErrorCode::BrokerTransportFailure).is_none());
     }
 }

@@ -41,6 +41,22 @@ pub(crate) enum Job {
     Shutdown,
 }
 
+/// The hook an executor runs before it stops.
+#[derive(Debug, Clone, Copy)]
+enum FinalHook {
+    Revoked,
+    Shutdown,
+}
+
+impl FinalHook {
+    fn name(self) -> &'static str {
+        match self {
+            FinalHook::Revoked => "revoked",
+            FinalHook::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// What an executor reports back.
 #[derive(Debug)]
 pub(crate) enum Outcome {
@@ -87,16 +103,8 @@ impl Executor {
                     self.dead_letter(&message, &error, attempts).await,
                     Vec::new(),
                 ),
-                Job::Revoked => {
-                    self.final_hook(instance.take(), "revoked").await;
-                    self.report(Outcome::Stopped, Vec::new());
-                    return;
-                }
-                Job::Shutdown => {
-                    self.final_hook(instance.take(), "shutdown").await;
-                    self.report(Outcome::Stopped, Vec::new());
-                    return;
-                }
+                Job::Revoked => return self.stop(instance.take(), FinalHook::Revoked).await,
+                Job::Shutdown => return self.stop(instance.take(), FinalHook::Shutdown).await,
             };
             self.report(outcome, requests);
         }
@@ -215,13 +223,21 @@ impl Executor {
         }
     }
 
-    async fn final_hook(&self, instance: Option<Box<dyn DynConsumer>>, hook: &'static str) {
-        let Some(mut consumer) = instance else { return };
+    /// Runs the instance's final hook (if an instance exists) and reports that it stopped.
+    async fn stop(&self, instance: Option<Box<dyn DynConsumer>>, hook: FinalHook) {
+        if let Some(consumer) = instance {
+            self.final_hook(consumer, hook).await;
+        }
+        self.report(Outcome::Stopped, Vec::new());
+    }
+
+    async fn final_hook(&self, mut consumer: Box<dyn DynConsumer>, hook: FinalHook) {
         let mut ctx = self.context(1);
         let fut = match hook {
-            "revoked" => consumer.revoked(&mut ctx),
-            _ => consumer.shutdown(&mut ctx),
+            FinalHook::Revoked => consumer.revoked(&mut ctx),
+            FinalHook::Shutdown => consumer.shutdown(&mut ctx),
         };
+        let hook = hook.name();
         match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(

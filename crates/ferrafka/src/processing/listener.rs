@@ -161,7 +161,7 @@ impl ClientContext for ListenerContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.fatal_seen.store(true, Ordering::Release);
-        match diagnostics::code_of(&error).and_then(diagnostics::explain) {
+        match diagnostics::explanation(&error) {
             Some(explanation) => {
                 tracing::error!(subscription_group = %self.group, %error, reason, "{explanation}")
             }
@@ -435,10 +435,9 @@ fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
             }
             Some(Err(e)) => {
                 idle = false;
-                if let Some((code, reason)) = consumer.client().fatal_error() {
-                    return LoopEnd::Fatal(format!("{code}: {reason}"));
-                }
-                match diagnostics::code_of(&e).and_then(diagnostics::explain) {
+                // Checked with the other fatal-error reports below, after this burst.
+                consumer.context().fatal_seen.store(true, Ordering::Release);
+                match diagnostics::explanation(&e) {
                     Some(explanation) => {
                         tracing::error!(subscription_group = %group, error = %e, "{explanation}")
                     }
