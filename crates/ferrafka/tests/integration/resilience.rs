@@ -222,18 +222,7 @@ struct Rewinder {
 
 impl Consumer for Rewinder {
     async fn consume(&mut self, ctx: &mut Context, messages: &Messages) -> ConsumeResult {
-        {
-            let mut seen = self.tracker.0.lock().unwrap();
-            for m in messages {
-                let number: u64 = std::str::from_utf8(m.payload_or_empty())?.parse()?;
-                seen.push(Seen {
-                    instance: 1,
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    number,
-                });
-            }
-        }
+        self.tracker.record(1, messages)?;
         if self.rewound.fetch_add(1, Ordering::SeqCst) == 0 {
             ctx.seek(SeekTo::Earliest);
             ctx.pause(Duration::from_millis(300));

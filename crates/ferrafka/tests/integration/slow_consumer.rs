@@ -21,17 +21,7 @@ impl Consumer for Sleepy {
             self.slept = true;
             tokio::time::sleep(Duration::from_secs(9)).await;
         }
-        let mut seen = self.tracker.0.lock().unwrap();
-        for m in messages {
-            let number: u64 = std::str::from_utf8(m.payload_or_empty())?.parse()?;
-            seen.push(Seen {
-                instance: 1,
-                partition: m.partition(),
-                offset: m.offset(),
-                number,
-            });
-        }
-        Ok(())
+        self.tracker.record(1, messages)
     }
 
     async fn revoked(&mut self, _ctx: &mut Context) -> ConsumeResult {

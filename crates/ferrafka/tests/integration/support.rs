@@ -142,6 +142,21 @@ impl Tracker {
         counts
     }
 
+    /// Records every message of a batch; the payload is its number.
+    pub fn record(&self, instance: u32, messages: &Messages) -> ConsumeResult {
+        let mut seen = self.0.lock().unwrap();
+        for m in messages {
+            let number: u64 = std::str::from_utf8(m.payload_or_empty())?.parse()?;
+            seen.push(Seen {
+                instance,
+                partition: m.partition(),
+                offset: m.offset(),
+                number,
+            });
+        }
+        Ok(())
+    }
+
     pub fn wait_for(&self, n: usize, timeout: Duration) -> bool {
         wait_until(timeout, || self.len() >= n)
     }
@@ -170,17 +185,7 @@ impl Consumer for Recording {
         if !self.batch_sleep.is_zero() {
             tokio::time::sleep(self.batch_sleep).await;
         }
-        let mut seen = self.tracker.0.lock().unwrap();
-        for m in messages {
-            let number: u64 = std::str::from_utf8(m.payload_or_empty())?.parse()?;
-            seen.push(Seen {
-                instance: self.instance,
-                partition: m.partition(),
-                offset: m.offset(),
-                number,
-            });
-        }
-        Ok(())
+        self.tracker.record(self.instance, messages)
     }
 }
 
