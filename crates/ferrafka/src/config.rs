@@ -127,6 +127,8 @@ impl fmt::Display for Source {
 /// | `max_messages` | 100 | most messages in one batch |
 /// | `max_wait_time` | 1 s | longest a buffered message waits for its batch to fill |
 /// | `shutdown_timeout` | 60 s | how long in-flight batches may finish after a stop signal |
+/// | `revocation_timeout` | 5 s | how long a rebalance waits for running batches of revoked partitions before giving them up; polling stops meanwhile, so it stays below `max.poll.interval.ms` |
+/// | `partition_buffer_bytes` | 16 MiB | fetching of a partition pauses once the messages waiting for its next batch hold this many bytes |
 /// | `initial_offset` | earliest | where a group without committed offsets starts |
 /// | `pause_timeout` | 1 s | first pause of a partition after a failed batch |
 /// | `pause_max_timeout` | 30 s | the longest pause after repeated failures |
@@ -149,6 +151,8 @@ pub struct Config {
     pub(crate) max_messages: usize,
     pub(crate) max_wait_time: Duration,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) revocation_timeout: Duration,
+    pub(crate) partition_buffer_bytes: usize,
     pub(crate) initial_offset: InitialOffset,
     pub(crate) pause_timeout: Duration,
     pub(crate) pause_max_timeout: Duration,
@@ -181,6 +185,8 @@ impl fmt::Debug for Config {
             .field("max_messages", &self.max_messages)
             .field("max_wait_time", &self.max_wait_time)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("revocation_timeout", &self.revocation_timeout)
+            .field("partition_buffer_bytes", &self.partition_buffer_bytes)
             .field("initial_offset", &self.initial_offset)
             .field("pause_timeout", &self.pause_timeout)
             .field("pause_max_timeout", &self.pause_max_timeout)
@@ -208,6 +214,8 @@ impl Default for Config {
             max_messages: 100,
             max_wait_time: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(60),
+            revocation_timeout: Duration::from_secs(5),
+            partition_buffer_bytes: 16 * 1024 * 1024,
             initial_offset: InitialOffset::Earliest,
             pause_timeout: Duration::from_secs(1),
             pause_max_timeout: Duration::from_secs(30),
@@ -220,6 +228,25 @@ impl Default for Config {
             max_expected_downtime: None,
             doctor_errors_block_boot: true,
         }
+    }
+}
+
+/// How long a partition pauses after consecutive failures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    pub(crate) first: Duration,
+    pub(crate) max: Duration,
+    pub(crate) exponential: bool,
+}
+
+impl Backoff {
+    /// The pause after failure number `failures` (1 for the first).
+    pub(crate) fn after(&self, failures: u32) -> Duration {
+        if !self.exponential {
+            return self.first;
+        }
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(31));
+        self.first.saturating_mul(factor).min(self.max)
     }
 }
 
@@ -347,6 +374,24 @@ impl Config {
         self
     }
 
+    /// How long a rebalance waits for running batches of revoked partitions, so their marks
+    /// are committed before the partitions move. The poll thread waits with it, so it must stay
+    /// below `max.poll.interval.ms`. A batch still running afterwards keeps running but can no
+    /// longer mark; the new owner processes it again.
+    pub fn revocation_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.revocation_timeout = timeout;
+        self.record("revocation_timeout");
+        self
+    }
+
+    /// Bounds the memory of a partition's waiting messages: fetching pauses once they hold this
+    /// many bytes (payload, key and headers) and resumes as batches drain them.
+    pub fn partition_buffer_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.partition_buffer_bytes = bytes;
+        self.record("partition_buffer_bytes");
+        self
+    }
+
     /// Sets where groups without committed offsets start.
     pub fn initial_offset(&mut self, offset: InitialOffset) -> &mut Self {
         self.initial_offset = offset;
@@ -449,15 +494,13 @@ impl Config {
         self.layer = previous;
     }
 
-    /// The pause before retry number `failures` (1 for the first failure).
-    pub(crate) fn pause_for(&self, failures: u32) -> Duration {
-        if !self.pause_with_exponential_backoff {
-            return self.pause_timeout;
+    /// The pauses before retries after failed batches.
+    pub(crate) fn backoff(&self) -> Backoff {
+        Backoff {
+            first: self.pause_timeout,
+            max: self.pause_max_timeout,
+            exponential: self.pause_with_exponential_backoff,
         }
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(31));
-        self.pause_timeout
-            .saturating_mul(factor)
-            .min(self.pause_max_timeout)
     }
 
     /// Checks the framework settings; every problem is collected.
@@ -504,6 +547,22 @@ impl Config {
                     self.shutdown_timeout
                 ),
                 "lower `max_wait_time` or raise `shutdown_timeout`",
+            ));
+        }
+        if self.revocation_timeout.is_zero() {
+            problems.push(Problem::new(
+                "revocation_timeout",
+                "0s",
+                "needs to be positive, or every rebalance gives up running batches at once",
+                "set `c.revocation_timeout(Duration::from_secs(5))`",
+            ));
+        }
+        if self.partition_buffer_bytes == 0 {
+            problems.push(Problem::new(
+                "partition_buffer_bytes",
+                "0",
+                "needs to be at least 1",
+                "set `c.partition_buffer_bytes(n)` with n >= 1, e.g. 16 MiB",
             ));
         }
         if self.pause_timeout > self.pause_max_timeout {
@@ -726,10 +785,10 @@ mod tests {
         let mut c = Config::default();
         c.pause_timeout(Duration::from_millis(100))
             .pause_max_timeout(Duration::from_millis(500));
-        let pauses: Vec<_> = (1..=5).map(|n| c.pause_for(n).as_millis()).collect();
+        let pauses: Vec<_> = (1..=5).map(|n| c.backoff().after(n).as_millis()).collect();
         assert_eq!(pauses, [100, 200, 400, 500, 500]);
         c.pause_with_exponential_backoff(false);
-        assert_eq!(c.pause_for(4).as_millis(), 100);
+        assert_eq!(c.backoff().after(4).as_millis(), 100);
     }
 
     #[test]

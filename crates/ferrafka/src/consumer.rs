@@ -3,11 +3,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 
 use crate::config::{Config, Environment};
 use crate::error::BoxError;
 use crate::messages::{Message, Messages};
+use crate::processing::executor::{ExecutorReport, ReportKind};
 use crate::producer::Producer;
 
 /// What consumer methods return: `Ok` marks the batch as consumed, `Err` retries it.
@@ -89,47 +91,46 @@ impl<T: Consumer> DynConsumer for T {
 /// Builds a fresh consumer instance for a newly assigned partition.
 pub(crate) type ConsumerFactory = Arc<dyn Fn() -> Box<dyn DynConsumer> + Send + Sync>;
 
-/// Where marked offsets go: the subscription group's librdkafka consumer, or a fake in tests.
-pub(crate) trait OffsetStore: Send + Sync {
-    /// Stores `next_offset` (the offset of the next message to consume) for committing; false
-    /// when the partition is no longer assigned to this process.
-    fn store(&self, topic: &str, partition: i32, next_offset: i64) -> bool;
-}
-
-/// The state a partition's consumer shares with the listener that feeds it.
+/// What a partition's executor shares with the listener that feeds it: where to send marks,
+/// and whether the assignment it serves was taken away.
 pub(crate) struct PartitionHandle {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
-    pub(crate) offsets: Arc<dyn OffsetStore>,
+    /// The assignment this executor serves; the listener ignores reports of older ones.
+    pub(crate) generation: u64,
+    /// Set by the listener once the assignment is revoked (or abandoned): marks no longer count.
     pub(crate) revoked: AtomicBool,
-    /// The next offset to consume as last stored, or -1 when nothing was marked yet.
-    pub(crate) marked: AtomicI64,
+    pub(crate) reports: Sender<ExecutorReport>,
 }
 
 impl PartitionHandle {
-    pub(crate) fn new(topic: Arc<str>, partition: i32, offsets: Arc<dyn OffsetStore>) -> Self {
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        generation: u64,
+        reports: Sender<ExecutorReport>,
+    ) -> Self {
         PartitionHandle {
             topic,
             partition,
-            offsets,
+            generation,
             revoked: AtomicBool::new(false),
-            marked: AtomicI64::new(-1),
+            reports,
         }
     }
 
-    /// Stores `next_offset` unless a later one is already stored; false once revoked.
-    pub(crate) fn mark(&self, next_offset: i64) -> bool {
-        if self.revoked.load(Ordering::Acquire) {
-            return false;
-        }
-        if self.marked.load(Ordering::Acquire) >= next_offset {
-            return true; // marking never moves backwards
-        }
-        if !self.offsets.store(&self.topic, self.partition, next_offset) {
-            return false;
-        }
-        self.marked.fetch_max(next_offset, Ordering::AcqRel);
-        true
+    /// Sends a report to the listener; it only goes away after it stopped waiting for us.
+    pub(crate) fn report(&self, kind: ReportKind) {
+        let _ = self.reports.send(ExecutorReport {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            generation: self.generation,
+            kind,
+        });
+    }
+
+    pub(crate) fn is_revoked(&self) -> bool {
+        self.revoked.load(Ordering::Acquire)
     }
 }
 
@@ -138,8 +139,8 @@ impl std::fmt::Debug for PartitionHandle {
         f.debug_struct("PartitionHandle")
             .field("topic", &self.topic)
             .field("partition", &self.partition)
+            .field("generation", &self.generation)
             .field("revoked", &self.revoked)
-            .field("marked", &self.marked)
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +153,10 @@ pub struct Context {
     pub(crate) consumer_group: Arc<str>,
     pub(crate) config: Arc<Config>,
     pub(crate) attempt: u32,
+    /// The batch being processed (0 in final hooks, where marks are refused).
+    pub(crate) batch: Option<u64>,
+    /// The highest next offset marked during this batch.
+    pub(crate) mark: Option<i64>,
     pub(crate) requests: Vec<PartitionRequest>,
 }
 
@@ -213,75 +218,109 @@ impl Context {
     }
 
     /// Marks `message` and every earlier one of this partition as consumed; they are committed
-    /// with the next commit. Returns false when the partition was revoked meanwhile: the work
-    /// will be redone by its new owner, so stop early if that is costly.
+    /// with the next commit. Returns false when the partition was revoked meanwhile (the work
+    /// will be redone by its new owner, so stop early if that is costly) and in the `revoked`
+    /// and `shutdown` hooks, where nothing can be marked.
     pub fn mark_as_consumed(&mut self, message: &Message) -> bool {
-        self.handle.mark(message.offset() + 1)
+        let Some(batch) = self.batch else {
+            return false;
+        };
+        if self.handle.is_revoked() {
+            return false;
+        }
+        let next = message.offset() + 1;
+        if self.mark.is_none_or(|m| next > m) {
+            self.mark = Some(next);
+            // Sent at once, so the progress of a long batch is committed before it ends.
+            self.handle
+                .report(ReportKind::Progress { batch, mark: next });
+        }
+        true
     }
 
     /// Pauses this partition for `timeout` once the current batch returns: no new batch starts
-    /// before then. Messages after the last marked one are fetched again when it resumes.
+    /// before then, and fetching stops; messages already fetched wait, none is skipped. A
+    /// `timeout` too long for the clock (e.g. `Duration::MAX`) pauses until `ctx.resume()` in
+    /// a later batch or the end of the assignment.
     pub fn pause(&mut self, timeout: std::time::Duration) {
         self.requests.push(PartitionRequest::Pause(timeout));
     }
 
-    /// Ends a pause early (one set by [`Context::pause`] or by an error backoff).
+    /// Ends a pause early (one set by [`Context::pause`] or by an error backoff). Failed
+    /// messages are still retried first.
     pub fn resume(&mut self) {
         self.requests.push(PartitionRequest::Resume);
     }
 
     /// Moves this partition's position once the current batch returns; the next batch starts
-    /// there. Seeking back re-reads messages; offsets marked before stay committed.
+    /// there, and messages fetched from the old position are dropped (also a failed batch
+    /// waiting for its retry: seeking is the consumer's choice of what comes next). Seeking back
+    /// re-reads messages; offsets marked before stay committed. If librdkafka refuses the seek,
+    /// it is logged and processing goes on from where it was. Negative offsets are refused.
     pub fn seek(&mut self, to: SeekTo) {
         self.requests.push(PartitionRequest::Seek(to));
     }
 
     /// True when a rebalance took this partition away during the current batch.
     pub fn is_revoked(&self) -> bool {
-        self.handle.revoked.load(Ordering::Acquire)
+        self.handle.is_revoked()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
 
-    #[derive(Default)]
-    struct RecordingStore {
-        stored: Mutex<Vec<i64>>,
-        assigned: AtomicBool,
+    fn context(batch: Option<u64>) -> (Context, std::sync::mpsc::Receiver<ExecutorReport>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = Arc::new(PartitionHandle::new("t".into(), 0, 7, tx));
+        let ctx = Context {
+            handle,
+            producer: Producer::lazy(&Default::default()),
+            consumer_group: "g".into(),
+            config: Arc::new(Config::default()),
+            attempt: 1,
+            batch,
+            mark: None,
+            requests: Vec::new(),
+        };
+        (ctx, rx)
     }
 
-    impl OffsetStore for RecordingStore {
-        fn store(&self, _topic: &str, _partition: i32, next_offset: i64) -> bool {
-            if !self.assigned.load(Ordering::SeqCst) {
-                return false;
-            }
-            self.stored.lock().unwrap().push(next_offset);
-            true
-        }
+    fn marks(rx: &std::sync::mpsc::Receiver<ExecutorReport>) -> Vec<i64> {
+        rx.try_iter()
+            .map(|r| {
+                assert_eq!(r.generation, 7);
+                match r.kind {
+                    ReportKind::Progress { batch: 3, mark } => mark,
+                    other => panic!("unexpected report {other:?}"),
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn marking_moves_forward_only_and_fails_after_revocation() {
-        let store = Arc::new(RecordingStore::default());
-        store.assigned.store(true, Ordering::SeqCst);
-        let handle = PartitionHandle::new("t".into(), 0, store.clone());
-        assert!(handle.mark(5));
-        assert!(handle.mark(3), "an older mark is a no-op, not a failure");
-        assert!(handle.mark(9));
-        assert_eq!(*store.stored.lock().unwrap(), vec![5, 9]);
-        handle.revoked.store(true, Ordering::SeqCst);
-        assert!(!handle.mark(10));
-        assert_eq!(*store.stored.lock().unwrap(), vec![5, 9]);
+        let (mut ctx, rx) = context(Some(3));
+        let at = |o| Message::builder("t", 0, o).build();
+        assert!(ctx.mark_as_consumed(&at(4)));
+        assert!(
+            ctx.mark_as_consumed(&at(2)),
+            "an older mark is a no-op, not a failure"
+        );
+        assert!(ctx.mark_as_consumed(&at(8)));
+        assert_eq!(marks(&rx), vec![5, 9]);
+        assert_eq!(ctx.mark, Some(9));
+        ctx.handle.revoked.store(true, Ordering::SeqCst);
+        assert!(!ctx.mark_as_consumed(&at(9)));
+        assert!(ctx.is_revoked());
+        assert_eq!(marks(&rx), Vec::<i64>::new());
     }
 
     #[test]
-    fn marking_fails_when_the_store_rejects_it() {
-        let store = Arc::new(RecordingStore::default());
-        let handle = PartitionHandle::new("t".into(), 0, store);
-        assert!(!handle.mark(1));
-        assert_eq!(handle.marked.load(Ordering::SeqCst), -1);
+    fn hooks_cannot_mark() {
+        let (mut ctx, rx) = context(None);
+        assert!(!ctx.mark_as_consumed(&Message::builder("t", 0, 1).build()));
+        assert_eq!(rx.try_iter().count(), 0);
     }
 }

@@ -440,7 +440,41 @@ pub(crate) fn resolve(
         }
     }
     distinguish_static_members(&mut resolved);
+    check_revocation_timeout(config, &resolved, problems);
     resolved
+}
+
+/// librdkafka's default `max.poll.interval.ms`.
+const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
+
+/// A rebalance holds the poll thread for up to `revocation_timeout`; librdkafka expels a member
+/// that does not poll for `max.poll.interval.ms`, so the first must stay below the second.
+fn check_revocation_timeout(
+    config: &Config,
+    groups: &[SubscriptionGroup],
+    problems: &mut Vec<Problem>,
+) {
+    for sg in groups {
+        let poll = sg
+            .kafka
+            .get("max.poll.interval.ms")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(DEFAULT_MAX_POLL_INTERVAL_MS);
+        let poll = Duration::from_millis(poll);
+        if config.revocation_timeout >= poll {
+            problems.push(Problem::new(
+                "revocation_timeout",
+                &format!("{:?}", config.revocation_timeout),
+                &format!(
+                    "needs to be shorter than max.poll.interval.ms ({poll:?}) of subscription \
+                     group {}/{}, or a rebalance that waits for running batches gets the member \
+                     expelled from its group",
+                    sg.consumer_group, sg.name
+                ),
+                "lower `revocation_timeout` or raise `max.poll.interval.ms`",
+            ));
+        }
+    }
 }
 
 /// `group.instance.id` must be unique per member of a consumer group, and each subscription

@@ -2,18 +2,20 @@
 //!
 //! The listener sends an executor one batch at a time, so a partition's batches run strictly in
 //! order; a shared semaphore bounds how many batches of the whole process run at once
-//! (`concurrency`). An executor reports each outcome back to its listener and never lets a
-//! panic out.
+//! (`concurrency`). An executor reports each outcome, with the batch's mark and the consumer's
+//! requests, back to its listener as a value, and never lets a panic out (of `consume`, the
+//! hooks or the consumer factory). It stores no offsets itself: the listener's per-partition
+//! state machine decides what is stored.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
 
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc::UnboundedReceiver};
 
+use super::partition::{Outcome, Report, Work};
 use crate::config::Config;
-use crate::consumer::{Context, DynConsumer, PartitionHandle, PartitionRequest};
+use crate::consumer::{Context, DynConsumer, PartitionHandle};
 use crate::error::PanicError;
 use crate::messages::{Message, Messages};
 use crate::producer::{Producer, Record};
@@ -24,26 +26,15 @@ use crate::routing::dlq_headers::*;
 /// Work for an executor.
 #[derive(Debug)]
 pub(crate) enum Job {
-    /// Process a batch.
-    Consume(Messages),
-    /// Produce a message that keeps failing to the topic's dead-letter queue, then mark it.
-    DeadLetter {
-        /// The failing message.
-        message: Message,
-        /// The last error it caused.
-        error: String,
-        /// How many times it was attempted.
-        attempts: u32,
-    },
-    /// The partition was revoked: run `revoked` and stop.
-    Revoked,
-    /// The server stops: run `shutdown` and stop.
-    Shutdown,
+    /// Run batch number `batch`.
+    Run { batch: u64, work: Work },
+    /// The partition was revoked or the server stops: run the final hook and stop.
+    Stop(FinalHook),
 }
 
 /// The hook an executor runs before it stops.
 #[derive(Debug, Clone, Copy)]
-enum FinalHook {
+pub(crate) enum FinalHook {
     Revoked,
     Shutdown,
 }
@@ -57,25 +48,25 @@ impl FinalHook {
     }
 }
 
-/// What an executor reports back.
+/// A message from an executor to its listener.
 #[derive(Debug)]
-pub(crate) enum Outcome {
-    /// The batch succeeded (and was marked, unless offsets are managed manually).
-    Consumed,
-    /// The batch failed; the unmarked rest is to be retried.
-    Failed(String),
-    /// The executor ran its final hook and stopped.
-    Stopped,
-}
-
-/// A report from an executor to its listener.
-#[derive(Debug)]
-pub(crate) struct Completion {
+pub(crate) struct ExecutorReport {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
-    pub(crate) outcome: Outcome,
-    /// Pause, resume or seek requests the consumer made during the batch.
-    pub(crate) requests: Vec<PartitionRequest>,
+    /// The assignment the executor serves.
+    pub(crate) generation: u64,
+    pub(crate) kind: ReportKind,
+}
+
+/// What an executor reports.
+#[derive(Debug)]
+pub(crate) enum ReportKind {
+    /// The running batch marked up to `mark` (a next offset) and goes on.
+    Progress { batch: u64, mark: i64 },
+    /// A batch ended.
+    Finished(Report),
+    /// The executor ran its final hook and stopped.
+    Stopped,
 }
 
 /// Everything an executor needs besides its jobs.
@@ -85,7 +76,6 @@ pub(crate) struct Executor {
     pub(crate) handle: Arc<PartitionHandle>,
     pub(crate) producer: Producer,
     pub(crate) workers: Arc<Semaphore>,
-    pub(crate) completions: Sender<Completion>,
 }
 
 impl Executor {
@@ -93,40 +83,41 @@ impl Executor {
     pub(crate) async fn run(self, mut jobs: UnboundedReceiver<Job>) {
         let mut instance: Option<Box<dyn DynConsumer>> = None;
         while let Some(job) = jobs.recv().await {
-            let (outcome, requests) = match job {
-                Job::Consume(messages) => self.consume(&mut instance, messages).await,
-                Job::DeadLetter {
-                    message,
-                    error,
-                    attempts,
-                } => (
-                    self.dead_letter(&message, &error, attempts).await,
-                    Vec::new(),
-                ),
-                Job::Revoked => return self.stop(instance.take(), FinalHook::Revoked).await,
-                Job::Shutdown => return self.stop(instance.take(), FinalHook::Shutdown).await,
+            let report = match job {
+                Job::Run {
+                    batch,
+                    work: Work::Consume(messages),
+                } => self.consume(&mut instance, batch, messages).await,
+                Job::Run {
+                    batch,
+                    work:
+                        Work::DeadLetter {
+                            message,
+                            error,
+                            attempts,
+                        },
+                } => Report {
+                    generation: self.handle.generation,
+                    batch,
+                    outcome: self.dead_letter(&message, &error, attempts).await,
+                    mark: None,
+                    requests: Vec::new(),
+                },
+                Job::Stop(hook) => return self.stop(instance.take(), hook).await,
             };
-            self.report(outcome, requests);
+            self.handle.report(ReportKind::Finished(report));
         }
     }
 
-    fn report(&self, outcome: Outcome, requests: Vec<PartitionRequest>) {
-        // The listener only goes away after it stopped waiting for us.
-        let _ = self.completions.send(Completion {
-            topic: self.handle.topic.clone(),
-            partition: self.handle.partition,
-            outcome,
-            requests,
-        });
-    }
-
-    fn context(&self, attempt: u32) -> Context {
+    fn context(&self, attempt: u32, batch: Option<u64>) -> Context {
         Context {
             handle: self.handle.clone(),
             producer: self.producer.clone(),
             consumer_group: self.topic.consumer_group.clone(),
             config: self.config.clone(),
             attempt,
+            batch,
+            mark: None,
             requests: Vec::new(),
         }
     }
@@ -134,51 +125,75 @@ impl Executor {
     async fn consume(
         &self,
         instance: &mut Option<Box<dyn DynConsumer>>,
+        batch: u64,
         mut messages: Messages,
-    ) -> (Outcome, Vec<PartitionRequest>) {
+    ) -> Report {
         let _permit = self
             .workers
             .acquire()
             .await
             .expect("the worker semaphore is never closed");
-        let factory = self
-            .topic
-            .factory
-            .as_ref()
-            .expect("active topics have a consumer");
         if !self.topic.consumer_persistence {
             // Without persistence every batch meets a fresh instance; the last one stays for
             // the `revoked`/`shutdown` hooks.
             *instance = None;
         }
-        let consumer = instance.get_or_insert_with(|| factory());
         messages.metadata.processing_lag = messages.metadata.created_at.elapsed();
-        let mut ctx = self.context(messages.metadata.attempt);
-        let result = AssertUnwindSafe(consumer.consume(&mut ctx, &messages))
-            .catch_unwind()
-            .await;
-        let outcome = match result {
-            Ok(Ok(())) => {
-                if !self.topic.manual_offset_management {
-                    // A false here means the partition was revoked: its new owner redoes the batch.
-                    self.handle.mark(messages.last().offset() + 1);
+        let mut ctx = self.context(messages.metadata.attempt, Some(batch));
+        let outcome = match self.instance(instance) {
+            Ok(consumer) => {
+                let result = AssertUnwindSafe(consumer.consume(&mut ctx, &messages))
+                    .catch_unwind()
+                    .await;
+                match result {
+                    Ok(Ok(())) => {
+                        if !self.topic.manual_offset_management {
+                            ctx.mark = Some(messages.last().offset() + 1);
+                        }
+                        Outcome::Consumed
+                    }
+                    Ok(Err(e)) => Outcome::Failed(error_chain(&*e)),
+                    Err(payload) => {
+                        // The instance may be half-updated: retry with a fresh one.
+                        *instance = None;
+                        Outcome::Failed(PanicError::from_payload(payload).to_string())
+                    }
                 }
-                Outcome::Consumed
             }
-            Ok(Err(e)) => Outcome::Failed(error_chain(&*e)),
-            Err(payload) => {
-                // The instance may be half-updated: retry with a fresh one.
-                *instance = None;
-                Outcome::Failed(PanicError::from_payload(payload).to_string())
-            }
+            Err(panic) => Outcome::Failed(panic),
         };
-        (outcome, ctx.requests)
+        Report {
+            generation: self.handle.generation,
+            batch,
+            outcome,
+            mark: ctx.mark,
+            requests: ctx.requests,
+        }
+    }
+
+    /// The partition's consumer instance, built by the route's factory when there is none. A
+    /// panicking factory fails the batch like a panicking `consume`.
+    fn instance<'a>(
+        &self,
+        instance: &'a mut Option<Box<dyn DynConsumer>>,
+    ) -> Result<&'a mut Box<dyn DynConsumer>, String> {
+        if instance.is_none() {
+            let factory = self
+                .topic
+                .factory
+                .as_ref()
+                .expect("active topics have a consumer");
+            let built = std::panic::catch_unwind(AssertUnwindSafe(|| factory()))
+                .map_err(|p| format!("consumer factory: {}", PanicError::from_payload(p)))?;
+            *instance = Some(built);
+        }
+        Ok(instance.as_mut().expect("built above"))
     }
 
     /// Produces `message` to the dead-letter topic and marks it once the broker acknowledged it.
     async fn dead_letter(&self, message: &Message, error: &str, attempts: u32) -> Outcome {
         let Some(dlq) = &self.topic.dead_letter_queue else {
-            return Outcome::Failed("no dead-letter queue configured".into());
+            return Outcome::DeadLetterFailed("no dead-letter queue configured".into());
         };
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
@@ -212,10 +227,9 @@ impl Executor {
                     dead_letter_topic = %dlq.topic, dead_letter_offset = delivery.offset, attempts, %error,
                     "message moved to the dead-letter queue"
                 );
-                self.handle.mark(message.offset() + 1);
-                Outcome::Consumed
+                Outcome::DeadLettered
             }
-            Err(e) => Outcome::Failed(format!(
+            Err(e) => Outcome::DeadLetterFailed(format!(
                 "cannot dead-letter offset {}: {}",
                 message.offset(),
                 error_chain(&e)
@@ -228,11 +242,11 @@ impl Executor {
         if let Some(consumer) = instance {
             self.final_hook(consumer, hook).await;
         }
-        self.report(Outcome::Stopped, Vec::new());
+        self.handle.report(ReportKind::Stopped);
     }
 
     async fn final_hook(&self, mut consumer: Box<dyn DynConsumer>, hook: FinalHook) {
-        let mut ctx = self.context(1);
+        let mut ctx = self.context(1, None);
         let fut = match hook {
             FinalHook::Revoked => consumer.revoked(&mut ctx),
             FinalHook::Shutdown => consumer.shutdown(&mut ctx),

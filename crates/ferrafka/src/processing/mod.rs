@@ -4,3 +4,4 @@
 pub(crate) mod diagnostics;
 pub(crate) mod executor;
 pub(crate) mod listener;
+pub(crate) mod partition;

@@ -536,5 +536,5 @@ fn the_production_profile_consumes_with_cooperative_rebalances() {
         tracker.all().iter().any(|s| s.instance == 2),
         "the second member got partitions"
     );
-    assert_ordered_per_partition(&tracker.all());
+    assert_contiguous_per_partition(&tracker.all());
 }

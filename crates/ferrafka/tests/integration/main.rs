@@ -7,6 +7,7 @@ mod declarative;
 mod doctor;
 mod environments;
 mod happy_path;
+mod partition_core;
 mod producer;
 mod reload;
 mod resilience;

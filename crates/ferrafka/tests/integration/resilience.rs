@@ -14,12 +14,19 @@ use rdkafka::message::Headers as _;
 
 use crate::support::*;
 
+/// Attempts per number: all of them, and those where it ran alone in its batch.
+#[derive(Default)]
+struct Attempts {
+    total: HashMap<u64, u32>,
+    alone: HashMap<u64, u32>,
+}
+
 /// Fails (or panics) on chosen numbers; records what it processed and every attempt it saw.
 struct Picky {
     tracker: Tracker,
     poison: Vec<u64>,
     panic: bool,
-    attempts: Arc<Mutex<HashMap<u64, u32>>>,
+    attempts: Arc<Mutex<Attempts>>,
 }
 
 impl Consumer for Picky {
@@ -27,7 +34,12 @@ impl Consumer for Picky {
         let mut numbers = Vec::new();
         for m in messages {
             let n: u64 = std::str::from_utf8(m.payload_or_empty())?.parse()?;
-            *self.attempts.lock().unwrap().entry(n).or_default() += 1;
+            let mut attempts = self.attempts.lock().unwrap();
+            *attempts.total.entry(n).or_default() += 1;
+            if messages.len() == 1 {
+                *attempts.alone.entry(n).or_default() += 1;
+            }
+            drop(attempts);
             if self.poison.contains(&n) {
                 if self.panic {
                     panic!("cannot digest {n}");
@@ -56,7 +68,7 @@ fn picky_app(
     panic: bool,
     dlq: Option<DeadLetterQueue>,
     tracker: &Tracker,
-    attempts: &Arc<Mutex<HashMap<u64, u32>>>,
+    attempts: &Arc<Mutex<Attempts>>,
 ) -> App {
     let (tracker, attempts, topic, bootstrap, group) = (
         tracker.clone(),
@@ -103,7 +115,7 @@ fn a_poison_message_reaches_the_dead_letter_queue_after_exactly_max_retries_and_
     // Keys spread numbers over both partitions; 25 sits mid-batch.
     cluster.produce_numbered(&rt, &topic, 0, 100, 10);
     let tracker = Tracker::default();
-    let attempts = Arc::new(Mutex::new(HashMap::new()));
+    let attempts = Arc::new(Mutex::new(Attempts::default()));
     let app = picky_app(
         &cluster,
         &topic,
@@ -120,24 +132,32 @@ fn a_poison_message_reaches_the_dead_letter_queue_after_exactly_max_retries_and_
         "good messages processed: {}",
         tracker.len()
     );
+    // Asks for two, so a duplicate dead letter would be seen.
     let dead = read_topic(
         &cluster.bootstrap(),
         &dlq_topic,
         1,
-        1,
-        Duration::from_secs(20),
+        2,
+        Duration::from_secs(10),
     );
     assert_eq!(server.shutdown(), ServerExit::Clean);
 
     let counts = tracker.counts();
     assert_eq!(counts.len(), 99);
     assert!(!counts.contains_key(&25));
+    let (total, alone) = {
+        let a = attempts.lock().unwrap();
+        (a.total[&25], a.alone[&25])
+    };
     assert_eq!(
-        attempts.lock().unwrap()[&25],
-        3,
-        "first attempt plus max_retries = 2 retries"
+        alone, 3,
+        "dead-lettered after failing alone 1 + max_retries = 3 times"
     );
-    assert_ordered_per_partition(&tracker.all());
+    assert!(
+        total <= alone + 1,
+        "at most one attempt in its original batch: {total}"
+    );
+    assert_contiguous_per_partition(&tracker.all());
 
     assert_eq!(dead.len(), 1, "exactly the poison message is dead-lettered");
     let m = &dead[0];
@@ -155,7 +175,7 @@ fn a_poison_message_reaches_the_dead_letter_queue_after_exactly_max_retries_and_
         })
         .collect();
     assert_eq!(headers[dlq_headers::SOURCE_TOPIC], topic);
-    assert_eq!(headers[dlq_headers::ATTEMPTS], "3");
+    assert_eq!(headers[dlq_headers::ATTEMPTS], total.to_string());
     assert!(
         headers[dlq_headers::ERROR].contains("poison message 25"),
         "{headers:?}"
@@ -176,12 +196,12 @@ fn without_a_dead_letter_queue_a_panicking_partition_retries_while_the_others_fl
     cluster.create_topic(&rt, &topic, 3);
     cluster.produce_spread(&rt, &topic, 0, 90, 3); // n lands on partition n % 3
     let tracker = Tracker::default();
-    let attempts = Arc::new(Mutex::new(HashMap::new()));
+    let attempts = Arc::new(Mutex::new(Attempts::default()));
     let app = picky_app(&cluster, &topic, vec![4], true, None, &tracker, &attempts);
     let server = app.start(&Filters::default()).unwrap();
     // Everything except the partition holding 4 gets through; that one stays stuck at 4.
     std::thread::sleep(Duration::from_secs(4));
-    let stuck_attempts = attempts.lock().unwrap()[&4];
+    let stuck_attempts = attempts.lock().unwrap().total[&4];
     assert_eq!(
         server.shutdown(),
         ServerExit::Clean,
@@ -290,7 +310,7 @@ fn a_fatal_client_error_rebuilds_the_listener_and_nothing_is_lost() {
     cluster.create_topic(&rt, &topic, 2);
     cluster.produce_spread(&rt, &topic, 0, 100, 2);
     let tracker = Tracker::default();
-    let attempts = Arc::new(Mutex::new(HashMap::new()));
+    let attempts = Arc::new(Mutex::new(Attempts::default()));
     let app = picky_app(&cluster, &topic, vec![], false, None, &tracker, &attempts);
     let server = app.start(&Filters::default()).unwrap();
     assert!(tracker.wait_for(100, Duration::from_secs(30)));

@@ -2,23 +2,24 @@
 //! because the listener keeps polling while the batch runs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ferrafka::{App, ConsumeResult, Consumer, Context, Filters, Messages, ServerExit};
 
 use crate::support::*;
 
+/// Sleeps in the first batch of the run, whichever instance gets it: shared, so the test
+/// does not depend on consumer persistence.
 struct Sleepy {
     tracker: Tracker,
     revocations: Arc<AtomicUsize>,
-    slept: bool,
+    slept: Arc<AtomicBool>,
 }
 
 impl Consumer for Sleepy {
     async fn consume(&mut self, _ctx: &mut Context, messages: &Messages) -> ConsumeResult {
-        if !self.slept {
-            self.slept = true;
+        if !self.slept.swap(true, Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_secs(9)).await;
         }
         self.tracker.record(1, messages)
@@ -39,6 +40,8 @@ fn a_batch_longer_than_max_poll_interval_causes_no_rebalance_and_no_duplicate() 
     cluster.produce_numbered(&rt, &topic, 0, 40, 1);
     let tracker = Tracker::default();
     let revocations = Arc::new(AtomicUsize::new(0));
+    let slept = Arc::new(AtomicBool::new(false));
+    let s = slept.clone();
     let (t, r, bootstrap, topic2, group) = (
         tracker.clone(),
         revocations.clone(),
@@ -59,7 +62,7 @@ fn a_batch_longer_than_max_poll_interval_causes_no_rebalance_and_no_duplicate() 
             routes.topic(topic2).consumer(move || Sleepy {
                 tracker: t.clone(),
                 revocations: r.clone(),
-                slept: false,
+                slept: s.clone(),
             });
         })
         .build_with_env([]);
@@ -71,6 +74,7 @@ fn a_batch_longer_than_max_poll_interval_causes_no_rebalance_and_no_duplicate() 
     );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(server.shutdown(), ServerExit::Clean);
+    assert!(slept.load(Ordering::SeqCst), "the slow batch ran");
     assert_eq!(
         revocations.load(Ordering::SeqCst),
         0,

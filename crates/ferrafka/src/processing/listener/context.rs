@@ -1,0 +1,123 @@
+//! The librdkafka callbacks of a listener's consumer: logs, errors, statistics, rebalances and
+//! commit results.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard};
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::{ClientContext, TopicPartitionList};
+
+use super::state::State;
+use crate::processing::diagnostics;
+
+/// The consumer type of a listener.
+pub(crate) type ListenerConsumer = BaseConsumer<ListenerContext>;
+
+/// What the listener and the rebalance callback share; only the listener thread touches it.
+pub(crate) struct ListenerContext {
+    pub(super) group: String,
+    /// Set by the error callback; the poll loop then asks librdkafka whether it was fatal.
+    pub(super) fatal_seen: std::sync::atomic::AtomicBool,
+    pub(super) state: Mutex<State>,
+}
+
+impl ClientContext for ListenerContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        forward_log(&self.group, level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.fatal_seen.store(true, Ordering::Release);
+        match diagnostics::explanation(&error) {
+            Some(explanation) => {
+                tracing::error!(subscription_group = %self.group, %error, reason, "{explanation}")
+            }
+            None => {
+                tracing::error!(subscription_group = %self.group, %error, reason, "librdkafka error")
+            }
+        }
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        // `statistics.interval.ms` is on by default so metrics have data; rdkafka's default
+        // would log every report at info level, so they go to a trace target instead.
+        tracing::trace!(
+            target: "ferrafka::statistics",
+            subscription_group = %self.group,
+            statistics = %String::from_utf8_lossy(statistics),
+        );
+    }
+}
+
+/// Sends librdkafka's log lines to `tracing`.
+pub(crate) fn forward_log(client: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", client, fac, "{message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", client, fac, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", client, fac, "{message}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", client, fac, "{message}"),
+    }
+}
+
+impl ConsumerContext for ListenerContext {
+    fn pre_rebalance(&self, consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let revoked: Vec<_> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                self.lock().revoke(consumer, &self.group, &revoked);
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => {
+                tracing::error!(subscription_group = %self.group, error = %e, "rebalance failed")
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let assigned: Vec<_> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            self.lock().assign(&self.group, &assigned);
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
+        match result {
+            Ok(()) => {
+                tracing::trace!(subscription_group = %self.group, ?offsets, "offsets committed")
+            }
+            // Nothing was stored since the last commit: not an error.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::warn!(subscription_group = %self.group, error = %e, "offset commit failed; it will be retried with the next commit")
+            }
+        }
+    }
+}
+
+impl ListenerContext {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic never happens while the lock is held by framework code; recover anyway.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,303 @@
+//! The listener: one thread per subscription group that owns its librdkafka consumer.
+//!
+//! It polls without pause and feeds each assigned partition's state machine
+//! ([`crate::processing::partition`]) with what happens: fetched messages, executor reports,
+//! the clock, rebalances, quiet mode and shutdown. It carries out what the machines answer
+//! (start a batch on the partition's executor, pause or resume fetching, seek, store an
+//! offset) and decides nothing itself. Because polling never waits on user code, a slow batch
+//! cannot exceed `max.poll.interval.ms`; a rebalance waits at most `revocation_timeout` for
+//! running batches of revoked partitions.
+//!
+//! Offsets: machines store offsets (`enable.auto.offset.store=false`) once a batch reported
+//! its mark; librdkafka commits stored offsets periodically and asynchronously; the listener
+//! commits synchronously before it releases revoked partitions and at shutdown.
+
+mod context;
+mod state;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer as _};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tokio::sync::Semaphore;
+
+pub(crate) use context::{ListenerConsumer, ListenerContext};
+use state::{State, TopicSlots};
+
+use super::diagnostics;
+use super::partition::PartitionSettings;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::messages::TopicInfo;
+use crate::producer::Producer;
+use crate::routing::{SubscriptionGroup, Topic};
+use crate::server::StopSignal;
+
+/// First wait before rebuilding a client after a fatal error; doubles up to the max.
+const REBUILD_BACKOFF: Duration = Duration::from_secs(1);
+const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Messages taken from librdkafka between two looks at timers and reports.
+const BURST: usize = 64;
+/// A busy partition pauses fetching once its backlog reaches this many batches, or
+/// `PAUSE_AFTER_MESSAGES` messages if that is more. A pause makes librdkafka drop what it
+/// prefetched for the partition and fetch it again on resume, so it is kept for real backlogs
+/// (a consumer slower than its partition), not for the jitter of a consumer that keeps up.
+const PAUSE_AFTER_BATCHES: usize = 4;
+const PAUSE_AFTER_MESSAGES: usize = 10_000;
+
+/// How a listener ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListenerExit {
+    /// True when batches were still running at the shutdown deadline and were abandoned.
+    pub(crate) forced: bool,
+}
+
+/// The state machine settings of `topic`'s partitions.
+fn partition_settings(config: &Config, topic: &Topic) -> PartitionSettings {
+    PartitionSettings {
+        max_messages: topic.max_messages,
+        max_wait: topic.max_wait_time,
+        pause_at_messages: (topic.max_messages * PAUSE_AFTER_BATCHES).max(PAUSE_AFTER_MESSAGES),
+        pause_at_bytes: config.partition_buffer_bytes,
+        dead_letter_retries: topic.dead_letter_queue.as_ref().map(|d| d.max_retries),
+        backoff: config.backoff(),
+    }
+}
+
+/// Everything needed to start a listener (again, after a fatal error).
+#[derive(Clone)]
+pub(crate) struct ListenerSetup {
+    pub(crate) config: Arc<Config>,
+    pub(crate) group: SubscriptionGroup,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) producer: Producer,
+    pub(crate) workers: Arc<Semaphore>,
+}
+
+/// Creates the consumer and subscribes it; errors surface before any thread starts.
+pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
+    let label = format!("{}/{}", setup.group.consumer_group, setup.group.name);
+    let mut client = ClientConfig::new();
+    for (k, v) in &setup.group.kafka {
+        client.set(k, v);
+    }
+    let topics = setup
+        .group
+        .topics
+        .iter()
+        .filter(|t| t.active)
+        .map(|t| {
+            let info = Arc::new(TopicInfo {
+                name: t.name.clone(),
+                deserializer: t.deserializer.clone(),
+            });
+            (
+                t.name.clone(),
+                TopicSlots {
+                    topic: t.clone(),
+                    info,
+                    settings: partition_settings(&setup.config, t),
+                    partitions: Default::default(),
+                },
+            )
+        })
+        .collect();
+    let context = ListenerContext {
+        fatal_seen: std::sync::atomic::AtomicBool::new(false),
+        group: label.clone(),
+        state: Mutex::new(State::new(
+            setup.config,
+            topics,
+            setup.runtime,
+            setup.producer,
+            setup.workers,
+        )),
+    };
+    let consumer: ListenerConsumer =
+        client
+            .create_with_context(context)
+            .map_err(|source| Error::CreateClient {
+                client: format!("consumer of subscription group {label}"),
+                source: Box::new(source),
+            })?;
+    let consumer = Arc::new(consumer);
+    let names = setup.group.active_topics();
+    consumer
+        .subscribe(&names)
+        .map_err(|source| Error::Subscribe {
+            group: label,
+            topics: names.iter().map(|s| s.to_string()).collect(),
+            source: Box::new(source),
+        })?;
+    Ok(consumer)
+}
+
+/// Runs the poll loop until `stop` is raised, then shuts down gracefully. A fatal librdkafka
+/// error (the client can no longer be used, e.g. a fenced static member) abandons the running
+/// batches unmarked, and the client is rebuilt from `setup` after a backoff.
+pub(crate) fn run(
+    mut consumer: Arc<ListenerConsumer>,
+    setup: ListenerSetup,
+    stop: Arc<StopSignal>,
+) -> ListenerExit {
+    loop {
+        match poll_loop(&consumer, &stop) {
+            LoopEnd::Stop => return shutdown(&consumer, &stop, &consumer.context().group.clone()),
+            LoopEnd::Fatal(reason) => match rebuild(consumer, &setup, &stop, &reason) {
+                Some(fresh) => consumer = fresh,
+                None => return ListenerExit { forced: false },
+            },
+        }
+    }
+}
+
+/// Why the poll loop returned.
+enum LoopEnd {
+    Stop,
+    Fatal(String),
+}
+
+/// Drops a consumer that hit a fatal error and connects a new one, backing off between
+/// attempts; `None` when the server stops meanwhile.
+fn rebuild(
+    consumer: Arc<ListenerConsumer>,
+    setup: &ListenerSetup,
+    stop: &StopSignal,
+    reason: &str,
+) -> Option<Arc<ListenerConsumer>> {
+    let group = consumer.context().group.clone();
+    tracing::error!(subscription_group = %group, reason, "fatal consumer error: abandoning running batches (they will be processed again) and rebuilding the client");
+    consumer.context().lock().abandon_all();
+    // Closing a client after a fatal error can block for good inside librdkafka (its group
+    // never reaches the closed state), so the old client is closed on a thread of its own.
+    let closer = std::thread::Builder::new()
+        .name("ferrafka-close-fatal".into())
+        .spawn(move || drop(consumer));
+    if let Err(e) = closer {
+        tracing::error!(subscription_group = %group, error = %e, "cannot start a thread to close the failed client; leaking it");
+    }
+    let mut backoff = REBUILD_BACKOFF;
+    loop {
+        let until = Instant::now() + backoff;
+        while Instant::now() < until {
+            if stop.is_raised() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        match connect(setup.clone()) {
+            Ok(fresh) => {
+                tracing::info!(subscription_group = %group, "client rebuilt after a fatal error");
+                return Some(fresh);
+            }
+            Err(e) => {
+                tracing::error!(subscription_group = %group, error = %e, retry_in = ?backoff * 2, "cannot rebuild the client");
+                backoff = (backoff * 2).min(REBUILD_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
+    let consumer = consumer.clone();
+    let group = consumer.context().group.clone();
+    tracing::info!(subscription_group = %group, "listener started");
+    let mut idle = false;
+    let mut burst = 0usize;
+    let mut quieted = false;
+    let mut received_at = SystemTime::now();
+    while !stop.is_raised() {
+        if stop.is_quiet() && !quieted {
+            quieted = true;
+            tracing::info!(subscription_group = %group, "quiet: finishing running batches, starting no new ones, keeping the partitions");
+            consumer.context().lock().quiet(&consumer, Instant::now());
+        }
+        let timeout = if idle {
+            consumer.context().lock().poll_timeout(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        match consumer.poll(timeout) {
+            Some(Ok(message)) => {
+                idle = false;
+                burst += 1;
+                // One clock read per burst: the receive time of a burst's messages is the same
+                // for any practical purpose, and reading the clock per message shows in profiles.
+                if burst == 1 {
+                    received_at = SystemTime::now();
+                }
+                consumer
+                    .context()
+                    .lock()
+                    .on_message(&consumer, &message, received_at);
+                if burst < BURST {
+                    continue;
+                }
+            }
+            Some(Err(e)) => {
+                idle = false;
+                // Checked with the other fatal-error reports below, after this burst.
+                consumer.context().fatal_seen.store(true, Ordering::Release);
+                match diagnostics::explanation(&e) {
+                    Some(explanation) => {
+                        tracing::error!(subscription_group = %group, error = %e, "{explanation}")
+                    }
+                    None => {
+                        tracing::warn!(subscription_group = %group, error = %e, "consumer error")
+                    }
+                }
+            }
+            None => idle = true,
+        }
+        burst = 0;
+        if stop.take_fatal_drill() {
+            crate::librdkafka::raise_fatal_error(consumer.client(), "fault drill");
+        }
+        if consumer.context().fatal_seen.swap(false, Ordering::AcqRel)
+            && let Some((code, reason)) = consumer.client().fatal_error()
+        {
+            return LoopEnd::Fatal(format!("{code}: {reason}"));
+        }
+        let mut state = consumer.context().lock();
+        state.drain_reports(&consumer, None);
+        state.tick(&consumer, Instant::now());
+    }
+    LoopEnd::Stop
+}
+
+fn shutdown(consumer: &Arc<ListenerConsumer>, stop: &StopSignal, group: &str) -> ListenerExit {
+    let deadline = stop.deadline();
+    tracing::info!(subscription_group = %group, "listener stopping: finishing in-flight batches");
+    if let Ok(assignment) = consumer.assignment() {
+        let _ = consumer.pause(&assignment);
+    }
+    consumer.context().lock().drain_all(Instant::now());
+    // Keep serving librdkafka (callbacks, rebalances) while batches finish.
+    loop {
+        let _ = consumer.poll(Duration::from_millis(10));
+        let mut state = consumer.context().lock();
+        state.drain_reports(consumer, None);
+        if !state.any_running() || Instant::now() >= deadline {
+            break;
+        }
+    }
+    let forced = consumer.context().lock().stop_executors(consumer, deadline);
+    if forced {
+        tracing::error!(subscription_group = %group, "shutdown timeout reached: unfinished batches were abandoned and will be processed again after a restart");
+    }
+    commit_sync(consumer, group);
+    tracing::info!(subscription_group = %group, "listener stopped, leaving the group");
+    ListenerExit { forced }
+}
+
+pub(super) fn commit_sync(consumer: &ListenerConsumer, group: &str) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => {
+            tracing::error!(subscription_group = %group, error = %e, "synchronous commit failed: the uncommitted batches will be processed again")
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! The listener's partitions: one [`Partition`] state machine and one executor task per
+//! assigned partition. This file feeds the machines their events and carries out their
+//! [`Effect`]s on the librdkafka consumer; every decision is the machine's.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant, SystemTime};
+
+use rdkafka::consumer::Consumer as _;
+use rdkafka::message::{BorrowedMessage, Headers as _};
+use rdkafka::{Message as _, Offset, TopicPartitionList};
+use rustc_hash::FxHashMap as HashMap;
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+use super::commit_sync;
+use super::context::ListenerConsumer;
+use crate::config::Config;
+use crate::consumer::{PartitionHandle, SeekTo};
+use crate::messages::{Header, Message, Timestamp, TopicInfo};
+use crate::processing::executor::{Executor, ExecutorReport, FinalHook, Job, ReportKind};
+use crate::processing::partition::{Effect, Outcome, Partition, PartitionSettings, Report};
+use crate::producer::Producer;
+use crate::routing::Topic;
+
+/// The longest the poll loop blocks while it has nothing to do.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How often the loop looks for executor reports while messages wait behind a running batch.
+const BUSY_POLL: Duration = Duration::from_millis(1);
+/// How long a seek by time may wait for the broker's answer.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A routed topic as the listener needs it.
+pub(super) struct TopicSlots {
+    pub(super) topic: Arc<Topic>,
+    pub(super) info: Arc<TopicInfo>,
+    pub(super) settings: PartitionSettings,
+    pub(super) partitions: HashMap<i32, Slot>,
+}
+
+/// One assigned partition: its state machine and its executor.
+pub(super) struct Slot {
+    machine: Partition,
+    handle: Arc<PartitionHandle>,
+    jobs: UnboundedSender<Job>,
+    task: tokio::task::JoinHandle<()>,
+    /// The executor reported that it ran its final hook.
+    stopped: bool,
+}
+
+/// An executor of an earlier assignment that has not stopped yet.
+struct Retired {
+    topic: Arc<str>,
+    partition: i32,
+    generation: u64,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Everything the listener thread keeps between polls.
+pub(crate) struct State {
+    pub(super) config: Arc<Config>,
+    pub(super) topics: HashMap<Arc<str>, TopicSlots>,
+    pub(super) runtime: tokio::runtime::Handle,
+    pub(super) producer: Producer,
+    pub(super) workers: Arc<Semaphore>,
+    pub(super) reports_tx: Sender<ExecutorReport>,
+    pub(super) reports: Receiver<ExecutorReport>,
+    retired: Vec<Retired>,
+    next_generation: u64,
+    /// Reused for every event, so the hot path does not allocate.
+    effects: Vec<Effect>,
+}
+
+impl State {
+    pub(super) fn new(
+        config: Arc<Config>,
+        topics: HashMap<Arc<str>, TopicSlots>,
+        runtime: tokio::runtime::Handle,
+        producer: Producer,
+        workers: Arc<Semaphore>,
+    ) -> Self {
+        let (reports_tx, reports) = std::sync::mpsc::channel();
+        State {
+            config,
+            topics,
+            runtime,
+            producer,
+            workers,
+            reports_tx,
+            reports,
+            retired: Vec::new(),
+            next_generation: 1,
+            effects: Vec::new(),
+        }
+    }
+
+    pub(super) fn assign(&mut self, group: &str, assigned: &[(String, i32)]) {
+        for (topic, partition) in assigned {
+            let Some(slots) = self.topics.get_mut(topic.as_str()) else {
+                tracing::warn!(
+                    subscription_group = group,
+                    topic,
+                    "assigned a topic that is not routed"
+                );
+                continue;
+            };
+            if slots.partitions.contains_key(partition) {
+                continue;
+            }
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            let name = slots.topic.name.clone();
+            let previous_running = self
+                .retired
+                .iter()
+                .any(|r| r.topic == name && r.partition == *partition);
+            let handle = Arc::new(PartitionHandle::new(
+                name.clone(),
+                *partition,
+                generation,
+                self.reports_tx.clone(),
+            ));
+            let (jobs, rx) = unbounded_channel();
+            let executor = Executor {
+                config: self.config.clone(),
+                topic: slots.topic.clone(),
+                handle: handle.clone(),
+                producer: self.producer.clone(),
+                workers: self.workers.clone(),
+            };
+            let task = self.runtime.spawn(executor.run(rx));
+            let machine = Partition::new(
+                name,
+                *partition,
+                generation,
+                slots.settings.clone(),
+                previous_running,
+            );
+            let slot = Slot {
+                machine,
+                handle,
+                jobs,
+                task,
+                stopped: false,
+            };
+            slots.partitions.insert(*partition, slot);
+        }
+        tracing::info!(subscription_group = group, partitions = ?assigned, "partitions assigned");
+    }
+
+    /// Gives revoked partitions' running batches up to `revocation_timeout` to finish, commits
+    /// their marks, and releases them. A batch still running after that goes on, but its
+    /// marks no longer count and the next assignment of its partition waits for it.
+    pub(super) fn revoke(
+        &mut self,
+        consumer: &ListenerConsumer,
+        group: &str,
+        revoked: &[(String, i32)],
+    ) {
+        let now = Instant::now();
+        for (topic, partition) in revoked {
+            if let Some(slot) = self.slot_mut(topic, *partition) {
+                slot.machine.drain(now);
+            }
+        }
+        let deadline = now + self.config.revocation_timeout;
+        while Instant::now() < deadline
+            && revoked
+                .iter()
+                .any(|(t, p)| self.slot_mut(t, *p).is_some_and(|s| s.machine.is_running()))
+        {
+            self.drain_reports(consumer, Some(deadline));
+        }
+        commit_sync(consumer, group);
+        for (topic, partition) in revoked {
+            let Some(mut slot) = self
+                .topics
+                .get_mut(topic.as_str())
+                .and_then(|s| s.partitions.remove(partition))
+            else {
+                continue;
+            };
+            slot.handle.revoked.store(true, Ordering::Release);
+            if slot.machine.revoke() {
+                tracing::warn!(
+                    subscription_group = group, topic, partition,
+                    waited = ?self.config.revocation_timeout,
+                    "partition revoked while its batch still runs; it can no longer mark, and the new owner processes it again"
+                );
+            }
+            let _ = slot.jobs.send(Job::Stop(FinalHook::Revoked));
+            self.retired.push(Retired {
+                topic: slot.handle.topic.clone(),
+                partition: *partition,
+                generation: slot.machine.generation(),
+                task: slot.task,
+            });
+        }
+        tracing::info!(subscription_group = group, partitions = ?revoked, "partitions revoked");
+    }
+
+    /// Turns a polled message into an owned one and hands it to its partition's machine.
+    pub(super) fn on_message(
+        &mut self,
+        consumer: &ListenerConsumer,
+        m: &BorrowedMessage<'_>,
+        received_at: SystemTime,
+    ) {
+        let Some(slots) = self.topics.get_mut(m.topic()) else {
+            return;
+        };
+        let info = slots.info.clone();
+        let Some(slot) = slots.partitions.get_mut(&m.partition()) else {
+            return;
+        };
+        let headers = m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header {
+                        key: h.key.to_string(),
+                        value: h.value.map(<[u8]>::to_vec),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let message = Message {
+            topic: info,
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp: Timestamp::from_rdkafka(m.timestamp()),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers,
+            received_at,
+        };
+        let mut effects = std::mem::take(&mut self.effects);
+        slot.machine
+            .on_message(message, Instant::now(), &mut effects);
+        apply(consumer, slot, &mut effects);
+        self.effects = effects;
+    }
+
+    fn slot_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Slot> {
+        self.topics.get_mut(topic)?.partitions.get_mut(&partition)
+    }
+
+    /// Applies executor reports; waits for the first one until `wait_until` when given.
+    pub(super) fn drain_reports(
+        &mut self,
+        consumer: &ListenerConsumer,
+        wait_until: Option<Instant>,
+    ) {
+        let first = match wait_until {
+            Some(deadline) => match self
+                .reports
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(r) => Some(r),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
+            },
+            None => None,
+        };
+        let mut next = first.or_else(|| self.reports.try_recv().ok());
+        while let Some(report) = next {
+            self.on_report(consumer, report);
+            next = self.reports.try_recv().ok();
+        }
+    }
+
+    fn on_report(&mut self, consumer: &ListenerConsumer, report: ExecutorReport) {
+        let now = Instant::now();
+        if let ReportKind::Stopped = report.kind {
+            self.retired_stopped(
+                consumer,
+                &report.topic,
+                report.partition,
+                report.generation,
+                now,
+            );
+        }
+        let mut effects = std::mem::take(&mut self.effects);
+        if let Some(slot) = self.slot_mut(&report.topic, report.partition)
+            && slot.machine.generation() == report.generation
+        {
+            match report.kind {
+                ReportKind::Progress { batch, mark } => {
+                    slot.machine
+                        .on_mark(report.generation, batch, mark, &mut effects)
+                }
+                ReportKind::Finished(r) => slot.machine.on_report(r, now, &mut effects),
+                ReportKind::Stopped => slot.stopped = true,
+            }
+            apply(consumer, slot, &mut effects);
+        }
+        self.effects = effects;
+    }
+
+    /// An earlier assignment's executor stopped: a new assignment of its partition may start.
+    fn retired_stopped(
+        &mut self,
+        consumer: &ListenerConsumer,
+        topic: &str,
+        partition: i32,
+        generation: u64,
+        now: Instant,
+    ) {
+        let before = self.retired.len();
+        self.retired.retain(|r| {
+            !(r.generation == generation && &*r.topic == topic && r.partition == partition)
+        });
+        if self.retired.len() == before
+            || self
+                .retired
+                .iter()
+                .any(|r| &*r.topic == topic && r.partition == partition)
+        {
+            return;
+        }
+        let mut effects = std::mem::take(&mut self.effects);
+        if let Some(slot) = self.slot_mut(topic, partition) {
+            slot.machine.on_previous_stopped(now, &mut effects);
+            apply(consumer, slot, &mut effects);
+        }
+        self.effects = effects;
+    }
+
+    /// Lets every machine act on the clock; retired executors that ended without a report
+    /// (aborted, or their runtime is gone) count as stopped.
+    pub(super) fn tick(&mut self, consumer: &ListenerConsumer, now: Instant) {
+        let ended: Vec<_> = self
+            .retired
+            .iter()
+            .filter(|r| r.task.is_finished())
+            .map(|r| (r.topic.clone(), r.partition, r.generation))
+            .collect();
+        for (topic, partition, generation) in ended {
+            self.retired_stopped(consumer, &topic, partition, generation, now);
+        }
+        let mut effects = std::mem::take(&mut self.effects);
+        for slot in self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.values_mut())
+        {
+            slot.machine.on_tick(now, &mut effects);
+            apply(consumer, slot, &mut effects);
+        }
+        self.effects = effects;
+    }
+
+    /// How long the next poll may block.
+    pub(super) fn poll_timeout(&self, now: Instant) -> Duration {
+        let mut timeout = IDLE_POLL;
+        for slot in self.topics.values().flat_map(|s| s.partitions.values()) {
+            if slot.machine.awaits_report_with_backlog() {
+                return BUSY_POLL;
+            }
+            if let Some(t) = slot.machine.next_wakeup(now) {
+                timeout = timeout.min(t.saturating_duration_since(now));
+            }
+        }
+        timeout
+    }
+
+    pub(super) fn any_running(&self) -> bool {
+        self.topics
+            .values()
+            .any(|s| s.partitions.values().any(|slot| slot.machine.is_running()))
+    }
+
+    /// Quiet mode: nothing new starts anywhere, fetching pauses, partitions stay.
+    pub(super) fn quiet(&mut self, consumer: &ListenerConsumer, now: Instant) {
+        let mut effects = std::mem::take(&mut self.effects);
+        for slot in self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.values_mut())
+        {
+            slot.machine.quiet(now, &mut effects);
+            apply(consumer, slot, &mut effects);
+        }
+        self.effects = effects;
+    }
+
+    /// Shutdown begins: waiting messages and retries are dropped, running batches finish.
+    pub(super) fn drain_all(&mut self, now: Instant) {
+        for slot in self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.values_mut())
+        {
+            slot.machine.drain(now);
+        }
+    }
+
+    /// Forgets every partition after a fatal error: running batches can no longer mark (their
+    /// work is redone by whoever gets the partition), executors stop without hooks.
+    pub(super) fn abandon_all(&mut self) {
+        for slots in self.topics.values_mut() {
+            for (_, mut slot) in slots.partitions.drain() {
+                slot.handle.revoked.store(true, Ordering::Release);
+                slot.machine.revoke();
+                slot.task.abort();
+            }
+        }
+        for retired in self.retired.drain(..) {
+            retired.task.abort();
+        }
+    }
+
+    /// Runs `shutdown` hooks of idle executors and aborts running ones; true if any was
+    /// aborted.
+    pub(super) fn stop_executors(
+        &mut self,
+        consumer: &ListenerConsumer,
+        deadline: Instant,
+    ) -> bool {
+        let mut forced = false;
+        for slot in self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.values_mut())
+        {
+            if slot.machine.is_running() {
+                // Its marks must not land after we commit: the batch is redone after restart.
+                slot.handle.revoked.store(true, Ordering::Release);
+                slot.machine.revoke();
+                slot.task.abort();
+                slot.stopped = true;
+                forced = true;
+            } else {
+                let _ = slot.jobs.send(Job::Stop(FinalHook::Shutdown));
+            }
+        }
+        while Instant::now() < deadline
+            && self.topics.values().any(|s| {
+                s.partitions
+                    .values()
+                    .any(|slot| !slot.stopped && !slot.task.is_finished())
+            })
+        {
+            self.drain_reports(consumer, Some(deadline));
+        }
+        forced
+    }
+}
+
+/// Carries out a machine's effects on the consumer and the partition's executor; a seek's
+/// result goes back to the machine, and what it answers is carried out too.
+fn apply(consumer: &ListenerConsumer, slot: &mut Slot, effects: &mut Vec<Effect>) {
+    let mut i = 0;
+    while i < effects.len() {
+        match effects[i].clone() {
+            Effect::Dispatch { batch, work } => {
+                if slot.jobs.send(Job::Run { batch, work }).is_err() {
+                    // The executor is gone (aborted at shutdown): the batch never ran.
+                    let report = Report {
+                        generation: slot.machine.generation(),
+                        batch,
+                        outcome: Outcome::Failed("the partition's executor has stopped".into()),
+                        mark: None,
+                        requests: Vec::new(),
+                    };
+                    slot.machine.on_report(report, Instant::now(), effects);
+                }
+            }
+            Effect::Pause => set_paused(consumer, &slot.handle, true),
+            Effect::Resume => set_paused(consumer, &slot.handle, false),
+            Effect::Store(next) => store_offset(consumer, &slot.handle, next),
+            Effect::Seek(to) => {
+                let ok = seek(consumer, &slot.handle, to);
+                slot.machine.on_seek_result(ok, Instant::now(), effects);
+            }
+        }
+        i += 1;
+    }
+    effects.clear();
+}
+
+fn partition_list(handle: &PartitionHandle, offset: Option<Offset>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(1);
+    match offset {
+        Some(offset) => {
+            let _ = tpl.add_partition_offset(&handle.topic, handle.partition, offset);
+        }
+        None => {
+            tpl.add_partition(&handle.topic, handle.partition);
+        }
+    }
+    tpl
+}
+
+fn set_paused(consumer: &ListenerConsumer, handle: &PartitionHandle, paused: bool) {
+    let tpl = partition_list(handle, None);
+    let result = if paused {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    match result {
+        Ok(()) => {
+            tracing::debug!(topic = %handle.topic, partition = handle.partition, paused, "fetch pause changed")
+        }
+        Err(e) => {
+            tracing::warn!(topic = %handle.topic, partition = handle.partition, paused, error = %e, "cannot change the fetch pause")
+        }
+    }
+}
+
+fn store_offset(consumer: &ListenerConsumer, handle: &PartitionHandle, next: i64) {
+    let tpl = partition_list(handle, Some(Offset::Offset(next)));
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        // Only when the partition is no longer assigned: its new owner redoes the work.
+        tracing::warn!(topic = %handle.topic, partition = handle.partition, next, error = %e, "offset not stored");
+    }
+}
+
+/// Moves the partition's fetch position; false when librdkafka refused.
+fn seek(consumer: &ListenerConsumer, handle: &PartitionHandle, to: SeekTo) -> bool {
+    let (topic, partition) = (&*handle.topic, handle.partition);
+    let offset = match to {
+        SeekTo::Offset(o) => Offset::Offset(o),
+        SeekTo::Earliest => Offset::Beginning,
+        SeekTo::Latest => Offset::End,
+        SeekTo::Time(t) => {
+            let millis = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let tpl = partition_list(handle, Some(Offset::Offset(millis)));
+            match consumer.offsets_for_times(tpl, SEEK_TIMEOUT) {
+                Ok(found) => found
+                    .find_partition(topic, partition)
+                    .map(|e| e.offset())
+                    .unwrap_or(Offset::End),
+                Err(e) => {
+                    tracing::error!(topic, partition, error = %e, "seek by time failed: cannot look up the offset; processing goes on from where it was");
+                    return false;
+                }
+            }
+        }
+    };
+    match consumer.seek(topic, partition, offset, SEEK_TIMEOUT) {
+        Ok(()) => {
+            tracing::info!(topic, partition, ?offset, "partition seeked");
+            true
+        }
+        Err(e) => {
+            tracing::error!(topic, partition, ?offset, error = %e, "seek failed; processing goes on from where it was");
+            false
+        }
+    }
+}

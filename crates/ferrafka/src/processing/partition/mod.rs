@@ -1,0 +1,466 @@
+//! The per-partition state machine: every rule about when a batch starts, what is retried, what
+//! is dead-lettered and which offset may be stored lives here.
+//!
+//! [`Partition`] is pure: it takes events (messages fetched, a batch's report with its outcome
+//! and its mark, the clock, consumer requests, quiet mode, revocation, shutdown) and answers with
+//! [`Effect`]s for the listener to carry out (start a batch, pause or resume fetching, seek, store
+//! an offset). It holds no locks and never calls librdkafka, so every rule is tested without a
+//! broker (see `tests.rs` and the randomized model test in `model.rs`).
+//!
+//! The invariants it keeps:
+//! - an offset is stored only when every message before it in the batch that stores it
+//!   succeeded, was dead-lettered, or was skipped on purpose by a consumer's seek;
+//! - at most one batch of the partition runs at a time, across assignments too (a new
+//!   assignment waits for the previous one's executor to stop);
+//! - a report from an older assignment (generation) or an older batch changes nothing;
+//! - with a dead-letter queue, a message is dead-lettered only after it failed alone
+//!   `max_retries + 1` times, with its own error;
+//! - when nothing can start, the next wake-up is in the future or there is none (no spinning).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(crate) use crate::config::Backoff;
+use crate::consumer::{PartitionRequest, SeekTo};
+use crate::messages::{Message, Messages};
+
+#[cfg(test)]
+mod model;
+#[cfg(test)]
+mod tests;
+
+/// A partition's settings, taken from its topic route and the app config.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionSettings {
+    /// Most messages in one batch.
+    pub(crate) max_messages: usize,
+    /// Longest a buffered message waits for its batch to fill.
+    pub(crate) max_wait: Duration,
+    /// Fetching pauses once this many messages wait behind a running or blocked batch.
+    pub(crate) pause_at_messages: usize,
+    /// Fetching pauses once the waiting messages hold this many bytes.
+    pub(crate) pause_at_bytes: usize,
+    /// Retries of a message running alone before it is dead-lettered; `None` without a
+    /// dead-letter queue (retried forever).
+    pub(crate) dead_letter_retries: Option<u32>,
+    /// Pause before each retry.
+    pub(crate) backoff: Backoff,
+}
+
+/// What a batch is asked to do.
+#[derive(Debug, Clone)]
+pub(crate) enum Work {
+    /// Run the consumer on these messages.
+    Consume(Messages),
+    /// Produce this message, which failed alone too often, to the dead-letter queue.
+    DeadLetter {
+        message: Message,
+        /// The consumer's last error for it.
+        error: String,
+        /// How many times it was attempted.
+        attempts: u32,
+    },
+}
+
+/// What the listener has to do for the machine.
+#[derive(Debug, Clone)]
+pub(crate) enum Effect {
+    /// Hand `work` to the partition's executor as batch number `batch`.
+    Dispatch { batch: u64, work: Work },
+    /// Stop fetching the partition in librdkafka.
+    Pause,
+    /// Fetch it again.
+    Resume,
+    /// Move the fetch position; answer with [`Partition::on_seek_result`].
+    Seek(SeekTo),
+    /// Store this next offset for the next commit.
+    Store(i64),
+}
+
+/// How a batch ended, as its executor reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// `consume` returned `Ok`.
+    Consumed,
+    /// `consume` returned `Err` or panicked (also a panicking consumer factory).
+    Failed(String),
+    /// The message reached the dead-letter topic.
+    DeadLettered,
+    /// Producing to the dead-letter topic failed.
+    DeadLetterFailed(String),
+}
+
+/// A finished batch's report.
+#[derive(Debug, Clone)]
+pub(crate) struct Report {
+    /// The assignment the batch belongs to.
+    pub(crate) generation: u64,
+    /// The batch number from [`Effect::Dispatch`].
+    pub(crate) batch: u64,
+    pub(crate) outcome: Outcome,
+    /// The highest next offset the batch marked (automatic or by hand), if any.
+    pub(crate) mark: Option<i64>,
+    /// Pause, resume and seek requests the consumer made during the batch, in order.
+    pub(crate) requests: Vec<PartitionRequest>,
+}
+
+/// Where the machine is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Fetching and processing.
+    Active,
+    /// Running batches finish, nothing new starts, the partition stays assigned.
+    Quiet,
+    /// Revocation or shutdown began: waiting messages are dropped, nothing new starts, the
+    /// running batch finishes and may still store its marks.
+    Draining,
+    /// The partition was taken away; nothing starts, nothing more is stored.
+    Revoked,
+}
+
+/// A consumer's `ctx.pause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConsumerPause {
+    Until(Instant),
+    /// Longer than the clock can count: until `ctx.resume` or the end of the assignment.
+    Indefinite,
+}
+
+/// The batch the executor works on.
+#[derive(Debug, Clone)]
+struct Running {
+    batch: u64,
+    /// The messages it holds, in order (one for a dead-letter job).
+    messages: Arc<Vec<Message>>,
+}
+
+impl Running {
+    fn first(&self) -> i64 {
+        self.messages[0].offset
+    }
+
+    fn end(&self) -> i64 {
+        self.messages[self.messages.len() - 1].offset + 1
+    }
+}
+
+/// Failure bookkeeping for the message at the front of the buffer.
+#[derive(Debug, Clone)]
+struct Retry {
+    /// The first message the failed batch did not mark.
+    offset: i64,
+    /// Consecutive failed attempts starting at `offset`, whole batches and single runs alike.
+    failures: u32,
+    /// Failed attempts of `offset` running alone; decides dead-lettering.
+    alone_failures: u32,
+    /// The consumer's last error at `offset`; the dead-letter headers carry it.
+    error: String,
+    /// No new attempt before this.
+    at: Instant,
+}
+
+/// One assigned partition's processing state.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    generation: u64,
+    settings: PartitionSettings,
+    phase: Phase,
+    /// Fetched messages not yet in a batch, in offset order; a failed batch's rest goes back
+    /// to the front.
+    buffer: VecDeque<Message>,
+    buffered_bytes: usize,
+    /// When the oldest waiting message was buffered (or the buffer last dispatched from).
+    buffered_since: Option<Instant>,
+    running: Option<Running>,
+    next_batch: u64,
+    /// The previous assignment's executor still runs a batch of this partition.
+    previous_running: bool,
+    /// The next offset stored for commit, -1 before any.
+    stored: i64,
+    /// The offset librdkafka should deliver next; `None` after a seek (anything goes).
+    next_fetch: Option<i64>,
+    retry: Option<Retry>,
+    /// With a dead-letter queue, messages up to this offset run one per batch, so the one that
+    /// fails is known exactly.
+    isolate_until: Option<i64>,
+    consumer_pause: Option<ConsumerPause>,
+    /// Whether librdkafka was told to pause the partition.
+    fetch_paused: bool,
+    /// A seek was handed to the listener and its result is not known yet.
+    seek_pending: bool,
+    /// For logs.
+    topic: Arc<str>,
+    partition: i32,
+}
+
+impl Partition {
+    /// A freshly assigned partition. `previous_running` is true when the last assignment's
+    /// batch still runs: nothing starts until [`Partition::on_previous_stopped`].
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        generation: u64,
+        settings: PartitionSettings,
+        previous_running: bool,
+    ) -> Self {
+        Partition {
+            topic,
+            partition,
+            seek_pending: false,
+            generation,
+            settings,
+            phase: Phase::Active,
+            buffer: VecDeque::new(),
+            buffered_bytes: 0,
+            buffered_since: None,
+            running: None,
+            next_batch: 0,
+            previous_running,
+            stored: -1,
+            next_fetch: None,
+            retry: None,
+            isolate_until: None,
+            consumer_pause: None,
+            fetch_paused: false,
+        }
+    }
+
+    /// This assignment's generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// True while a batch runs.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// True while a batch runs and messages wait behind it: its report is worth reading soon.
+    pub(crate) fn awaits_report_with_backlog(&self) -> bool {
+        self.running.is_some() && !self.buffer.is_empty() && self.phase == Phase::Active
+    }
+
+    /// A message fetched by librdkafka.
+    pub(crate) fn on_message(&mut self, message: Message, now: Instant, out: &mut Vec<Effect>) {
+        if self.phase != Phase::Active && self.phase != Phase::Quiet {
+            return;
+        }
+        let offset = message.offset;
+        if let Some(expected) = self.next_fetch
+            && offset < expected
+        {
+            self.position_moved_back(offset, expected);
+        }
+        self.next_fetch = Some(offset + 1);
+        self.buffered_bytes += message_bytes(&message);
+        self.buffer.push_back(message);
+        self.buffered_since.get_or_insert(now);
+        if self.buffer.len() >= self.settings.max_messages {
+            self.step(now, out);
+        } else {
+            self.update_fetch_pause(now, out);
+        }
+    }
+
+    /// librdkafka delivers offsets in order unless its position moved: an offset reset or a
+    /// detected log truncation. Different messages may now live at those offsets, so what is
+    /// buffered from there on is dropped (it is fetched again) and the new messages are taken.
+    fn position_moved_back(&mut self, offset: i64, expected: i64) {
+        tracing::warn!(
+            topic = %self.topic,
+            partition = self.partition,
+            offset,
+            expected,
+            "fetch position moved back (offset reset or log truncation): dropping buffered messages from there on, they are fetched again"
+        );
+        while self.buffer.back().is_some_and(|m| m.offset >= offset) {
+            let dropped = self.buffer.pop_back().expect("checked above");
+            self.buffered_bytes -= message_bytes(&dropped);
+        }
+        if self.retry.as_ref().is_some_and(|r| r.offset >= offset) {
+            self.retry = None;
+        }
+        if self.buffer.is_empty() {
+            self.buffered_since = None;
+        }
+    }
+
+    /// The clock moved on: start what is due, end expired pauses.
+    pub(crate) fn on_tick(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        self.step(now, out);
+    }
+
+    /// A batch's executor reported a progress mark while the batch still runs.
+    pub(crate) fn on_mark(
+        &mut self,
+        generation: u64,
+        batch: u64,
+        mark: i64,
+        out: &mut Vec<Effect>,
+    ) {
+        if generation != self.generation {
+            return;
+        }
+        let Some(running) = &self.running else { return };
+        if running.batch != batch {
+            return;
+        }
+        if let Some(next) = clamp_mark(running, mark) {
+            self.store(next, out);
+        }
+    }
+
+    /// A batch ended.
+    pub(crate) fn on_report(&mut self, report: Report, now: Instant, out: &mut Vec<Effect>) {
+        if report.generation != self.generation {
+            return;
+        }
+        let Some(running) = self.running.take_if(|r| r.batch == report.batch) else {
+            return;
+        };
+        // A dead-lettered message is done: its offset is stored like a processed one.
+        let reported = match report.outcome {
+            Outcome::DeadLettered => Some(running.end()),
+            _ => report.mark,
+        };
+        let mark = reported.and_then(|m| clamp_mark(&running, m));
+        if let Some(next) = mark {
+            self.store(next, out);
+        }
+        match report.outcome {
+            Outcome::Consumed | Outcome::DeadLettered => self.succeeded(&running, now),
+            Outcome::Failed(error) => self.failed(running, mark, error, now),
+            Outcome::DeadLetterFailed(error) => self.dead_letter_failed(running, error, now),
+        }
+        // Only the last seek counts: nothing is fetched between two requests of one batch.
+        let last_seek = report
+            .requests
+            .iter()
+            .rposition(|r| matches!(r, PartitionRequest::Seek(_)));
+        for (i, request) in report.requests.into_iter().enumerate() {
+            if matches!(request, PartitionRequest::Seek(_)) && Some(i) != last_seek {
+                continue;
+            }
+            self.apply(request, now, out);
+        }
+        self.step(now, out);
+    }
+
+    /// The previous assignment's executor stopped: this one may start batches.
+    pub(crate) fn on_previous_stopped(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        self.previous_running = false;
+        self.step(now, out);
+    }
+
+    /// The listener carried out an [`Effect::Seek`]; `ok` tells whether librdkafka took it.
+    pub(crate) fn on_seek_result(&mut self, ok: bool, now: Instant, out: &mut Vec<Effect>) {
+        self.seek_pending = false;
+        if ok {
+            // Everything buffered is from the old position; the consumer moved on purpose, so
+            // a pending retry of the old position is dropped with it.
+            self.buffer.clear();
+            self.buffered_bytes = 0;
+            self.buffered_since = None;
+            self.retry = None;
+            self.isolate_until = None;
+            self.next_fetch = None;
+        }
+        // A failed seek changes nothing: the buffer and any retry stay, nothing is skipped.
+        self.step(now, out);
+    }
+
+    /// Quiet mode: running batches finish, nothing new starts, fetching pauses.
+    pub(crate) fn quiet(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        if self.phase == Phase::Active {
+            self.phase = Phase::Quiet;
+        }
+        self.update_fetch_pause(now, out);
+    }
+
+    /// Revocation or shutdown begins: drop what waits, keep storing the running batch's marks.
+    pub(crate) fn drain(&mut self, _now: Instant) {
+        if self.phase != Phase::Revoked {
+            self.phase = Phase::Draining;
+        }
+        self.drop_waiting();
+    }
+
+    /// The partition is gone. True when a batch still runs (its reports are ignored from now
+    /// on).
+    pub(crate) fn revoke(&mut self) -> bool {
+        self.phase = Phase::Revoked;
+        self.drop_waiting();
+        self.running.is_some()
+    }
+
+    fn drop_waiting(&mut self) {
+        self.buffer.clear();
+        self.buffered_bytes = 0;
+        self.buffered_since = None;
+        self.retry = None;
+    }
+
+    /// When the listener must call [`Partition::on_tick`] next; `None` when only a report,
+    /// a message or a phase change can make progress. After `on_tick(now)` it is never `now`
+    /// or earlier, so a listener that sleeps until it never spins.
+    pub(crate) fn next_wakeup(&self, now: Instant) -> Option<Instant> {
+        if self.phase != Phase::Active
+            || self.running.is_some()
+            || self.previous_running
+            || self.seek_pending
+        {
+            return None;
+        }
+        let paused_until = match self.consumer_pause {
+            Some(ConsumerPause::Indefinite) => return None,
+            Some(ConsumerPause::Until(t)) => Some(t),
+            None => None,
+        };
+        if self.buffer.is_empty() {
+            return paused_until;
+        }
+        let blocked_until = paused_until.max(self.retry.as_ref().map(|r| r.at));
+        let ready_at = if self.starts_at_once() {
+            Some(now)
+        } else {
+            self.buffered_since.map(|t| t + self.settings.max_wait)
+        };
+        ready_at.max(blocked_until)
+    }
+
+    /// True when the buffered messages need not wait for the batch to fill.
+    fn starts_at_once(&self) -> bool {
+        self.retry.is_some()
+            || self.isolate_until.is_some()
+            || self.buffer.len() >= self.settings.max_messages
+    }
+
+    /// Stores `next` unless an equal or later offset is stored; stores never move back.
+    fn store(&mut self, next: i64, out: &mut Vec<Effect>) {
+        if next > self.stored
+            && matches!(self.phase, Phase::Active | Phase::Quiet | Phase::Draining)
+        {
+            self.stored = next;
+            out.push(Effect::Store(next));
+        }
+    }
+}
+
+/// The mark `mark` of `running`, limited to the batch: marks below it change nothing, marks
+/// past its end would cover messages it never held.
+fn clamp_mark(running: &Running, mark: i64) -> Option<i64> {
+    (mark > running.first()).then(|| mark.min(running.end()))
+}
+
+/// What a buffered message weighs for the memory bound.
+fn message_bytes(m: &Message) -> usize {
+    let headers: usize = m
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    m.payload.as_ref().map_or(0, Vec::len) + m.key.as_ref().map_or(0, Vec::len) + headers + 64
+}
+
+mod transitions;

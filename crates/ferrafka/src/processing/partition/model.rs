@@ -1,0 +1,463 @@
+//! A randomized model test of the partition state machine: long random sequences of fetches,
+//! successes, failures, marks, revocations, re-assignments, seeks, offset resets, pauses,
+//! quiet mode and shutdown, against a simulated librdkafka and executor. After every step it
+//! checks the machine's invariants (see the module docs of `partition`); at the end of a run
+//! that can still make progress, it checks that every message gets processed.
+//!
+//! `FERRAFKA_MODEL_CASES=100000 cargo test -p ferrafka --lib model` runs more cases.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::tests::{message, settings};
+use super::*;
+
+/// Messages in the simulated partition.
+const LOG_END: i64 = 40;
+const MAX_RETRIES: u32 = 1;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Fetch(usize),
+    Tick(Duration),
+    /// Ends the oldest running batch.
+    Finish(Finish),
+    /// The running batch marks a fraction of itself and goes on.
+    Mark(usize),
+    /// A report of a finished batch of an older assignment arrives at the current machine.
+    StaleReport,
+    Revoke {
+        finish_first: bool,
+    },
+    Assign,
+    /// librdkafka's position moves back by this much on its own (offset reset).
+    PositionBack(i64),
+    Quiet,
+    Shutdown,
+}
+
+#[derive(Debug, Clone)]
+struct Finish {
+    ok: bool,
+    /// How many of the batch's messages the consumer marked before the outcome.
+    marked: usize,
+    request: Option<PartitionRequest>,
+    seek_ok: bool,
+}
+
+fn request() -> impl Strategy<Value = Option<PartitionRequest>> {
+    prop_oneof![
+        6 => Just(None),
+        1 => prop_oneof![Just(0u64), Just(500), Just(5_000)]
+            .prop_map(|ms| Some(PartitionRequest::Pause(Duration::from_millis(ms)))),
+        1 => Just(Some(PartitionRequest::Pause(Duration::MAX))),
+        1 => Just(Some(PartitionRequest::Resume)),
+        2 => (-1i64..LOG_END + 2).prop_map(|o| Some(PartitionRequest::Seek(SeekTo::Offset(o)))),
+        1 => Just(Some(PartitionRequest::Seek(SeekTo::Earliest))),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let finish = (
+        any::<bool>(),
+        0usize..4,
+        request(),
+        prop::bool::weighted(0.8),
+    )
+        .prop_map(|(ok, marked, request, seek_ok)| {
+            Op::Finish(Finish {
+                ok,
+                marked,
+                request,
+                seek_ok,
+            })
+        });
+    prop_oneof![
+        8 => (1usize..8).prop_map(Op::Fetch),
+        6 => prop_oneof![Just(0u64), Just(50), Just(100), Just(1_000), Just(10_000)]
+            .prop_map(|ms| Op::Tick(Duration::from_millis(ms))),
+        10 => finish,
+        2 => (0usize..3).prop_map(Op::Mark),
+        1 => Just(Op::StaleReport),
+        1 => any::<bool>().prop_map(|finish_first| Op::Revoke { finish_first }),
+        2 => Just(Op::Assign),
+        1 => (1i64..6).prop_map(Op::PositionBack),
+        1 => Just(Op::Quiet),
+        1 => Just(Op::Shutdown),
+    ]
+}
+
+/// A batch the simulated executor works on.
+#[derive(Debug, Clone)]
+struct SimBatch {
+    generation: u64,
+    batch: u64,
+    offsets: Vec<i64>,
+    dead_letter: bool,
+}
+
+/// librdkafka, the executors and the listener, simulated, plus what the invariants need.
+struct World {
+    machine: Option<Partition>,
+    generation: u64,
+    now: Instant,
+    position: i64,
+    fetch_paused: bool,
+    committed: i64,
+    /// The last offset stored by the current assignment (a new one starts without any).
+    stored: i64,
+    running: Vec<SimBatch>,
+    /// Offsets that succeeded, were dead-lettered, or were skipped by a consumer's seek.
+    done: BTreeSet<i64>,
+    alone_failures: HashMap<(u64, i64), u32>,
+    endless_pause: bool,
+    stopped: bool,
+    dead_letter: bool,
+}
+
+impl World {
+    fn new(dead_letter: bool) -> Self {
+        let mut world = World {
+            machine: None,
+            generation: 0,
+            now: Instant::now(),
+            position: 0,
+            fetch_paused: false,
+            committed: 0,
+            stored: -1,
+            running: Vec::new(),
+            done: BTreeSet::new(),
+            alone_failures: HashMap::new(),
+            endless_pause: false,
+            stopped: false,
+            dead_letter,
+        };
+        world.assign();
+        world
+    }
+
+    fn settings(&self) -> PartitionSettings {
+        PartitionSettings {
+            dead_letter_retries: self.dead_letter.then_some(MAX_RETRIES),
+            ..settings()
+        }
+    }
+
+    fn assign(&mut self) {
+        if self.machine.is_some() || self.stopped {
+            return;
+        }
+        self.generation += 1;
+        let previous_running = !self.running.is_empty();
+        let p = Partition::new(
+            "t".into(),
+            0,
+            self.generation,
+            self.settings(),
+            previous_running,
+        );
+        self.machine = Some(p);
+        self.position = self.committed;
+        self.stored = -1;
+        self.fetch_paused = false;
+        self.endless_pause = false;
+    }
+
+    /// Carries out effects like the listener does, checking the invariants on the way.
+    fn apply(&mut self, mut effects: Vec<Effect>, seek_ok: bool) {
+        let mut i = 0;
+        while i < effects.len() {
+            match effects[i].clone() {
+                Effect::Dispatch { batch, work } => self.dispatch(batch, work),
+                Effect::Pause => self.fetch_paused = true,
+                Effect::Resume => self.fetch_paused = false,
+                Effect::Store(next) => self.store(next),
+                Effect::Seek(to) => {
+                    if seek_ok {
+                        let target = match to {
+                            SeekTo::Offset(o) => o.min(LOG_END),
+                            SeekTo::Earliest => 0,
+                            _ => unreachable!("not generated"),
+                        };
+                        assert!(target >= 0, "negative seek reached librdkafka");
+                        // Seeking forward skips messages on purpose.
+                        self.done.extend(0..target);
+                        self.position = target;
+                    }
+                    let machine = self.machine.as_mut().expect("seek from a live machine");
+                    machine.on_seek_result(seek_ok, self.now, &mut effects);
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn dispatch(&mut self, batch: u64, work: Work) {
+        assert!(
+            self.running.is_empty(),
+            "batch {batch} started while {:?} runs",
+            self.running
+        );
+        let (offsets, dead_letter) = match &work {
+            Work::Consume(m) => (m.iter().map(|m| m.offset).collect::<Vec<_>>(), false),
+            Work::DeadLetter { message, .. } => (vec![message.offset], true),
+        };
+        if dead_letter {
+            let failures = self.alone_failures.get(&(self.generation, offsets[0]));
+            assert!(
+                failures.is_some_and(|f| *f > MAX_RETRIES),
+                "offset {} dead-lettered after {failures:?} alone failures",
+                offsets[0]
+            );
+        }
+        assert!(
+            offsets.windows(2).all(|w| w[1] == w[0] + 1),
+            "gap in batch {offsets:?}"
+        );
+        self.running.push(SimBatch {
+            generation: self.generation,
+            batch,
+            offsets,
+            dead_letter,
+        });
+    }
+
+    fn store(&mut self, next: i64) {
+        assert!(next > self.stored, "stored {next} after {}", self.stored);
+        if let Some(missing) = (0..next).find(|o| !self.done.contains(o)) {
+            panic!("stored {next} but offset {missing} neither succeeded nor was dead-lettered");
+        }
+        self.stored = next;
+    }
+
+    fn step(&mut self, op: Op) {
+        let mut out = Vec::new();
+        match op {
+            Op::Fetch(n) => {
+                let Some(m) = self.machine.as_mut() else {
+                    return;
+                };
+                if self.fetch_paused || self.stopped {
+                    return;
+                }
+                for _ in 0..n {
+                    if self.position >= LOG_END {
+                        break;
+                    }
+                    m.on_message(message(self.position), self.now, &mut out);
+                    self.position += 1;
+                }
+            }
+            Op::Tick(dt) => {
+                self.now += dt;
+                let Some(m) = self.machine.as_mut() else {
+                    return;
+                };
+                m.on_tick(self.now, &mut out);
+                self.apply(std::mem::take(&mut out), true);
+                let m = self.machine.as_ref().expect("still there");
+                if let Some(t) = m.next_wakeup(self.now) {
+                    assert!(t > self.now, "wake-up {t:?} not after now {:?}", self.now);
+                }
+                return;
+            }
+            Op::Finish(f) => return self.finish(f),
+            Op::Mark(n) => {
+                let Some(b) = self.running.first().cloned() else {
+                    return;
+                };
+                if b.dead_letter || b.generation != self.generation {
+                    return;
+                }
+                let mark = b.offsets[0] + (n as i64).min(b.offsets.len() as i64);
+                self.done.extend(b.offsets[0]..mark);
+                if let Some(m) = self.machine.as_mut() {
+                    m.on_mark(b.generation, b.batch, mark, &mut out);
+                }
+            }
+            Op::StaleReport => {
+                let Some(m) = self.machine.as_mut() else {
+                    return;
+                };
+                let report = Report {
+                    generation: m.generation().saturating_sub(1),
+                    batch: 0,
+                    outcome: Outcome::Consumed,
+                    mark: Some(LOG_END),
+                    requests: vec![PartitionRequest::Resume],
+                };
+                m.on_report(report, self.now, &mut out);
+                assert!(out.is_empty(), "a stale report had effects: {out:?}");
+            }
+            Op::Revoke { finish_first } => return self.revoke(finish_first),
+            Op::Assign => self.assign(),
+            Op::PositionBack(by) => {
+                if self.machine.is_some() && !self.fetch_paused {
+                    self.position = (self.position - by).max(0);
+                }
+            }
+            Op::Quiet => {
+                let Some(m) = self.machine.as_mut() else {
+                    return;
+                };
+                m.quiet(self.now, &mut out);
+                self.stopped = true;
+            }
+            Op::Shutdown => {
+                let Some(m) = self.machine.as_mut() else {
+                    return;
+                };
+                m.drain(self.now);
+                self.stopped = true;
+            }
+        }
+        self.apply(out, true);
+    }
+
+    fn finish(&mut self, f: Finish) {
+        if self.running.is_empty() {
+            return;
+        }
+        let b = self.running.remove(0);
+        let mut out = Vec::new();
+        let mark = if b.dead_letter {
+            None
+        } else if f.ok {
+            Some(b.offsets[b.offsets.len() - 1] + 1)
+        } else {
+            Some(b.offsets[0] + f.marked.min(b.offsets.len()) as i64).filter(|_| f.marked > 0)
+        };
+        let outcome = match (b.dead_letter, f.ok) {
+            (true, true) => Outcome::DeadLettered,
+            (true, false) => Outcome::DeadLetterFailed("no broker".into()),
+            (false, true) => Outcome::Consumed,
+            (false, false) => Outcome::Failed("boom".into()),
+        };
+        if f.ok {
+            self.done.extend(b.offsets.iter().copied());
+        } else if let Some(mark) = mark {
+            self.done.extend(b.offsets[0]..mark);
+        }
+        if !f.ok && !b.dead_letter && b.offsets.len() == 1 {
+            *self
+                .alone_failures
+                .entry((b.generation, b.offsets[0]))
+                .or_default() += 1;
+        }
+        let requests: Vec<_> = f.request.into_iter().collect();
+        let current = self.machine.as_ref().map(|m| m.generation()) == Some(b.generation);
+        let report = Report {
+            generation: b.generation,
+            batch: b.batch,
+            outcome,
+            mark,
+            requests: requests.clone(),
+        };
+        if let Some(m) = self.machine.as_mut() {
+            // Stale reports go to the machine too: it must ignore them on its own.
+            m.on_report(report, self.now, &mut out);
+            if current {
+                self.note_pause_requests(&requests);
+            } else {
+                assert!(out.is_empty(), "a stale report had effects: {out:?}");
+                m.on_previous_stopped(self.now, &mut out);
+            }
+        }
+        self.apply(out, f.seek_ok);
+    }
+
+    fn note_pause_requests(&mut self, requests: &[PartitionRequest]) {
+        for r in requests {
+            match r {
+                PartitionRequest::Pause(d) if *d == Duration::MAX => self.endless_pause = true,
+                PartitionRequest::Resume => self.endless_pause = false,
+                _ => {}
+            }
+        }
+    }
+
+    fn revoke(&mut self, finish_first: bool) {
+        let Some(m) = self.machine.as_mut() else {
+            return;
+        };
+        m.drain(self.now);
+        if finish_first && !self.running.is_empty() {
+            self.finish(Finish {
+                ok: true,
+                marked: 0,
+                request: None,
+                seek_ok: true,
+            });
+        }
+        let mut m = self.machine.take().expect("checked above");
+        m.revoke();
+        if self.stored >= 0 {
+            self.committed = self.stored;
+        }
+    }
+
+    /// Where the group would resume: the last stored offset, or the last committed one.
+    fn committed_position(&self) -> i64 {
+        if self.stored >= 0 {
+            self.stored
+        } else {
+            self.committed
+        }
+    }
+
+    /// Runs everything to the end with healthy consumers: every message must get stored.
+    fn settle(&mut self) {
+        if self.stopped || self.endless_pause {
+            return;
+        }
+        for _ in 0..(LOG_END * 4) {
+            self.assign();
+            self.step(Op::Fetch(8));
+            self.step(Op::Tick(Duration::from_secs(10)));
+            self.finish(Finish {
+                ok: true,
+                marked: 0,
+                request: None,
+                seek_ok: true,
+            });
+            if self.committed_position() == LOG_END {
+                return;
+            }
+        }
+        panic!(
+            "stalled at {} of {LOG_END}, position {}, machine {:?}",
+            self.committed_position(),
+            self.position,
+            self.machine
+        );
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("FERRAFKA_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn partition_machine_keeps_its_invariants(
+        dead_letter in any::<bool>(),
+        ops in prop::collection::vec(op(), 1..150),
+    ) {
+        let mut world = World::new(dead_letter);
+        for op in ops {
+            world.step(op);
+        }
+        world.settle();
+    }
+}

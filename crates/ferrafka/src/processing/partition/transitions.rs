@@ -1,0 +1,258 @@
+//! How a [`Partition`] moves: starting batches, booking their outcomes, consumer requests and
+//! the fetch pause.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{ConsumerPause, Effect, Partition, Phase, Retry, Running, Work, message_bytes};
+use crate::consumer::{PartitionRequest, SeekTo};
+use crate::messages::{Message, Messages};
+
+impl Partition {
+    /// Ends expired pauses, starts the next batch when one is due, and fixes the fetch pause.
+    pub(super) fn step(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        if let Some(ConsumerPause::Until(t)) = self.consumer_pause
+            && now >= t
+        {
+            self.consumer_pause = None;
+        }
+        if self.may_start() {
+            self.end_isolation_when_passed();
+            if let Some(work) = self.next_work(now) {
+                self.dispatch(work, out);
+            }
+        }
+        self.update_fetch_pause(now, out);
+    }
+
+    fn may_start(&self) -> bool {
+        self.phase == Phase::Active
+            && self.running.is_none()
+            && !self.previous_running
+            && !self.seek_pending
+            && self.consumer_pause.is_none()
+    }
+
+    fn end_isolation_when_passed(&mut self) {
+        if let Some(until) = self.isolate_until
+            && self.buffer.front().is_some_and(|m| m.offset > until)
+        {
+            self.isolate_until = None;
+        }
+    }
+
+    /// The batch to start now, if any.
+    fn next_work(&mut self, now: Instant) -> Option<Work> {
+        let front = self.buffer.front()?.offset;
+        if let Some(retry) = &self.retry {
+            if now < retry.at {
+                return None;
+            }
+            let dead_letter_due = self
+                .settings
+                .dead_letter_retries
+                .is_some_and(|max| retry.alone_failures > max);
+            if dead_letter_due && retry.offset == front {
+                let (error, attempts) = (retry.error.clone(), retry.failures);
+                let message = self.take(1).pop().expect("the buffer is not empty");
+                return Some(Work::DeadLetter {
+                    message,
+                    error,
+                    attempts,
+                });
+            }
+        }
+        let filled = self
+            .buffered_since
+            .is_some_and(|t| now >= t + self.settings.max_wait);
+        if !(self.starts_at_once() || filled) {
+            return None;
+        }
+        let count = if self.isolate_until.is_some() {
+            1
+        } else {
+            self.settings.max_messages
+        };
+        let attempt = self
+            .retry
+            .as_ref()
+            .filter(|r| r.offset == front)
+            .map_or(1, |r| r.failures + 1);
+        let messages = self.take(count);
+        self.buffered_since = (!self.buffer.is_empty()).then_some(now);
+        Some(Work::Consume(Messages::new(Arc::new(messages), attempt)))
+    }
+
+    /// Takes up to `count` messages from the front of the buffer.
+    fn take(&mut self, count: usize) -> Vec<Message> {
+        let count = count.min(self.buffer.len());
+        let taken: Vec<Message> = self.buffer.drain(..count).collect();
+        self.buffered_bytes -= taken.iter().map(message_bytes).sum::<usize>();
+        if self.buffer.is_empty() {
+            self.buffered_since = None;
+        }
+        taken
+    }
+
+    fn dispatch(&mut self, work: Work, out: &mut Vec<Effect>) {
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        let messages = match &work {
+            Work::Consume(messages) => messages.messages.clone(),
+            Work::DeadLetter { message, .. } => Arc::new(vec![message.clone()]),
+        };
+        self.running = Some(Running { batch, messages });
+        out.push(Effect::Dispatch { batch, work });
+    }
+
+    /// Every message of `running` is done (processed or dead-lettered).
+    pub(super) fn succeeded(&mut self, running: &Running, _now: Instant) {
+        if self
+            .retry
+            .as_ref()
+            .is_some_and(|r| r.offset < running.end())
+        {
+            self.retry = None;
+        }
+        if self.isolate_until.is_some_and(|u| u < running.end()) {
+            self.isolate_until = None;
+        }
+    }
+
+    /// `running` failed; what it did not mark goes back to the front of the buffer to be
+    /// retried after a backoff.
+    pub(super) fn failed(
+        &mut self,
+        running: Running,
+        mark: Option<i64>,
+        error: String,
+        now: Instant,
+    ) {
+        let from = mark.unwrap_or(running.first());
+        // Normally everything buffered comes after the batch; after librdkafka's position
+        // moved back, what is buffered from there on replaces the batch's copies.
+        let refetched = self.buffer.front().map_or(i64::MAX, |m| m.offset);
+        let rest: Vec<&Message> = running
+            .messages
+            .iter()
+            .filter(|m| m.offset >= from && m.offset < refetched)
+            .collect();
+        let Some(first) = rest.first().map(|m| m.offset) else {
+            tracing::warn!(topic = %self.topic, partition = self.partition, %error, "batch failed after marking all its messages it still owns; nothing to retry");
+            return self.succeeded(&running, now);
+        };
+        let alone = u32::from(running.messages.len() == 1);
+        let retry = match self.retry.take() {
+            Some(r) if r.offset == first => Retry {
+                failures: r.failures + 1,
+                alone_failures: r.alone_failures + alone,
+                ..r
+            },
+            _ => Retry {
+                offset: first,
+                failures: 1,
+                alone_failures: alone,
+                error: String::new(),
+                at: now,
+            },
+        };
+        if self.settings.dead_letter_retries.is_some() && rest.len() > 1 {
+            let last = rest[rest.len() - 1].offset;
+            self.isolate_until = Some(self.isolate_until.map_or(last, |u| u.max(last)));
+        }
+        let pause = self.settings.backoff.after(retry.failures);
+        tracing::error!(
+            topic = %self.topic, partition = self.partition,
+            offsets = ?(running.first(), running.end() - 1), first_unmarked = first,
+            attempt = retry.failures, retry_in = ?pause, %error,
+            "batch failed; pausing the partition before a retry"
+        );
+        self.retry = Some(Retry {
+            error,
+            at: now + pause,
+            ..retry
+        });
+        self.put_back(rest.into_iter().cloned(), now);
+    }
+
+    /// Producing to the dead-letter topic failed: the message stays first and is tried again
+    /// after a backoff, still carrying the consumer's error (not the delivery error).
+    pub(super) fn dead_letter_failed(&mut self, running: Running, error: String, now: Instant) {
+        let message = running.messages[0].clone();
+        if self
+            .buffer
+            .front()
+            .is_some_and(|m| m.offset <= message.offset)
+        {
+            return; // the position moved back: it is buffered again and runs again
+        }
+        if let Some(retry) = self.retry.as_mut().filter(|r| r.offset == message.offset) {
+            retry.failures += 1;
+            retry.at = now + self.settings.backoff.after(retry.failures);
+            tracing::error!(
+                topic = %self.topic, partition = self.partition, offset = message.offset,
+                retry_in = ?retry.at.saturating_duration_since(now), %error,
+                "cannot produce to the dead-letter queue; the message is kept and tried again"
+            );
+        }
+        self.put_back(std::iter::once(message), now);
+    }
+
+    /// Puts messages (in offset order) back in front of the buffer.
+    fn put_back(&mut self, messages: impl DoubleEndedIterator<Item = Message>, now: Instant) {
+        for m in messages.rev() {
+            self.buffered_bytes += message_bytes(&m);
+            self.buffer.push_front(m);
+        }
+        self.buffered_since.get_or_insert(now);
+    }
+
+    /// Applies a consumer's pause, resume or seek request.
+    pub(super) fn apply(&mut self, request: PartitionRequest, now: Instant, out: &mut Vec<Effect>) {
+        match request {
+            PartitionRequest::Pause(timeout) => {
+                self.consumer_pause = Some(
+                    now.checked_add(timeout)
+                        .map_or(ConsumerPause::Indefinite, ConsumerPause::Until),
+                );
+            }
+            PartitionRequest::Resume => {
+                self.consumer_pause = None;
+                // Ends a backoff early; the failed messages are still retried first.
+                if let Some(retry) = &mut self.retry {
+                    retry.at = retry.at.min(now);
+                }
+            }
+            PartitionRequest::Seek(SeekTo::Offset(offset)) if offset < 0 => {
+                tracing::error!(
+                    topic = %self.topic, partition = self.partition, offset,
+                    "ctx.seek(SeekTo::Offset({offset})) ignored: offsets start at 0; use SeekTo::Earliest or SeekTo::Latest"
+                );
+            }
+            PartitionRequest::Seek(to) => {
+                if self.phase == Phase::Active || self.phase == Phase::Quiet {
+                    self.seek_pending = true;
+                    out.push(Effect::Seek(to));
+                }
+            }
+        }
+    }
+
+    /// Pauses fetching while the partition cannot take more, resumes it when it can.
+    pub(super) fn update_fetch_pause(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let want = match self.phase {
+            Phase::Revoked | Phase::Draining => return,
+            Phase::Quiet => true,
+            Phase::Active => {
+                self.consumer_pause.is_some()
+                    || self.retry.as_ref().is_some_and(|r| now < r.at)
+                    || self.buffer.len() >= self.settings.pause_at_messages
+                    || self.buffered_bytes >= self.settings.pause_at_bytes
+            }
+        };
+        if want != self.fetch_paused {
+            self.fetch_paused = want;
+            out.push(if want { Effect::Pause } else { Effect::Resume });
+        }
+    }
+}
