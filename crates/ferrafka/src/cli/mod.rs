@@ -282,13 +282,18 @@ pub fn info(app: &App) -> String {
         }
     );
     let mut settings = table(["setting", "value", "source"]);
-    let rows: [(&str, String); 11] = [
+    let rows: [(&str, String); 13] = [
         ("client_id", c.client_id.clone()),
         ("group_id", c.default_group_id().to_string()),
         ("concurrency", c.concurrency.to_string()),
         ("max_messages", c.max_messages.to_string()),
         ("max_wait_time", format!("{:?}", c.max_wait_time)),
         ("shutdown_timeout", format!("{:?}", c.shutdown_timeout)),
+        ("revocation_timeout", format!("{:?}", c.revocation_timeout)),
+        (
+            "partition_buffer_bytes",
+            c.partition_buffer_bytes.to_string(),
+        ),
         ("initial_offset", c.initial_offset.as_kafka().to_string()),
         ("pause_timeout", format!("{:?}", c.pause_timeout)),
         ("pause_max_timeout", format!("{:?}", c.pause_max_timeout)),

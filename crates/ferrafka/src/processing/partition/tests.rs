@@ -318,8 +318,8 @@ fn dead_letter_only_after_failing_alone() {
     assert_eq!(stores(&e), vec![2]);
     assert_eq!(
         dispatched(&e),
-        Some((3, vec![2], 1)),
-        "the rest still runs one by one"
+        Some((3, vec![2], 2)),
+        "the rest still runs one by one, on its second attempt"
     );
     let e = h.finish(3, Outcome::Consumed, Some(3));
     assert_eq!(stores(&e), vec![3]);

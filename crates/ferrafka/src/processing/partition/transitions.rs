@@ -73,14 +73,19 @@ impl Partition {
         } else {
             self.settings.max_messages
         };
-        let attempt = self
-            .retry
-            .as_ref()
-            .filter(|r| r.offset == front)
-            .map_or(1, |r| r.failures + 1);
+        let attempt = match &self.retry {
+            Some(r) if r.offset == front => r.failures + 1,
+            _ => self.earlier_attempts(front) + 1,
+        };
         let messages = self.take(count);
         self.buffered_since = (!self.buffer.is_empty()).then_some(now);
         Some(Work::Consume(Messages::new(Arc::new(messages), attempt)))
+    }
+
+    /// Attempts at `offset` not booked in a retry: while isolating, every message up to the
+    /// end of the failed batch already failed once in it.
+    fn earlier_attempts(&self, offset: i64) -> u32 {
+        u32::from(self.isolate_until.is_some_and(|u| offset <= u))
     }
 
     /// Takes up to `count` messages from the front of the buffer.
@@ -150,7 +155,7 @@ impl Partition {
             },
             _ => Retry {
                 offset: first,
-                failures: 1,
+                failures: self.earlier_attempts(first) + 1,
                 alone_failures: alone,
                 error: String::new(),
                 at: now,
