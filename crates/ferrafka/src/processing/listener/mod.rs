@@ -208,7 +208,7 @@ fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
     let mut idle = false;
     let mut burst = 0usize;
     let mut quieted = false;
-    let mut received_at = SystemTime::now();
+    let mut received_at = (SystemTime::now(), Instant::now());
     while !stop.is_raised() {
         if stop.is_quiet() && !quieted {
             quieted = true;
@@ -227,7 +227,7 @@ fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
                 // One clock read per burst: the receive time of a burst's messages is the same
                 // for any practical purpose, and reading the clock per message shows in profiles.
                 if burst == 1 {
-                    received_at = SystemTime::now();
+                    received_at = (SystemTime::now(), Instant::now());
                 }
                 consumer
                     .context()

@@ -201,11 +201,12 @@ impl State {
     }
 
     /// Turns a polled message into an owned one and hands it to its partition's machine.
+    /// `received_at` is read once per poll burst: per message it shows in profiles.
     pub(super) fn on_message(
         &mut self,
         consumer: &ListenerConsumer,
         m: &BorrowedMessage<'_>,
-        received_at: SystemTime,
+        (received_at, now): (SystemTime, Instant),
     ) {
         let Some(slots) = self.topics.get_mut(m.topic()) else {
             return;
