@@ -30,6 +30,7 @@ pub mod messages;
 mod processing;
 pub mod producer;
 pub mod routing;
+mod secrets;
 pub mod server;
 
 pub use app::{App, AppBuilder};

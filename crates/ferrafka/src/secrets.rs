@@ -1,0 +1,251 @@
+//! The one place that decides what is a secret and hides it.
+//!
+//! Every value shown to a person (`info`, `doctor`, validation problems, the `Debug` of the
+//! configuration) and every librdkafka error turned into a ferrafka [`Error`](crate::Error)
+//! goes through here. librdkafka echoes values in its configuration errors
+//! (`Invalid value "…" for configuration property "…"`, and rdkafka appends the raw value to
+//! every `ClientConfig` error), so those are rewritten before anyone can print them.
+
+use std::collections::BTreeMap;
+
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaConfRes;
+
+/// What a hidden value is shown as.
+pub(crate) const REDACTED: &str = "[redacted]";
+
+/// Properties librdkafka 2.12 flags as sensitive (it redacts them in its own debug output);
+/// librdkafka offers no API to read the flag, so the list is kept here.
+const LIBRDKAFKA_SENSITIVE: &[&str] = &[
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl_key",
+    "ssl.ca.pem",
+    "ssl.keystore.password",
+    "sasl.username",
+    "sasl.password",
+    "sasl.oauthbearer.config",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.assertion.private.key.file",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem",
+];
+
+/// Words that make any property name secret, whatever it is otherwise called (misspellings
+/// included: a misspelled key is not known to librdkafka, so nothing else says it is secret).
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "pasword",
+    "passwd",
+    "secret",
+    "token",
+    "passphrase",
+    "private.key",
+    "credential",
+    "api.key",
+    "apikey",
+];
+
+/// True for properties whose values must never be shown: the ones librdkafka flags as
+/// sensitive (or a near-miss spelling of one), and anything named like a password, secret,
+/// token, passphrase, credential or private key.
+pub fn is_sensitive(property: &str) -> bool {
+    let p = property.to_ascii_lowercase();
+    // A misspelled secret (`sasl.pasword`) is still a secret.
+    LIBRDKAFKA_SENSITIVE
+        .iter()
+        .any(|s| strsim::damerau_levenshtein(&p, s) <= 2)
+        || SECRET_WORDS.iter().any(|word| p.contains(word))
+        || p.ends_with(".key.pem")
+}
+
+/// The value as it may be displayed: `[redacted]` for sensitive properties.
+pub fn redact(property: &str, value: &str) -> String {
+    if is_sensitive(property) {
+        REDACTED.to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// `text` with every secret of `kafka` hidden: the value of each sensitive property (quoted
+/// anywhere; bare when at least 3 characters long, so short values do not garble the text),
+/// plus whatever [`redact_text_alone`] finds.
+pub(crate) fn redact_text(text: &str, kafka: &BTreeMap<String, String>) -> String {
+    let mut out = redact_text_alone(text);
+    for (k, v) in kafka {
+        if v.is_empty() || !is_sensitive(k) {
+            continue;
+        }
+        out = out.replace(&format!("\"{v}\""), &format!("\"{REDACTED}\""));
+        if v.chars().count() >= 3 {
+            out = out.replace(v.as_str(), REDACTED);
+        }
+    }
+    out
+}
+
+/// `text` with the secrets hidden that can be recognised without the configuration: the
+/// value in librdkafka's `… value "V" for configuration property "K"` when `K` is sensitive,
+/// and `K=V` words with a sensitive `K`.
+pub(crate) fn redact_text_alone(text: &str) -> String {
+    const MARK: &str = "\" for configuration property \"";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        let (before, after) = rest.split_at(at);
+        let name = after[MARK.len()..].split('"').next().unwrap_or("");
+        match before.rfind("value \"") {
+            Some(open) if is_sensitive(name) => {
+                out.push_str(&before[..open + "value \"".len()]);
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(before),
+        }
+        out.push_str(MARK);
+        rest = &after[MARK.len()..];
+    }
+    out.push_str(rest);
+    out.split(' ')
+        .map(|word| match word.split_once('=') {
+            Some((k, v)) if !v.is_empty() && is_sensitive(k.trim_matches('"')) => {
+                format!("{k}={REDACTED}")
+            }
+            _ => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `error` with every secret of `kafka` hidden (see [`redact_kafka_error_alone`]).
+pub(crate) fn redact_kafka_error(
+    error: &KafkaError,
+    kafka: &BTreeMap<String, String>,
+) -> KafkaError {
+    map_text(&redact_kafka_error_alone(error), |t| redact_text(t, kafka))
+}
+
+/// `error` with the secrets hidden that can be recognised without the configuration. A
+/// `ClientConfig` error carries the property and its raw value: the value is hidden when the
+/// property is sensitive, and also when librdkafka does not know the property, since a
+/// misspelled name says nothing about whether its value is secret (and the value does not
+/// help fix a name).
+pub(crate) fn redact_kafka_error_alone(error: &KafkaError) -> KafkaError {
+    match error {
+        KafkaError::ClientConfig(res, description, key, value) => {
+            let hide = !value.is_empty()
+                && (is_sensitive(key) || *res == RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN);
+            let (description, value) = if hide {
+                let description =
+                    description.replace(&format!("\"{value}\""), &format!("\"{REDACTED}\""));
+                (description, REDACTED.to_string())
+            } else {
+                (description.clone(), value.clone())
+            };
+            KafkaError::ClientConfig(*res, redact_text_alone(&description), key.clone(), value)
+        }
+        other => map_text(other, redact_text_alone),
+    }
+}
+
+/// `error` with `f` applied to the free text it carries.
+fn map_text(error: &KafkaError, f: impl Fn(&str) -> String) -> KafkaError {
+    match error {
+        KafkaError::ClientConfig(res, description, key, value) => {
+            KafkaError::ClientConfig(*res, f(description), key.clone(), f(value))
+        }
+        KafkaError::ClientCreation(text) => KafkaError::ClientCreation(f(text)),
+        KafkaError::AdminOpCreation(text) => KafkaError::AdminOpCreation(f(text)),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(redact("sasl.password", "hunter2"), "[redacted]");
+        assert_eq!(redact("ssl.key.password", "x"), "[redacted]");
+        assert_eq!(redact("sasl.oauthbearer.client.secret", "x"), "[redacted]");
+        assert_eq!(redact("ssl.keystore.password", "x"), "[redacted]");
+        assert_eq!(redact("sasl.username", "x"), "[redacted]");
+        assert_eq!(redact("bootstrap.servers", "b:9092"), "b:9092");
+        assert_eq!(redact("group.id", "g"), "g");
+    }
+
+    #[test]
+    fn misspelled_and_secret_looking_names_are_sensitive() {
+        for name in [
+            "sasl.pasword",
+            "ssl.key.pasword",
+            "sasl.passwd",
+            "my.app.token",
+            "vendor.credentials",
+            "SASL.PASSWORD",
+        ] {
+            assert!(is_sensitive(name), "{name}");
+        }
+        for name in ["bootstrap.servers", "key.serializer", "client.id", "acks"] {
+            assert!(!is_sensitive(name), "{name}");
+        }
+    }
+
+    fn config_error(key: &str, value: &str) -> KafkaError {
+        let mut c = rdkafka::config::ClientConfig::new();
+        c.set(key, value);
+        c.create_native_config().expect_err("librdkafka refuses it")
+    }
+
+    #[test]
+    fn an_unknown_property_error_hides_the_value() {
+        for key in ["sasl.pasword", "ssl.key.pasword", "completely.unknown"] {
+            let raw = config_error(key, "hunter2");
+            assert!(
+                raw.to_string().contains("hunter2"),
+                "rdkafka echoes it: {raw}"
+            );
+            let shown = redact_kafka_error_alone(&raw);
+            assert!(
+                !format!("{shown} {shown:?}").contains("hunter2"),
+                "{shown:?}"
+            );
+            assert!(shown.to_string().contains(key), "{shown}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_sensitive_value_is_hidden_and_others_are_kept() {
+        let shown = redact_kafka_error_alone(&config_error("auto.offset.reset", "oldest"));
+        assert!(shown.to_string().contains("\"oldest\""), "{shown}");
+        let text = "Invalid value \"hunter2\" for configuration property \"sasl.pasword\"";
+        assert_eq!(
+            redact_text_alone(text),
+            "Invalid value \"[redacted]\" for configuration property \"sasl.pasword\""
+        );
+        assert_eq!(
+            redact_text_alone("bad sasl.password=hunter2 and acks=all"),
+            "bad sasl.password=[redacted] and acks=all"
+        );
+    }
+
+    #[test]
+    fn free_text_loses_every_sensitive_value_of_the_configuration() {
+        let kafka = BTreeMap::from([
+            ("sasl.username".to_string(), "alice-prod".to_string()),
+            ("ssl.key.pasword".to_string(), "pw".to_string()),
+            ("bootstrap.servers".to_string(), "b:9092".to_string()),
+        ]);
+        let error = KafkaError::ClientCreation(
+            "cannot log in as alice-prod with key password \"pw\" at b:9092".into(),
+        );
+        let shown = redact_kafka_error(&error, &kafka).to_string();
+        assert_eq!(
+            shown,
+            "Client creation error: cannot log in as [redacted] with key password \
+             \"[redacted]\" at b:9092"
+        );
+    }
+}
