@@ -20,9 +20,8 @@ pub enum Error {
     /// The configuration or the routes are invalid; lists every problem found.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// A librdkafka client (consumer, producer or admin) could not be created. Build it with
-    /// [`Error::create_client`] so that secrets in librdkafka's verdict are hidden; `Display`
-    /// hides the ones it can recognise on its own.
+    /// A librdkafka client (consumer, producer or admin) could not be created. ferrafka hides
+    /// the client's secrets in librdkafka's verdict before returning it.
     #[error(
         "cannot create the {client} client: {}",
         redact_kafka_error_alone(source)

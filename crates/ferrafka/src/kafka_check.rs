@@ -148,11 +148,11 @@ pub(crate) fn check_property(
     let near = (!table.is_empty() && !table.contains_key(name))
         .then(|| did_you_mean(name, table))
         .flatten();
-    // The value of an unknown property is never shown: a misspelled name says nothing about
-    // whether it is secret, and the value does not help fix the name.
+    // A value is shown only when it is known which property it is for and that one is not
+    // secret: an unknown name with no near miss (`sasl.pw`) may well hold a secret.
     let sensitive = is_sensitive(name)
         || near.is_some_and(is_sensitive)
-        || res == RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN;
+        || (res == RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN && near.is_none());
     let mut problem = description.trim().to_string();
     if sensitive && !value.is_empty() {
         problem = problem.replace(value, secrets::REDACTED);
@@ -440,6 +440,33 @@ mod tests {
         )
         .expect("ssl unavailable");
         assert!(v.problem.contains("OpenSSL not available"), "{}", v.problem);
+    }
+
+    #[test]
+    fn the_value_of_a_property_nobody_knows_is_not_shown() {
+        let kafka = BTreeMap::from([
+            ("sasl.pw".to_string(), "hunter2".to_string()),
+            ("bootstrap.server".to_string(), "b:9092".to_string()),
+        ]);
+        let problems = check_kafka("producer", &kafka)
+            .expect_err("unknown")
+            .problems;
+        let shown: Vec<_> = problems
+            .iter()
+            .map(|p| (p.setting.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("kafka.bootstrap.server", "b:9092"),
+                ("kafka.sasl.pw", "[redacted]")
+            ]
+        );
+        assert!(
+            problems[1].problem.ends_with("[used by producer]"),
+            "{}",
+            problems[1]
+        );
     }
 
     #[test]

@@ -188,7 +188,9 @@ mod outputs {
         let report = doctor::run(&app("development", &valid), &live_options());
         let found: Vec<_> = report.by_id("FD006").map(|f| f.found.as_str()).collect();
         assert!(
-            found.iter().any(|f| f.starts_with("cannot read the cluster")),
+            found
+                .iter()
+                .any(|f| f.starts_with("cannot read the cluster")),
             "{found:?}"
         );
         assert_hidden("doctor text", &report.to_text());
@@ -210,7 +212,10 @@ mod outputs {
     #[test]
     fn producer_and_admin_validate_before_connecting_and_show_no_secret() {
         for (what, error) in [
-            ("Producer::new", Producer::new(&kafka()).expect_err("invalid")),
+            (
+                "Producer::new",
+                Producer::new(&kafka()).expect_err("invalid"),
+            ),
             ("Admin::new", Admin::new(&kafka()).expect_err("invalid")),
         ] {
             let Error::Config(config) = &error else {

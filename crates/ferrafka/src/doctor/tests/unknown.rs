@@ -20,12 +20,16 @@ fn fd011_a_stopped_group_whose_position_cannot_be_read_is_unknown() {
     let report = live(&ready_app(), &cluster);
     let f = unknown(&report, "FD011", "consumer group shop");
     assert!(
-        f.found.contains("where it stopped cannot be read (orders: orders/2: no message"),
+        f.found
+            .contains("where it stopped cannot be read (orders: orders/2: no message"),
         "{}",
         f.found
     );
     let text = report.to_text();
-    assert!(text.contains("FD011 consumer group shop (unknown)"), "{text}");
+    assert!(
+        text.contains("FD011 consumer group shop (unknown)"),
+        "{text}"
+    );
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     let fd011 = json["findings"]
         .as_array()
