@@ -87,9 +87,14 @@ pub(crate) fn redact_text(text: &str, kafka: &BTreeMap<String, String>) -> Strin
 }
 
 /// `text` with the secrets hidden that can be recognised without the configuration: the
-/// value in librdkafka's `… value "V" for configuration property "K"` when `K` is sensitive,
-/// and `K=V` words with a sensitive `K`.
+/// value in librdkafka's `… value "V" for configuration property "K"` and `Configuration
+/// property "K" value V …` when `K` is sensitive, and `K=V` words with a sensitive `K`.
 pub(crate) fn redact_text_alone(text: &str) -> String {
+    redact_assignments(&redact_value_after_name(&redact_value_before_name(text)))
+}
+
+/// `… value "V" for configuration property "K"` with `V` hidden when `K` is sensitive.
+fn redact_value_before_name(text: &str) -> String {
     const MARK: &str = "\" for configuration property \"";
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -107,7 +112,38 @@ pub(crate) fn redact_text_alone(text: &str) -> String {
         rest = &after[MARK.len()..];
     }
     out.push_str(rest);
-    out.split(' ')
+    out
+}
+
+/// `Configuration property "K" value V …` with `V` hidden when `K` is sensitive.
+fn redact_value_after_name(text: &str) -> String {
+    const OPEN: &str = "onfiguration property \"";
+    const VALUE: &str = "\" value ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(OPEN) {
+        let start = at + OPEN.len();
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let name_end = rest.find('"').unwrap_or(rest.len());
+        if !rest[name_end..].starts_with(VALUE) || !is_sensitive(&rest[..name_end]) {
+            continue;
+        }
+        let value_start = name_end + VALUE.len();
+        let value_end = rest[value_start..]
+            .find(' ')
+            .map_or(rest.len(), |e| value_start + e);
+        out.push_str(&rest[..value_start]);
+        out.push_str(REDACTED);
+        rest = &rest[value_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `K=V` words with `V` hidden when `K` is sensitive.
+fn redact_assignments(text: &str) -> String {
+    text.split(' ')
         .map(|word| match word.split_once('=') {
             Some((k, v)) if !v.is_empty() && is_sensitive(k.trim_matches('"')) => {
                 format!("{k}={REDACTED}")

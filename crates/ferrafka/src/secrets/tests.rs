@@ -66,6 +66,14 @@ fn an_invalid_sensitive_value_is_hidden_and_others_are_kept() {
         "Invalid value \"[redacted]\" for configuration property \"sasl.pasword\""
     );
     assert_eq!(
+        redact_text_alone(
+            "Configuration property \"sasl.pasword\" value 12345 is outside allowed range; \
+             Configuration property \"linger.ms\" value 12345 is outside allowed range"
+        ),
+        "Configuration property \"sasl.pasword\" value [redacted] is outside allowed range; \
+         Configuration property \"linger.ms\" value 12345 is outside allowed range"
+    );
+    assert_eq!(
         redact_text_alone("bad sasl.password=hunter2 and acks=all"),
         "bad sasl.password=[redacted] and acks=all"
     );
