@@ -429,3 +429,6 @@ impl Admin {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
