@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::secrets::{is_sensitive, redact};
+
 /// Prefix of environment variables that set librdkafka properties.
 pub const KAFKA_ENV_PREFIX: &str = "FERRAFKA_KAFKA_";
 
@@ -634,48 +636,6 @@ pub(crate) const CONSUMER_ONLY: &[&str] = &[
     "allow.auto.create.topics",
 ];
 
-/// Properties librdkafka 2.12 flags as sensitive (it redacts them in its own debug output);
-/// librdkafka offers no API to read the flag, so the list is kept here.
-const LIBRDKAFKA_SENSITIVE: &[&str] = &[
-    "ssl.key.location",
-    "ssl.key.password",
-    "ssl.key.pem",
-    "ssl_key",
-    "ssl.ca.pem",
-    "ssl.keystore.password",
-    "sasl.username",
-    "sasl.password",
-    "sasl.oauthbearer.config",
-    "sasl.oauthbearer.client.secret",
-    "sasl.oauthbearer.assertion.private.key.file",
-    "sasl.oauthbearer.assertion.private.key.passphrase",
-    "sasl.oauthbearer.assertion.private.key.pem",
-];
-
-/// True for properties whose values must never be shown: the ones librdkafka flags as
-/// sensitive (or a near-miss spelling of one), and anything named like a password, secret,
-/// token, passphrase or private key.
-pub fn is_sensitive(property: &str) -> bool {
-    let p = property.to_ascii_lowercase();
-    // A misspelled secret (`sasl.pasword`) is still a secret.
-    LIBRDKAFKA_SENSITIVE
-        .iter()
-        .any(|s| strsim::damerau_levenshtein(&p, s) <= 2)
-        || ["password", "secret", "token", "passphrase", "private.key"]
-            .iter()
-            .any(|word| p.contains(word))
-        || p.ends_with(".key.pem")
-}
-
-/// The value as it may be displayed: `[redacted]` for sensitive properties.
-pub fn redact(property: &str, value: &str) -> String {
-    if is_sensitive(property) {
-        "[redacted]".to_string()
-    } else {
-        value.to_string()
-    }
-}
-
 /// One invalid setting: which, its value, what is wrong, how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -789,21 +749,5 @@ mod tests {
         assert_eq!(pauses, [100, 200, 400, 500, 500]);
         c.pause_with_exponential_backoff(false);
         assert_eq!(c.backoff().after(4).as_millis(), 100);
-    }
-
-    #[test]
-    fn secrets_are_redacted() {
-        assert_eq!(redact("sasl.password", "hunter2"), "[redacted]");
-        assert_eq!(redact("ssl.key.password", "x"), "[redacted]");
-        assert_eq!(redact("sasl.oauthbearer.client.secret", "x"), "[redacted]");
-        assert_eq!(redact("ssl.keystore.password", "x"), "[redacted]");
-        assert_eq!(redact("sasl.username", "x"), "[redacted]");
-        assert_eq!(
-            redact("sasl.pasword", "x"),
-            "[redacted]",
-            "a near-miss spelling"
-        );
-        assert_eq!(redact("bootstrap.servers", "b:9092"), "b:9092");
-        assert_eq!(redact("group.id", "g"), "g");
     }
 }

@@ -1,6 +1,11 @@
 //! The crate's error types.
 
+use std::collections::BTreeMap;
 use std::fmt;
+
+use rdkafka::error::KafkaError;
+
+use crate::secrets::{redact_kafka_error, redact_kafka_error_alone};
 
 /// A boxed error, what a consumer returns when a batch fails.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -15,8 +20,12 @@ pub enum Error {
     /// The configuration or the routes are invalid; lists every problem found.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// A librdkafka client (consumer, producer or admin) could not be created.
-    #[error("cannot create the {client} client: {source}")]
+    /// A librdkafka client (consumer, producer or admin) could not be created. ferrafka hides
+    /// the client's secrets in librdkafka's verdict before returning it.
+    #[error(
+        "cannot create the {client} client: {}",
+        redact_kafka_error_alone(source)
+    )]
     CreateClient {
         /// Which client: "consumer of subscription group X", "producer", "admin".
         client: String,
@@ -25,7 +34,10 @@ pub enum Error {
         source: Box<rdkafka::error::KafkaError>,
     },
     /// Subscribing a consumer to its topics failed.
-    #[error("cannot subscribe subscription group {group} to {topics:?}: {source}")]
+    #[error(
+        "cannot subscribe subscription group {group} to {topics:?}: {}",
+        redact_kafka_error_alone(source)
+    )]
     Subscribe {
         /// The subscription group.
         group: String,
@@ -99,6 +111,39 @@ pub enum Error {
     /// The server could not start or run.
     #[error("server: {0}")]
     Server(String),
+}
+
+impl Error {
+    /// [`Error::CreateClient`] with every secret of `kafka` (the client's properties) hidden
+    /// in librdkafka's verdict.
+    pub(crate) fn create_client(
+        client: impl Into<String>,
+        source: &KafkaError,
+        kafka: &BTreeMap<String, String>,
+    ) -> Self {
+        Error::CreateClient {
+            client: client.into(),
+            source: Box::new(redact_kafka_error(source, kafka)),
+        }
+    }
+
+    /// This error with every secret of `kafka` hidden in the librdkafka errors it carries: for
+    /// errors built where the properties were not at hand.
+    pub(crate) fn redacted(self, kafka: &BTreeMap<String, String>) -> Self {
+        match self {
+            Error::CreateClient { client, source } => Error::create_client(client, &source, kafka),
+            Error::Subscribe {
+                group,
+                topics,
+                source,
+            } => Error::Subscribe {
+                group,
+                topics,
+                source: Box::new(redact_kafka_error(&source, kafka)),
+            },
+            other => other,
+        }
+    }
 }
 
 /// One message of a `produce_many` call that was not delivered.

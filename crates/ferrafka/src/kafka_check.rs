@@ -11,10 +11,12 @@ use std::collections::BTreeMap;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaConfRes;
 
-use crate::config::{Problem, Source, is_sensitive, redact};
+use crate::config::{ConfigError, Problem, Source, is_sensitive, redact};
 use crate::librdkafka::{self, Property};
 use crate::routing::SubscriptionGroup;
+use crate::secrets;
 
 /// A build feature a property value needs: the `builtin.features` name, what is missing, and
 /// how to get it.
@@ -136,16 +138,24 @@ pub(crate) fn check_property(
     }
     let mut probe = ClientConfig::new();
     probe.set(name, value);
-    let Err(KafkaError::ClientConfig(_, description, _, _)) = probe.create_native_config() else {
+    let Err(error @ KafkaError::ClientConfig(res, ..)) = probe.create_native_config() else {
+        return None;
+    };
+    let KafkaError::ClientConfig(_, description, _, _) = secrets::redact_kafka_error_alone(&error)
+    else {
         return None;
     };
     let near = (!table.is_empty() && !table.contains_key(name))
         .then(|| did_you_mean(name, table))
         .flatten();
-    let sensitive = is_sensitive(name) || near.is_some_and(is_sensitive);
+    // A value is shown only when it is known which property it is for and that one is not
+    // secret: an unknown name with no near miss (`sasl.pw`) may well hold a secret.
+    let sensitive = is_sensitive(name)
+        || near.is_some_and(is_sensitive)
+        || (res == RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN && near.is_none());
     let mut problem = description.trim().to_string();
     if sensitive && !value.is_empty() {
-        problem = problem.replace(value, "[redacted]");
+        problem = problem.replace(value, secrets::REDACTED);
     }
     let fix = if !table.is_empty() && !table.contains_key(name) {
         match near {
@@ -190,6 +200,38 @@ pub(crate) fn did_you_mean<'a>(
         .filter(|(d, k)| *d <= 2.max(k.len() / 8))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k.as_str())
+}
+
+/// Checks the librdkafka properties of one client built outside an app (`Producer::new`,
+/// `Admin::new`): every problem at once, secrets redacted, before anything connects.
+pub(crate) fn check_kafka(
+    client: &str,
+    kafka: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let features = librdkafka::builtin_features();
+    let table = librdkafka::properties();
+    let problems: Vec<Problem> = kafka
+        .iter()
+        .filter_map(|(name, value)| {
+            let verdict = check_property(name, value, &features, table)?;
+            let shown = if verdict.sensitive {
+                secrets::REDACTED
+            } else {
+                value
+            };
+            Some(Problem::new(
+                &format!("kafka.{name}"),
+                shown,
+                &format!("{} [used by {client}]", verdict.problem),
+                &verdict.fix,
+            ))
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError { problems })
+    }
 }
 
 /// Checks the kafka properties of every subscription group and of the producer. A property
@@ -254,7 +296,7 @@ pub(crate) fn check_clients_with(
     {
         if let Some(verdict) = check_property(&name, &value, features, table) {
             let shown = if verdict.sensitive {
-                "[redacted]".to_string()
+                secrets::REDACTED.to_string()
             } else {
                 value.clone()
             };
@@ -398,6 +440,33 @@ mod tests {
         )
         .expect("ssl unavailable");
         assert!(v.problem.contains("OpenSSL not available"), "{}", v.problem);
+    }
+
+    #[test]
+    fn the_value_of_a_property_nobody_knows_is_not_shown() {
+        let kafka = BTreeMap::from([
+            ("sasl.pw".to_string(), "hunter2".to_string()),
+            ("bootstrap.server".to_string(), "b:9092".to_string()),
+        ]);
+        let problems = check_kafka("producer", &kafka)
+            .expect_err("unknown")
+            .problems;
+        let shown: Vec<_> = problems
+            .iter()
+            .map(|p| (p.setting.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("kafka.bootstrap.server", "b:9092"),
+                ("kafka.sasl.pw", "[redacted]")
+            ]
+        );
+        assert!(
+            problems[1].problem.ends_with("[used by producer]"),
+            "{}",
+            problems[1]
+        );
     }
 
     #[test]

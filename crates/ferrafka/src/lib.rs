@@ -13,6 +13,19 @@
 //! * the app-wide [`Producer`] is awaitable, fire-and-forget or batched.
 //!
 //! Start with [`App::builder`], hand the app to [`cli::run`], and see the README's quickstart.
+//!
+//! Secrets never reach output: every value shown (`info`, `doctor`, validation problems,
+//! `Debug`) and every librdkafka error turned into an [`Error`] passes one redaction (see
+//! [`config::redact`]), which also covers misspelled secret names such as `sasl.pasword`.
+//!
+//! `unsafe` is denied workspace-wide and allowed in exactly three private modules, each for C
+//! calls no safe wrapper offers: `librdkafka` (librdkafka's property table, printed only to a C
+//! `FILE*`; with the `testing` feature also librdkafka's test-only fatal-error hook),
+//! `admin::ffi` (IncrementalAlterConfigs, not wrapped by rdkafka 0.39) and `doctor::clock`
+//! (`adjtimex(2)`, read-only). `docs/safety.md` gives the reasons and the invariants.
+//!
+//! Cargo feature `testing` (off by default): fault drills such as
+//! `RunningServer::drill_fatal_error`, which call librdkafka's test-only API.
 //! `ferrafka` re-exports `rdkafka` rather than its items, since its `Consumer` trait would clash
 //! with ours.
 
@@ -30,6 +43,7 @@ pub mod messages;
 mod processing;
 pub mod producer;
 pub mod routing;
+mod secrets;
 pub mod server;
 
 pub use app::{App, AppBuilder};

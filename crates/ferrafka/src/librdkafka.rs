@@ -1,9 +1,11 @@
 //! What the linked librdkafka knows about its own configuration: every property with its scope
 //! and allowed values, and the features it was built with.
 //!
-//! This is the crate's only `unsafe` code. librdkafka prints its property table only to a C
-//! `FILE*` (`rd_kafka_conf_properties_show`), which neither `rdkafka` nor `rdkafka-sys` wraps;
-//! the table is written to an anonymous temporary file, read back once and cached.
+//! One of the three modules with `unsafe` code (see `docs/safety.md`). librdkafka prints its
+//! property table only to a C `FILE*` (`rd_kafka_conf_properties_show`), which neither
+//! `rdkafka` nor `rdkafka-sys` wraps; the table is written to an anonymous temporary file, read
+//! back once and cached. With the `testing` feature it also wraps librdkafka's test-only
+//! `rd_kafka_test_fatal_error` for fault drills.
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -114,7 +116,8 @@ fn parse_table(text: &str) -> BTreeMap<String, Property> {
 }
 
 /// Raises a fatal error in `client` the way a real one would arrive (librdkafka's own testing
-/// hook), so fault drills exercise the real fatal-error path.
+/// hook), so fault drills exercise the real fatal-error path. Only with the `testing` feature.
+#[cfg(feature = "testing")]
 pub(crate) fn raise_fatal_error<C: rdkafka::ClientContext>(
     client: &rdkafka::client::Client<C>,
     reason: &str,
@@ -129,6 +132,16 @@ pub(crate) fn raise_fatal_error<C: rdkafka::ClientContext>(
             reason.as_ptr(),
         );
     }
+}
+
+/// Without the `testing` feature no drill can be requested (`StopSignal::take_fatal_drill` is
+/// always false), so this is never reached, and the test-only librdkafka call is not compiled.
+#[cfg(not(feature = "testing"))]
+pub(crate) fn raise_fatal_error<C: rdkafka::ClientContext>(
+    _client: &rdkafka::client::Client<C>,
+    reason: &str,
+) {
+    unreachable!("fault drill {reason:?} requested without the `testing` feature");
 }
 
 #[cfg(test)]

@@ -269,8 +269,10 @@ impl std::fmt::Debug for Producer {
 
 impl Producer {
     /// Creates a producer from librdkafka properties, connecting now so a bad property fails
-    /// here.
+    /// here. Every property is validated first: invalid ones are reported together as
+    /// [`Error::Config`] (secrets redacted) and nothing connects.
     pub fn new(kafka: &BTreeMap<String, String>) -> Result<Self> {
+        crate::kafka_check::check_kafka("producer", kafka)?;
         let producer = Self::lazy(kafka);
         producer.client()?;
         Ok(producer)
@@ -296,10 +298,7 @@ impl Producer {
             .get_or_init(|| Client::create(&self.inner.kafka))
         {
             Ok(client) => Ok(&client.producer),
-            Err(source) => Err(Error::CreateClient {
-                client: "producer".into(),
-                source: Box::new(source.clone()),
-            }),
+            Err(source) => Err(Error::create_client("producer", source, &self.inner.kafka)),
         }
     }
 

@@ -24,6 +24,7 @@ use crate::routing::SubscriptionGroup;
 pub(crate) struct StopSignal {
     raised: AtomicBool,
     quiet: AtomicBool,
+    #[cfg(feature = "testing")]
     fatal_drill: AtomicBool,
     deadline: OnceLock<Instant>,
     timeout: Duration,
@@ -34,6 +35,7 @@ impl StopSignal {
         StopSignal {
             raised: AtomicBool::new(false),
             quiet: AtomicBool::new(false),
+            #[cfg(feature = "testing")]
             fatal_drill: AtomicBool::new(false),
             deadline: OnceLock::new(),
             timeout,
@@ -50,8 +52,15 @@ impl StopSignal {
     }
 
     /// True once after [`RunningServer::drill_fatal_error`] was called.
+    #[cfg(feature = "testing")]
     pub(crate) fn take_fatal_drill(&self) -> bool {
         self.fatal_drill.swap(false, Ordering::AcqRel)
+    }
+
+    /// Always false: only the `testing` feature can request a fault drill.
+    #[cfg(not(feature = "testing"))]
+    pub(crate) fn take_fatal_drill(&self) -> bool {
+        false
     }
 
     pub(crate) fn is_quiet(&self) -> bool {
@@ -282,7 +291,8 @@ impl RunningServer {
                 producer: producer.clone(),
                 workers: workers.clone(),
             };
-            let consumer = listener::connect(setup.clone())?;
+            let consumer =
+                listener::connect(setup.clone()).map_err(|e| e.redacted(&setup.group.kafka))?;
             consumers.push((label, consumer, setup));
         }
         let mut listeners = Vec::new();
@@ -313,7 +323,9 @@ impl RunningServer {
     }
 
     /// Fault drill: raises a real librdkafka fatal error (as a fenced static member would get)
-    /// in one listener's client, to watch it recover. For fault tests and game days.
+    /// in one listener's client, to watch it recover. For fault tests and game days; needs the
+    /// `testing` feature, since it calls librdkafka's test-only `rd_kafka_test_fatal_error`.
+    #[cfg(feature = "testing")]
     pub fn drill_fatal_error(&self) {
         self.stop.fatal_drill.store(true, Ordering::Release);
     }

@@ -184,21 +184,23 @@ fn millis_since_epoch(time: SystemTime) -> i64 {
 impl Admin {
     /// Connects with the given librdkafka properties (consumer-only ones are kept for the
     /// short-lived consumers that group operations use, and left out of the admin client).
+    ///
+    /// Every property is validated first: invalid ones are reported together as
+    /// [`Error::Config`] (secrets redacted) and nothing connects.
     pub fn new(kafka: &BTreeMap<String, String>) -> Result<Self> {
+        crate::kafka_check::check_kafka("admin", kafka)?;
         let mut config = ClientConfig::new();
         for (k, v) in kafka {
             if !crate::config::CONSUMER_ONLY.contains(&k.as_str()) {
                 config.set(k, v);
             }
         }
-        let client = config.create().map_err(|source| Error::CreateClient {
-            client: "admin".into(),
-            source: Box::new(source),
-        })?;
-        let metadata = config.create().map_err(|source| Error::CreateClient {
-            client: "admin metadata".into(),
-            source: Box::new(source),
-        })?;
+        let client = config
+            .create()
+            .map_err(|source| Error::create_client("admin", &source, kafka))?;
+        let metadata = config
+            .create()
+            .map_err(|source| Error::create_client("admin metadata", &source, kafka))?;
         Ok(Admin {
             client: Arc::new(client),
             metadata,
@@ -352,7 +354,8 @@ impl Admin {
 
     /// Reads up to `count` messages of one partition, starting at `from`. With
     /// [`OffsetSpec::Latest`] it reads the last `count` messages. Stops early at the end of the
-    /// partition.
+    /// partition (an empty result means there was nothing to read), and at the timeout with
+    /// what arrived by then; a timeout before any message arrived is an error.
     pub fn read_messages(
         &self,
         topic: &str,
@@ -379,19 +382,28 @@ impl Admin {
             .map_err(|e| kafka_error("read messages", &resource, &e))?;
         let mut messages = Vec::new();
         let deadline = Instant::now() + self.timeout;
-        while messages.len() < count && Instant::now() < deadline {
+        let mut at_end = false;
+        while !at_end && messages.len() < count && Instant::now() < deadline {
             match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) if m.offset() >= end => break,
+                // The rest of the range holds no message (compacted, or transaction markers).
+                Some(Ok(m)) if m.offset() >= end => at_end = true,
                 Some(Ok(m)) => {
-                    let last = m.offset() + 1 >= end;
+                    at_end = m.offset() + 1 >= end;
                     messages.push(m.detach());
-                    if last {
-                        break;
-                    }
                 }
                 Some(Err(e)) => return Err(kafka_error("read messages", &resource, &e)),
                 None => {}
             }
+        }
+        if messages.is_empty() && !at_end {
+            return Err(Error::Admin {
+                operation: "read messages",
+                resource,
+                reason: format!(
+                    "no message of offsets {start}..{end} arrived within {:?}",
+                    self.timeout
+                ),
+            });
         }
         Ok(messages)
     }
@@ -408,12 +420,15 @@ impl Admin {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false");
-        config.create().map_err(|source| Error::CreateClient {
-            client: format!(
+        config.create().map_err(|source| {
+            let client = format!(
                 "admin consumer of group {}",
                 group.unwrap_or("ferrafka-admin")
-            ),
-            source: Box::new(source),
+            );
+            Error::create_client(client, &source, &self.kafka)
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,8 @@
 //! Whether the kernel says this host's clock is disciplined by NTP (or PTP, chrony, …).
 //!
-//! The one `unsafe` call lives here: `adjtimex(2)` with `modes = 0` only reads the kernel's
-//! clock state; neither std nor a safe crate in our dependency tree exposes it.
+//! One of the three modules with `unsafe` code (see `docs/safety.md`): `adjtimex(2)` with
+//! `modes = 0` only reads the kernel's clock state; neither std nor a safe crate in our
+//! dependency tree exposes it.
 #![allow(unsafe_code)]
 
 use serde::Serialize;

@@ -5,15 +5,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::message::Message as _;
-
 use super::{
     DoctorOptions, Report, Severity, WHY_ASSIGNOR_CHANGE, WHY_CLUSTER, WHY_FUTURE,
     WHY_MISSING_TOPIC, WHY_RETENTION, WHY_RETENTION_UNKNOWN, WHY_SINGLE_PARTITION,
     compare_topic_codec, effective, judge_durability, producer_codec, routed_topics,
 };
-use crate::admin::{Admin, GroupDescription, OffsetSpec, TopicInfo};
+use crate::admin::{GroupDescription, TopicInfo};
 use crate::app::App;
+
+mod admin_live;
+
+pub use admin_live::AdminLive;
 
 /// What the live checks read from a cluster. Errors are the reason a fact is unknown.
 pub trait LiveCluster {
@@ -33,146 +35,6 @@ pub trait LiveCluster {
     fn first_unprocessed(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, String>;
 }
 
-/// [`LiveCluster`] over the [`Admin`] API, with the app's kafka properties.
-pub struct AdminLive {
-    admin: Admin,
-    /// A second client with a short timeout for DescribeConfigs on brokers, which some brokers
-    /// (tansu 0.6.0) never answer.
-    broker_admin: Admin,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl std::fmt::Debug for AdminLive {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminLive").finish_non_exhaustive()
-    }
-}
-
-/// How long the broker-config request may take at most.
-const BROKER_CONFIG_TIMEOUT: Duration = Duration::from_secs(5);
-
-impl AdminLive {
-    /// Connects with the app's kafka properties; `timeout` bounds each request.
-    pub fn connect(app: &App, timeout: Duration) -> crate::Result<Self> {
-        let kafka = &app.config().kafka;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| crate::Error::Server(format!("cannot start a runtime: {e}")))?;
-        Ok(AdminLive {
-            admin: Admin::new(kafka)?.with_timeout(timeout),
-            broker_admin: Admin::new(kafka)?.with_timeout(timeout.min(BROKER_CONFIG_TIMEOUT)),
-            runtime,
-        })
-    }
-}
-
-fn timestamp_of(messages: &[rdkafka::message::OwnedMessage]) -> Option<i64> {
-    messages
-        .first()
-        .and_then(|m| m.timestamp().to_millis())
-        .filter(|t| *t >= 0)
-}
-
-impl LiveCluster for AdminLive {
-    fn topics(&self) -> Result<Vec<TopicInfo>, String> {
-        self.admin
-            .cluster_info()
-            .map(|c| c.topics)
-            .map_err(|e| e.to_string())
-    }
-
-    fn topic_settings(&self, topic: &str) -> Result<BTreeMap<String, String>, String> {
-        self.runtime
-            .block_on(self.admin.describe_topic_config(topic))
-            .map(|entries| {
-                entries
-                    .into_iter()
-                    .filter_map(|(k, v)| v.value.map(|v| (k, v)))
-                    .collect()
-            })
-            .map_err(|e| e.to_string())
-    }
-
-    fn offsets_retention(&self) -> Result<Duration, String> {
-        let info = self.admin.cluster_info().map_err(|e| e.to_string())?;
-        let broker = info
-            .brokers
-            .first()
-            .ok_or("the cluster reported no broker")?;
-        let config = self
-            .runtime
-            .block_on(self.broker_admin.describe_broker_config(broker.id))
-            .map_err(|e| {
-                format!(
-                    "broker {} did not describe its configuration: {e}",
-                    broker.id
-                )
-            })?;
-        let value = config
-            .get("offsets.retention.minutes")
-            .and_then(|v| v.value.clone())
-            .ok_or_else(|| {
-                format!(
-                    "broker {} did not report offsets.retention.minutes",
-                    broker.id
-                )
-            })?;
-        value
-            .trim()
-            .parse::<u64>()
-            .map(|m| Duration::from_secs(m * 60))
-            .map_err(|_| format!("offsets.retention.minutes={value:?} is not a number"))
-    }
-
-    fn group(&self, group: &str) -> Result<Option<GroupDescription>, String> {
-        self.admin.describe_group(group).map_err(|e| e.to_string())
-    }
-
-    fn newest_timestamps(&self, topic: &str) -> Result<Vec<(i32, i64)>, String> {
-        let info = self
-            .admin
-            .topic_info(topic)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("topic {topic} does not exist"))?;
-        let mut out = Vec::new();
-        for p in &info.partitions {
-            let messages = self
-                .admin
-                .read_messages(topic, p.id, OffsetSpec::Latest, 1)
-                .map_err(|e| e.to_string())?;
-            if let Some(ts) = timestamp_of(&messages) {
-                out.push((p.id, ts));
-            }
-        }
-        Ok(out)
-    }
-
-    fn first_unprocessed(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, String> {
-        let lags = self
-            .admin
-            .lags(group, &[topic])
-            .map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        for lag in lags {
-            let (Some(committed), Some(behind)) = (lag.committed, lag.lag) else {
-                continue;
-            };
-            if behind == 0 {
-                continue;
-            }
-            let messages = self
-                .admin
-                .read_messages(topic, lag.partition, OffsetSpec::At(committed), 1)
-                .map_err(|e| e.to_string())?;
-            if let Some(ts) = timestamp_of(&messages) {
-                out.push((lag.partition, ts));
-            }
-        }
-        Ok(out)
-    }
-}
-
 /// A duration as a person reads it: `90s`, `45m`, `36h`, `7d`.
 pub(crate) fn human(d: Duration) -> String {
     let s = d.as_secs();
@@ -190,6 +52,41 @@ pub(crate) fn human(d: Duration) -> String {
 fn millis_since_epoch(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
+}
+
+/// The live part of `doctor --live`: connects with the app's kafka properties and runs
+/// [`check`]. Nothing connects when the configuration does not validate: the cluster is then
+/// reported unknown, naming the invalid settings (the static checks report them in full).
+pub(super) fn run(app: &App, opts: &DoctorOptions, report: &mut Report) {
+    if let Err(invalid) = app.validate() {
+        let settings: BTreeSet<&str> = invalid
+            .problems
+            .iter()
+            .map(|p| p.setting.as_str())
+            .collect();
+        report.push_unknown(
+            "FD006",
+            "cluster",
+            format!(
+                "unknown: not connected, because the configuration does not validate ({})",
+                settings.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            WHY_CLUSTER,
+            "fix the configuration errors this report lists, then run `doctor --live` again",
+        );
+        return;
+    }
+    match AdminLive::connect(app, opts.timeout) {
+        Ok(cluster) => check(app, opts, &cluster, SystemTime::now(), report),
+        Err(e) => report.push(
+            "FD006",
+            Severity::Error,
+            "cluster",
+            format!("cannot connect: {e}"),
+            WHY_CLUSTER,
+            "check bootstrap.servers and credentials (FERRAFKA_KAFKA_*), then run again",
+        ),
+    }
 }
 
 /// Runs the live checks against `cluster` as of `now`.
@@ -374,20 +271,34 @@ fn topic_facts(
             "check min.insync.replicas and compression.type of the topic by hand",
         ),
     }
-    if let Ok(s) = &settings
-        && let Some(codec) = s.get("compression.type")
-        && declared
-            .and_then(|d| d.settings.get("compression.type"))
-            .is_none_or(|d| d != codec)
-    {
-        compare_topic_codec(
-            name,
-            codec,
-            producer_codec,
-            features,
-            "on the cluster",
-            report,
-        );
+    let Ok(settings) = &settings else {
+        return; // FD012 above already says the settings are unknown.
+    };
+    match settings.get("compression.type") {
+        None => report.push_unknown(
+            "FD008",
+            format!("topic {name}"),
+            "unknown: the broker did not report compression.type (it lists only explicitly set \
+             values, or hides defaults)",
+            super::WHY_CODEC_MISMATCH,
+            "check the topic's compression.type against the producer's compression.codec by \
+             hand, or declare it on the topic and run `topics align`",
+        ),
+        Some(codec)
+            if declared
+                .and_then(|d| d.settings.get("compression.type"))
+                .is_none_or(|d| d != codec) =>
+        {
+            compare_topic_codec(
+                name,
+                codec,
+                producer_codec,
+                features,
+                "on the cluster",
+                report,
+            );
+        }
+        Some(_) => {}
     }
 }
 
@@ -578,14 +489,33 @@ pub(crate) fn offsets_retention(
             Err(_) => continue, // FD009 already says the group cannot be described.
         }
         let mut oldest: Option<(i64, String)> = None;
+        let mut unread = Vec::new();
         for topic in topics.iter().filter(|t| existing.contains_key(*t)) {
-            if let Ok(stamps) = cluster.first_unprocessed(&group, topic) {
-                for (partition, ts) in stamps {
-                    if oldest.as_ref().is_none_or(|(o, _)| ts < *o) {
-                        oldest = Some((ts, format!("{topic}/{partition}")));
+            match cluster.first_unprocessed(&group, topic) {
+                Ok(stamps) => {
+                    for (partition, ts) in stamps {
+                        if oldest.as_ref().is_none_or(|(o, _)| ts < *o) {
+                            oldest = Some((ts, format!("{topic}/{partition}")));
+                        }
                     }
                 }
+                Err(e) => unread.push(format!("{topic}: {e}")),
             }
+        }
+        if !unread.is_empty() {
+            report.push_unknown(
+                "FD011",
+                format!("consumer group {group}"),
+                format!(
+                    "unknown: the group has no members, and where it stopped cannot be read ({})",
+                    unread.join("; ")
+                ),
+                WHY_RETENTION,
+                format!(
+                    "check how long `{group}` has been stopped (the age of the first message \
+                     after its committed offsets) against offsets.retention.minutes by hand"
+                ),
+            );
         }
         let Some((ts, at)) = oldest else {
             continue;

@@ -19,7 +19,7 @@ pub mod live;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -278,17 +278,7 @@ fn program_name() -> String {
 pub fn run(app: &App, opts: &DoctorOptions) -> Report {
     let mut report = static_report(app, opts);
     if opts.live {
-        match AdminLive::connect(app, opts.timeout) {
-            Ok(cluster) => live::check(app, opts, &cluster, SystemTime::now(), &mut report),
-            Err(e) => report.push(
-                "FD006",
-                Severity::Error,
-                "cluster",
-                format!("cannot connect: {e}"),
-                WHY_CLUSTER,
-                "check bootstrap.servers and credentials (FERRAFKA_KAFKA_*), then run again",
-            ),
-        }
+        live::run(app, opts, &mut report);
     } else {
         report.skipped.push(
             "live checks (FD004, FD006, FD008-FD012 against the cluster): run with --live".into(),

@@ -638,6 +638,8 @@ struct Fake {
     groups: BTreeMap<String, GroupDescription>,
     newest: BTreeMap<String, Vec<(i32, i64)>>,
     unprocessed: BTreeMap<String, Vec<(i32, i64)>>,
+    /// `group/topic` whose first unprocessed messages cannot be read, with the reason.
+    unreadable: BTreeMap<String, String>,
 }
 
 impl Fake {
@@ -715,6 +717,9 @@ impl LiveCluster for Fake {
         Ok(self.newest.get(topic).cloned().unwrap_or_default())
     }
     fn first_unprocessed(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, String> {
+        if let Some(reason) = self.unreadable.get(&format!("{group}/{topic}")) {
+            return Err(reason.clone());
+        }
         Ok(self
             .unprocessed
             .get(&format!("{group}/{topic}"))
@@ -924,3 +929,5 @@ fn the_defaults_the_checks_assume_are_librdkafka_s() {
         crate::librdkafka::Scope::Both
     );
 }
+
+mod unknown;
