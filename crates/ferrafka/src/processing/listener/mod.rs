@@ -116,13 +116,13 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
             setup.workers,
         )),
     };
-    let consumer: ListenerConsumer =
-        client
-            .create_with_context(context)
-            .map_err(|source| Error::CreateClient {
-                client: format!("consumer of subscription group {label}"),
-                source: Box::new(source),
-            })?;
+    let consumer: ListenerConsumer = client.create_with_context(context).map_err(|source| {
+        Error::create_client(
+            format!("consumer of subscription group {label}"),
+            &source,
+            &setup.group.kafka,
+        )
+    })?;
     let consumer = Arc::new(consumer);
     let names = setup.group.active_topics();
     consumer

@@ -237,8 +237,7 @@ impl State {
             received_at,
         };
         let mut effects = std::mem::take(&mut self.effects);
-        slot.machine
-            .on_message(message, Instant::now(), &mut effects);
+        slot.machine.on_message(message, now, &mut effects);
         apply(consumer, slot, &mut effects);
         self.effects = effects;
     }
