@@ -358,7 +358,6 @@ const WHY_ACKS: &str = "a producer that does not wait for all in-sync replicas l
 const WHY_IDEMPOTENCE: &str =
     "without idempotence a retried send can write a message twice or out of order";
 const WHY_SHUTDOWN_WAIT: &str = "a batch may wait max_wait_time to fill, so a shorter shutdown_timeout abandons batches at every stop and they run again after the restart";
-const WHY_POLL_INTERVAL: &str = "on a rebalance the listener waits up to shutdown_timeout for running batches before giving partitions up, and a member silent for longer than max.poll.interval.ms is expelled from the group";
 const WHY_SESSION: &str = "librdkafka refuses a consumer whose session.timeout.ms exceeds max.poll.interval.ms, and heartbeats must come several times per session or the broker drops live members";
 const WHY_SESSION_BOUNDS: &str = "brokers reject session timeouts outside group.min.session.timeout.ms (6 s) to group.max.session.timeout.ms (30 min) by default, so the consumer cannot join";
 
@@ -1049,19 +1048,6 @@ fn check_timing(app: &App, report: &mut Report) {
         let poll = millis(&sg.kafka, "max.poll.interval.ms").unwrap_or(300_000);
         let session = millis(&sg.kafka, "session.timeout.ms").unwrap_or(45_000);
         let heartbeat = millis(&sg.kafka, "heartbeat.interval.ms").unwrap_or(3_000);
-        if Duration::from_millis(poll) < shutdown {
-            report.push(
-                "FD013",
-                Severity::Warning,
-                sg_subject(sg),
-                format!(
-                    "max.poll.interval.ms={poll} is shorter than shutdown_timeout ({shutdown:?})"
-                ),
-                WHY_POLL_INTERVAL,
-                "raise max.poll.interval.ms above shutdown_timeout, or lower shutdown_timeout to \
-                 the longest batch you expect",
-            );
-        }
         if session > poll {
             report.push(
                 "FD013",

@@ -564,9 +564,10 @@ fn fd013_shutdown_and_poll_timing() {
         |_| {},
     ));
     let fs = found(&report, "FD013");
+    // A rebalance waits `revocation_timeout` (checked below max.poll.interval.ms at boot), not
+    // shutdown_timeout: a poll interval shorter than shutdown_timeout is fine.
     assert!(
-        fs.iter().any(|f| f.severity == Severity::Warning
-            && f.found.contains("shorter than shutdown_timeout")),
+        !fs.iter().any(|f| f.found.contains("shutdown_timeout")),
         "{fs:?}"
     );
     assert!(
