@@ -4,12 +4,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
 
 use crate::config::{Config, Environment};
 use crate::error::BoxError;
 use crate::messages::{Message, Messages};
-use crate::processing::executor::{ExecutorReport, ReportKind};
 use crate::producer::Producer;
 
 /// What consumer methods return: `Ok` marks the batch as consumed, `Err` retries it.
@@ -91,8 +89,11 @@ impl<T: Consumer> DynConsumer for T {
 /// Builds a fresh consumer instance for a newly assigned partition.
 pub(crate) type ConsumerFactory = Arc<dyn Fn() -> Box<dyn DynConsumer> + Send + Sync>;
 
-/// What a partition's executor shares with the listener that feeds it: where to send marks,
-/// and whether the assignment it serves was taken away.
+/// Where a batch's marks go: the executor forwards them to the listener as they happen.
+pub(crate) type MarkSink = Box<dyn Fn(u64, i64) + Send + Sync>;
+
+/// What a partition's executor shares with the listener that feeds it: where marks go, and
+/// whether the assignment it serves was taken away.
 pub(crate) struct PartitionHandle {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
@@ -100,33 +101,19 @@ pub(crate) struct PartitionHandle {
     pub(crate) generation: u64,
     /// Set by the listener once the assignment is revoked (or abandoned): marks no longer count.
     pub(crate) revoked: AtomicBool,
-    pub(crate) reports: Sender<ExecutorReport>,
+    /// Receives `(batch, next_offset)` for every forward mark during a batch.
+    marks: MarkSink,
 }
 
 impl PartitionHandle {
-    pub(crate) fn new(
-        topic: Arc<str>,
-        partition: i32,
-        generation: u64,
-        reports: Sender<ExecutorReport>,
-    ) -> Self {
+    pub(crate) fn new(topic: Arc<str>, partition: i32, generation: u64, marks: MarkSink) -> Self {
         PartitionHandle {
             topic,
             partition,
             generation,
             revoked: AtomicBool::new(false),
-            reports,
+            marks,
         }
-    }
-
-    /// Sends a report to the listener; it only goes away after it stopped waiting for us.
-    pub(crate) fn report(&self, kind: ReportKind) {
-        let _ = self.reports.send(ExecutorReport {
-            topic: self.topic.clone(),
-            partition: self.partition,
-            generation: self.generation,
-            kind,
-        });
     }
 
     pub(crate) fn is_revoked(&self) -> bool {
@@ -232,8 +219,7 @@ impl Context {
         if self.mark.is_none_or(|m| next > m) {
             self.mark = Some(next);
             // Sent at once, so the progress of a long batch is committed before it ends.
-            self.handle
-                .report(ReportKind::Progress { batch, mark: next });
+            (self.handle.marks)(batch, next);
         }
         true
     }
@@ -271,9 +257,15 @@ impl Context {
 mod tests {
     use super::*;
 
-    fn context(batch: Option<u64>) -> (Context, std::sync::mpsc::Receiver<ExecutorReport>) {
+    type Marks = std::sync::mpsc::Receiver<(u64, i64)>;
+
+    fn context(batch: Option<u64>) -> (Context, Marks) {
         let (tx, rx) = std::sync::mpsc::channel();
-        let handle = Arc::new(PartitionHandle::new("t".into(), 0, 7, tx));
+        let tx = std::sync::Mutex::new(tx);
+        let sink: MarkSink = Box::new(move |batch, mark| {
+            let _ = tx.lock().unwrap().send((batch, mark));
+        });
+        let handle = Arc::new(PartitionHandle::new("t".into(), 0, 7, sink));
         let ctx = Context {
             handle,
             producer: Producer::lazy(&Default::default()),
@@ -287,14 +279,11 @@ mod tests {
         (ctx, rx)
     }
 
-    fn marks(rx: &std::sync::mpsc::Receiver<ExecutorReport>) -> Vec<i64> {
+    fn marks(rx: &Marks) -> Vec<i64> {
         rx.try_iter()
-            .map(|r| {
-                assert_eq!(r.generation, 7);
-                match r.kind {
-                    ReportKind::Progress { batch: 3, mark } => mark,
-                    other => panic!("unexpected report {other:?}"),
-                }
+            .map(|(batch, mark)| {
+                assert_eq!(batch, 3);
+                mark
             })
             .collect()
     }

@@ -6,8 +6,7 @@
 //! still running at the deadline are abandoned unmarked (they run again after a restart) and the
 //! exit is reported as [`ServerExit::Forced`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,66 +15,9 @@ use tokio::sync::Semaphore;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::processing::listener::{self, ListenerExit, ListenerSetup};
+pub(crate) use crate::processing::stop::StopSignal;
 use crate::producer::Producer;
 use crate::routing::SubscriptionGroup;
-
-/// The stop request shared by the server's threads, with its deadline.
-#[derive(Debug)]
-pub(crate) struct StopSignal {
-    raised: AtomicBool,
-    quiet: AtomicBool,
-    #[cfg(feature = "testing")]
-    fatal_drill: AtomicBool,
-    deadline: OnceLock<Instant>,
-    timeout: Duration,
-}
-
-impl StopSignal {
-    pub(crate) fn new(timeout: Duration) -> Self {
-        StopSignal {
-            raised: AtomicBool::new(false),
-            quiet: AtomicBool::new(false),
-            #[cfg(feature = "testing")]
-            fatal_drill: AtomicBool::new(false),
-            deadline: OnceLock::new(),
-            timeout,
-        }
-    }
-
-    pub(crate) fn raise(&self) {
-        self.deadline.get_or_init(|| Instant::now() + self.timeout);
-        self.raised.store(true, Ordering::Release);
-    }
-
-    pub(crate) fn quiet(&self) {
-        self.quiet.store(true, Ordering::Release);
-    }
-
-    /// True once after [`RunningServer::drill_fatal_error`] was called.
-    #[cfg(feature = "testing")]
-    pub(crate) fn take_fatal_drill(&self) -> bool {
-        self.fatal_drill.swap(false, Ordering::AcqRel)
-    }
-
-    /// Always false: only the `testing` feature can request a fault drill.
-    #[cfg(not(feature = "testing"))]
-    pub(crate) fn take_fatal_drill(&self) -> bool {
-        false
-    }
-
-    pub(crate) fn is_quiet(&self) -> bool {
-        self.quiet.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn is_raised(&self) -> bool {
-        self.raised.load(Ordering::Acquire)
-    }
-
-    /// When in-flight work must be done; only meaningful once raised.
-    pub(crate) fn deadline(&self) -> Instant {
-        *self.deadline.get_or_init(|| Instant::now() + self.timeout)
-    }
-}
 
 /// Which consumer groups, subscription groups and topics a server runs; empty lists mean all.
 #[derive(Debug, Clone, Default)]
@@ -327,7 +269,7 @@ impl RunningServer {
     /// `testing` feature, since it calls librdkafka's test-only `rd_kafka_test_fatal_error`.
     #[cfg(feature = "testing")]
     pub fn drill_fatal_error(&self) {
-        self.stop.fatal_drill.store(true, Ordering::Release);
+        self.stop.request_fatal_drill();
     }
 
     /// Starts the graceful shutdown; returns at once. Call [`RunningServer::wait`] next.

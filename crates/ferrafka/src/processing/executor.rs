@@ -10,6 +10,8 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use std::sync::mpsc::Sender;
+
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc::UnboundedReceiver};
 
@@ -76,6 +78,7 @@ pub(crate) struct Executor {
     pub(crate) handle: Arc<PartitionHandle>,
     pub(crate) producer: Producer,
     pub(crate) workers: Arc<Semaphore>,
+    pub(crate) reports: Sender<ExecutorReport>,
 }
 
 impl Executor {
@@ -105,8 +108,18 @@ impl Executor {
                 },
                 Job::Stop(hook) => return self.stop(instance.take(), hook).await,
             };
-            self.handle.report(ReportKind::Finished(report));
+            self.report(ReportKind::Finished(report));
         }
+    }
+
+    /// Sends a report to the listener; it only goes away after it stopped waiting for us.
+    fn report(&self, kind: ReportKind) {
+        let _ = self.reports.send(ExecutorReport {
+            topic: self.handle.topic.clone(),
+            partition: self.handle.partition,
+            generation: self.handle.generation,
+            kind,
+        });
     }
 
     fn context(&self, attempt: u32, batch: Option<u64>) -> Context {
@@ -242,7 +255,7 @@ impl Executor {
         if let Some(consumer) = instance {
             self.final_hook(consumer, hook).await;
         }
-        self.handle.report(ReportKind::Stopped);
+        self.report(ReportKind::Stopped);
     }
 
     async fn final_hook(&self, mut consumer: Box<dyn DynConsumer>, hook: FinalHook) {

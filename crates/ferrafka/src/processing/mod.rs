@@ -5,3 +5,4 @@ pub(crate) mod diagnostics;
 pub(crate) mod executor;
 pub(crate) mod listener;
 pub(crate) mod partition;
+pub(crate) mod stop;

@@ -12,6 +12,7 @@
 //! its mark; librdkafka commits stored offsets periodically and asynchronously; the listener
 //! commits synchronously before it releases revoked partitions and at shutdown.
 
+mod client;
 mod context;
 mod state;
 
@@ -20,21 +21,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer as _};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::consumer::Consumer as _;
 use tokio::sync::Semaphore;
 
+use client::PartitionClient;
 pub(crate) use context::{ListenerConsumer, ListenerContext};
 use state::{State, TopicSlots};
 
 use super::diagnostics;
 use super::partition::PartitionSettings;
+use super::stop::StopSignal;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::messages::TopicInfo;
 use crate::producer::Producer;
 use crate::routing::{SubscriptionGroup, Topic};
-use crate::server::StopSignal;
 
 /// First wait before rebuilding a client after a fatal error; doubles up to the max.
 const REBUILD_BACKOFF: Duration = Duration::from_secs(1);
@@ -201,8 +202,7 @@ fn rebuild(
     }
 }
 
-fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
-    let consumer = consumer.clone();
+fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
     let group = consumer.context().group.clone();
     tracing::info!(subscription_group = %group, "listener started");
     let mut idle = false;
@@ -213,7 +213,7 @@ fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
         if stop.is_quiet() && !quieted {
             quieted = true;
             tracing::info!(subscription_group = %group, "quiet: finishing running batches, starting no new ones, keeping the partitions");
-            consumer.context().lock().quiet(&consumer, Instant::now());
+            consumer.context().lock().quiet(consumer, Instant::now());
         }
         let timeout = if idle {
             consumer.context().lock().poll_timeout(Instant::now())
@@ -232,7 +232,7 @@ fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
                 consumer
                     .context()
                     .lock()
-                    .on_message(&consumer, &message, received_at);
+                    .on_message(consumer, &message, received_at);
                 if burst < BURST {
                     continue;
                 }
@@ -262,13 +262,13 @@ fn poll_loop(consumer: &Arc<ListenerConsumer>, stop: &StopSignal) -> LoopEnd {
             return LoopEnd::Fatal(format!("{code}: {reason}"));
         }
         let mut state = consumer.context().lock();
-        state.drain_reports(&consumer, None);
-        state.tick(&consumer, Instant::now());
+        state.drain_reports(consumer, None);
+        state.tick(consumer, Instant::now());
     }
     LoopEnd::Stop
 }
 
-fn shutdown(consumer: &Arc<ListenerConsumer>, stop: &StopSignal, group: &str) -> ListenerExit {
+fn shutdown(consumer: &ListenerConsumer, stop: &StopSignal, group: &str) -> ListenerExit {
     let deadline = stop.deadline();
     tracing::info!(subscription_group = %group, "listener stopping: finishing in-flight batches");
     if let Ok(assignment) = consumer.assignment() {
@@ -288,16 +288,7 @@ fn shutdown(consumer: &Arc<ListenerConsumer>, stop: &StopSignal, group: &str) ->
     if forced {
         tracing::error!(subscription_group = %group, "shutdown timeout reached: unfinished batches were abandoned and will be processed again after a restart");
     }
-    commit_sync(consumer, group);
+    consumer.commit_sync(group);
     tracing::info!(subscription_group = %group, "listener stopped, leaving the group");
     ListenerExit { forced }
-}
-
-pub(super) fn commit_sync(consumer: &ListenerConsumer, group: &str) {
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => {
-            tracing::error!(subscription_group = %group, error = %e, "synchronous commit failed: the uncommitted batches will be processed again")
-        }
-    }
 }

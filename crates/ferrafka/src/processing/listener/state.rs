@@ -7,17 +7,15 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use rdkafka::consumer::Consumer as _;
+use rdkafka::Message as _;
 use rdkafka::message::{BorrowedMessage, Headers as _};
-use rdkafka::{Message as _, Offset, TopicPartitionList};
 use rustc_hash::FxHashMap as HashMap;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use super::commit_sync;
-use super::context::ListenerConsumer;
+use super::client::PartitionClient;
 use crate::config::Config;
-use crate::consumer::{PartitionHandle, SeekTo};
+use crate::consumer::{MarkSink, PartitionHandle};
 use crate::messages::{Header, Message, Timestamp, TopicInfo};
 use crate::processing::executor::{Executor, ExecutorReport, FinalHook, Job, ReportKind};
 use crate::processing::partition::{Effect, Outcome, Partition, PartitionSettings, Report};
@@ -28,8 +26,6 @@ use crate::routing::Topic;
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How often the loop looks for executor reports while messages wait behind a running batch.
 const BUSY_POLL: Duration = Duration::from_millis(1);
-/// How long a seek by time may wait for the broker's answer.
-const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A routed topic as the listener needs it.
 pub(super) struct TopicSlots {
@@ -119,7 +115,7 @@ impl State {
                 name.clone(),
                 *partition,
                 generation,
-                self.reports_tx.clone(),
+                mark_sink(&self.reports_tx, &name, *partition, generation),
             ));
             let (jobs, rx) = unbounded_channel();
             let executor = Executor {
@@ -128,6 +124,7 @@ impl State {
                 handle: handle.clone(),
                 producer: self.producer.clone(),
                 workers: self.workers.clone(),
+                reports: self.reports_tx.clone(),
             };
             let task = self.runtime.spawn(executor.run(rx));
             let machine = Partition::new(
@@ -154,7 +151,7 @@ impl State {
     /// marks no longer count and the next assignment of its partition waits for it.
     pub(super) fn revoke(
         &mut self,
-        consumer: &ListenerConsumer,
+        consumer: &dyn PartitionClient,
         group: &str,
         revoked: &[(String, i32)],
     ) {
@@ -172,7 +169,7 @@ impl State {
         {
             self.drain_reports(consumer, Some(deadline));
         }
-        commit_sync(consumer, group);
+        consumer.commit_sync(group);
         for (topic, partition) in revoked {
             let Some(mut slot) = self
                 .topics
@@ -204,7 +201,7 @@ impl State {
     /// `received_at` is read once per poll burst: per message it shows in profiles.
     pub(super) fn on_message(
         &mut self,
-        consumer: &ListenerConsumer,
+        consumer: &dyn PartitionClient,
         m: &BorrowedMessage<'_>,
         (received_at, now): (SystemTime, Instant),
     ) {
@@ -249,7 +246,7 @@ impl State {
     /// Applies executor reports; waits for the first one until `wait_until` when given.
     pub(super) fn drain_reports(
         &mut self,
-        consumer: &ListenerConsumer,
+        consumer: &dyn PartitionClient,
         wait_until: Option<Instant>,
     ) {
         let first = match wait_until {
@@ -269,7 +266,7 @@ impl State {
         }
     }
 
-    fn on_report(&mut self, consumer: &ListenerConsumer, report: ExecutorReport) {
+    fn on_report(&mut self, consumer: &dyn PartitionClient, report: ExecutorReport) {
         let now = Instant::now();
         if let ReportKind::Stopped = report.kind {
             self.retired_stopped(
@@ -300,7 +297,7 @@ impl State {
     /// An earlier assignment's executor stopped: a new assignment of its partition may start.
     fn retired_stopped(
         &mut self,
-        consumer: &ListenerConsumer,
+        consumer: &dyn PartitionClient,
         topic: &str,
         partition: i32,
         generation: u64,
@@ -328,7 +325,7 @@ impl State {
 
     /// Lets every machine act on the clock; retired executors that ended without a report
     /// (aborted, or their runtime is gone) count as stopped.
-    pub(super) fn tick(&mut self, consumer: &ListenerConsumer, now: Instant) {
+    pub(super) fn tick(&mut self, consumer: &dyn PartitionClient, now: Instant) {
         let ended: Vec<_> = self
             .retired
             .iter()
@@ -371,7 +368,7 @@ impl State {
     }
 
     /// Quiet mode: nothing new starts anywhere, fetching pauses, partitions stay.
-    pub(super) fn quiet(&mut self, consumer: &ListenerConsumer, now: Instant) {
+    pub(super) fn quiet(&mut self, consumer: &dyn PartitionClient, now: Instant) {
         let mut effects = std::mem::take(&mut self.effects);
         for slot in self
             .topics
@@ -414,7 +411,7 @@ impl State {
     /// aborted.
     pub(super) fn stop_executors(
         &mut self,
-        consumer: &ListenerConsumer,
+        consumer: &dyn PartitionClient,
         deadline: Instant,
     ) -> bool {
         let mut forced = false;
@@ -447,9 +444,31 @@ impl State {
     }
 }
 
+/// Forwards a running batch's marks to the listener as progress reports.
+fn mark_sink(
+    reports: &Sender<ExecutorReport>,
+    topic: &Arc<str>,
+    partition: i32,
+    generation: u64,
+) -> MarkSink {
+    // A Sender is Send but not Sync; the sink is called from one executor at a time.
+    let reports = std::sync::Mutex::new(reports.clone());
+    let topic = topic.clone();
+    Box::new(move |batch, mark| {
+        let report = ExecutorReport {
+            topic: topic.clone(),
+            partition,
+            generation,
+            kind: ReportKind::Progress { batch, mark },
+        };
+        let _ = reports.lock().map(|r| r.send(report));
+    })
+}
+
 /// Carries out a machine's effects on the consumer and the partition's executor; a seek's
 /// result goes back to the machine, and what it answers is carried out too.
-fn apply(consumer: &ListenerConsumer, slot: &mut Slot, effects: &mut Vec<Effect>) {
+fn apply(consumer: &dyn PartitionClient, slot: &mut Slot, effects: &mut Vec<Effect>) {
+    let (topic, partition) = (&*slot.handle.topic, slot.handle.partition);
     let mut i = 0;
     while i < effects.len() {
         match effects[i].clone() {
@@ -466,90 +485,15 @@ fn apply(consumer: &ListenerConsumer, slot: &mut Slot, effects: &mut Vec<Effect>
                     slot.machine.on_report(report, Instant::now(), effects);
                 }
             }
-            Effect::Pause => set_paused(consumer, &slot.handle, true),
-            Effect::Resume => set_paused(consumer, &slot.handle, false),
-            Effect::Store(next) => store_offset(consumer, &slot.handle, next),
+            Effect::Pause => consumer.set_paused(topic, partition, true),
+            Effect::Resume => consumer.set_paused(topic, partition, false),
+            Effect::Store(next) => consumer.store_offset(topic, partition, next),
             Effect::Seek(to) => {
-                let ok = seek(consumer, &slot.handle, to);
+                let ok = consumer.seek(topic, partition, to);
                 slot.machine.on_seek_result(ok, Instant::now(), effects);
             }
         }
         i += 1;
     }
     effects.clear();
-}
-
-fn partition_list(handle: &PartitionHandle, offset: Option<Offset>) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::with_capacity(1);
-    match offset {
-        Some(offset) => {
-            let _ = tpl.add_partition_offset(&handle.topic, handle.partition, offset);
-        }
-        None => {
-            tpl.add_partition(&handle.topic, handle.partition);
-        }
-    }
-    tpl
-}
-
-fn set_paused(consumer: &ListenerConsumer, handle: &PartitionHandle, paused: bool) {
-    let tpl = partition_list(handle, None);
-    let result = if paused {
-        consumer.pause(&tpl)
-    } else {
-        consumer.resume(&tpl)
-    };
-    match result {
-        Ok(()) => {
-            tracing::debug!(topic = %handle.topic, partition = handle.partition, paused, "fetch pause changed")
-        }
-        Err(e) => {
-            tracing::warn!(topic = %handle.topic, partition = handle.partition, paused, error = %e, "cannot change the fetch pause")
-        }
-    }
-}
-
-fn store_offset(consumer: &ListenerConsumer, handle: &PartitionHandle, next: i64) {
-    let tpl = partition_list(handle, Some(Offset::Offset(next)));
-    if let Err(e) = consumer.store_offsets(&tpl) {
-        // Only when the partition is no longer assigned: its new owner redoes the work.
-        tracing::warn!(topic = %handle.topic, partition = handle.partition, next, error = %e, "offset not stored");
-    }
-}
-
-/// Moves the partition's fetch position; false when librdkafka refused.
-fn seek(consumer: &ListenerConsumer, handle: &PartitionHandle, to: SeekTo) -> bool {
-    let (topic, partition) = (&*handle.topic, handle.partition);
-    let offset = match to {
-        SeekTo::Offset(o) => Offset::Offset(o),
-        SeekTo::Earliest => Offset::Beginning,
-        SeekTo::Latest => Offset::End,
-        SeekTo::Time(t) => {
-            let millis = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
-            let tpl = partition_list(handle, Some(Offset::Offset(millis)));
-            match consumer.offsets_for_times(tpl, SEEK_TIMEOUT) {
-                Ok(found) => found
-                    .find_partition(topic, partition)
-                    .map(|e| e.offset())
-                    .unwrap_or(Offset::End),
-                Err(e) => {
-                    tracing::error!(topic, partition, error = %e, "seek by time failed: cannot look up the offset; processing goes on from where it was");
-                    return false;
-                }
-            }
-        }
-    };
-    match consumer.seek(topic, partition, offset, SEEK_TIMEOUT) {
-        Ok(()) => {
-            tracing::info!(topic, partition, ?offset, "partition seeked");
-            true
-        }
-        Err(e) => {
-            tracing::error!(topic, partition, ?offset, error = %e, "seek failed; processing goes on from where it was");
-            false
-        }
-    }
 }

@@ -1,0 +1,109 @@
+//! What the listener's partitions ask of librdkafka, as one small trait: the machines'
+//! effects that touch the consumer go through it, so the partition bookkeeping in `state.rs`
+//! does not depend on the consumer's concrete type.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::consumer::SeekTo;
+
+/// How long a seek (and a seek by time's offset lookup) may wait for librdkafka.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The consumer operations a partition's effects need. Failures are logged here; only a
+/// seek's result matters to the state machine.
+pub(crate) trait PartitionClient {
+    /// Stops or restarts fetching one partition.
+    fn set_paused(&self, topic: &str, partition: i32, paused: bool);
+    /// Stores `next` as the partition's offset for the next commit.
+    fn store_offset(&self, topic: &str, partition: i32, next: i64);
+    /// Moves the partition's fetch position; false when librdkafka refused.
+    fn seek(&self, topic: &str, partition: i32, to: SeekTo) -> bool;
+    /// Commits every stored offset now.
+    fn commit_sync(&self, group: &str);
+}
+
+fn partition_list(topic: &str, partition: i32, offset: Option<Offset>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(1);
+    match offset {
+        Some(offset) => {
+            let _ = tpl.add_partition_offset(topic, partition, offset);
+        }
+        None => {
+            tpl.add_partition(topic, partition);
+        }
+    }
+    tpl
+}
+
+impl<C: ConsumerContext> PartitionClient for BaseConsumer<C> {
+    fn set_paused(&self, topic: &str, partition: i32, paused: bool) {
+        let tpl = partition_list(topic, partition, None);
+        let result = if paused {
+            self.pause(&tpl)
+        } else {
+            self.resume(&tpl)
+        };
+        match result {
+            Ok(()) => tracing::debug!(topic, partition, paused, "fetch pause changed"),
+            Err(e) => {
+                tracing::warn!(topic, partition, paused, error = %e, "cannot change the fetch pause")
+            }
+        }
+    }
+
+    fn store_offset(&self, topic: &str, partition: i32, next: i64) {
+        let tpl = partition_list(topic, partition, Some(Offset::Offset(next)));
+        if let Err(e) = self.store_offsets(&tpl) {
+            // Only when the partition is no longer assigned: its new owner redoes the work.
+            tracing::warn!(topic, partition, next, error = %e, "offset not stored");
+        }
+    }
+
+    fn seek(&self, topic: &str, partition: i32, to: SeekTo) -> bool {
+        let offset = match to {
+            SeekTo::Offset(o) => Offset::Offset(o),
+            SeekTo::Earliest => Offset::Beginning,
+            SeekTo::Latest => Offset::End,
+            SeekTo::Time(t) => {
+                let millis = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let tpl = partition_list(topic, partition, Some(Offset::Offset(millis)));
+                match self.offsets_for_times(tpl, SEEK_TIMEOUT) {
+                    Ok(found) => found
+                        .find_partition(topic, partition)
+                        .map(|e| e.offset())
+                        .unwrap_or(Offset::End),
+                    Err(e) => {
+                        tracing::error!(topic, partition, error = %e, "seek by time failed: cannot look up the offset; processing goes on from where it was");
+                        return false;
+                    }
+                }
+            }
+        };
+        match Consumer::seek(self, topic, partition, offset, SEEK_TIMEOUT) {
+            Ok(()) => {
+                tracing::info!(topic, partition, ?offset, "partition seeked");
+                true
+            }
+            Err(e) => {
+                tracing::error!(topic, partition, ?offset, error = %e, "seek failed; processing goes on from where it was");
+                false
+            }
+        }
+    }
+
+    fn commit_sync(&self, group: &str) {
+        match self.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::error!(subscription_group = %group, error = %e, "synchronous commit failed: the uncommitted batches will be processed again")
+            }
+        }
+    }
+}
