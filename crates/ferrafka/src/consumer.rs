@@ -247,6 +247,31 @@ impl Context {
         self.requests.push(PartitionRequest::Seek(to));
     }
 
+    /// The next offset this call marked (`message.offset() + 1` of the last message passed to
+    /// [`Context::mark_as_consumed`]), for unit tests of one call.
+    #[cfg(feature = "testing")]
+    pub fn marked(&self) -> Option<i64> {
+        self.mark
+    }
+
+    /// The pause this call asked for with [`Context::pause`], if any.
+    #[cfg(feature = "testing")]
+    pub fn requested_pause(&self) -> Option<std::time::Duration> {
+        self.requests.iter().rev().find_map(|r| match r {
+            PartitionRequest::Pause(d) => Some(*d),
+            _ => None,
+        })
+    }
+
+    /// The seek this call asked for with [`Context::seek`], if any.
+    #[cfg(feature = "testing")]
+    pub fn requested_seek(&self) -> Option<SeekTo> {
+        self.requests.iter().rev().find_map(|r| match r {
+            PartitionRequest::Seek(to) => Some(*to),
+            _ => None,
+        })
+    }
+
     /// True when a rebalance took this partition away during the current batch.
     pub fn is_revoked(&self) -> bool {
         self.handle.is_revoked()

@@ -45,6 +45,8 @@ pub mod producer;
 pub mod routing;
 mod secrets;
 pub mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use app::{App, AppBuilder};
 pub use config::{Config, Environment, InitialOffset, Source};

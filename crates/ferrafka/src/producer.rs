@@ -249,6 +249,8 @@ impl Drop for Client {
 
 struct Inner {
     kafka: BTreeMap<String, String>,
+    /// Keeps records instead of sending them (the testing harness's producer).
+    capture: Option<Arc<Capture>>,
     /// Created on first use, so an app that never produces runs no producer.
     client: OnceLock<Result<Client, KafkaError>>,
     report: Arc<Tracker>,
@@ -284,6 +286,7 @@ impl Producer {
         Producer {
             inner: Arc::new(Inner {
                 kafka: kafka.clone(),
+                capture: None,
                 client: OnceLock::new(),
                 report: Arc::new(Tracker::Report),
                 queue_full_timeout: Duration::from_secs(10),
@@ -310,8 +313,24 @@ impl Producer {
             .map(|c| &*c.producer)
     }
 
+    /// A producer that keeps every record in `capture` instead of sending it.
+    pub(crate) fn capturing(capture: Arc<Capture>) -> Self {
+        Producer {
+            inner: Arc::new(Inner {
+                kafka: BTreeMap::new(),
+                capture: Some(capture),
+                client: OnceLock::new(),
+                report: Arc::new(Tracker::Report),
+                queue_full_timeout: Duration::ZERO,
+            }),
+        }
+    }
+
     /// Produces one message and waits for the broker's acknowledgement.
     pub async fn produce(&self, record: Record<'_>) -> Result<Delivery> {
+        if let Some(capture) = &self.inner.capture {
+            return capture.keep(record);
+        }
         let topic = record.topic.to_string();
         let (tx, rx) = oneshot::channel();
         let tracker = Arc::new(Tracker::One(Mutex::new(Some(tx))));
@@ -333,6 +352,9 @@ impl Producer {
     ///
     /// Blocks the calling thread while librdkafka's queue is full (up to `queue_full_timeout`).
     pub fn produce_async(&self, record: Record<'_>) -> Result<()> {
+        if let Some(capture) = &self.inner.capture {
+            return capture.keep(record).map(|_| ());
+        }
         let mut base = record.into_base(self.inner.report.clone());
         let deadline = Instant::now() + self.inner.queue_full_timeout;
         while let Some(back) = self.try_send(base, deadline)? {
@@ -360,6 +382,9 @@ impl Producer {
         // Collected before the first await: a future holding a borrowing iterator would not be
         // `Send` for closures like `|(k, v)| Record::to(t).key(k).payload(v)` (rust#64552).
         let records: Vec<Record<'a>> = records.into_iter().collect();
+        if let Some(capture) = &self.inner.capture {
+            return capture.keep_many(records);
+        }
         let mut total = 0usize;
         for record in records {
             many.remaining.fetch_add(1, Ordering::AcqRel);
@@ -427,5 +452,92 @@ impl Producer {
     pub fn failed_deliveries(&self) -> u64 {
         self.created()
             .map_or(0, |p| p.context().failed.load(Ordering::Relaxed))
+    }
+}
+
+/// A record a capturing producer kept instead of sending it (see `ferrafka::testing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedRecord {
+    /// Target topic.
+    pub topic: String,
+    /// The partition asked for, if any.
+    pub partition: Option<i32>,
+    /// Key, if any.
+    pub key: Option<Vec<u8>>,
+    /// Payload, if any.
+    pub payload: Option<Vec<u8>>,
+    /// Headers in order; a null value is empty.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl CapturedRecord {
+    /// The value of the first header named `key`.
+    pub fn header(&self, key: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Where a capturing producer keeps its records, and whether deliveries fail.
+#[derive(Debug, Default)]
+pub(crate) struct Capture {
+    pub(crate) records: Mutex<Vec<CapturedRecord>>,
+    /// While set, deliveries fail with this librdkafka error code.
+    pub(crate) failing: Mutex<Option<RDKafkaErrorCode>>,
+}
+
+impl Capture {
+    fn keep(&self, record: Record<'_>) -> Result<Delivery> {
+        use rdkafka::message::Headers as _;
+        if let Some(code) = *self.failing.lock().expect("not poisoned") {
+            return Err(Error::Produce {
+                topic: record.topic.to_string(),
+                source: Box::new(KafkaError::MessageProduction(code)),
+            });
+        }
+        let headers = record
+            .headers
+            .as_ref()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut records = self.records.lock().expect("not poisoned");
+        records.push(CapturedRecord {
+            topic: record.topic.to_string(),
+            partition: record.partition,
+            key: record.key.map(<[u8]>::to_vec),
+            payload: record.payload.map(<[u8]>::to_vec),
+            headers,
+        });
+        let offset = records.iter().filter(|r| r.topic == record.topic).count() as i64 - 1;
+        Ok(Delivery {
+            partition: record.partition.unwrap_or(0),
+            offset,
+        })
+    }
+
+    fn keep_many(&self, records: Vec<Record<'_>>) -> Result<usize> {
+        let total = records.len();
+        let mut failures = Vec::new();
+        for record in records {
+            let (topic, key) = (record.topic.to_string(), record.key.map(<[u8]>::to_vec));
+            if let Err(Error::Produce { source, .. }) = self.keep(record) {
+                failures.push(DeliveryFailure {
+                    topic,
+                    key,
+                    error: *source,
+                });
+            }
+        }
+        if failures.is_empty() {
+            Ok(total)
+        } else {
+            Err(Error::ProduceMany { total, failures })
+        }
     }
 }

@@ -87,28 +87,34 @@ impl Executor {
         let mut instance: Option<Box<dyn DynConsumer>> = None;
         while let Some(job) = jobs.recv().await {
             let report = match job {
-                Job::Run {
-                    batch,
-                    work: Work::Consume(messages),
-                } => self.consume(&mut instance, batch, messages).await,
-                Job::Run {
-                    batch,
-                    work:
-                        Work::DeadLetter {
-                            message,
-                            error,
-                            attempts,
-                        },
-                } => Report {
-                    generation: self.handle.generation,
-                    batch,
-                    outcome: self.dead_letter(&message, &error, attempts).await,
-                    mark: None,
-                    requests: Vec::new(),
-                },
+                Job::Run { batch, work } => self.run_batch(&mut instance, batch, work).await,
                 Job::Stop(hook) => return self.stop(instance.take(), hook).await,
             };
             self.report(ReportKind::Finished(report));
+        }
+    }
+
+    /// Runs one batch (or dead-letter job) on the partition's consumer `instance` and says how
+    /// it ended: the server's executor task and the testing harness both run batches here.
+    pub(crate) async fn run_batch(
+        &self,
+        instance: &mut Option<Box<dyn DynConsumer>>,
+        batch: u64,
+        work: Work,
+    ) -> Report {
+        match work {
+            Work::Consume(messages) => self.consume(instance, batch, messages).await,
+            Work::DeadLetter {
+                message,
+                error,
+                attempts,
+            } => Report {
+                generation: self.handle.generation,
+                batch,
+                outcome: self.dead_letter(&message, &error, attempts).await,
+                mark: None,
+                requests: Vec::new(),
+            },
         }
     }
 

@@ -35,37 +35,18 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::messages::TopicInfo;
 use crate::producer::Producer;
-use crate::routing::{SubscriptionGroup, Topic};
+use crate::routing::SubscriptionGroup;
 
 /// First wait before rebuilding a client after a fatal error; doubles up to the max.
 const REBUILD_BACKOFF: Duration = Duration::from_secs(1);
 const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Messages taken from librdkafka between two looks at timers and reports.
 const BURST: usize = 64;
-/// A busy partition pauses fetching once its backlog reaches this many batches, or
-/// `PAUSE_AFTER_MESSAGES` messages if that is more. A pause makes librdkafka drop what it
-/// prefetched for the partition and fetch it again on resume, so it is kept for real backlogs
-/// (a consumer slower than its partition), not for the jitter of a consumer that keeps up.
-const PAUSE_AFTER_BATCHES: usize = 4;
-const PAUSE_AFTER_MESSAGES: usize = 10_000;
-
 /// How a listener ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ListenerExit {
     /// True when batches were still running at the shutdown deadline and were abandoned.
     pub(crate) forced: bool,
-}
-
-/// The state machine settings of `topic`'s partitions.
-fn partition_settings(config: &Config, topic: &Topic) -> PartitionSettings {
-    PartitionSettings {
-        max_messages: topic.max_messages,
-        max_wait: topic.max_wait_time,
-        pause_at_messages: (topic.max_messages * PAUSE_AFTER_BATCHES).max(PAUSE_AFTER_MESSAGES),
-        pause_at_bytes: config.partition_buffer_bytes,
-        dead_letter_retries: topic.dead_letter_queue.as_ref().map(|d| d.max_retries),
-        backoff: config.backoff(),
-    }
 }
 
 /// Everything needed to start a listener (again, after a fatal error).
@@ -100,7 +81,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
                 TopicSlots {
                     topic: t.clone(),
                     info,
-                    settings: partition_settings(&setup.config, t),
+                    settings: PartitionSettings::new(&setup.config, t),
                     partitions: Default::default(),
                 },
             )

@@ -30,6 +30,13 @@ mod model;
 #[cfg(test)]
 mod tests;
 
+/// A busy partition pauses fetching once its backlog reaches this many batches, or
+/// `PAUSE_AFTER_MESSAGES` messages if that is more. A pause makes librdkafka drop what it
+/// prefetched for the partition and fetch it again on resume, so it is kept for real backlogs
+/// (a consumer slower than its partition), not for the jitter of a consumer that keeps up.
+const PAUSE_AFTER_BATCHES: usize = 4;
+const PAUSE_AFTER_MESSAGES: usize = 10_000;
+
 /// A partition's settings, taken from its topic route and the app config.
 #[derive(Debug, Clone)]
 pub(crate) struct PartitionSettings {
@@ -46,6 +53,20 @@ pub(crate) struct PartitionSettings {
     pub(crate) dead_letter_retries: Option<u32>,
     /// Pause before each retry.
     pub(crate) backoff: Backoff,
+}
+
+impl PartitionSettings {
+    /// The settings of `topic`'s partitions.
+    pub(crate) fn new(config: &crate::config::Config, topic: &crate::routing::Topic) -> Self {
+        PartitionSettings {
+            max_messages: topic.max_messages,
+            max_wait: topic.max_wait_time,
+            pause_at_messages: (topic.max_messages * PAUSE_AFTER_BATCHES).max(PAUSE_AFTER_MESSAGES),
+            pause_at_bytes: config.partition_buffer_bytes,
+            dead_letter_retries: topic.dead_letter_queue.as_ref().map(|d| d.max_retries),
+            backoff: config.backoff(),
+        }
+    }
 }
 
 /// What a batch is asked to do.
