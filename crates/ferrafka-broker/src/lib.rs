@@ -17,20 +17,17 @@
 //! println!("bootstrap.servers={}", broker.bootstrap_servers());
 //! ```
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+mod bounds;
+mod server;
+mod storage;
+mod trim;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tansu_broker::broker::Broker;
-use tansu_broker::coordinator::group::administrator::Controller;
-use tansu_storage::StorageContainer;
 use url::Url;
-
-/// How long to wait for the broker to accept connections before giving up.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How many free ports to try: another process can take the port between probe and bind.
-const PORT_ATTEMPTS: usize = 5;
 
 /// Why the embedded broker could not start.
 #[derive(Debug)]
@@ -44,87 +41,49 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// A running in-process tansu broker; stopped when dropped.
+/// A running in-process broker with memory storage; stopped when dropped.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
+    advertised: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EmbeddedBroker {
-    /// Starts a broker with memory storage on a free loopback port and waits until it accepts
-    /// connections.
+    /// Starts a broker on a free loopback port. It accepts connections when this returns.
     pub fn start() -> Result<Self, StartError> {
-        let mut last_error = String::from("no attempt made");
-        for _ in 0..PORT_ATTEMPTS {
-            match Self::start_on(free_port()?) {
-                Ok(broker) => return Ok(broker),
-                Err(e) => last_error = e.0,
-            }
-        }
-        Err(StartError(last_error))
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), None)
     }
 
-    fn start_on(port: u16) -> Result<Self, StartError> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let url = Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("valid listener url");
+    /// Starts a broker listening on `listen` (port 0 picks a free one) that tells clients to
+    /// connect to `advertised_host` (default: the listen address, or `127.0.0.1` when that is
+    /// unspecified, e.g. `0.0.0.0`).
+    pub fn start_on(
+        listen: SocketAddr,
+        advertised_host: Option<IpAddr>,
+    ) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(listen)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| StartError(format!("bind {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError(format!("local address: {e}")))?;
+        let host = advertised_host.unwrap_or(if addr.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            addr.ip()
+        });
+        let advertised = SocketAddr::new(host, addr.port());
         let (started_tx, started_rx) = mpsc::channel::<Result<(), String>>();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-
         let thread = std::thread::Builder::new()
-            .name(format!("tansu-{port}"))
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("tansu-worker")
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = started_tx.send(Err(format!("tokio runtime: {e}")));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let broker =
-                        Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-                            .node_id(111)
-                            .cluster_id("ferrafka-embedded")
-                            .incarnation_id(uuid::Uuid::new_v4())
-                            .advertised_listener(url.clone())
-                            .storage(Url::parse("memory://tansu/").expect("valid storage url"))
-                            .listener(url)
-                            .silent(true)
-                            .build()
-                            .await;
-                    let mut broker = match broker {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let _ = started_tx.send(Err(format!("build: {e:?}")));
-                            return;
-                        }
-                    };
-                    let serve =
-                        tokio::spawn(
-                            async move { broker.serve(tokio::time::Instant::now()).await },
-                        );
-                    let _ = started_tx.send(Ok(()));
-                    tokio::select! {
-                        _ = shutdown_rx => {}
-                        result = serve => {
-                            tracing::error!(?result, "embedded broker stopped on its own");
-                        }
-                    }
-                });
-                // Dropping the runtime here aborts every connection task of the broker.
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })
+            .name(format!("broker-{}", addr.port()))
+            .spawn(move || run_broker(listener, advertised, started_tx, shutdown_rx))
             .map_err(|e| StartError(format!("spawn thread: {e}")))?;
-
-        let mut broker = Self {
+        let broker = Self {
             addr,
+            advertised,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         };
@@ -132,39 +91,12 @@ impl EmbeddedBroker {
             .recv()
             .map_err(|_| StartError("broker thread exited".into()))?
             .map_err(StartError)?;
-        broker.wait_ready()?;
         Ok(broker)
-    }
-
-    fn wait_ready(&mut self) -> Result<(), StartError> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                return Err(StartError(format!("broker on {} exited", self.addr)));
-            }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(StartError(format!(
-            "broker on {} not ready within {READY_TIMEOUT:?}",
-            self.addr
-        )))
     }
 
     /// The `bootstrap.servers` value for clients of this broker, e.g. `127.0.0.1:40123`.
     pub fn bootstrap_servers(&self) -> String {
-        self.addr.to_string()
-    }
-
-    /// librdkafka producer properties that work around tansu's per-batch offsets (see the crate
-    /// docs): one message per record batch.
-    pub fn producer_properties() -> std::collections::BTreeMap<String, String> {
-        std::collections::BTreeMap::from([
-            ("batch.num.messages".to_string(), "1".to_string()),
-            ("linger.ms".to_string(), "0".to_string()),
-        ])
+        self.advertised.to_string()
     }
 
     /// The socket address the broker listens on.
@@ -184,9 +116,44 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-fn free_port() -> Result<u16, StartError> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| StartError(format!("no free loopback port: {e}")))
+/// The broker thread: a runtime of its own serving until the handle is dropped.
+fn run_broker(
+    listener: TcpListener,
+    advertised: SocketAddr,
+    started: mpsc::Sender<Result<(), String>>,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("broker-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = started.send(Err(format!("tokio runtime: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let url = Url::parse(&format!("tcp://{advertised}")).expect("valid listener url");
+        let setup = async {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| format!("listener: {e}"))?;
+            Ok::<_, String>((listener, server::memory_storage(&url).await?))
+        };
+        let (listener, storage) = match setup.await {
+            Ok(ready) => ready,
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return;
+            }
+        };
+        let _ = started.send(Ok(()));
+        if let Err(e) = server::serve(listener, storage, shutdown).await {
+            tracing::error!(error = %e, "embedded broker stopped on its own");
+        }
+    });
+    // Dropping the runtime aborts every connection task of the broker.
+    runtime.shutdown_timeout(Duration::from_secs(1));
 }
