@@ -114,6 +114,14 @@ struct PlanContext {
     delivered: AtomicI64,
 }
 
+impl PlanContext {
+    /// Records the broker acknowledged or refused so far.
+    fn acknowledged(&self) -> i64 {
+        let misplaced = self.misplaced.lock().expect("lock").len() as i64;
+        self.delivered.load(Ordering::SeqCst) + misplaced
+    }
+}
+
 impl ClientContext for PlanContext {
     fn stats(&self, statistics: Statistics) {
         let mut batching = self.batching.lock().expect("lock");
@@ -154,14 +162,19 @@ pub fn produce_batched(topic: &str, codec: &str, plan: &BatchPlan) -> Batching {
         .set("statistics.interval.ms", "1000")
         .create_with_context(PlanContext::default())
         .expect("producer");
+    let context = producer.context();
     for &(start, size) in &plan.chunks {
         for offset in start..start + size {
             send(&producer, topic, offset);
         }
-        // Flushing sends the chunk as it is: one batch, ended before the next chunk starts.
-        producer.flush(Duration::from_secs(30)).expect("flush");
+        // The chunk lingers into one batch; waiting for its delivery ends that batch before
+        // the next chunk starts.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while context.acknowledged() < start - plan.first + size {
+            assert!(Instant::now() < deadline, "{topic}: chunk at {start} not delivered");
+            producer.poll(Duration::from_millis(1));
+        }
     }
-    let context = producer.context();
     let misplaced = context.misplaced.lock().expect("lock").clone();
     assert!(misplaced.is_empty(), "{topic}: {misplaced:?}");
     let planned: i64 = plan.chunks.iter().map(|(_, size)| size).sum();
