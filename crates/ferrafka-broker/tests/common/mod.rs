@@ -171,7 +171,10 @@ pub fn produce_batched(topic: &str, codec: &str, plan: &BatchPlan) -> Batching {
         // the next chunk starts.
         let deadline = Instant::now() + Duration::from_secs(30);
         while context.acknowledged() < start - plan.first + size {
-            assert!(Instant::now() < deadline, "{topic}: chunk at {start} not delivered");
+            assert!(
+                Instant::now() < deadline,
+                "{topic}: chunk at {start} not delivered"
+            );
             producer.poll(Duration::from_millis(1));
         }
     }
