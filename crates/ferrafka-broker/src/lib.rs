@@ -1,21 +1,60 @@
-//! An embedded Kafka-protocol broker for examples, tests and benchmarks.
+//! A Kafka-protocol development broker for examples, tests, benchmarks and local apps.
 //!
-//! [`EmbeddedBroker::start`] runs [tansu](https://crates.io/crates/tansu-broker) 0.6.0 with memory
-//! storage on its own thread and tokio runtime, listening on a free loopback port and advertising
-//! `127.0.0.1`. Dropping the handle stops the broker and discards its data.
-//!
-//! Known gaps of tansu 0.6.0 that callers must live with: no topic auto-creation (create topics
-//! through an admin client first), no CreatePartitions, no legacy AlterConfigs, and with memory
-//! storage the high watermark is the base offset of the last record batch plus one. The last gap
-//! has a sharp edge: a fetch from an offset inside a multi-message batch returns nothing, so a
-//! consumer that resumes, seeks or restarts mid-batch stalls. Producers that feed this broker
-//! should send one message per batch ([`EmbeddedBroker::producer_properties`]), which makes every
-//! offset a batch start and the watermark right. Real Kafka has neither problem.
+//! [`EmbeddedBroker::start`] runs [tansu](https://crates.io/crates/tansu-broker) 0.6.0's
+//! protocol services over in-memory storage on a thread and tokio runtime of its own, on a free
+//! loopback port. Dropping the handle stops the broker and discards its data. The
+//! `ferrafka-broker` binary runs the same broker standalone for several apps and tools:
+//! `cargo run -p ferrafka-broker -- --port 9092` (options `--host`, `--advertised-host`; it
+//! prints `bootstrap.servers=…` and stops on Ctrl-C or SIGTERM).
 //!
 //! ```no_run
 //! let broker = ferrafka_broker::EmbeddedBroker::start().expect("broker starts");
 //! println!("bootstrap.servers={}", broker.bootstrap_servers());
 //! ```
+//!
+//! # What it provides
+//!
+//! - **Produce** with any codec (none, gzip, snappy, lz4, zstd) and any batching.
+//! - **Fetch from any offset**, including one inside a multi-record batch or the last offset of
+//!   the partition: the records from exactly that offset on. tansu 0.6.0's memory engine alone
+//!   skips the rest of the batch; this crate's storage serves the containing batch cut to start
+//!   at the offset (that one batch is re-encoded uncompressed). A fetch at the high watermark
+//!   waits up to `fetch.wait.max.ms` and returns nothing until a record arrives.
+//! - **Exact offsets**: the high watermark in fetch responses and `ListOffsets` latest count
+//!   every record (tansu's engine alone answers the last batch's base offset plus one);
+//!   `ListOffsets` earliest is the log start.
+//! - Consumer groups with the classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//!   OffsetCommit, OffsetFetch), eager assignors (range, roundrobin).
+//! - Admin: CreateTopics, DeleteTopics, Metadata, IncrementalAlterConfigs, DeleteGroups, and in
+//!   part DescribeConfigs, ListGroups and DescribeGroups (below).
+//!
+//! # What it does not provide
+//!
+//! - **No topic auto-creation**: create topics first (e.g. ferrafka's `topics migrate`).
+//! - **No CreatePartitions** (answers UnsupportedFeature), **no legacy AlterConfigs**.
+//! - **DescribeConfigs** lists only explicitly set topic settings (flagged as defaults) and
+//!   nothing for brokers.
+//! - **ListGroups** lists only groups with committed offsets; **DescribeGroups** returns an empty
+//!   protocol and empty member client ids, hosts and assignments; deleting a group that has
+//!   members succeeds.
+//! - **Group coordinator faults**: with cooperative-sticky, a partition can be assigned to a new
+//!   member while its previous owner still holds it (when the new consumer starts before the old
+//!   one stops); static membership (`group.instance.id`) rebalances the member every few
+//!   seconds and is unusable; SIGKILLed members keep their partitions well past the session
+//!   timeout. Measure those on a real cluster or librdkafka's mock cluster.
+//! - **Fetch latency**: tansu's fetch service sleeps for half of the remaining
+//!   `fetch.wait.max.ms` after every fetch, even one that found data, so consumers with
+//!   librdkafka's default (500 ms) wait ~250 ms per fetch; `fetch.wait.max.ms=10` removes most
+//!   of it. Every fetch lists all batches of the partition, so fetches slow down as a topic
+//!   grows, most with one-record batches.
+//! - A fetch beyond the high watermark returns nothing instead of OFFSET_OUT_OF_RANGE, so
+//!   `auto.offset.reset` never triggers for too-large offsets. `ListOffsets` by timestamp
+//!   answers the base offset of the first batch *stored* after the time (batch granularity,
+//!   storage time rather than record time).
+//! - One node, memory only: no persistence, replication, TLS or SASL. Transactions, idempotent
+//!   producers and the KIP-848 consumer protocol are tansu's, untested here.
+//!
+//! `docs/embedded-broker.md` in the repository has the measurements behind these notes.
 
 mod bounds;
 mod server;
