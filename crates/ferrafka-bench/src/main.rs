@@ -20,7 +20,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use ferrafka::admin::{Admin, TopicSpec};
-use ferrafka_broker::EmbeddedBroker;
 
 use crate::broker::BrokerChild;
 use crate::report::{Sample, Series};
@@ -201,6 +200,15 @@ impl Cluster {
     }
 }
 
+/// Producer properties for filling the consume topic: record batches of many messages,
+/// compressed, as an application's producer writes them.
+fn fill_properties() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("linger.ms".to_string(), "5".to_string()),
+        ("compression.type".to_string(), "lz4".to_string()),
+    ])
+}
+
 /// Waits for an idle broker, runs `f`, and reads the broker child's CPU time around it.
 fn with_broker_cpu<T>(cluster: &Cluster, f: impl FnOnce() -> T) -> (T, Option<Duration>) {
     cluster.settle();
@@ -283,17 +291,15 @@ fn run(cli: &Cli) -> Result<()> {
     };
 
     if fill_consume_topic {
-        // tansu serves fetches from record-batch starts only: one message per batch, so
-        // ferrafka's pause/resume refetches work (see ferrafka-broker's docs). External clusters
-        // get the same layout, so their figures compare with the embedded ones.
+        // Batched and compressed the way an application's producer writes, on every cluster.
         let mut fill = produce_properties.clone();
-        fill.extend(EmbeddedBroker::producer_properties());
+        fill.extend(fill_properties());
         let started = std::time::Instant::now();
         let producer = produce::raw_producer(&fill)?;
         produce::send_all(&producer, &consume_topic, cli.messages, &payload)?;
         drop(producer);
         println!(
-            "filled {consume_topic} with {} messages in {:.1} s (one per record batch)",
+            "filled {consume_topic} with {} messages in {:.1} s (linger.ms=5, lz4)",
             cli.messages,
             started.elapsed().as_secs_f64()
         );

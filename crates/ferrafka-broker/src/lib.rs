@@ -1,36 +1,72 @@
-//! An embedded Kafka-protocol broker for examples, tests and benchmarks.
+//! A Kafka-protocol development broker for examples, tests, benchmarks and local apps.
 //!
-//! [`EmbeddedBroker::start`] runs [tansu](https://crates.io/crates/tansu-broker) 0.6.0 with memory
-//! storage on its own thread and tokio runtime, listening on a free loopback port and advertising
-//! `127.0.0.1`. Dropping the handle stops the broker and discards its data.
-//!
-//! Known gaps of tansu 0.6.0 that callers must live with: no topic auto-creation (create topics
-//! through an admin client first), no CreatePartitions, no legacy AlterConfigs, and with memory
-//! storage the high watermark is the base offset of the last record batch plus one. The last gap
-//! has a sharp edge: a fetch from an offset inside a multi-message batch returns nothing, so a
-//! consumer that resumes, seeks or restarts mid-batch stalls. Producers that feed this broker
-//! should send one message per batch ([`EmbeddedBroker::producer_properties`]), which makes every
-//! offset a batch start and the watermark right. Real Kafka has neither problem.
+//! [`EmbeddedBroker::start`] runs [tansu](https://crates.io/crates/tansu-broker) 0.6.0's
+//! protocol services over in-memory storage on a thread and tokio runtime of its own, on a free
+//! loopback port. Dropping the handle stops the broker and discards its data. The
+//! `ferrafka-broker` binary runs the same broker standalone for several apps and tools:
+//! `cargo run -p ferrafka-broker -- --port 9092` (options `--host`, `--advertised-host`; it
+//! prints `bootstrap.servers=…` and stops on Ctrl-C or SIGTERM).
 //!
 //! ```no_run
 //! let broker = ferrafka_broker::EmbeddedBroker::start().expect("broker starts");
 //! println!("bootstrap.servers={}", broker.bootstrap_servers());
 //! ```
+//!
+//! # What it provides
+//!
+//! - **Produce** with any codec (none, gzip, snappy, lz4, zstd) and any batching.
+//! - **Fetch from any offset**, including one inside a multi-record batch or the last offset of
+//!   the partition: the records from exactly that offset on. tansu 0.6.0's memory engine alone
+//!   skips the rest of the batch; this crate's storage serves the containing batch cut to start
+//!   at the offset (that one batch is re-encoded uncompressed). A fetch at the high watermark
+//!   waits up to `fetch.wait.max.ms` and returns nothing until a record arrives.
+//! - **Exact offsets**: the high watermark in fetch responses and `ListOffsets` latest count
+//!   every record (tansu's engine alone answers the last batch's base offset plus one);
+//!   `ListOffsets` earliest is the log start.
+//! - Consumer groups with the classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//!   OffsetCommit, OffsetFetch), eager assignors (range, roundrobin).
+//! - Admin: CreateTopics, DeleteTopics, Metadata, IncrementalAlterConfigs, DeleteGroups, and in
+//!   part DescribeConfigs, ListGroups and DescribeGroups (below).
+//!
+//! # What it does not provide
+//!
+//! - **No topic auto-creation**: create topics first (e.g. ferrafka's `topics migrate`).
+//! - **No CreatePartitions** (answers UnsupportedFeature), **no legacy AlterConfigs**.
+//! - **DescribeConfigs** lists only explicitly set topic settings (flagged as defaults) and
+//!   nothing for brokers.
+//! - **ListGroups** lists only groups with committed offsets; **DescribeGroups** returns an empty
+//!   protocol and empty member client ids, hosts and assignments; deleting a group that has
+//!   members succeeds.
+//! - **Group coordinator faults**: with cooperative-sticky, a partition can be assigned to a new
+//!   member while its previous owner still holds it (when the new consumer starts before the old
+//!   one stops); static membership (`group.instance.id`) rebalances the member every few
+//!   seconds and is unusable; SIGKILLed members keep their partitions well past the session
+//!   timeout. Measure those on a real cluster or librdkafka's mock cluster.
+//! - **Fetch latency**: tansu's fetch service sleeps for half of the remaining
+//!   `fetch.wait.max.ms` after every fetch, even one that found data, so consumers with
+//!   librdkafka's default (500 ms) wait ~250 ms per fetch; `fetch.wait.max.ms=10` removes most
+//!   of it. Every fetch lists all batches of the partition, so fetches slow down as a topic
+//!   grows, most with one-record batches.
+//! - A fetch beyond the high watermark returns nothing instead of OFFSET_OUT_OF_RANGE, so
+//!   `auto.offset.reset` never triggers for too-large offsets. `ListOffsets` by timestamp
+//!   answers the base offset of the first batch *stored* after the time (batch granularity,
+//!   storage time rather than record time).
+//! - One node, memory only: no persistence, replication, TLS or SASL. Transactions, idempotent
+//!   producers and the KIP-848 consumer protocol are tansu's, untested here.
+//!
+//! `docs/embedded-broker.md` in the repository has the measurements behind these notes.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+mod bounds;
+mod server;
+mod storage;
+mod trim;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tansu_broker::broker::Broker;
-use tansu_broker::coordinator::group::administrator::Controller;
-use tansu_storage::StorageContainer;
 use url::Url;
-
-/// How long to wait for the broker to accept connections before giving up.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How many free ports to try: another process can take the port between probe and bind.
-const PORT_ATTEMPTS: usize = 5;
 
 /// Why the embedded broker could not start.
 #[derive(Debug)]
@@ -44,87 +80,49 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// A running in-process tansu broker; stopped when dropped.
+/// A running in-process broker with memory storage; stopped when dropped.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
+    advertised: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EmbeddedBroker {
-    /// Starts a broker with memory storage on a free loopback port and waits until it accepts
-    /// connections.
+    /// Starts a broker on a free loopback port. It accepts connections when this returns.
     pub fn start() -> Result<Self, StartError> {
-        let mut last_error = String::from("no attempt made");
-        for _ in 0..PORT_ATTEMPTS {
-            match Self::start_on(free_port()?) {
-                Ok(broker) => return Ok(broker),
-                Err(e) => last_error = e.0,
-            }
-        }
-        Err(StartError(last_error))
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), None)
     }
 
-    fn start_on(port: u16) -> Result<Self, StartError> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let url = Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("valid listener url");
+    /// Starts a broker listening on `listen` (port 0 picks a free one) that tells clients to
+    /// connect to `advertised_host` (default: the listen address, or `127.0.0.1` when that is
+    /// unspecified, e.g. `0.0.0.0`).
+    pub fn start_on(
+        listen: SocketAddr,
+        advertised_host: Option<IpAddr>,
+    ) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(listen)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| StartError(format!("bind {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError(format!("local address: {e}")))?;
+        let host = advertised_host.unwrap_or(if addr.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            addr.ip()
+        });
+        let advertised = SocketAddr::new(host, addr.port());
         let (started_tx, started_rx) = mpsc::channel::<Result<(), String>>();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-
         let thread = std::thread::Builder::new()
-            .name(format!("tansu-{port}"))
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("tansu-worker")
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = started_tx.send(Err(format!("tokio runtime: {e}")));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let broker =
-                        Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-                            .node_id(111)
-                            .cluster_id("ferrafka-embedded")
-                            .incarnation_id(uuid::Uuid::new_v4())
-                            .advertised_listener(url.clone())
-                            .storage(Url::parse("memory://tansu/").expect("valid storage url"))
-                            .listener(url)
-                            .silent(true)
-                            .build()
-                            .await;
-                    let mut broker = match broker {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let _ = started_tx.send(Err(format!("build: {e:?}")));
-                            return;
-                        }
-                    };
-                    let serve =
-                        tokio::spawn(
-                            async move { broker.serve(tokio::time::Instant::now()).await },
-                        );
-                    let _ = started_tx.send(Ok(()));
-                    tokio::select! {
-                        _ = shutdown_rx => {}
-                        result = serve => {
-                            tracing::error!(?result, "embedded broker stopped on its own");
-                        }
-                    }
-                });
-                // Dropping the runtime here aborts every connection task of the broker.
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })
+            .name(format!("broker-{}", addr.port()))
+            .spawn(move || run_broker(listener, advertised, started_tx, shutdown_rx))
             .map_err(|e| StartError(format!("spawn thread: {e}")))?;
-
-        let mut broker = Self {
+        let broker = Self {
             addr,
+            advertised,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         };
@@ -132,39 +130,12 @@ impl EmbeddedBroker {
             .recv()
             .map_err(|_| StartError("broker thread exited".into()))?
             .map_err(StartError)?;
-        broker.wait_ready()?;
         Ok(broker)
-    }
-
-    fn wait_ready(&mut self) -> Result<(), StartError> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                return Err(StartError(format!("broker on {} exited", self.addr)));
-            }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(StartError(format!(
-            "broker on {} not ready within {READY_TIMEOUT:?}",
-            self.addr
-        )))
     }
 
     /// The `bootstrap.servers` value for clients of this broker, e.g. `127.0.0.1:40123`.
     pub fn bootstrap_servers(&self) -> String {
-        self.addr.to_string()
-    }
-
-    /// librdkafka producer properties that work around tansu's per-batch offsets (see the crate
-    /// docs): one message per record batch.
-    pub fn producer_properties() -> std::collections::BTreeMap<String, String> {
-        std::collections::BTreeMap::from([
-            ("batch.num.messages".to_string(), "1".to_string()),
-            ("linger.ms".to_string(), "0".to_string()),
-        ])
+        self.advertised.to_string()
     }
 
     /// The socket address the broker listens on.
@@ -184,9 +155,44 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-fn free_port() -> Result<u16, StartError> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| StartError(format!("no free loopback port: {e}")))
+/// The broker thread: a runtime of its own serving until the handle is dropped.
+fn run_broker(
+    listener: TcpListener,
+    advertised: SocketAddr,
+    started: mpsc::Sender<Result<(), String>>,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("broker-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = started.send(Err(format!("tokio runtime: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let url = Url::parse(&format!("tcp://{advertised}")).expect("valid listener url");
+        let setup = async {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| format!("listener: {e}"))?;
+            Ok::<_, String>((listener, server::memory_storage(&url).await?))
+        };
+        let (listener, storage) = match setup.await {
+            Ok(ready) => ready,
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return;
+            }
+        };
+        let _ = started.send(Ok(()));
+        if let Err(e) = server::serve(listener, storage, shutdown).await {
+            tracing::error!(error = %e, "embedded broker stopped on its own");
+        }
+    });
+    // Dropping the runtime aborts every connection task of the broker.
+    runtime.shutdown_timeout(Duration::from_secs(1));
 }

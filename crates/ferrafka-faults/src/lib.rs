@@ -109,6 +109,8 @@ pub struct Processed {
     pub offset: i64,
     /// Its number (payload).
     pub number: u64,
+    /// The process that recorded it (0 when the line has no pid).
+    pub pid: u32,
 }
 
 /// Everything recorded in a record file.
@@ -131,11 +133,12 @@ impl Records {
                 ["S", p, o] => records
                     .started
                     .push((p.parse().unwrap(), o.parse().unwrap())),
-                [at, p, o, n, ..] => records.processed.push(Processed {
+                [at, p, o, n, rest @ ..] => records.processed.push(Processed {
                     at_ms: at.parse().unwrap(),
                     partition: p.parse().unwrap(),
                     offset: o.parse().unwrap(),
                     number: n.parse().unwrap(),
+                    pid: rest.first().and_then(|pid| pid.parse().ok()).unwrap_or(0),
                 }),
                 _ => {} // a line cut short by SIGKILL
             }

@@ -38,7 +38,7 @@ impl Setup {
             .enable_all()
             .build()
             .unwrap();
-        let mut kafka = EmbeddedBroker::producer_properties();
+        let mut kafka = std::collections::BTreeMap::new();
         kafka.insert("bootstrap.servers".into(), broker.bootstrap_servers());
         let producer = Producer::new(&kafka).unwrap();
         let dir = std::env::temp_dir().join(unique(name));

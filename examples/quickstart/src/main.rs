@@ -1,19 +1,21 @@
 //! ferrafka's quickstart: a shop that produces page-visit events and counts them per user.
 //!
 //! ```text
-//! cargo run -p quickstart                    # embedded broker, 1000 events
-//! cargo run -p quickstart -- --messages 50000
+//! cargo run -p quickstart                    # embedded broker, 100,000 events
+//! cargo run -p quickstart -- --messages 1000000
 //! FERRAFKA_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 cargo run -p quickstart
 //! ```
 //!
 //! With no `bootstrap.servers` configured (the `FERRAFKA_KAFKA_BOOTSTRAP_SERVERS` variable) and
 //! outside production, it starts an embedded tansu broker for the run. It creates its topic,
-//! produces a stream of JSON events, consumes them in batches, prints progress and stops after
-//! `--messages` events.
+//! produces a stream of JSON events (batched and zstd-compressed, as a real producer sends them),
+//! consumes them in batches while they are produced, prints progress and stops after
+//! `--messages` events, saying where the time went.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,7 +33,7 @@ const TOPIC: &str = "visits";
 #[derive(Debug, Parser)]
 struct Args {
     /// How many events to produce and consume before stopping.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 100_000)]
     messages: u64,
     /// Partitions of the demo topic.
     #[arg(long, default_value_t = 3)]
@@ -50,6 +52,8 @@ struct Visit {
 struct VisitsConsumer {
     per_user: HashMap<String, u64>,
     consumed: Arc<AtomicU64>,
+    /// When the first batch of the run was consumed, by any partition.
+    first_event: Arc<OnceLock<Instant>>,
     progress: ProgressBar,
 }
 
@@ -64,6 +68,7 @@ impl Consumer for VisitsConsumer {
             "partition {} offsets {}..={} lag {:?}",
             meta.partition, meta.first_offset, meta.last_offset, meta.consumption_lag
         ));
+        self.first_event.get_or_init(Instant::now);
         self.progress.inc(messages.len() as u64);
         self.consumed
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
@@ -98,7 +103,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let env = Environment::from_name(&std::env::var(ferrafka::config::ENV_VAR).unwrap_or_default());
     let configured = std::env::var("FERRAFKA_KAFKA_BOOTSTRAP_SERVERS").ok();
     // Keep the embedded broker alive for the whole run; it stops when dropped.
-    let (bootstrap, embedded) = match configured {
+    let (bootstrap, _embedded) = match configured {
         Some(servers) => (servers, None),
         None if env.is_production() => {
             return Err("no brokers configured: set FERRAFKA_KAFKA_BOOTSTRAP_SERVERS".into());
@@ -123,7 +128,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "{bar:40} {pos}/{len} {per_sec} {msg}",
     )?);
 
+    let first_event = Arc::new(OnceLock::new());
     let (counter, bar, servers) = (consumed.clone(), progress.clone(), bootstrap.clone());
+    let first = first_event.clone();
     let app = App::builder()
         .setup(move |c| {
             c.client_id("quickstart")
@@ -140,71 +147,107 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             r.topic(TOPIC).consumer(move || VisitsConsumer {
                 per_user: HashMap::new(),
                 consumed: counter.clone(),
+                first_event: first.clone(),
                 progress: bar.clone(),
             });
         })
         .build();
     let server = app.start(&Filters::default())?;
 
-    let producer = demo_producer(&bootstrap, embedded.is_some())?;
-    let total = args.messages;
-    let produced = runtime.spawn(async move {
-        let pages = ["/", "/cart", "/checkout", "/search", "/product/42"];
-        for chunk_start in (0..total).step_by(500) {
-            let visits: Vec<(String, String)> = (chunk_start..(chunk_start + 500).min(total))
-                .map(|id| {
-                    let visit = Visit {
-                        id,
-                        user: format!("user-{}", id % 17),
-                        page: pages[id as usize % pages.len()].into(),
-                    };
-                    (
-                        visit.user.clone(),
-                        serde_json::to_string(&visit).expect("serializable"),
-                    )
-                })
-                .collect();
-            producer
-                .produce_many(
-                    visits
-                        .iter()
-                        .map(|(user, json)| Record::to(TOPIC).key(user).payload(json)),
-                )
-                .await?;
-        }
-        Ok::<_, ferrafka::Error>(())
-    });
-
     let started = Instant::now();
+    let producer = demo_producer(&bootstrap)?;
+    let produced = runtime.spawn(produce_visits(producer, args.messages));
+    let total = args.messages;
     while consumed.load(Ordering::Relaxed) < total {
         if produced.is_finished() && started.elapsed() > Duration::from_secs(120) {
             break;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
-    runtime.block_on(produced)??;
+    let consume_time = started.elapsed();
+    let produce_time = runtime.block_on(produced)??;
     let exit = server.shutdown();
     progress.finish();
     let n = consumed.load(Ordering::Relaxed);
-    println!(
-        "consumed {n} of {total} events in {:.2?} ({:.0} events/s); server exit: {exit:?}",
-        started.elapsed(),
-        n as f64 / started.elapsed().as_secs_f64()
-    );
+    print_timings(&Timings {
+        total,
+        consumed: n,
+        produce: produce_time,
+        first_event: first_event.get().map(|t| t.duration_since(started)),
+        consume: consume_time,
+    });
+    println!("server exit: {exit:?}");
     if n < total {
         return Err(format!("only {n} of {total} events were consumed").into());
     }
     Ok(())
 }
 
-/// The producer for demo events; one message per record batch on the embedded broker (see
-/// `ferrafka_broker` for why).
-fn demo_producer(bootstrap: &str, embedded: bool) -> ferrafka::Result<Producer> {
-    let mut kafka = if embedded {
-        EmbeddedBroker::producer_properties()
-    } else {
-        Default::default()
-    };
-    kafka.insert("bootstrap.servers".into(), bootstrap.into());
+/// Produces `total` visits in chunks; returns how long it took until every one was acknowledged.
+async fn produce_visits(producer: Producer, total: u64) -> ferrafka::Result<Duration> {
+    const CHUNK: u64 = 5_000;
+    let pages = ["/", "/cart", "/checkout", "/search", "/product/42"];
+    let started = Instant::now();
+    for chunk_start in (0..total).step_by(CHUNK as usize) {
+        let visits: Vec<(String, String)> = (chunk_start..(chunk_start + CHUNK).min(total))
+            .map(|id| {
+                let visit = Visit {
+                    id,
+                    user: format!("user-{}", id % 17),
+                    page: pages[id as usize % pages.len()].into(),
+                };
+                let json = serde_json::to_string(&visit).expect("serializable");
+                (visit.user, json)
+            })
+            .collect();
+        producer
+            .produce_many(
+                visits
+                    .iter()
+                    .map(|(user, json)| Record::to(TOPIC).key(user).payload(json)),
+            )
+            .await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Where the time of a run went; produce and consume overlap, both start with the run.
+struct Timings {
+    total: u64,
+    consumed: u64,
+    produce: Duration,
+    /// From the start to the first consumed batch: joining the group and the first fetch.
+    first_event: Option<Duration>,
+    consume: Duration,
+}
+
+fn print_timings(t: &Timings) {
+    let rate = |n: u64, d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
+    println!(
+        "produced {} events in {:.2?} ({:.0} events/s, acknowledged, linger.ms=5, zstd)",
+        t.total,
+        t.produce,
+        rate(t.total, t.produce)
+    );
+    if let Some(first) = t.first_event {
+        println!("first event consumed after {first:.2?} (group join and first fetch)");
+    }
+    println!(
+        "consumed {} of {} events in {:.2?} ({:.0} events/s), {:.2?} after the last one was produced",
+        t.consumed,
+        t.total,
+        t.consume,
+        rate(t.consumed, t.consume),
+        t.consume.saturating_sub(t.produce)
+    );
+}
+
+/// The producer for demo events: batched (5 ms linger) and zstd-compressed, on any broker.
+fn demo_producer(bootstrap: &str) -> ferrafka::Result<Producer> {
+    let kafka = std::collections::BTreeMap::from([
+        ("bootstrap.servers".to_string(), bootstrap.to_string()),
+        ("linger.ms".to_string(), "5".to_string()),
+        ("compression.type".to_string(), "zstd".to_string()),
+    ]);
     Producer::new(&kafka)
 }

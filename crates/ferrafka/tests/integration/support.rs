@@ -28,8 +28,13 @@ impl Cluster {
         init_logging();
         let broker = EmbeddedBroker::start().expect("embedded broker starts");
         let admin = Admin::connect(&broker.bootstrap_servers()).expect("admin connects");
-        let mut kafka = ferrafka_broker::EmbeddedBroker::producer_properties();
-        kafka.insert("bootstrap.servers".to_string(), broker.bootstrap_servers());
+        // Normal batching and compression: the embedded broker serves fetches from inside
+        // record batches exactly.
+        let kafka = std::collections::BTreeMap::from([
+            ("bootstrap.servers".to_string(), broker.bootstrap_servers()),
+            ("linger.ms".to_string(), "5".to_string()),
+            ("compression.type".to_string(), "lz4".to_string()),
+        ]);
         let producer = Producer::new(&kafka).expect("producer");
         Cluster {
             broker,
