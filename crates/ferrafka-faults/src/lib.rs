@@ -60,6 +60,11 @@ impl ConsumerSpec {
 }
 
 impl ConsumerProcess {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a signal by name (`TERM`, `KILL`, `TSTP`).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
@@ -83,10 +88,15 @@ impl ConsumerProcess {
 
     /// How many log lines contain `needle`.
     pub fn log_count(&self, needle: &str) -> usize {
+        self.log_count_where(|l| l.contains(needle))
+    }
+
+    /// How many log lines satisfy `f`.
+    pub fn log_count_where(&self, f: impl Fn(&str) -> bool) -> usize {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains(needle))
+            .filter(|l| f(l))
             .count()
     }
 }
@@ -109,6 +119,8 @@ pub struct Processed {
     pub offset: i64,
     /// Its number (payload).
     pub number: u64,
+    /// The process that processed it.
+    pub pid: u32,
 }
 
 /// Everything recorded in a record file.
@@ -131,12 +143,7 @@ impl Records {
                 ["S", p, o] => records
                     .started
                     .push((p.parse().unwrap(), o.parse().unwrap())),
-                [at, p, o, n, ..] => records.processed.push(Processed {
-                    at_ms: at.parse().unwrap(),
-                    partition: p.parse().unwrap(),
-                    offset: o.parse().unwrap(),
-                    number: n.parse().unwrap(),
-                }),
+                [at, p, o, n, pid] => records.processed.extend(parse_processed(at, p, o, n, pid)),
                 _ => {} // a line cut short by SIGKILL
             }
         }
@@ -165,25 +172,89 @@ impl Records {
 
     /// The longest time between two consecutive recorded batches of any partition, within
     /// `[from_ms, to_ms]`: how long a partition went unprocessed.
-    pub fn longest_gap_ms(&self, from_ms: u128, to_ms: u128) -> u128 {
+    pub fn longest_gap(&self, from_ms: u128, to_ms: u128) -> Gap {
         let mut per_partition: BTreeMap<i32, Vec<u128>> = BTreeMap::new();
         for p in &self.processed {
             per_partition.entry(p.partition).or_default().push(p.at_ms);
         }
-        let mut longest = 0;
-        for times in per_partition.values_mut() {
+        let mut longest = Gap::default();
+        for (partition, times) in &mut per_partition {
             times.push(from_ms);
             times.push(to_ms);
             times.sort_unstable();
             times.dedup();
             for w in times.windows(2) {
-                if w[0] >= from_ms && w[1] <= to_ms {
-                    longest = longest.max(w[1] - w[0]);
+                if w[0] >= from_ms && w[1] <= to_ms && w[1] - w[0] > longest.ms() {
+                    longest = Gap {
+                        partition: *partition,
+                        from_ms: w[0],
+                        to_ms: w[1],
+                    };
                 }
             }
         }
         longest
     }
+
+    /// Every number processed more than once, with where and by whom, in number order.
+    pub fn duplicate_details(&self) -> Vec<Duplicate> {
+        let mut by_number: BTreeMap<u64, Vec<&Processed>> = BTreeMap::new();
+        for p in &self.processed {
+            by_number.entry(p.number).or_default().push(p);
+        }
+        by_number
+            .into_iter()
+            .filter(|(_, ps)| ps.len() > 1)
+            .map(|(number, ps)| Duplicate {
+                number,
+                partition: ps[0].partition,
+                offsets: ps.iter().map(|p| p.offset).collect(),
+                by: ps.iter().map(|p| (p.pid, p.at_ms)).collect(),
+            })
+            .collect()
+    }
+}
+
+/// A stretch of time in which one partition processed nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gap {
+    /// The partition.
+    pub partition: i32,
+    /// When its previous batch finished (or the window began), ms since the epoch.
+    pub from_ms: u128,
+    /// When its next batch finished (or the window ended), ms since the epoch.
+    pub to_ms: u128,
+}
+
+impl Gap {
+    /// Its length in milliseconds.
+    pub fn ms(&self) -> u128 {
+        self.to_ms - self.from_ms
+    }
+}
+
+/// A number processed more than once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The number (payload).
+    pub number: u64,
+    /// Its partition (of the first processing).
+    pub partition: i32,
+    /// The offset of each processing (different offsets: the producer wrote it twice).
+    pub offsets: Vec<i64>,
+    /// Each processing's process id and time (ms since the epoch).
+    pub by: Vec<(u32, u128)>,
+}
+
+/// One finished-message line; `None` for a line cut short by SIGKILL.
+fn parse_processed(at: &str, p: &str, o: &str, n: &str, pid: &str) -> Option<Processed> {
+    Some(Processed {
+        at_ms: at.parse().ok()?,
+        partition: p.parse().ok()?,
+        offset: o.parse().ok()?,
+        number: n.parse().ok()?,
+        pid: pid.parse().ok()?,
+    })
 }
 
 /// Waits until `f` holds, at most `timeout`.
@@ -196,6 +267,17 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     f()
+}
+
+/// A name unique to this test process: `prefix-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Milliseconds since the epoch.

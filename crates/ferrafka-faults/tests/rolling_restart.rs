@@ -1,0 +1,400 @@
+//! Case 2: a rolling restart of three `fault-consumer` processes over six partitions while
+//! messages keep coming, on librdkafka's mock cluster (tansu 0.6.0's coordinator cannot run
+//! cooperative-sticky or static membership): eager (range), cooperative-sticky and static
+//! membership. Each process in turn gets SIGTERM and, once it exited, a successor starts.
+//!
+//! Every case asserts: exit code 0 for every process, the group settles after each restart
+//! (every partition is processed again), nothing is lost, and duplicates stay within a bound
+//! derived from the configuration. Figures:
+//! `cargo test -p ferrafka-faults --test rolling_restart -- --nocapture --test-threads 1`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ferrafka::{Producer, Record};
+use ferrafka_faults::*;
+use rdkafka::mocking::MockCluster;
+
+const PARTITIONS: u64 = 6;
+const PROCESSES: usize = 3;
+/// Largest batch, and the batch time of `fault-consumer`.
+const MAX_MESSAGES: u64 = 10;
+const BATCH_SLEEP_MS: u64 = 50;
+const COMMIT_INTERVAL_MS: u64 = 200;
+const HEARTBEAT_MS: u64 = 300;
+/// The producer writes one message to each partition every `TICK_MS` (150 messages a second).
+const TICK_MS: u64 = 40;
+
+/// The cases share two cores: run them one after another so pauses measure the group.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// One way of running the group.
+struct Scenario {
+    name: &'static str,
+    strategy: &'static str,
+    static_membership: bool,
+    session_timeout_ms: u64,
+}
+
+/// What one rolling restart measured.
+struct Outcome {
+    messages: u64,
+    lost: Vec<u64>,
+    duplicates: Vec<Duplicate>,
+    longest_gap: Gap,
+    assignments: usize,
+    revocations: usize,
+    /// (process id, exit code) of every process, in the order they were stopped.
+    exits: Vec<(u32, Option<i32>)>,
+    records: PathBuf,
+}
+
+impl Outcome {
+    fn duplicate_count(&self) -> usize {
+        self.duplicates.iter().map(|d| d.by.len() - 1).sum()
+    }
+
+    fn print(&self, s: &Scenario) {
+        let g = &self.longest_gap;
+        println!(
+            "fault case 2, {}: messages={} lost={} duplicates={} longest_pause_ms={} (partition {} {}..{}) assignments={} revocations={} exits={:?} records={}",
+            s.name,
+            self.messages,
+            self.lost.len(),
+            self.duplicate_count(),
+            g.ms(),
+            g.partition,
+            g.from_ms,
+            g.to_ms,
+            self.assignments,
+            self.revocations,
+            self.exits,
+            self.records.display()
+        );
+        for d in self.duplicates.iter().take(20) {
+            println!(
+                "  duplicate {} partition {} offsets {:?} by (pid, ms) {:?}",
+                d.number, d.partition, d.offsets, d.by
+            );
+        }
+    }
+}
+
+/// A producer writing numbered messages, number n to partition n % 6, until stopped.
+struct Stream {
+    running: Arc<AtomicBool>,
+    produced: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stream {
+    fn start(rt: &tokio::runtime::Runtime, producer: Producer, topic: String) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let produced = Arc::new(AtomicU64::new(0));
+        let (flag, count) = (running.clone(), produced.clone());
+        let task = rt.spawn(async move {
+            let mut n = 0;
+            while flag.load(Ordering::Relaxed) {
+                let batch: Vec<(i32, String)> = (n..n + PARTITIONS)
+                    .map(|k| ((k % PARTITIONS) as i32, k.to_string()))
+                    .collect();
+                let records = batch
+                    .iter()
+                    .map(|(p, v)| Record::to(&topic).partition(*p).payload(v));
+                producer.produce_many(records).await.expect("produced");
+                n += PARTITIONS;
+                count.store(n, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
+            }
+        });
+        Stream {
+            running,
+            produced,
+            task,
+        }
+    }
+
+    /// Stops producing; returns how many messages were written (numbers `0..n`).
+    fn stop(self, rt: &tokio::runtime::Runtime) -> u64 {
+        self.running.store(false, Ordering::Relaxed);
+        rt.block_on(self.task).expect("producer task");
+        self.produced.load(Ordering::Relaxed)
+    }
+}
+
+fn spec(scenario: &Scenario, bootstrap: String, topic: &str, out: &Path) -> ConsumerSpec {
+    ConsumerSpec {
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_fault-consumer")),
+        bootstrap,
+        topic: topic.into(),
+        group: unique("rolling-group"),
+        out: out.to_path_buf(),
+        env: Vec::new(),
+    }
+    .with("FAULT_MAX_MESSAGES", MAX_MESSAGES.to_string())
+    .with("FAULT_BATCH_SLEEP_MS", BATCH_SLEEP_MS.to_string())
+    .with(
+        "FERRAFKA_KAFKA_PARTITION_ASSIGNMENT_STRATEGY",
+        scenario.strategy,
+    )
+    .with(
+        "FERRAFKA_KAFKA_SESSION_TIMEOUT_MS",
+        scenario.session_timeout_ms.to_string(),
+    )
+    .with(
+        "FERRAFKA_KAFKA_HEARTBEAT_INTERVAL_MS",
+        HEARTBEAT_MS.to_string(),
+    )
+    .with(
+        "FERRAFKA_KAFKA_AUTO_COMMIT_INTERVAL_MS",
+        COMMIT_INTERVAL_MS.to_string(),
+    )
+    .with(
+        "FERRAFKA_KAFKA_DEBUG",
+        std::env::var("FAULT_KAFKA_DEBUG").unwrap_or("generic".into()),
+    )
+    .with(
+        "RUST_LOG",
+        std::env::var("FAULT_RUST_LOG").unwrap_or("info,librdkafka=warn".into()),
+    )
+    .with("NO_COLOR", "1")
+}
+
+/// Waits until every partition processed a message that finished after `after_ms`.
+fn every_partition_after(out: &Path, after_ms: u128, timeout: Duration) -> bool {
+    wait_until(timeout, || {
+        let records = Records::read(out);
+        let fresh: std::collections::BTreeSet<i32> = records
+            .processed
+            .iter()
+            .filter(|p| p.at_ms > after_ms)
+            .map(|p| p.partition)
+            .collect();
+        fresh.len() as u64 == PARTITIONS
+    })
+}
+
+/// Non-empty assignments `p` logged (ferrafka logs `partitions=[]` for an empty incremental one).
+fn assignments(p: &ConsumerProcess) -> usize {
+    p.log_count_where(|l| l.contains("partitions assigned") && !l.contains("partitions=[]"))
+}
+
+/// The consumer processes of one run, in slots 0..3, and the exit codes of those stopped.
+struct Group<'a> {
+    scenario: &'a Scenario,
+    spec: ConsumerSpec,
+    running: Vec<ConsumerProcess>,
+    retired: Vec<ConsumerProcess>,
+    /// (process id, exit code), in the order they were stopped.
+    exits: Vec<(u32, Option<i32>)>,
+}
+
+impl<'a> Group<'a> {
+    /// Starts three processes and waits until each has partitions and no assignment or
+    /// revocation was logged for two seconds (a mock rebalance lasts `session.timeout.ms` - 1 s).
+    fn form(scenario: &'a Scenario, spec: ConsumerSpec) -> Self {
+        let mut group = Group {
+            scenario,
+            running: Vec::new(),
+            retired: Vec::new(),
+            exits: Vec::new(),
+            spec,
+        };
+        group.running = (0..PROCESSES).map(|slot| group.spawn(slot, 0)).collect();
+        let events = || -> Vec<usize> {
+            let count = |p: &ConsumerProcess| {
+                p.log_count("partitions assigned") + p.log_count("partitions revoked")
+            };
+            group.running.iter().map(count).collect()
+        };
+        let (mut last, mut quiet_since) = (events(), Instant::now());
+        let formed = wait_until(Duration::from_secs(60), || {
+            let now = events();
+            if now != last {
+                (last, quiet_since) = (now, Instant::now());
+            }
+            group.running.iter().all(|p| assignments(p) > 0)
+                && quiet_since.elapsed() >= Duration::from_secs(2)
+        });
+        assert!(formed, "{}: the group never formed", scenario.name);
+        group
+    }
+
+    /// The process of `slot`, `generation`; with static membership its id is `member-<slot>`.
+    fn spawn(&self, slot: usize, generation: usize) -> ConsumerProcess {
+        let mut spec = self.spec.clone();
+        if self.scenario.static_membership {
+            spec = spec.with("FERRAFKA_KAFKA_GROUP_INSTANCE_ID", format!("member-{slot}"));
+        }
+        let log = spec.out.with_file_name(format!("p{slot}-{generation}.log"));
+        spec.spawn(&log)
+    }
+
+    /// SIGTERM to the process of `slot`; once it exited, its successor starts. Returns when the
+    /// successor has partitions and every partition was processed again.
+    fn restart(&mut self, slot: usize) {
+        let name = self.scenario.name;
+        stop(&mut self.running[slot], &mut self.exits);
+        let successor = self.spawn(slot, 1);
+        let old = std::mem::replace(&mut self.running[slot], successor);
+        self.retired.push(old);
+        let successor = &self.running[slot];
+        let joined = wait_until(Duration::from_secs(60), || assignments(successor) > 0);
+        assert!(joined, "{name}: successor {slot} never got partitions");
+        let settled = every_partition_after(&self.spec.out, now_ms(), Duration::from_secs(60));
+        assert!(
+            settled,
+            "{name}: the group did not settle after restart {slot}"
+        );
+    }
+
+    fn stop_all(&mut self) {
+        for p in &mut self.running {
+            stop(p, &mut self.exits);
+        }
+    }
+
+    fn count(&self, f: impl Fn(&ConsumerProcess) -> usize) -> usize {
+        self.retired.iter().chain(&self.running).map(f).sum()
+    }
+}
+
+/// Stops `p` with SIGTERM and records its exit code.
+fn stop(p: &mut ConsumerProcess, exits: &mut Vec<(u32, Option<i32>)>) {
+    p.signal("TERM");
+    let code = p.wait(Duration::from_secs(30)).and_then(|s| s.code());
+    exits.push((p.pid(), code));
+}
+
+fn run(scenario: &Scenario) -> Outcome {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let topic = unique("rolling");
+    mock.create_topic(&topic, PARTITIONS as i32, 1)
+        .expect("mock topic");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let kafka = BTreeMap::from([("bootstrap.servers".to_string(), mock.bootstrap_servers())]);
+    let producer = Producer::new(&kafka).expect("producer");
+    let dir = std::env::temp_dir().join(unique("rolling"));
+    std::fs::create_dir_all(&dir).expect("record dir");
+    let out = dir.join("records");
+    // Production starts once the group formed, so only the restarts can cause duplicates.
+    let mut group = Group::form(
+        scenario,
+        spec(scenario, mock.bootstrap_servers(), &topic, &out),
+    );
+    let stream = Stream::start(&rt, producer, topic);
+    let flowing = every_partition_after(&out, 0, Duration::from_secs(60));
+    assert!(
+        flowing,
+        "{}: not every partition was processed",
+        scenario.name
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let from = now_ms();
+    for slot in 0..PROCESSES {
+        group.restart(slot);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let to = now_ms();
+    let messages = stream.stop(&rt);
+    let settled = wait_until(Duration::from_secs(60), || {
+        Records::read(&out).lost(messages).is_empty()
+    });
+    group.stop_all();
+    let records = Records::read(&out);
+    let outcome = Outcome {
+        messages,
+        lost: records.lost(messages),
+        duplicates: records.duplicate_details(),
+        longest_gap: records.longest_gap(from, to),
+        assignments: group.count(assignments),
+        revocations: group.count(|p| p.log_count("partitions revoked")),
+        exits: std::mem::take(&mut group.exits),
+        records: out,
+    };
+    outcome.print(scenario);
+    assert!(
+        settled,
+        "{}: not every message was processed",
+        scenario.name
+    );
+    outcome
+}
+
+/// The checks every strategy must pass; `rebalances_per_restart` sets the duplicates bound.
+fn check(scenario: &Scenario, outcome: &Outcome, rebalances_per_restart: u64) {
+    for (pid, code) in &outcome.exits {
+        assert_eq!(*code, Some(0), "{}: process {pid} exit", scenario.name);
+    }
+    assert_eq!(
+        outcome.exits.len(),
+        2 * PROCESSES,
+        "{}: exits",
+        scenario.name
+    );
+    assert!(
+        outcome.lost.is_empty(),
+        "{}: lost {:?}",
+        scenario.name,
+        outcome.lost
+    );
+    let bound = duplicates_bound(rebalances_per_restart);
+    assert!(
+        outcome.duplicate_count() as u64 <= bound,
+        "{}: {} duplicates exceed the bound {bound}",
+        scenario.name,
+        outcome.duplicate_count()
+    );
+}
+
+/// What one rebalance can make the group redo: in each partition, the batches finished since
+/// the last periodic commit plus the batch running at the revocation.
+fn duplicates_bound(rebalances_per_restart: u64) -> u64 {
+    let batches_per_commit = COMMIT_INTERVAL_MS.div_ceil(BATCH_SLEEP_MS);
+    let per_rebalance = PARTITIONS * MAX_MESSAGES * (batches_per_commit + 1);
+    PROCESSES as u64 * rebalances_per_restart * per_rebalance
+}
+
+#[test]
+fn rolling_restart_eager() {
+    let scenario = Scenario {
+        name: "eager (range)",
+        strategy: "range",
+        static_membership: false,
+        session_timeout_ms: 3000,
+    };
+    let outcome = run(&scenario);
+    check(&scenario, &outcome, 2);
+}
+
+#[test]
+fn rolling_restart_cooperative_sticky() {
+    let scenario = Scenario {
+        name: "cooperative-sticky",
+        strategy: "cooperative-sticky",
+        static_membership: false,
+        session_timeout_ms: 3000,
+    };
+    let outcome = run(&scenario);
+    check(&scenario, &outcome, 2);
+}
+
+#[test]
+fn rolling_restart_static_membership() {
+    let scenario = Scenario {
+        name: "static membership (range)",
+        strategy: "range",
+        static_membership: true,
+        session_timeout_ms: 6000,
+    };
+    let outcome = run(&scenario);
+    check(&scenario, &outcome, 2);
+}
