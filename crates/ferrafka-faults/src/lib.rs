@@ -91,6 +91,24 @@ impl ConsumerProcess {
         self.log_count_where(|l| l.contains(needle))
     }
 
+    /// The revocations it logged: (ms since the epoch, revoked partitions). Needs an uncoloured
+    /// log (`NO_COLOR=1`).
+    pub fn revocations(&self) -> Vec<(u128, Vec<i32>)> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains("partitions revoked"))
+            .filter_map(|l| {
+                let at = parse_utc_ms(l.split_whitespace().next()?)?;
+                let partitions = l
+                    .split("\", ")
+                    .skip(1)
+                    .filter_map(|rest| rest.split(')').next()?.parse().ok())
+                    .collect();
+                Some((at, partitions))
+            })
+            .collect()
+    }
+
     /// How many log lines satisfy `f`.
     pub fn log_count_where(&self, f: impl Fn(&str) -> bool) -> usize {
         std::fs::read_to_string(&self.log)
@@ -170,30 +188,33 @@ impl Records {
         self.counts().values().map(|c| c - 1).sum()
     }
 
-    /// The longest time between two consecutive recorded batches of any partition, within
-    /// `[from_ms, to_ms]`: how long a partition went unprocessed.
-    pub fn longest_gap(&self, from_ms: u128, to_ms: u128) -> Gap {
+    /// Every stretch between two consecutive recorded batches of a partition within
+    /// `[from_ms, to_ms]` (the window's ends count as batches).
+    pub fn gaps(&self, from_ms: u128, to_ms: u128) -> Vec<Gap> {
         let mut per_partition: BTreeMap<i32, Vec<u128>> = BTreeMap::new();
         for p in &self.processed {
             per_partition.entry(p.partition).or_default().push(p.at_ms);
         }
-        let mut longest = Gap::default();
+        let mut gaps = Vec::new();
         for (partition, times) in &mut per_partition {
+            times.retain(|t| (from_ms..=to_ms).contains(t));
             times.push(from_ms);
             times.push(to_ms);
             times.sort_unstable();
             times.dedup();
-            for w in times.windows(2) {
-                if w[0] >= from_ms && w[1] <= to_ms && w[1] - w[0] > longest.ms() {
-                    longest = Gap {
-                        partition: *partition,
-                        from_ms: w[0],
-                        to_ms: w[1],
-                    };
-                }
-            }
+            gaps.extend(times.windows(2).map(|w| Gap {
+                partition: *partition,
+                from_ms: w[0],
+                to_ms: w[1],
+            }));
         }
-        longest
+        gaps
+    }
+
+    /// The longest time a partition went unprocessed within `[from_ms, to_ms]`.
+    pub fn longest_gap(&self, from_ms: u128, to_ms: u128) -> Gap {
+        let gaps = self.gaps(from_ms, to_ms);
+        gaps.into_iter().max_by_key(Gap::ms).unwrap_or_default()
     }
 
     /// Every number processed more than once, with where and by whom, in number order.
@@ -244,6 +265,26 @@ pub struct Duplicate {
     pub offsets: Vec<i64>,
     /// Each processing's process id and time (ms since the epoch).
     pub by: Vec<(u32, u128)>,
+}
+
+/// Milliseconds since the epoch of a UTC timestamp like `2026-11-27T18:45:03.915326Z`.
+pub fn parse_utc_ms(ts: &str) -> Option<u128> {
+    let (date, time) = ts.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>());
+    let (h, min, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
+    // Days from 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let total = ((days * 24 + h) * 60 + min) * 60 + sec;
+    u128::try_from(total * 1000 + ms).ok()
 }
 
 /// One finished-message line; `None` for a line cut short by SIGKILL.
