@@ -328,3 +328,67 @@ pub fn now_ms() -> u128 {
         .expect("after 1970")
         .as_millis()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn processed(at_ms: u128, partition: i32, offset: i64, pid: u32) -> Processed {
+        let number = offset as u64 * 10 + partition as u64;
+        Processed {
+            at_ms,
+            partition,
+            offset,
+            number,
+            pid,
+        }
+    }
+
+    #[test]
+    fn utc_timestamps_parse_to_epoch_milliseconds() {
+        assert_eq!(parse_utc_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_utc_ms("2026-11-27T18:45:03.915326Z"),
+            Some(1_795_805_103_915)
+        );
+        assert_eq!(
+            parse_utc_ms("2024-02-29T12:00:00.5Z"),
+            Some(1_709_208_000_500)
+        );
+        assert_eq!(parse_utc_ms("not a time"), None);
+    }
+
+    #[test]
+    fn gaps_are_per_partition_and_bounded_by_the_window() {
+        let records = Records {
+            processed: vec![
+                processed(100, 0, 0, 1),
+                processed(400, 0, 1, 1),
+                processed(150, 1, 0, 1),
+                processed(2_000, 1, 1, 1),
+            ],
+            started: Vec::new(),
+        };
+        let longest = records.longest_gap(0, 1_000);
+        assert_eq!((longest.partition, longest.ms()), (1, 850));
+        assert_eq!(records.gaps(0, 1_000).len(), 5);
+    }
+
+    #[test]
+    fn duplicates_name_each_processing() {
+        let records = Records {
+            processed: vec![
+                processed(100, 2, 7, 10),
+                processed(200, 2, 8, 10),
+                processed(900, 2, 7, 11),
+            ],
+            started: Vec::new(),
+        };
+        assert_eq!(records.duplicates(), 1);
+        let details = records.duplicate_details();
+        assert_eq!(details.len(), 1);
+        assert_eq!(details[0].offsets, vec![7, 7]);
+        assert_eq!(details[0].by, vec![(10, 100), (11, 900)]);
+        assert!(records.lost(3).contains(&0));
+    }
+}

@@ -4,8 +4,10 @@
 //! membership. Each process in turn gets SIGTERM and, once it exited, a successor starts.
 //!
 //! Every case asserts: exit code 0 for every process, the group settles after each restart
-//! (every partition is processed again), nothing is lost, and duplicates stay within a bound
-//! derived from the configuration. Figures:
+//! (every partition is processed again), nothing is lost, and every message processed twice
+//! follows a revocation of its partition by the process that processed it first, each revocation
+//! redoing at most what the commit and heartbeat intervals allow, with a bounded number of such
+//! revocations per strategy. Figures:
 //! `cargo test -p ferrafka-faults --test rolling_restart -- --nocapture --test-threads 1`.
 
 use std::collections::BTreeMap;
