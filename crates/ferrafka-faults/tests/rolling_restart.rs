@@ -38,6 +38,9 @@ struct Scenario {
     name: &'static str,
     strategy: &'static str,
     static_membership: bool,
+    /// Start the successor first and stop its predecessor once it has partitions (a surge
+    /// deploy); otherwise stop first.
+    surge: bool,
     session_timeout_ms: u64,
 }
 
@@ -274,17 +277,23 @@ impl<'a> Group<'a> {
         spec.spawn(&log)
     }
 
-    /// SIGTERM to the process of `slot`; once it exited, its successor starts. Returns when the
-    /// successor has partitions and every partition was processed again.
+    /// Replaces the process of `slot` with a successor: SIGTERM first and the successor once it
+    /// exited, or with `surge` the successor first and SIGTERM once it has partitions. Returns
+    /// when the successor has partitions and every partition was processed again.
     fn restart(&mut self, slot: usize) {
         let name = self.scenario.name;
-        stop(&mut self.running[slot], &mut self.exits);
+        if !self.scenario.surge {
+            stop(&mut self.running[slot], &mut self.exits);
+        }
         let successor = self.spawn(slot, 1);
-        let old = std::mem::replace(&mut self.running[slot], successor);
-        self.retired.push(old);
+        let mut old = std::mem::replace(&mut self.running[slot], successor);
         let successor = &self.running[slot];
         let joined = wait_until(Duration::from_secs(60), || assignments(successor) > 0);
         assert!(joined, "{name}: successor {slot} never got partitions");
+        if self.scenario.surge {
+            stop(&mut old, &mut self.exits);
+        }
+        self.retired.push(old);
         let settled = every_partition_after(&self.spec.out, now_ms(), Duration::from_secs(60));
         assert!(
             settled,
@@ -426,6 +435,7 @@ fn rolling_restart_eager() {
         name: "eager (range)",
         strategy: "range",
         static_membership: false,
+        surge: false,
         session_timeout_ms: 3000,
     };
     let outcome = run(&scenario);
@@ -440,6 +450,7 @@ fn rolling_restart_cooperative_sticky() {
         name: "cooperative-sticky",
         strategy: "cooperative-sticky",
         static_membership: false,
+        surge: false,
         session_timeout_ms: 3000,
     };
     let outcome = run(&scenario);
@@ -453,6 +464,7 @@ fn rolling_restart_static_membership() {
         name: "static membership (range)",
         strategy: "range",
         static_membership: true,
+        surge: false,
         session_timeout_ms: 6000,
     };
     let outcome = run(&scenario);
@@ -460,4 +472,19 @@ fn rolling_restart_static_membership() {
     // is a join plus the predecessor's session expiry: up to three rebalances, each revoking
     // every partition.
     check(&scenario, &outcome, PROCESSES as u64 * 3 * PARTITIONS);
+}
+
+#[test]
+fn rolling_restart_cooperative_sticky_surge() {
+    let scenario = Scenario {
+        name: "cooperative-sticky, successor first",
+        strategy: "cooperative-sticky",
+        static_membership: false,
+        surge: true,
+        session_timeout_ms: 3000,
+    };
+    let outcome = run(&scenario);
+    // Each restart moves the successor's share to it and the predecessor's partitions away
+    // from it: four partitions.
+    check(&scenario, &outcome, PROCESSES as u64 * 4);
 }
