@@ -70,6 +70,25 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Reads the records of `messages` numbers and the logs of a stopped `group`; pauses count
+    /// within the restart window `(from, to)`.
+    fn measure(out: PathBuf, messages: u64, (from, to): (u128, u128), mut group: Group) -> Self {
+        let records = Records::read(&out);
+        let mut stalls = records.gaps(from, to);
+        stalls.retain(|g| g.ms() > STALL_MS);
+        Outcome {
+            messages,
+            lost: records.lost(messages),
+            duplicates: records.duplicate_details(),
+            stalls,
+            longest_gap: records.longest_gap(from, to),
+            assignments: group.count(assignments),
+            revocations: group.revocations(),
+            exits: std::mem::take(&mut group.exits),
+            records: out,
+        }
+    }
+
     fn duplicate_count(&self) -> usize {
         self.duplicates.iter().map(|d| d.by.len() - 1).sum()
     }
@@ -369,20 +388,7 @@ fn run(scenario: &Scenario) -> Outcome {
         Records::read(&out).lost(messages).is_empty()
     });
     group.stop_all();
-    let records = Records::read(&out);
-    let mut stalls = records.gaps(from, to);
-    stalls.retain(|g| g.ms() > STALL_MS);
-    let outcome = Outcome {
-        messages,
-        lost: records.lost(messages),
-        duplicates: records.duplicate_details(),
-        stalls,
-        longest_gap: records.longest_gap(from, to),
-        assignments: group.count(assignments),
-        revocations: group.revocations(),
-        exits: std::mem::take(&mut group.exits),
-        records: out,
-    };
+    let outcome = Outcome::measure(out, messages, (from, to), group);
     outcome.print(scenario);
     assert!(
         settled,
