@@ -60,6 +60,11 @@ impl ConsumerSpec {
 }
 
 impl ConsumerProcess {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a signal by name (`TERM`, `KILL`, `TSTP`).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
@@ -83,10 +88,33 @@ impl ConsumerProcess {
 
     /// How many log lines contain `needle`.
     pub fn log_count(&self, needle: &str) -> usize {
+        self.log_count_where(|l| l.contains(needle))
+    }
+
+    /// The revocations it logged: (ms since the epoch, revoked partitions). Needs an uncoloured
+    /// log (`NO_COLOR=1`).
+    pub fn revocations(&self) -> Vec<(u128, Vec<i32>)> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains("partitions revoked"))
+            .filter_map(|l| {
+                let at = parse_utc_ms(l.split_whitespace().next()?)?;
+                let partitions = l
+                    .split("\", ")
+                    .skip(1)
+                    .filter_map(|rest| rest.split(')').next()?.parse().ok())
+                    .collect();
+                Some((at, partitions))
+            })
+            .collect()
+    }
+
+    /// How many log lines satisfy `f`.
+    pub fn log_count_where(&self, f: impl Fn(&str) -> bool) -> usize {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains(needle))
+            .filter(|l| f(l))
             .count()
     }
 }
@@ -109,7 +137,7 @@ pub struct Processed {
     pub offset: i64,
     /// Its number (payload).
     pub number: u64,
-    /// The process that recorded it (0 when the line has no pid).
+    /// The process that processed it.
     pub pid: u32,
 }
 
@@ -133,13 +161,7 @@ impl Records {
                 ["S", p, o] => records
                     .started
                     .push((p.parse().unwrap(), o.parse().unwrap())),
-                [at, p, o, n, rest @ ..] => records.processed.push(Processed {
-                    at_ms: at.parse().unwrap(),
-                    partition: p.parse().unwrap(),
-                    offset: o.parse().unwrap(),
-                    number: n.parse().unwrap(),
-                    pid: rest.first().and_then(|pid| pid.parse().ok()).unwrap_or(0),
-                }),
+                [at, p, o, n, pid] => records.processed.extend(parse_processed(at, p, o, n, pid)),
                 _ => {} // a line cut short by SIGKILL
             }
         }
@@ -166,27 +188,114 @@ impl Records {
         self.counts().values().map(|c| c - 1).sum()
     }
 
-    /// The longest time between two consecutive recorded batches of any partition, within
-    /// `[from_ms, to_ms]`: how long a partition went unprocessed.
-    pub fn longest_gap_ms(&self, from_ms: u128, to_ms: u128) -> u128 {
+    /// Every stretch between two consecutive recorded batches of a partition within
+    /// `[from_ms, to_ms]` (the window's ends count as batches).
+    pub fn gaps(&self, from_ms: u128, to_ms: u128) -> Vec<Gap> {
         let mut per_partition: BTreeMap<i32, Vec<u128>> = BTreeMap::new();
         for p in &self.processed {
             per_partition.entry(p.partition).or_default().push(p.at_ms);
         }
-        let mut longest = 0;
-        for times in per_partition.values_mut() {
+        let mut gaps = Vec::new();
+        for (partition, times) in &mut per_partition {
+            times.retain(|t| (from_ms..=to_ms).contains(t));
             times.push(from_ms);
             times.push(to_ms);
             times.sort_unstable();
             times.dedup();
-            for w in times.windows(2) {
-                if w[0] >= from_ms && w[1] <= to_ms {
-                    longest = longest.max(w[1] - w[0]);
-                }
-            }
+            gaps.extend(times.windows(2).map(|w| Gap {
+                partition: *partition,
+                from_ms: w[0],
+                to_ms: w[1],
+            }));
         }
-        longest
+        gaps
     }
+
+    /// The longest time a partition went unprocessed within `[from_ms, to_ms]`.
+    pub fn longest_gap(&self, from_ms: u128, to_ms: u128) -> Gap {
+        let gaps = self.gaps(from_ms, to_ms);
+        gaps.into_iter().max_by_key(Gap::ms).unwrap_or_default()
+    }
+
+    /// Every number processed more than once, with where and by whom, in number order.
+    pub fn duplicate_details(&self) -> Vec<Duplicate> {
+        let mut by_number: BTreeMap<u64, Vec<&Processed>> = BTreeMap::new();
+        for p in &self.processed {
+            by_number.entry(p.number).or_default().push(p);
+        }
+        by_number
+            .into_iter()
+            .filter(|(_, ps)| ps.len() > 1)
+            .map(|(number, ps)| Duplicate {
+                number,
+                partition: ps[0].partition,
+                offsets: ps.iter().map(|p| p.offset).collect(),
+                by: ps.iter().map(|p| (p.pid, p.at_ms)).collect(),
+            })
+            .collect()
+    }
+}
+
+/// A stretch of time in which one partition processed nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gap {
+    /// The partition.
+    pub partition: i32,
+    /// When its previous batch finished (or the window began), ms since the epoch.
+    pub from_ms: u128,
+    /// When its next batch finished (or the window ended), ms since the epoch.
+    pub to_ms: u128,
+}
+
+impl Gap {
+    /// Its length in milliseconds.
+    pub fn ms(&self) -> u128 {
+        self.to_ms - self.from_ms
+    }
+}
+
+/// A number processed more than once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The number (payload).
+    pub number: u64,
+    /// Its partition (of the first processing).
+    pub partition: i32,
+    /// The offset of each processing (different offsets: the producer wrote it twice).
+    pub offsets: Vec<i64>,
+    /// Each processing's process id and time (ms since the epoch).
+    pub by: Vec<(u32, u128)>,
+}
+
+/// Milliseconds since the epoch of a UTC timestamp like `2026-11-27T18:45:03.915326Z`.
+pub fn parse_utc_ms(ts: &str) -> Option<u128> {
+    let (date, time) = ts.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>());
+    let (h, min, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
+    // Days from 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let total = ((days * 24 + h) * 60 + min) * 60 + sec;
+    u128::try_from(total * 1000 + ms).ok()
+}
+
+/// One finished-message line; `None` for a line cut short by SIGKILL.
+fn parse_processed(at: &str, p: &str, o: &str, n: &str, pid: &str) -> Option<Processed> {
+    Some(Processed {
+        at_ms: at.parse().ok()?,
+        partition: p.parse().ok()?,
+        offset: o.parse().ok()?,
+        number: n.parse().ok()?,
+        pid: pid.parse().ok()?,
+    })
 }
 
 /// Waits until `f` holds, at most `timeout`.
@@ -201,10 +310,85 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// A name unique to this test process: `prefix-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn processed(at_ms: u128, partition: i32, offset: i64, pid: u32) -> Processed {
+        let number = offset as u64 * 10 + partition as u64;
+        Processed {
+            at_ms,
+            partition,
+            offset,
+            number,
+            pid,
+        }
+    }
+
+    #[test]
+    fn utc_timestamps_parse_to_epoch_milliseconds() {
+        assert_eq!(parse_utc_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_utc_ms("2026-11-27T18:45:03.915326Z"),
+            Some(1_795_805_103_915)
+        );
+        assert_eq!(
+            parse_utc_ms("2024-02-29T12:00:00.5Z"),
+            Some(1_709_208_000_500)
+        );
+        assert_eq!(parse_utc_ms("not a time"), None);
+    }
+
+    #[test]
+    fn gaps_are_per_partition_and_bounded_by_the_window() {
+        let records = Records {
+            processed: vec![
+                processed(100, 0, 0, 1),
+                processed(400, 0, 1, 1),
+                processed(150, 1, 0, 1),
+                processed(2_000, 1, 1, 1),
+            ],
+            started: Vec::new(),
+        };
+        let longest = records.longest_gap(0, 1_000);
+        assert_eq!((longest.partition, longest.ms()), (1, 850));
+        assert_eq!(records.gaps(0, 1_000).len(), 5);
+    }
+
+    #[test]
+    fn duplicates_name_each_processing() {
+        let records = Records {
+            processed: vec![
+                processed(100, 2, 7, 10),
+                processed(200, 2, 8, 10),
+                processed(900, 2, 7, 11),
+            ],
+            started: Vec::new(),
+        };
+        assert_eq!(records.duplicates(), 1);
+        let details = records.duplicate_details();
+        assert_eq!(details.len(), 1);
+        assert_eq!(details[0].offsets, vec![7, 7]);
+        assert_eq!(details[0].by, vec![(10, 100), (11, 900)]);
+        assert!(records.lost(3).contains(&0));
+    }
 }

@@ -3,7 +3,10 @@
 //!
 //! Configured by environment: `FAULT_TOPIC`, `FAULT_GROUP`, `FAULT_OUT` (the record file),
 //! `FAULT_BATCH_SLEEP_MS`, `FAULT_MAX_MESSAGES`, `FAULT_SHUTDOWN_TIMEOUT_MS`, and any librdkafka
-//! property through `FERRAFKA_KAFKA_*`. Run it as `fault-consumer server`.
+//! property through `FERRAFKA_KAFKA_*` — the group settings the suite varies are
+//! `FERRAFKA_KAFKA_PARTITION_ASSIGNMENT_STRATEGY`, `FERRAFKA_KAFKA_GROUP_INSTANCE_ID`,
+//! `FERRAFKA_KAFKA_SESSION_TIMEOUT_MS`, `FERRAFKA_KAFKA_HEARTBEAT_INTERVAL_MS` and
+//! `FERRAFKA_KAFKA_AUTO_COMMIT_INTERVAL_MS`. Run it as `fault-consumer server`.
 //!
 //! Each batch appends `S <partition> <first offset>` when it starts and, when it finishes,
 //! `<unix ms> <partition> <offset> <number> <pid>` per message — written and flushed before `consume`
