@@ -143,10 +143,7 @@ pub fn init_logging() {
 }
 
 fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
-    eprintln!(
-        "ferrafka: {}",
-        crate::processing::executor::error_chain(error)
-    );
+    eprintln!("ferrafka: {}", crate::error::error_chain(error));
     ExitCode::from(1)
 }
 

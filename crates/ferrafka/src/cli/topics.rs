@@ -100,7 +100,7 @@ pub enum TopicsError {
     #[error(transparent)]
     Ferrafka(#[from] Error),
     /// The lock file could not be read or written.
-    #[error("cannot {action} lock file {path}: {source}{hint}")]
+    #[error("cannot {action} lock file {path}{hint}")]
     LockIo {
         /// read or write.
         action: &'static str,
@@ -134,8 +134,8 @@ pub enum TopicsError {
         lines: Vec<String>,
     },
     /// The async runtime could not start.
-    #[error("cannot start the runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot start the runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// The process exit code for an outcome: see `EXIT_CODES`.
@@ -216,7 +216,7 @@ pub fn execute(app: &App, args: &TopicsArgs, out: &mut dyn Write) -> Result<Outc
 pub(crate) fn main(app: &App, args: &TopicsArgs) -> std::process::ExitCode {
     let result = execute(app, args, &mut std::io::stdout().lock());
     if let Err(e) = &result {
-        eprintln!("ferrafka: {}", crate::processing::executor::error_chain(e));
+        eprintln!("ferrafka: {}", crate::error::error_chain(e));
     }
     std::process::ExitCode::from(exit_code(&result, args.detailed_exitcode))
 }

@@ -82,7 +82,7 @@ pub(super) fn run(app: &App, opts: &DoctorOptions, report: &mut Report) {
             "FD006",
             Severity::Error,
             "cluster",
-            format!("cannot connect: {e}"),
+            format!("cannot connect: {}", crate::error::error_chain(&e)),
             WHY_CLUSTER,
             "check bootstrap.servers and credentials (FERRAFKA_KAFKA_*), then run again",
         ),
