@@ -112,7 +112,8 @@ fn check_topics_exist(app: &App, groups: &[SubscriptionGroup]) -> Result<()> {
         .collect();
     routed.sort();
     routed.dedup();
-    let existing = crate::admin::Admin::new(&app.config().kafka)
+    let existing = app
+        .admin()
         .map(|a| a.with_timeout(BOOT_CHECK_TIMEOUT))
         .and_then(|a| a.cluster_info());
     let info = match existing {
@@ -194,6 +195,13 @@ pub struct RunningServer {
     listeners: Vec<(String, JoinHandle<ListenerExit>)>,
     runtime: Option<tokio::runtime::Runtime>,
     producer: Producer,
+}
+
+impl App {
+    /// Starts a server for the routes admitted by `filters` and returns at once.
+    pub fn start(&self, filters: &Filters) -> Result<RunningServer> {
+        RunningServer::start(self, filters)
+    }
 }
 
 impl RunningServer {

@@ -235,10 +235,10 @@ impl Admin {
     /// Every property is validated first: invalid ones are reported together as
     /// [`Error::Config`] (secrets redacted) and nothing connects.
     pub fn new(kafka: &BTreeMap<String, String>) -> Result<Self> {
-        crate::kafka_check::check_kafka("admin", kafka)?;
+        crate::kafka::check_kafka("admin", kafka)?;
         let mut config = ClientConfig::new();
         for (k, v) in kafka {
-            if !crate::config::CONSUMER_ONLY.contains(&k.as_str()) {
+            if !crate::kafka::is_consumer_only(k) {
                 config.set(k, v);
             }
         }

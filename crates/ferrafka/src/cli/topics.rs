@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use comfy_table::Table;
 
-use crate::admin::{Admin, TopicSpec};
+use crate::admin::TopicSpec;
 use crate::app::App;
 use crate::config::ConfigError;
 use crate::declaratives::lock;
@@ -166,7 +166,7 @@ pub fn execute(app: &App, args: &TopicsArgs, out: &mut dyn Write) -> Result<Outc
         let _ = writeln!(out, "no topics are declared; nothing to do");
         return Ok(Outcome::Unchanged);
     }
-    let admin = Admin::new(&app.config().kafka)?;
+    let admin = app.admin()?;
     let cluster = AdminCluster::new(&admin, routed_groups(app));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

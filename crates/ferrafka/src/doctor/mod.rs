@@ -1,7 +1,7 @@
 //! `doctor`: the development-versus-production checklist as code.
 //!
-//! [`run`] examines an [`App`] as built for its environment (`FERRAFKA_ENV`) and, with
-//! [`DoctorOptions::live`], the cluster it will run against, and returns a [`Report`] of
+//! [`run`] examines an [`App`](crate::App) (through [`AppView`]) as built for its environment
+//! (`FERRAFKA_ENV`) and, with [`DoctorOptions::live`], the cluster it will run against, and returns a [`Report`] of
 //! [`Finding`]s. Each finding has a stable id (`FD001`…, listed in `docs/doctor.md`), a
 //! severity, the subject it is about, what was found, why it matters and how to fix it.
 //!
@@ -14,6 +14,7 @@
 //! errors stop it unless [`Config::doctor_errors_block_boot`](crate::Config::doctor_errors_block_boot)
 //! is off or `server --allow-doctor-errors` is given.
 
+mod app_view;
 pub mod clock;
 pub mod live;
 
@@ -23,11 +24,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::app::App;
 use crate::config::Problem;
 use crate::declaratives::lock;
+use crate::kafka::{effective, is_set, millis};
 use crate::routing::SubscriptionGroup;
 
+pub use app_view::AppView;
 pub use clock::ClockStatus;
 pub use live::{AdminLive, LiveCluster};
 
@@ -275,7 +277,7 @@ fn program_name() -> String {
 
 /// Runs every check that applies and returns the report. With [`DoctorOptions::live`] it
 /// talks to the cluster and blocks; call it from synchronous code (or `spawn_blocking`).
-pub fn run(app: &App, opts: &DoctorOptions) -> Report {
+pub fn run(app: &dyn AppView, opts: &DoctorOptions) -> Report {
     let mut report = static_report(app, opts);
     if opts.live {
         live::run(app, opts, &mut report);
@@ -288,11 +290,11 @@ pub fn run(app: &App, opts: &DoctorOptions) -> Report {
 }
 
 /// The static checks only: what the server runs at boot.
-pub fn run_static(app: &App, opts: &DoctorOptions) -> Report {
+pub fn run_static(app: &dyn AppView, opts: &DoctorOptions) -> Report {
     static_report(app, opts).finish()
 }
 
-fn static_report(app: &App, opts: &DoctorOptions) -> Report {
+fn static_report(app: &dyn AppView, opts: &DoctorOptions) -> Report {
     let config = app.config();
     let production = config.env().is_production();
     let mut report = Report {
@@ -361,63 +363,6 @@ const WHY_SHUTDOWN_WAIT: &str = "a batch may wait max_wait_time to fill, so a sh
 const WHY_SESSION: &str = "librdkafka refuses a consumer whose session.timeout.ms exceeds max.poll.interval.ms, and heartbeats must come several times per session or the broker drops live members";
 const WHY_SESSION_BOUNDS: &str = "brokers reject session timeouts outside group.min.session.timeout.ms (6 s) to group.max.session.timeout.ms (30 min) by default, so the consumer cannot join";
 
-// ---------------------------------------------------------------------------------------------
-// Effective librdkafka values, with librdkafka's own defaults where the app sets nothing.
-
-/// librdkafka 2.12's defaults for the properties the checks read.
-fn librdkafka_default(property: &str, producer: bool) -> Option<&'static str> {
-    Some(match property {
-        // The one property whose default differs between consumers and producers.
-        "allow.auto.create.topics" if producer => "true",
-        "allow.auto.create.topics" => "false",
-        "topic.metadata.refresh.interval.ms" => "300000",
-        "partition.assignment.strategy" => "range,roundrobin",
-        "group.protocol" => "classic",
-        "session.timeout.ms" => "45000",
-        "heartbeat.interval.ms" => "3000",
-        "max.poll.interval.ms" => "300000",
-        "request.required.acks" => "-1",
-        "enable.idempotence" => "false",
-        "compression.codec" => "none",
-        _ => return None,
-    })
-}
-
-/// librdkafka's alternative names for the same property.
-fn aliases(property: &str) -> &'static [&'static str] {
-    match property {
-        "request.required.acks" => &["request.required.acks", "acks"],
-        "compression.codec" => &["compression.codec", "compression.type"],
-        "topic.metadata.refresh.interval.ms" => &["topic.metadata.refresh.interval.ms"],
-        _ => &[],
-    }
-}
-
-/// The value a client would use: the last set alias, else librdkafka's default.
-fn effective(kafka: &BTreeMap<String, String>, property: &str, producer: bool) -> Option<String> {
-    let names = aliases(property);
-    let set = if names.is_empty() {
-        kafka.get(property)
-    } else {
-        names.iter().find_map(|n| kafka.get(*n))
-    };
-    set.cloned()
-        .or_else(|| librdkafka_default(property, producer).map(str::to_string))
-}
-
-fn is_set(kafka: &BTreeMap<String, String>, property: &str) -> bool {
-    let names = aliases(property);
-    if names.is_empty() {
-        kafka.contains_key(property)
-    } else {
-        names.iter().any(|n| kafka.contains_key(*n))
-    }
-}
-
-fn millis(kafka: &BTreeMap<String, String>, property: &str) -> Option<u64> {
-    effective(kafka, property, false).and_then(|v| v.trim().parse().ok())
-}
-
 fn sg_subject(sg: &SubscriptionGroup) -> String {
     format!("subscription group {}/{}", sg.consumer_group, sg.name)
 }
@@ -439,7 +384,7 @@ fn owned_by_a_check(p: &Problem) -> bool {
 }
 
 /// FD000: the configuration does not validate.
-fn check_configuration(app: &App, report: &mut Report) {
+fn check_configuration(app: &dyn AppView, report: &mut Report) {
     if let Err(e) = app.validate() {
         for p in e.problems.iter().filter(|p| !owned_by_a_check(p)) {
             report.push(
@@ -455,7 +400,7 @@ fn check_configuration(app: &App, report: &mut Report) {
 }
 
 /// FD001: consumer persistence off, reload mode on.
-fn check_persistence(app: &App, opts: &DoctorOptions, report: &mut Report) {
+fn check_persistence(app: &dyn AppView, opts: &DoctorOptions, report: &mut Report) {
     let config = app.config();
     if !config.is_consumer_persistent() {
         report.push(
@@ -507,7 +452,7 @@ fn check_persistence(app: &App, opts: &DoctorOptions, report: &mut Report) {
 }
 
 /// Routed and dead-letter topic names with where they are routed.
-fn routed_topics(app: &App) -> BTreeMap<String, String> {
+fn routed_topics(app: &dyn AppView) -> BTreeMap<String, String> {
     let mut routed = BTreeMap::new();
     for sg in app.subscription_groups() {
         for t in &sg.topics {
@@ -525,7 +470,7 @@ fn routed_topics(app: &App) -> BTreeMap<String, String> {
 }
 
 /// FD002 (part one): routed or dead-letter topics without declarations.
-fn check_declarations(app: &App, report: &mut Report) {
+fn check_declarations(app: &dyn AppView, report: &mut Report) {
     let declared: BTreeSet<&str> = app
         .declared_topics()
         .iter()
@@ -560,7 +505,7 @@ fn check_declarations(app: &App, report: &mut Report) {
 }
 
 /// FD002 (part two): declarations drifting from the lock file.
-fn check_lock_file(app: &App, opts: &DoctorOptions, report: &mut Report) {
+fn check_lock_file(app: &dyn AppView, opts: &DoctorOptions, report: &mut Report) {
     let production = app.config().env().is_production();
     let path = opts.lock_file.display();
     let program = &opts.program;
@@ -622,7 +567,7 @@ fn check_lock_file(app: &App, opts: &DoctorOptions, report: &mut Report) {
 }
 
 /// FD003: topic auto-creation on, for consumers and the producer.
-fn check_auto_create(app: &App, report: &mut Report) {
+fn check_auto_create(app: &dyn AppView, report: &mut Report) {
     for sg in app.subscription_groups() {
         let value = effective(&sg.kafka, "allow.auto.create.topics", false).unwrap_or_default();
         if truthy(&value) {
@@ -666,7 +611,7 @@ fn check_auto_create(app: &App, report: &mut Report) {
 }
 
 /// FD004 (static): declared topics with one partition.
-fn check_single_partition(app: &App, report: &mut Report) {
+fn check_single_partition(app: &dyn AppView, report: &mut Report) {
     for t in app.declared_topics().iter().filter(|t| t.partitions == 1) {
         report.push(
             "FD004",
@@ -684,7 +629,7 @@ fn check_single_partition(app: &App, report: &mut Report) {
 }
 
 /// FD005: assignment strategy and static membership.
-fn check_rebalancing(app: &App, report: &mut Report) {
+fn check_rebalancing(app: &dyn AppView, report: &mut Report) {
     let shutdown = app.config().shutdown_timeout;
     for sg in app.subscription_groups() {
         let protocol = effective(&sg.kafka, "group.protocol", false).unwrap_or_default();
@@ -737,7 +682,7 @@ fn check_rebalancing(app: &App, report: &mut Report) {
 }
 
 /// FD007: metadata refresh interval below one minute.
-fn check_metadata_refresh(app: &App, report: &mut Report) {
+fn check_metadata_refresh(app: &dyn AppView, report: &mut Report) {
     let mut clients: Vec<(String, BTreeMap<String, String>)> = app
         .subscription_groups()
         .iter()
@@ -770,7 +715,7 @@ pub(crate) fn codec_feature(codec: &str) -> Option<String> {
 }
 
 /// The producer's codec, `None` when it sends uncompressed.
-fn producer_codec(app: &App) -> Option<String> {
+fn producer_codec(app: &dyn AppView) -> Option<String> {
     effective(&app.producer_kafka(), "compression.codec", true)
         .filter(|c| codec_feature(c).is_some())
 }
@@ -822,7 +767,7 @@ pub(crate) fn compare_topic_codec(
 }
 
 /// FD008 (static): producer codec unset, declared codecs that differ or the build lacks.
-pub(crate) fn check_compression(app: &App, features: &[String], report: &mut Report) {
+pub(crate) fn check_compression(app: &dyn AppView, features: &[String], report: &mut Report) {
     let producer_kafka = app.producer_kafka();
     let codec = producer_codec(app);
     match &codec {
@@ -904,7 +849,7 @@ pub(crate) fn check_host_clock(clock: &HostClock, report: &mut Report) {
 }
 
 /// FD011 (static): the longest expected downtime is declared.
-fn check_downtime_declared(app: &App, report: &mut Report) {
+fn check_downtime_declared(app: &dyn AppView, report: &mut Report) {
     if app.config().max_expected_downtime.is_none() {
         report.push(
             "FD011",
@@ -973,7 +918,7 @@ pub(crate) fn judge_durability(
 }
 
 /// FD012 (static): declared durability and the producer's acks and idempotence.
-fn check_durability(app: &App, report: &mut Report) {
+fn check_durability(app: &dyn AppView, report: &mut Report) {
     for t in app.declared_topics() {
         judge_durability(
             &t.name,
@@ -1016,7 +961,7 @@ fn check_durability(app: &App, report: &mut Report) {
 }
 
 /// FD013: shutdown and poll timing, in every environment.
-fn check_timing(app: &App, report: &mut Report) {
+fn check_timing(app: &dyn AppView, report: &mut Report) {
     let config = app.config();
     let shutdown = config.shutdown_timeout;
     let longest_wait = app

@@ -11,7 +11,7 @@ use rdkafka::message::{Message as _, OwnedMessage};
 
 use super::LiveCluster;
 use crate::admin::{Admin, GroupDescription, OffsetSpec, TopicInfo};
-use crate::app::App;
+use crate::doctor::AppView;
 use crate::error::error_chain;
 
 /// [`LiveCluster`] over the [`Admin`] API, with the app's kafka properties.
@@ -34,8 +34,8 @@ const BROKER_CONFIG_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AdminLive {
     /// Connects with the app's kafka properties; `timeout` bounds each request.
-    pub fn connect(app: &App, timeout: Duration) -> crate::Result<Self> {
-        let kafka = &app.config().kafka;
+    pub fn connect(app: &dyn AppView, timeout: Duration) -> crate::Result<Self> {
+        let kafka = &app.admin_kafka();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
