@@ -177,17 +177,7 @@ impl AppBuilder {
         }
         let producer_kafka = kafka::producer(&self.config);
         let admin_kafka = kafka::admin(&self.config);
-        let mut clients: Vec<(String, Properties)> = groups
-            .iter()
-            .map(|sg| {
-                let label = format!("subscription group {}/{}", sg.consumer_group, sg.name);
-                (label, Properties::from_parts(&sg.kafka, &sg.kafka_sources))
-            })
-            .collect();
-        // The admin's properties are the consumers' app-wide ones: checking them again would
-        // only add "admin" to every verdict.
-        clients.push(("producer".into(), producer_kafka.clone()));
-        kafka::check_clients(&clients, &mut problems);
+        check_client_properties(&groups, &producer_kafka, &mut problems);
         App {
             config: Arc::new(self.config),
             groups,
@@ -198,6 +188,25 @@ impl AppBuilder {
             producer: OnceLock::new(),
         }
     }
+}
+
+/// Has librdkafka judge the properties of every consumer and of the producer. The admin's
+/// properties are the consumers' app-wide ones: checking them again would only add "admin" to
+/// every verdict.
+fn check_client_properties(
+    groups: &[SubscriptionGroup],
+    producer: &Properties,
+    problems: &mut Vec<Problem>,
+) {
+    let mut clients: Vec<(String, Properties)> = groups
+        .iter()
+        .map(|sg| {
+            let label = format!("subscription group {}/{}", sg.consumer_group, sg.name);
+            (label, Properties::from_parts(&sg.kafka, &sg.kafka_sources))
+        })
+        .collect();
+    clients.push(("producer".into(), producer.clone()));
+    kafka::check_clients(&clients, problems);
 }
 
 impl App {
