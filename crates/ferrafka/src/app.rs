@@ -1,16 +1,16 @@
 //! The [`App`]: settings plus routes, validated once, then run by the server or the CLI.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use std::collections::BTreeMap;
-
-use crate::admin::TopicSpec;
-use crate::config::{CONSUMER_ONLY, Config, ConfigError, ENV_VAR, Environment, Problem, Source};
+use crate::admin::{Admin, TopicSpec};
+use crate::config::{Config, ConfigError, ENV_VAR, Environment, Problem, Source};
 use crate::declaratives::{self, Declarations};
+use crate::doctor::AppView;
 use crate::error::Result;
+use crate::kafka::{self, Properties};
 use crate::producer::Producer;
 use crate::routing::{self, Router, SubscriptionGroup};
-use crate::server::{Filters, RunningServer};
 
 /// A ferrafka application: what to consume and how.
 ///
@@ -45,6 +45,8 @@ pub struct App {
     groups: Vec<SubscriptionGroup>,
     declared: Vec<TopicSpec>,
     problems: Vec<Problem>,
+    producer_kafka: Properties,
+    admin_kafka: Properties,
     producer: OnceLock<Producer>,
 }
 
@@ -160,13 +162,11 @@ impl AppBuilder {
         }
         self.config.apply_env(vars);
         self.config.check(&mut problems);
+        kafka::check_framework_owned(&self.config, &mut problems);
         let groups = routing::resolve(&self.config, &self.router.groups, &mut problems);
-        let declared = declaratives::resolve(
-            &self.config,
-            &self.router.groups,
-            &self.declarations,
-            &mut problems,
-        );
+        let routed = routing::routed_topics(&self.config, &self.router.groups);
+        let declared =
+            declaratives::resolve(&self.config, &routed, &self.declarations, &mut problems);
         if groups.iter().all(|g| g.active_topics().is_empty()) {
             problems.push(Problem::new(
                 "routes",
@@ -175,44 +175,38 @@ impl AppBuilder {
                 "add `r.topic(\"name\").consumer(|| MyConsumer)` in `routes`",
             ));
         }
-        let producer = producer_kafka(&self.config);
-        crate::kafka_check::check_clients(&groups, &producer, &mut problems);
+        let producer_kafka = kafka::producer(&self.config);
+        let admin_kafka = kafka::admin(&self.config);
+        check_client_properties(&groups, &producer_kafka, &mut problems);
         App {
             config: Arc::new(self.config),
             groups,
             declared,
             problems,
+            producer_kafka,
+            admin_kafka,
             producer: OnceLock::new(),
         }
     }
 }
 
-/// The producer's librdkafka properties with their layers: the shared ones without
-/// consumer-only properties, the producer's own, then environment variables.
-fn producer_kafka(config: &Config) -> BTreeMap<String, (String, Source)> {
-    let mut kafka = BTreeMap::new();
-    kafka.insert(
-        "client.id".to_string(),
-        (config.client_id.clone(), config.source("client_id")),
-    );
-    let shared = config
-        .kafka
+/// Has librdkafka judge the properties of every consumer and of the producer. The admin's
+/// properties are the consumers' app-wide ones: checking them again would only add "admin" to
+/// every verdict.
+fn check_client_properties(
+    groups: &[SubscriptionGroup],
+    producer: &Properties,
+    problems: &mut Vec<Problem>,
+) {
+    let mut clients: Vec<(String, Properties)> = groups
         .iter()
-        .filter(|(k, _)| !CONSUMER_ONLY.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), (v.clone(), config.source(&format!("kafka.{k}")))));
-    kafka.extend(shared);
-    kafka.extend(config.producer_kafka.iter().map(|(k, v)| {
-        let source = config.source(&format!("producer_kafka.{k}"));
-        (k.clone(), (v.clone(), source))
-    }));
-    kafka.extend(
-        config
-            .env_kafka
-            .iter()
-            .filter(|(k, _)| !CONSUMER_ONLY.contains(&k.as_str()))
-            .map(|(k, (v, var))| (k.clone(), (v.clone(), Source::EnvVar(var.clone())))),
-    );
-    kafka
+        .map(|sg| {
+            let label = format!("subscription group {}/{}", sg.consumer_group, sg.name);
+            (label, Properties::from_parts(&sg.kafka, &sg.kafka_sources))
+        })
+        .collect();
+    clients.push(("producer".into(), producer.clone()));
+    kafka::check_clients(&clients, problems);
 }
 
 impl App {
@@ -261,15 +255,38 @@ impl App {
     /// The librdkafka properties of the producer: the shared ones without consumer-only
     /// properties, plus the producer's own, plus environment variables.
     pub fn producer_kafka(&self) -> BTreeMap<String, String> {
-        producer_kafka(&self.config)
-            .into_iter()
-            .map(|(k, (v, _))| (k, v))
-            .collect()
+        self.producer_kafka.values()
     }
 
     /// [`App::producer_kafka`] with the layer each value came from.
     pub fn producer_kafka_sources(&self) -> BTreeMap<String, (String, Source)> {
-        producer_kafka(&self.config)
+        self.producer_kafka.with_sources().clone()
+    }
+
+    /// The librdkafka properties of the admin client: `client.id` and every app-wide property
+    /// (security settings and environment variables included).
+    pub fn admin_kafka(&self) -> BTreeMap<String, String> {
+        self.admin_kafka.values()
+    }
+
+    /// [`App::admin_kafka`] with the layer each value came from.
+    pub fn admin_kafka_sources(&self) -> BTreeMap<String, (String, Source)> {
+        self.admin_kafka.with_sources().clone()
+    }
+
+    /// The producer's properties with their layers, as the kafka module built them.
+    pub(crate) fn producer_properties(&self) -> &Properties {
+        &self.producer_kafka
+    }
+
+    /// The admin's properties with their layers, as the kafka module built them.
+    pub(crate) fn admin_properties(&self) -> &Properties {
+        &self.admin_kafka
+    }
+
+    /// An admin client with the app's properties ([`App::admin_kafka`]).
+    pub fn admin(&self) -> Result<Admin> {
+        Admin::new(&self.admin_kafka())
     }
 
     /// The app-wide producer, created on first use.
@@ -280,9 +297,34 @@ impl App {
         let created = Producer::lazy(&self.producer_kafka());
         Ok(self.producer.get_or_init(|| created).clone())
     }
+}
 
-    /// Starts a server for the routes admitted by `filters` and returns at once.
-    pub fn start(&self, filters: &Filters) -> Result<RunningServer> {
-        RunningServer::start(self, filters)
+impl AppView for App {
+    fn config(&self) -> &Config {
+        App::config(self)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        App::validate(self)
+    }
+
+    fn subscription_groups(&self) -> &[SubscriptionGroup] {
+        App::subscription_groups(self)
+    }
+
+    fn declared_topics(&self) -> &[TopicSpec] {
+        App::declared_topics(self)
+    }
+
+    fn producer_kafka(&self) -> BTreeMap<String, String> {
+        App::producer_kafka(self)
+    }
+
+    fn producer_kafka_sources(&self) -> BTreeMap<String, (String, Source)> {
+        App::producer_kafka_sources(self)
+    }
+
+    fn admin_kafka(&self) -> BTreeMap<String, String> {
+        App::admin_kafka(self)
     }
 }

@@ -252,12 +252,6 @@ impl Backoff {
     }
 }
 
-/// librdkafka properties every consumer gets unless a layer above sets them.
-pub(crate) const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
-    // Statistics feed metrics; librdkafka emits none unless an interval is set.
-    ("statistics.interval.ms", "5000"),
-];
-
 impl Config {
     /// The framework defaults with `env`'s profile applied on top; what `setup` starts from.
     pub fn for_env(env: Environment) -> Self {
@@ -578,63 +572,8 @@ impl Config {
                 "lower `pause_timeout` or raise `pause_max_timeout`",
             ));
         }
-        for (name, value) in &self.kafka {
-            if let Some((expected, why)) = FRAMEWORK_OWNED.iter().find_map(|(n, v, why)| {
-                (*n == name.as_str() && *v != value.as_str()).then_some((*v, *why))
-            }) {
-                problems.push(Problem::new(
-                    &format!("kafka.{name}"),
-                    &redact(name, value),
-                    &format!("needs to be {expected}: {why}"),
-                    &format!("remove `{name}` from the kafka settings"),
-                ));
-            }
-        }
     }
 }
-
-/// librdkafka properties whose value ferrafka depends on, with the reason.
-const FRAMEWORK_OWNED: &[(&str, &str, &str)] = &[
-    (
-        "enable.auto.offset.store",
-        "false",
-        "ferrafka stores offsets only after a batch succeeded; automatic storing would commit \
-         messages that were never processed",
-    ),
-    (
-        "enable.auto.commit",
-        "true",
-        "ferrafka relies on librdkafka's periodic asynchronous commit of the offsets it stored",
-    ),
-];
-
-/// librdkafka properties that only consumers understand, kept away from the producer.
-pub(crate) const CONSUMER_ONLY: &[&str] = &[
-    "group.id",
-    "group.instance.id",
-    "group.protocol",
-    "group.remote.assignor",
-    "partition.assignment.strategy",
-    "session.timeout.ms",
-    "heartbeat.interval.ms",
-    "max.poll.interval.ms",
-    "auto.offset.reset",
-    "enable.auto.commit",
-    "auto.commit.interval.ms",
-    "enable.auto.offset.store",
-    "enable.partition.eof",
-    "fetch.wait.max.ms",
-    "fetch.min.bytes",
-    "fetch.max.bytes",
-    "fetch.message.max.bytes",
-    "fetch.error.backoff.ms",
-    "fetch.queue.backoff.ms",
-    "queued.min.messages",
-    "queued.max.messages.kbytes",
-    "isolation.level",
-    "check.crcs",
-    "allow.auto.create.topics",
-];
 
 /// One invalid setting: which, its value, what is wrong, how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -701,28 +640,18 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let mut c = Config::default();
-        c.concurrency(0)
-            .max_messages(0)
-            .kafka("enable.auto.offset.store", "true");
+        c.concurrency(0).max_messages(0);
         c.max_wait_time(Duration::from_secs(90));
         let mut problems = Vec::new();
         c.check(&mut problems);
         let settings: Vec<_> = problems.iter().map(|p| p.setting.as_str()).collect();
-        assert_eq!(
-            settings,
-            [
-                "concurrency",
-                "max_messages",
-                "max_wait_time",
-                "kafka.enable.auto.offset.store"
-            ]
-        );
+        assert_eq!(settings, ["concurrency", "max_messages", "max_wait_time"]);
         let text = ConfigError { problems }.to_string();
         assert!(
-            text.starts_with("invalid configuration (4 problems):"),
+            text.starts_with("invalid configuration (3 problems):"),
             "{text}"
         );
-        assert!(text.contains("needs to be false"), "{text}");
+        assert!(text.contains("needs to be at least 1"), "{text}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 
 use rdkafka::error::KafkaError;
 
-use crate::secrets::{redact_kafka_error, redact_kafka_error_alone};
+use crate::secrets::redact_kafka_error;
 
 /// A boxed error, what a consumer returns when a batch fails.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -22,22 +22,16 @@ pub enum Error {
     Config(#[from] crate::config::ConfigError),
     /// A librdkafka client (consumer, producer or admin) could not be created. ferrafka hides
     /// the client's secrets in librdkafka's verdict before returning it.
-    #[error(
-        "cannot create the {client} client: {}",
-        redact_kafka_error_alone(source)
-    )]
+    #[error("cannot create the {client} client")]
     CreateClient {
         /// Which client: "consumer of subscription group X", "producer", "admin".
         client: String,
-        /// librdkafka's verdict.
+        /// librdkafka's verdict, secrets hidden (see [`Error::redacted`]).
         #[source]
         source: Box<rdkafka::error::KafkaError>,
     },
     /// Subscribing a consumer to its topics failed.
-    #[error(
-        "cannot subscribe subscription group {group} to {topics:?}: {}",
-        redact_kafka_error_alone(source)
-    )]
+    #[error("cannot subscribe subscription group {group} to {topics:?}")]
     Subscribe {
         /// The subscription group.
         group: String,
@@ -48,7 +42,7 @@ pub enum Error {
         source: Box<rdkafka::error::KafkaError>,
     },
     /// Producing a message failed (enqueueing it or its delivery).
-    #[error("cannot produce to topic {topic}: {source}")]
+    #[error("cannot produce to topic {topic}")]
     Produce {
         /// Target topic.
         topic: String,
@@ -65,14 +59,18 @@ pub enum Error {
         failures: Vec<DeliveryFailure>,
     },
     /// An admin operation failed.
-    #[error("admin {operation} on {resource} failed: {reason}")]
+    #[error("admin {operation} on {resource} failed{}", reason_suffix(reason))]
     Admin {
         /// The operation, e.g. "create topic".
         operation: &'static str,
         /// The resource: topic or group name.
         resource: String,
-        /// The broker's or client's reason.
+        /// What went wrong in ferrafka's or the broker's words; empty when `source` says it
+        /// all.
         reason: String,
+        /// The client's error, when the failure came from librdkafka.
+        #[source]
+        source: Option<Box<rdkafka::error::KafkaError>>,
     },
     /// The broker does not implement the API an admin operation needs (tansu 0.6.0, for
     /// example, lacks CreatePartitions and the legacy AlterConfigs).
@@ -109,8 +107,43 @@ pub enum Error {
         findings: Vec<String>,
     },
     /// The server could not start or run.
-    #[error("server: {0}")]
-    Server(String),
+    #[error("server: {reason}")]
+    Server {
+        /// What could not be done.
+        reason: String,
+        /// The operating system's error, when one caused it.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+}
+
+/// `": reason"`, or nothing for an empty reason.
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
+    }
+}
+
+/// `error` followed by each of its sources, `": "`-separated: how ferrafka prints an error, so
+/// every cause shows once. ferrafka's own errors never repeat their source in `Display`, but
+/// rdkafka's do (`MessageProduction` prints its code, then returns it as its source), so a
+/// source whose text the previous link already printed is skipped.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut previous = text.clone();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let shown = e.to_string();
+        if !previous.contains(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        previous = shown;
+        source = e.source();
+    }
+    text
 }
 
 impl Error {
@@ -179,5 +212,104 @@ impl PanicError {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-string panic payload".to_string());
         PanicError(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+    use super::*;
+
+    /// How many times `needle` occurs in `error`'s printed chain.
+    fn times_in_chain(error: &Error, needle: &str) -> usize {
+        error_chain(error).matches(needle).count()
+    }
+
+    #[test]
+    fn a_client_error_prints_librdkafkas_text_once() {
+        let error = Error::create_client(
+            "producer",
+            &KafkaError::ClientCreation("no bootstrap servers".into()),
+            &BTreeMap::new(),
+        );
+        assert_eq!(times_in_chain(&error, "no bootstrap servers"), 1);
+        assert_eq!(
+            error_chain(&error),
+            "cannot create the producer client: Client creation error: no bootstrap servers"
+        );
+    }
+
+    #[test]
+    fn subscribe_and_produce_errors_print_their_cause_once() {
+        let cause = KafkaError::Subscription("bad topic".into());
+        let subscribe = Error::Subscribe {
+            group: "shop/default".into(),
+            topics: vec!["orders".into()],
+            source: Box::new(cause.clone()),
+        };
+        assert_eq!(times_in_chain(&subscribe, "bad topic"), 1);
+        let produce = Error::Produce {
+            topic: "orders".into(),
+            source: Box::new(KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageSizeTooLarge,
+            )),
+        };
+        let shown = error_chain(&produce);
+        let code = RDKafkaErrorCode::MessageSizeTooLarge.to_string();
+        assert_eq!(shown.matches(&code).count(), 1, "{shown}");
+        assert!(
+            shown.starts_with("cannot produce to topic orders: "),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_admin_error_keeps_its_kafka_cause_typed_and_prints_it_once() {
+        let error = crate::admin::code_error(
+            "create topic",
+            "orders",
+            Some(RDKafkaErrorCode::TopicAlreadyExists),
+            RDKafkaErrorCode::TopicAlreadyExists.to_string(),
+        );
+        assert_eq!(
+            crate::admin::error_code(&error),
+            Some(RDKafkaErrorCode::TopicAlreadyExists)
+        );
+        let code = RDKafkaErrorCode::TopicAlreadyExists.to_string();
+        assert_eq!(times_in_chain(&error, &code), 1, "{}", error_chain(&error));
+        assert!(
+            error_chain(&error).starts_with("admin create topic on orders failed: "),
+            "{}",
+            error_chain(&error)
+        );
+    }
+
+    #[test]
+    fn an_admin_error_keeps_a_broker_message_that_says_more_than_its_code() {
+        let error = crate::admin::code_error(
+            "alter topic config",
+            "orders",
+            Some(RDKafkaErrorCode::InvalidConfig),
+            "retention.ms must be a number".into(),
+        );
+        let shown = error_chain(&error);
+        assert_eq!(shown.matches("retention.ms must be a number").count(), 1);
+        let code = RDKafkaErrorCode::InvalidConfig.to_string();
+        assert_eq!(shown.matches(&code).count(), 1, "{shown}");
+    }
+
+    #[test]
+    fn a_server_error_keeps_the_io_error_as_its_cause() {
+        let error = Error::Server {
+            reason: "cannot start the worker runtime".into(),
+            source: Some(std::io::Error::other("too many open files")),
+        };
+        let source = std::error::Error::source(&error).expect("a cause");
+        assert!(source.is::<std::io::Error>());
+        assert_eq!(
+            error_chain(&error),
+            "server: cannot start the worker runtime: too many open files"
+        );
     }
 }

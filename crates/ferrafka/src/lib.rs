@@ -37,7 +37,7 @@ pub mod consumer;
 pub mod declaratives;
 pub mod doctor;
 pub mod error;
-mod kafka_check;
+mod kafka;
 mod librdkafka;
 pub mod messages;
 mod processing;

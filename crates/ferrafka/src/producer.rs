@@ -274,7 +274,7 @@ impl Producer {
     /// here. Every property is validated first: invalid ones are reported together as
     /// [`Error::Config`] (secrets redacted) and nothing connects.
     pub fn new(kafka: &BTreeMap<String, String>) -> Result<Self> {
-        crate::kafka_check::check_kafka("producer", kafka)?;
+        crate::kafka::check_kafka("producer", kafka)?;
         let producer = Self::lazy(kafka);
         producer.client()?;
         Ok(producer)

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{CONSUMER_DEFAULTS, Config, InitialOffset, Problem, Source, redact};
+use crate::config::{Config, InitialOffset, Problem, Source, redact};
 use crate::consumer::{Consumer, ConsumerFactory, DynConsumer};
-use crate::declaratives::TopicConfig;
+use crate::declaratives::{RoutedTopic, TopicConfig, check_topic_name};
+use crate::kafka::{self, TopicOverrides};
 use crate::messages::{Deserializer, JsonDeserializer};
 
 /// Where messages that keep failing go, so the partition can move on.
@@ -431,7 +432,12 @@ pub(crate) fn resolve(
                 factory: route.factory.clone(),
                 deserializer: route.deserializer.clone(),
             });
-            let kafka = consumer_kafka(config, &group_id, route);
+            let overrides = TopicOverrides {
+                topic: &route.name,
+                initial_offset: route.initial_offset,
+                kafka: &route.kafka,
+            };
+            let kafka = kafka::consumer(config, &group_id, &overrides).into_parts();
             let base = route
                 .subscription_group
                 .as_deref()
@@ -444,9 +450,6 @@ pub(crate) fn resolve(
     resolved
 }
 
-/// librdkafka's default `max.poll.interval.ms`.
-const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
-
 /// A rebalance holds the poll thread for up to `revocation_timeout`; librdkafka expels a member
 /// that does not poll for `max.poll.interval.ms`, so the first must stay below the second.
 fn check_revocation_timeout(
@@ -455,12 +458,8 @@ fn check_revocation_timeout(
     problems: &mut Vec<Problem>,
 ) {
     for sg in groups {
-        let poll = sg
-            .kafka
-            .get("max.poll.interval.ms")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(DEFAULT_MAX_POLL_INTERVAL_MS);
-        let poll = Duration::from_millis(poll);
+        let poll = kafka::millis(&sg.kafka, "max.poll.interval.ms")
+            .map_or(Duration::MAX, Duration::from_millis);
         if config.revocation_timeout >= poll {
             problems.push(Problem::new(
                 "revocation_timeout",
@@ -546,78 +545,31 @@ fn place(
     });
 }
 
-/// The librdkafka properties of the consumer that reads `route`, each with its layer: the app's
-/// (defaults, profile, setup), the consumer defaults, the topic's overrides, environment
-/// variables, then the properties ferrafka owns.
-fn consumer_kafka(
+/// Every topic the routes name, for the declarations: each routed topic with its inline
+/// declaration, and each dead-letter topic (this app writes to it, so it needs one as well).
+pub(crate) fn routed_topics<'a>(
     config: &Config,
-    group_id: &str,
-    route: &TopicRoute,
-) -> (BTreeMap<String, String>, BTreeMap<String, Source>) {
-    let mut kafka = BTreeMap::new();
-    let mut sources = BTreeMap::new();
-    let mut set = |k: &str, v: &str, source: Source| {
-        kafka.insert(k.to_string(), v.to_string());
-        sources.insert(k.to_string(), source);
-    };
-    for (k, v) in CONSUMER_DEFAULTS {
-        set(k, v, Source::Default);
+    groups: &'a [ConsumerGroupRoute],
+) -> Vec<RoutedTopic<'a>> {
+    let mut routed = Vec::new();
+    for group in groups {
+        let group_id = group.name.as_deref().unwrap_or(config.default_group_id());
+        for route in &group.topics {
+            routed.push(RoutedTopic {
+                name: &route.name,
+                path: format!("routes.{group_id}.{}.config", route.name),
+                declaration: route.declaration.as_ref(),
+            });
+            if let Some(dlq) = &route.dead_letter_queue {
+                routed.push(RoutedTopic {
+                    name: &dlq.topic,
+                    path: format!("routes.{group_id}.{}.dead_letter_queue", route.name),
+                    declaration: None,
+                });
+            }
+        }
     }
-    set("client.id", &config.client_id, config.source("client_id"));
-    set(
-        "auto.offset.reset",
-        config.initial_offset.as_kafka(),
-        config.source("initial_offset"),
-    );
-    for (k, v) in &config.kafka {
-        set(k, v, config.source(&format!("kafka.{k}")));
-    }
-    if let Some(offset) = route.initial_offset {
-        set(
-            "auto.offset.reset",
-            offset.as_kafka(),
-            Source::Topic(route.name.clone()),
-        );
-    }
-    for (k, v) in &route.kafka {
-        set(k, v, Source::Topic(route.name.clone()));
-    }
-    for (k, (v, var)) in &config.env_kafka {
-        set(k, v, Source::EnvVar(var.clone()));
-    }
-    set("group.id", group_id, Source::Framework);
-    // ferrafka stores offsets after processing and lets librdkafka commit them periodically.
-    set("enable.auto.offset.store", "false", Source::Framework);
-    set("enable.auto.commit", "true", Source::Framework);
-    (kafka, sources)
-}
-
-/// Kafka's rules for topic names, plus ferrafka's: no mix of `.` and `_`, which collide in
-/// metric names.
-pub(crate) fn check_topic_name(name: &str, path: &str, problems: &mut Vec<Problem>) {
-    let mut fail = |problem: &str, fix: &str| problems.push(Problem::new(path, name, problem, fix));
-    if name.is_empty() || name.len() > 249 {
-        fail("needs to be 1 to 249 characters long", "rename the topic");
-    } else if name == "." || name == ".." {
-        fail(
-            "needs to be something other than `.` or `..`",
-            "rename the topic",
-        );
-    } else if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        fail(
-            &format!("needs to use only ASCII letters, digits, `.`, `_` and `-` (found {c:?})"),
-            "rename the topic",
-        );
-    } else if name.contains('.') && name.contains('_') {
-        fail(
-            "needs to use either `.` or `_`, not both: Kafka metric names treat them alike, so \
-             such topics can collide",
-            "pick one separator",
-        );
-    }
+    routed
 }
 
 #[cfg(test)]

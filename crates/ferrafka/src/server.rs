@@ -112,14 +112,15 @@ fn check_topics_exist(app: &App, groups: &[SubscriptionGroup]) -> Result<()> {
         .collect();
     routed.sort();
     routed.dedup();
-    let existing = crate::admin::Admin::new(&app.config().kafka)
+    let existing = app
+        .admin()
         .map(|a| a.with_timeout(BOOT_CHECK_TIMEOUT))
         .and_then(|a| a.cluster_info());
     let info = match existing {
         Ok(info) => info,
         Err(e) if production => return Err(e),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot check that the routed topics exist; going on");
+            tracing::warn!(error = %crate::error::error_chain(&e), "cannot check that the routed topics exist; going on");
             return Ok(());
         }
     };
@@ -196,6 +197,13 @@ pub struct RunningServer {
     producer: Producer,
 }
 
+impl App {
+    /// Starts a server for the routes admitted by `filters` and returns at once.
+    pub fn start(&self, filters: &Filters) -> Result<RunningServer> {
+        RunningServer::start(self, filters)
+    }
+}
+
 impl RunningServer {
     /// Starts the server: validates, connects every subscription group, then polls.
     pub(crate) fn start(app: &App, filters: &Filters) -> Result<Self> {
@@ -210,9 +218,10 @@ impl RunningServer {
         let config = app.config_arc();
         let groups = filters.apply(app.subscription_groups());
         if groups.is_empty() {
-            return Err(Error::Server(
-                "no active topic left to consume after filtering the routes".into(),
-            ));
+            return Err(Error::Server {
+                reason: "no active topic left to consume after filtering the routes".into(),
+                source: None,
+            });
         }
         check_topics_exist(app, &groups)?;
         let producer = app.producer()?;
@@ -220,7 +229,10 @@ impl RunningServer {
             .thread_name("ferrafka-worker")
             .enable_all()
             .build()
-            .map_err(|e| Error::Server(format!("cannot start the worker runtime: {e}")))?;
+            .map_err(|e| Error::Server {
+                reason: "cannot start the worker runtime".into(),
+                source: Some(e),
+            })?;
         let workers = Arc::new(Semaphore::new(config.concurrency));
         let stop = Arc::new(StopSignal::new(config.shutdown_timeout));
         let mut consumers = Vec::new();
@@ -243,7 +255,10 @@ impl RunningServer {
             let thread = std::thread::Builder::new()
                 .name(format!("ferrafka-listener-{label}"))
                 .spawn(move || listener::run(consumer, setup, stop))
-                .map_err(|e| Error::Server(format!("cannot start listener thread: {e}")))?;
+                .map_err(|e| Error::Server {
+                    reason: "cannot start listener thread".into(),
+                    source: Some(e),
+                })?;
             listeners.push((label, thread));
         }
         tracing::info!(
@@ -295,7 +310,7 @@ impl RunningServer {
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(5));
         if let Err(e) = self.producer.flush(remaining) {
-            tracing::error!(error = %e, in_flight = self.producer.in_flight(), "producer flush incomplete at shutdown");
+            tracing::error!(error = %crate::error::error_chain(&e), in_flight = self.producer.in_flight(), "producer flush incomplete at shutdown");
             forced = true;
         }
         if let Some(runtime) = self.runtime.take() {

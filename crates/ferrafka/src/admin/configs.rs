@@ -82,6 +82,7 @@ impl Admin {
                 operation,
                 resource: resource.into(),
                 reason: "the broker returned no result".into(),
+                source: None,
             })?
             .map_err(|code| code_error(operation, resource, Some(code), code.to_string()))?;
         Ok(described
@@ -122,6 +123,7 @@ impl Admin {
             operation: "alter topic config",
             resource: topic.into(),
             reason: format!("the blocking call did not finish: {e}"),
+            source: None,
         })?;
         outcome.map_err(|e| code_error("alter topic config", topic, e.code, e.reason))
     }

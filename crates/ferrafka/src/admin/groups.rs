@@ -118,6 +118,7 @@ impl Admin {
                 operation: "read lags",
                 resource: format!("{group} on {topic}"),
                 reason: "unknown topic".into(),
+                source: None,
             })?;
             for p in &info.partitions {
                 tpl.add_partition(topic, p.id);
@@ -159,6 +160,7 @@ impl Admin {
                     g.members.len(),
                     clients.join(", ")
                 ),
+                source: None,
             });
         }
         Ok(())
@@ -177,6 +179,7 @@ impl Admin {
             operation: "move offsets",
             resource: format!("{group} on {topic}"),
             reason: "unknown topic".into(),
+            source: None,
         })?;
         let mut tpl = TopicPartitionList::new();
         let mut moved = Vec::new();

@@ -7,8 +7,9 @@
 //! until fresh metadata shows the result instead of sleeping a fixed time, because Kafka
 //! propagates topic metadata asynchronously.
 //!
-//! Every failure is an [`Error::Admin`] naming the operation, the resource and the broker's
-//! reason, or an [`Error::NotSupported`] when the broker lacks the API.
+//! Every failure is an [`Error::Admin`] naming the operation and the resource, with librdkafka's
+//! error as its typed `source` when the client failed, or an [`Error::NotSupported`] when the
+//! broker lacks the API.
 
 mod configs;
 mod ffi;
@@ -138,7 +139,7 @@ impl std::fmt::Debug for Admin {
 }
 
 /// The error for a failed client call: `NotSupported` when librdkafka says the broker lacks the
-/// API, `Admin` otherwise.
+/// API, `Admin` with `error` as its cause otherwise.
 pub(crate) fn kafka_error(
     operation: &'static str,
     resource: impl Into<String>,
@@ -149,30 +150,76 @@ pub(crate) fn kafka_error(
         KafkaError::AdminOp(code) => Some(*code),
         other => other.rdkafka_error_code(),
     };
-    code_error(operation, resource, code, error.to_string())
+    if is_unsupported(code) {
+        return Error::NotSupported {
+            operation,
+            resource: resource.into(),
+            reason: error.to_string(),
+        };
+    }
+    Error::Admin {
+        operation,
+        resource: resource.into(),
+        reason: String::new(),
+        source: Some(Box::new(error.clone())),
+    }
 }
 
-/// Like [`kafka_error`] for a bare error code plus its text.
+/// Like [`kafka_error`] for one resource's failed result: its error code (the cause) and the
+/// broker's message, kept as the reason only when it says more than the code.
 pub(crate) fn code_error(
     operation: &'static str,
     resource: impl Into<String>,
     code: Option<RDKafkaErrorCode>,
-    reason: String,
+    message: String,
 ) -> Error {
     let resource = resource.into();
-    match code {
-        Some(RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::UnsupportedVersion) => {
-            Error::NotSupported {
-                operation,
-                resource,
-                reason,
-            }
-        }
-        _ => Error::Admin {
+    if is_unsupported(code) {
+        return Error::NotSupported {
             operation,
             resource,
-            reason,
+            reason: message,
+        };
+    }
+    let Some(code) = code else {
+        return Error::Admin {
+            operation,
+            resource,
+            reason: message,
+            source: None,
+        };
+    };
+    let reason = if message == code.to_string() {
+        String::new()
+    } else {
+        message
+    };
+    Error::Admin {
+        operation,
+        resource,
+        reason,
+        source: Some(Box::new(KafkaError::AdminOp(code))),
+    }
+}
+
+fn is_unsupported(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(
+        code,
+        Some(RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::UnsupportedVersion)
+    )
+}
+
+/// The librdkafka error code behind `error`, if an admin call failed with one.
+pub(crate) fn error_code(error: &Error) -> Option<RDKafkaErrorCode> {
+    match error {
+        Error::Admin {
+            source: Some(source),
+            ..
+        } => match **source {
+            KafkaError::AdminOp(code) => Some(code),
+            ref other => other.rdkafka_error_code(),
         },
+        _ => None,
     }
 }
 
@@ -188,10 +235,10 @@ impl Admin {
     /// Every property is validated first: invalid ones are reported together as
     /// [`Error::Config`] (secrets redacted) and nothing connects.
     pub fn new(kafka: &BTreeMap<String, String>) -> Result<Self> {
-        crate::kafka_check::check_kafka("admin", kafka)?;
+        crate::kafka::check_kafka("admin", kafka)?;
         let mut config = ClientConfig::new();
         for (k, v) in kafka {
-            if !crate::config::CONSUMER_ONLY.contains(&k.as_str()) {
+            if !crate::kafka::is_consumer_only(k) {
                 config.set(k, v);
             }
         }
@@ -304,6 +351,7 @@ impl Admin {
             operation: "offsets for time",
             resource: topic.to_string(),
             reason: "unknown topic".into(),
+            source: None,
         })?;
         let partitions: Vec<i32> = info.partitions.iter().map(|p| p.id).collect();
         self.offsets_for_time_in(topic, &partitions, time)
@@ -403,6 +451,7 @@ impl Admin {
                     "no message of offsets {start}..{end} arrived within {:?}",
                     self.timeout
                 ),
+                source: None,
             });
         }
         Ok(messages)

@@ -62,11 +62,7 @@ impl Admin {
     /// Creates the topic unless it exists already.
     pub async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()> {
         match self.create_topic(spec).await {
-            Err(Error::Admin { reason, .. })
-                if reason == RDKafkaErrorCode::TopicAlreadyExists.to_string() =>
-            {
-                Ok(())
-            }
+            Err(e) if super::error_code(&e) == Some(RDKafkaErrorCode::TopicAlreadyExists) => Ok(()),
             other => other,
         }
     }
@@ -99,6 +95,7 @@ impl Admin {
             operation: "grow partitions",
             resource: name.to_string(),
             reason: "unknown topic".into(),
+            source: None,
         })?;
         if (total as usize) < current.partitions.len() {
             return Err(Error::Admin {
@@ -108,6 +105,7 @@ impl Admin {
                     "cannot shrink from {} to {total} partitions",
                     current.partitions.len()
                 ),
+                source: None,
             });
         }
         if total as usize == current.partitions.len() {
@@ -159,6 +157,7 @@ impl Admin {
                     operation,
                     resource: name.into(),
                     reason: format!("{what} after {:?}", self.timeout),
+                    source: None,
                 });
             }
             tokio::time::sleep(POLL).await;

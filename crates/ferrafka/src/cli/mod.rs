@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
-use crate::config::{Source, redact};
+use crate::kafka::Properties;
 use crate::server::{Filters, ServerExit};
 
 /// Command line of a ferrafka app.
@@ -143,10 +143,7 @@ pub fn init_logging() {
 }
 
 fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
-    eprintln!(
-        "ferrafka: {}",
-        crate::processing::executor::error_chain(error)
-    );
+    eprintln!("ferrafka: {}", crate::error::error_chain(error));
     ExitCode::from(1)
 }
 
@@ -338,20 +335,27 @@ pub fn info(app: &App) -> String {
                 }
             );
         }
-        let mut kafka = table(["kafka property", "value", "source"]);
-        for (k, v) in &sg.kafka {
-            let source = sg.kafka_sources.get(k).cloned().unwrap_or(Source::Default);
-            kafka.add_row([k.clone(), redact(k, v), source.to_string()]);
-        }
-        out.push_str(&indented(&kafka, "  "));
+        let properties = Properties::from_parts(&sg.kafka, &sg.kafka_sources);
+        out.push_str(&indented(&properties_table(&properties), "  "));
     }
-    let _ = writeln!(out, "\nproducer:");
-    let mut kafka = table(["kafka property", "value", "source"]);
-    for (k, (v, source)) in app.producer_kafka_sources() {
-        kafka.add_row([k.clone(), redact(&k, &v), source.to_string()]);
+    let clients = [
+        ("producer", app.producer_properties()),
+        ("admin", app.admin_properties()),
+    ];
+    for (client, properties) in clients {
+        let _ = writeln!(out, "\n{client}:");
+        out.push_str(&indented(&properties_table(properties), "  "));
     }
-    out.push_str(&indented(&kafka, "  "));
     out
+}
+
+/// A client's properties as `info` shows them: secrets redacted, with their layer.
+fn properties_table(properties: &Properties) -> comfy_table::Table {
+    let mut shown = table(["kafka property", "value", "source"]);
+    for row in properties.shown() {
+        shown.add_row(row);
+    }
+    shown
 }
 
 #[cfg(test)]

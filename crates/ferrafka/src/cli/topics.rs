@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use comfy_table::Table;
 
-use crate::admin::{Admin, TopicSpec};
+use crate::admin::TopicSpec;
 use crate::app::App;
 use crate::config::ConfigError;
 use crate::declaratives::lock;
@@ -100,7 +100,7 @@ pub enum TopicsError {
     #[error(transparent)]
     Ferrafka(#[from] Error),
     /// The lock file could not be read or written.
-    #[error("cannot {action} lock file {path}: {source}{hint}")]
+    #[error("cannot {action} lock file {path}{hint}")]
     LockIo {
         /// read or write.
         action: &'static str,
@@ -134,8 +134,8 @@ pub enum TopicsError {
         lines: Vec<String>,
     },
     /// The async runtime could not start.
-    #[error("cannot start the runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot start the runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// The process exit code for an outcome: see `EXIT_CODES`.
@@ -166,7 +166,7 @@ pub fn execute(app: &App, args: &TopicsArgs, out: &mut dyn Write) -> Result<Outc
         let _ = writeln!(out, "no topics are declared; nothing to do");
         return Ok(Outcome::Unchanged);
     }
-    let admin = Admin::new(&app.config().kafka)?;
+    let admin = app.admin()?;
     let cluster = AdminCluster::new(&admin, routed_groups(app));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -216,7 +216,7 @@ pub fn execute(app: &App, args: &TopicsArgs, out: &mut dyn Write) -> Result<Outc
 pub(crate) fn main(app: &App, args: &TopicsArgs) -> std::process::ExitCode {
     let result = execute(app, args, &mut std::io::stdout().lock());
     if let Err(e) = &result {
-        eprintln!("ferrafka: {}", crate::processing::executor::error_chain(e));
+        eprintln!("ferrafka: {}", crate::error::error_chain(e));
     }
     std::process::ExitCode::from(exit_code(&result, args.detailed_exitcode))
 }

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use crate::admin::TopicSpec;
 use crate::config::{Config, Problem};
-use crate::routing::ConsumerGroupRoute;
 
 /// How one topic should look; unset fields fall back to the declaration defaults.
 ///
@@ -100,6 +99,16 @@ impl Declarations {
     }
 }
 
+/// A topic the routes name: consumed, or a dead-letter target.
+pub(crate) struct RoutedTopic<'a> {
+    /// The topic's name.
+    pub(crate) name: &'a str,
+    /// Where the routes name it, for problems (e.g. `routes.shop.orders.config`).
+    pub(crate) path: String,
+    /// Its inline declaration (`.config(...)` on the route), if any.
+    pub(crate) declaration: Option<&'a TopicConfig>,
+}
+
 /// The problem text of a routed topic without a declaration in strict mode.
 pub(crate) const NEEDS_DECLARATION: &str =
     "needs a declaration while strict_declarative_topics is on";
@@ -108,7 +117,7 @@ pub(crate) const NEEDS_DECLARATION: &str =
 /// them; with `strict_declarative_topics` every routed topic needs one.
 pub(crate) fn resolve(
     config: &Config,
-    routes: &[ConsumerGroupRoute],
+    routed: &[RoutedTopic<'_>],
     declarations: &Declarations,
     problems: &mut Vec<Problem>,
 ) -> Vec<TopicSpec> {
@@ -131,31 +140,21 @@ pub(crate) fn resolve(
     for (name, topic) in &declarations.topics {
         add(name, format!("declarations.{name}"), topic, problems);
     }
-    let mut routed: Vec<(String, String)> = Vec::new();
-    for group in routes {
-        let group_id = group.name.as_deref().unwrap_or(config.default_group_id());
-        for route in &group.topics {
-            let path = format!("routes.{group_id}.{}.config", route.name);
-            if let Some(topic) = &route.declaration {
-                add(&route.name, path.clone(), topic, problems);
-            }
-            routed.push((route.name.clone(), path));
-            // Dead-letter topics are written to by this app: they need declarations as well.
-            if let Some(dlq) = &route.dead_letter_queue {
-                let path = format!("routes.{group_id}.{}.dead_letter_queue", route.name);
-                routed.push((dlq.topic.clone(), path));
-            }
+    for topic in routed {
+        if let Some(declaration) = topic.declaration {
+            add(topic.name, topic.path.clone(), declaration, problems);
         }
     }
     for (name, (path, topic)) in &declared {
-        if !routed.iter().any(|(r, _)| r == name) {
-            crate::routing::check_topic_name(name, path, problems);
+        // Routed names were checked with their routes.
+        if !routed.iter().any(|r| r.name == name) {
+            check_topic_name(name, path, problems);
         }
         check_numbers(name, path, topic, problems);
     }
     if config.strict_declarative_topics_enabled() {
-        for (name, path) in &routed {
-            if declared.contains_key(name) {
+        for RoutedTopic { name, path, .. } in routed {
+            if declared.contains_key(*name) {
                 continue;
             }
             let fix = match did_you_mean(name, declared.keys()) {
@@ -174,6 +173,34 @@ pub(crate) fn resolve(
         .into_iter()
         .map(|(name, (_, topic))| topic.into_spec(&name))
         .collect()
+}
+
+/// Kafka's rules for topic names, plus ferrafka's: no mix of `.` and `_`, which collide in
+/// metric names.
+pub(crate) fn check_topic_name(name: &str, path: &str, problems: &mut Vec<Problem>) {
+    let mut fail = |problem: &str, fix: &str| problems.push(Problem::new(path, name, problem, fix));
+    if name.is_empty() || name.len() > 249 {
+        fail("needs to be 1 to 249 characters long", "rename the topic");
+    } else if name == "." || name == ".." {
+        fail(
+            "needs to be something other than `.` or `..`",
+            "rename the topic",
+        );
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        fail(
+            &format!("needs to use only ASCII letters, digits, `.`, `_` and `-` (found {c:?})"),
+            "rename the topic",
+        );
+    } else if name.contains('.') && name.contains('_') {
+        fail(
+            "needs to use either `.` or `_`, not both: Kafka metric names treat them alike, so \
+             such topics can collide",
+            "pick one separator",
+        );
+    }
 }
 
 fn check_numbers(name: &str, path: &str, topic: &TopicConfig, problems: &mut Vec<Problem>) {
@@ -205,177 +232,4 @@ fn did_you_mean<'a>(name: &str, declared: impl Iterator<Item = &'a String>) -> O
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::routing::Router;
-    use crate::{ConsumeResult, Consumer, Context, Messages};
-
-    struct Noop;
-    impl Consumer for Noop {
-        async fn consume(&mut self, _: &mut Context, _: &Messages) -> ConsumeResult {
-            Ok(())
-        }
-    }
-
-    fn run(
-        strict: bool,
-        routes: impl FnOnce(&mut Router),
-        block: impl FnOnce(&mut Declarations),
-    ) -> (Vec<TopicSpec>, Vec<Problem>) {
-        let mut config = Config::default();
-        config.strict_declarative_topics(strict);
-        let mut router = Router::default();
-        routes(&mut router);
-        let mut declarations = Declarations::default();
-        block(&mut declarations);
-        let mut problems = Vec::new();
-        let specs = resolve(&config, &router.groups, &declarations, &mut problems);
-        (specs, problems)
-    }
-
-    #[test]
-    fn strict_mode_requires_dead_letter_topics_to_be_declared_too() {
-        use crate::routing::DeadLetterQueue;
-        let (_, problems) = run(
-            true,
-            |r| {
-                r.topic("orders")
-                    .consumer(|| Noop)
-                    .config(|t| t.partitions(3))
-                    .dead_letter_queue(DeadLetterQueue::to("orders-dlq"));
-            },
-            |_| {},
-        );
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(
-            problems[0].setting,
-            "routes.ferrafka.orders.dead_letter_queue"
-        );
-        assert_eq!(problems[0].value, "orders-dlq");
-        let (_, problems) = run(
-            true,
-            |r| {
-                r.topic("orders")
-                    .consumer(|| Noop)
-                    .config(|t| t.partitions(3))
-                    .dead_letter_queue(DeadLetterQueue::to("orders-dlq"));
-            },
-            |d| {
-                d.topic("orders-dlq", |t| t.partitions(1));
-            },
-        );
-        assert!(problems.is_empty(), "{problems:?}");
-    }
-
-    #[test]
-    fn inline_and_block_declarations_merge_with_defaults() {
-        let (specs, problems) = run(
-            true,
-            |r| {
-                r.topic("orders")
-                    .consumer(|| Noop)
-                    .config(|t| t.partitions(6).setting("retention.ms", "86400000"));
-            },
-            |d| {
-                d.defaults(|t| t.replication_factor(3).setting("cleanup.policy", "delete"));
-                d.topic("orders-dlq", |t| t.partitions(1).replication_factor(2));
-            },
-        );
-        assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(specs.len(), 2);
-        assert_eq!(specs[0].name, "orders");
-        assert_eq!((specs[0].partitions, specs[0].replication_factor), (6, 3));
-        assert_eq!(
-            specs[0].settings,
-            BTreeMap::from([
-                ("cleanup.policy".into(), "delete".into()),
-                ("retention.ms".into(), "86400000".into())
-            ])
-        );
-        assert_eq!(specs[1].name, "orders-dlq");
-        assert_eq!((specs[1].partitions, specs[1].replication_factor), (1, 2));
-    }
-
-    #[test]
-    fn strict_mode_names_undeclared_topics_and_suggests_near_names() {
-        let (_, problems) = run(
-            true,
-            |r| {
-                r.topic("ordres").consumer(|| Noop);
-                r.topic("visits").consumer(|| Noop);
-            },
-            |d| {
-                d.topic("orders", |t| t);
-            },
-        );
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert_eq!(problems[0].setting, "routes.ferrafka.ordres.config");
-        assert!(
-            problems[0].fix.starts_with("did you mean `orders`?"),
-            "{}",
-            problems[0]
-        );
-        assert_eq!(problems[1].value, "visits");
-        assert!(!problems[1].fix.contains("did you mean"), "{}", problems[1]);
-    }
-
-    #[test]
-    fn lenient_mode_accepts_undeclared_routes() {
-        let (specs, problems) = run(
-            false,
-            |r| {
-                r.topic("visits").consumer(|| Noop);
-            },
-            |_| {},
-        );
-        assert!(problems.is_empty(), "{problems:?}");
-        assert!(specs.is_empty());
-    }
-
-    #[test]
-    fn conflicting_and_invalid_declarations_are_reported() {
-        let (_, problems) = run(
-            false,
-            |r| {
-                r.topic("orders")
-                    .consumer(|| Noop)
-                    .config(|t| t.partitions(3));
-                r.consumer_group("other", |g| {
-                    g.topic("orders")
-                        .consumer(|| Noop)
-                        .config(|t| t.partitions(4));
-                });
-            },
-            |d| {
-                d.topic("bad", |t| t.partitions(0).replication_factor(-1));
-                d.topic("a.b_c", |t| t);
-            },
-        );
-        let settings: Vec<_> = problems.iter().map(|p| p.setting.as_str()).collect();
-        assert_eq!(
-            settings,
-            [
-                "routes.other.orders.config",
-                "declarations.a.b_c",
-                "declarations.bad.partitions",
-                "declarations.bad.replication_factor",
-            ]
-        );
-        assert!(
-            problems[0]
-                .problem
-                .contains("routes.ferrafka.orders.config"),
-            "{}",
-            problems[0]
-        );
-    }
-
-    #[test]
-    fn did_you_mean_only_for_one_or_two_edits() {
-        let declared = ["orders".to_string(), "payments".to_string()];
-        assert_eq!(did_you_mean("order", declared.iter()), Some("orders"));
-        assert_eq!(did_you_mean("paymnets", declared.iter()), Some("payments"));
-        assert_eq!(did_you_mean("refunds", declared.iter()), None);
-        assert_eq!(did_you_mean("orders", declared.iter()), None);
-    }
-}
+mod tests;

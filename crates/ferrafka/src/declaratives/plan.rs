@@ -379,6 +379,7 @@ pub async fn refuse_active_readers(cluster: &impl ClusterState, plan: &Plan) -> 
         reason: "consumer groups with active members read it; stop them first or pass --force \
                  (removing a topic under running consumers disrupts them)"
             .into(),
+        source: None,
     })
 }
 

@@ -5,13 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::AppView;
 use super::{
     DoctorOptions, Report, Severity, WHY_ASSIGNOR_CHANGE, WHY_CLUSTER, WHY_FUTURE,
     WHY_MISSING_TOPIC, WHY_RETENTION, WHY_RETENTION_UNKNOWN, WHY_SINGLE_PARTITION,
     compare_topic_codec, effective, judge_durability, producer_codec, routed_topics,
 };
 use crate::admin::{GroupDescription, TopicInfo};
-use crate::app::App;
 
 mod admin_live;
 
@@ -57,7 +57,7 @@ fn millis_since_epoch(t: SystemTime) -> i64 {
 /// The live part of `doctor --live`: connects with the app's kafka properties and runs
 /// [`check`]. Nothing connects when the configuration does not validate: the cluster is then
 /// reported unknown, naming the invalid settings (the static checks report them in full).
-pub(super) fn run(app: &App, opts: &DoctorOptions, report: &mut Report) {
+pub(super) fn run(app: &dyn AppView, opts: &DoctorOptions, report: &mut Report) {
     if let Err(invalid) = app.validate() {
         let settings: BTreeSet<&str> = invalid
             .problems
@@ -82,7 +82,7 @@ pub(super) fn run(app: &App, opts: &DoctorOptions, report: &mut Report) {
             "FD006",
             Severity::Error,
             "cluster",
-            format!("cannot connect: {e}"),
+            format!("cannot connect: {}", crate::error::error_chain(&e)),
             WHY_CLUSTER,
             "check bootstrap.servers and credentials (FERRAFKA_KAFKA_*), then run again",
         ),
@@ -91,7 +91,7 @@ pub(super) fn run(app: &App, opts: &DoctorOptions, report: &mut Report) {
 
 /// Runs the live checks against `cluster` as of `now`.
 pub fn check(
-    app: &App,
+    app: &dyn AppView,
     opts: &DoctorOptions,
     cluster: &dyn LiveCluster,
     now: SystemTime,
@@ -150,7 +150,7 @@ pub fn check(
 
 /// FD006: routed or dead-letter topics the cluster does not have.
 fn missing_topics(
-    app: &App,
+    app: &dyn AppView,
     opts: &DoctorOptions,
     routed: &BTreeMap<String, String>,
     declared: &BTreeMap<&str, &crate::admin::TopicSpec>,
@@ -303,7 +303,7 @@ fn topic_facts(
 }
 
 /// FD009: a live group whose assignor the configured strategies do not include.
-pub(crate) fn assignor_changes(app: &App, cluster: &dyn LiveCluster, report: &mut Report) {
+pub(crate) fn assignor_changes(app: &dyn AppView, cluster: &dyn LiveCluster, report: &mut Report) {
     let mut configured: BTreeMap<String, (String, String)> = BTreeMap::new();
     for sg in app.subscription_groups() {
         configured.entry(sg.consumer_group.to_string()).or_insert((
@@ -377,7 +377,7 @@ pub(crate) fn assignor_changes(app: &App, cluster: &dyn LiveCluster, report: &mu
 
 /// FD010 (live): newest messages stamped in this host's future.
 fn future_messages(
-    app: &App,
+    app: &dyn AppView,
     opts: &DoctorOptions,
     cluster: &dyn LiveCluster,
     existing: &BTreeMap<String, TopicInfo>,
@@ -426,7 +426,7 @@ fn future_messages(
 
 /// FD011 (live): offsets retention against the declared downtime, and stopped groups.
 pub(crate) fn offsets_retention(
-    app: &App,
+    app: &dyn AppView,
     cluster: &dyn LiveCluster,
     existing: &BTreeMap<String, TopicInfo>,
     now: SystemTime,

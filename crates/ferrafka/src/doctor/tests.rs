@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
 use crate::admin::{GroupDescription, GroupMember, PartitionInfo, TopicInfo};
+use crate::app::App;
 use crate::config::Config;
 use crate::declaratives::Declarations;
 use crate::routing::{DeadLetterQueue, Router};
@@ -902,33 +903,6 @@ fn fd011_offsets_retention() {
         Severity::Warning
     );
     none(&live(&app, &Fake::ready()), "FD011");
-}
-
-#[test]
-fn the_defaults_the_checks_assume_are_librdkafka_s() {
-    let native = rdkafka::config::ClientConfig::new()
-        .create_native_config()
-        .unwrap();
-    for property in [
-        "topic.metadata.refresh.interval.ms",
-        "partition.assignment.strategy",
-        "group.protocol",
-        "session.timeout.ms",
-        "heartbeat.interval.ms",
-        "max.poll.interval.ms",
-        "enable.idempotence",
-    ] {
-        assert_eq!(
-            native.get(property).ok().as_deref(),
-            librdkafka_default(property, false),
-            "{property}"
-        );
-    }
-    // Topic auto-creation applies to producers too (librdkafka gives them `true` unless set).
-    assert_eq!(
-        crate::librdkafka::properties()["allow.auto.create.topics"].scope,
-        crate::librdkafka::Scope::Both
-    );
 }
 
 mod unknown;

@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, mpsc::UnboundedReceiver};
 use super::partition::{Outcome, Report, Work};
 use crate::config::Config;
 use crate::consumer::{Context, DynConsumer, PartitionHandle};
-use crate::error::PanicError;
+use crate::error::{PanicError, error_chain};
 use crate::messages::{Message, Messages};
 use crate::producer::{Producer, Record};
 
@@ -283,16 +283,4 @@ impl Executor {
             ),
         }
     }
-}
-
-/// An error and its sources on one line: `outer: inner: root`.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }

@@ -11,7 +11,8 @@ use rdkafka::message::{Message as _, OwnedMessage};
 
 use super::LiveCluster;
 use crate::admin::{Admin, GroupDescription, OffsetSpec, TopicInfo};
-use crate::app::App;
+use crate::doctor::AppView;
+use crate::error::error_chain;
 
 /// [`LiveCluster`] over the [`Admin`] API, with the app's kafka properties.
 pub struct AdminLive {
@@ -33,12 +34,15 @@ const BROKER_CONFIG_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AdminLive {
     /// Connects with the app's kafka properties; `timeout` bounds each request.
-    pub fn connect(app: &App, timeout: Duration) -> crate::Result<Self> {
-        let kafka = &app.config().kafka;
+    pub fn connect(app: &dyn AppView, timeout: Duration) -> crate::Result<Self> {
+        let kafka = &app.admin_kafka();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| crate::Error::Server(format!("cannot start a runtime: {e}")))?;
+            .map_err(|e| crate::Error::Server {
+                reason: "cannot start a runtime".into(),
+                source: Some(e),
+            })?;
         Ok(AdminLive {
             admin: Admin::new(kafka)?.with_timeout(timeout),
             broker_admin: Admin::new(kafka)?.with_timeout(timeout.min(BROKER_CONFIG_TIMEOUT)),
@@ -75,7 +79,7 @@ impl LiveCluster for AdminLive {
         self.admin
             .cluster_info()
             .map(|c| c.topics)
-            .map_err(|e| e.to_string())
+            .map_err(|e| error_chain(&e))
     }
 
     fn topic_settings(&self, topic: &str) -> Result<BTreeMap<String, String>, String> {
@@ -87,11 +91,11 @@ impl LiveCluster for AdminLive {
                     .filter_map(|(k, v)| v.value.map(|v| (k, v)))
                     .collect()
             })
-            .map_err(|e| e.to_string())
+            .map_err(|e| error_chain(&e))
     }
 
     fn offsets_retention(&self) -> Result<Duration, String> {
-        let info = self.admin.cluster_info().map_err(|e| e.to_string())?;
+        let info = self.admin.cluster_info().map_err(|e| error_chain(&e))?;
         let broker = info
             .brokers
             .first()
@@ -101,8 +105,9 @@ impl LiveCluster for AdminLive {
             .block_on(self.broker_admin.describe_broker_config(broker.id))
             .map_err(|e| {
                 format!(
-                    "broker {} did not describe its configuration: {e}",
-                    broker.id
+                    "broker {} did not describe its configuration: {}",
+                    broker.id,
+                    error_chain(&e)
                 )
             })?;
         let value = config
@@ -122,28 +127,30 @@ impl LiveCluster for AdminLive {
     }
 
     fn group(&self, group: &str) -> Result<Option<GroupDescription>, String> {
-        self.admin.describe_group(group).map_err(|e| e.to_string())
+        self.admin
+            .describe_group(group)
+            .map_err(|e| error_chain(&e))
     }
 
     fn newest_timestamps(&self, topic: &str) -> Result<Vec<(i32, i64)>, String> {
         let info = self
             .admin
             .topic_info(topic)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| error_chain(&e))?
             .ok_or_else(|| format!("topic {topic} does not exist"))?;
         let mut out = Vec::new();
         for p in &info.partitions {
             let (low, high) = self
                 .admin
                 .watermarks(topic, p.id)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_chain(&e))?;
             if high <= low {
                 continue; // Empty: nothing to judge.
             }
             let messages = self
                 .admin
                 .read_messages(topic, p.id, OffsetSpec::At(high - 1), 1)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_chain(&e))?;
             out.push((p.id, timestamp_of(&messages, topic, p.id, high - 1)?));
         }
         Ok(out)
@@ -153,7 +160,7 @@ impl LiveCluster for AdminLive {
         let lags = self
             .admin
             .lags(group, &[topic])
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| error_chain(&e))?;
         let mut out = Vec::new();
         for lag in lags {
             let (Some(committed), Some(behind)) = (lag.committed, lag.lag) else {
@@ -165,7 +172,7 @@ impl LiveCluster for AdminLive {
             let messages = self
                 .admin
                 .read_messages(topic, lag.partition, OffsetSpec::At(committed), 1)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_chain(&e))?;
             out.push((
                 lag.partition,
                 timestamp_of(&messages, topic, lag.partition, committed)?,

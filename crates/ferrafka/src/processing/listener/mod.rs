@@ -32,7 +32,7 @@ use super::diagnostics;
 use super::partition::PartitionSettings;
 use super::stop::StopSignal;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, error_chain};
 use crate::messages::TopicInfo;
 use crate::producer::Producer;
 use crate::routing::SubscriptionGroup;
@@ -176,7 +176,7 @@ fn rebuild(
                 return Some(fresh);
             }
             Err(e) => {
-                tracing::error!(subscription_group = %group, error = %e, retry_in = ?backoff * 2, "cannot rebuild the client");
+                tracing::error!(subscription_group = %group, error = %error_chain(&e.redacted(&setup.group.kafka)), retry_in = ?backoff * 2, "cannot rebuild the client");
                 backoff = (backoff * 2).min(REBUILD_BACKOFF_MAX);
             }
         }

@@ -13,10 +13,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;
 
-use crate::config::{ConfigError, Problem, Source, is_sensitive, redact};
+use super::Properties;
+use crate::config::{ConfigError, Problem, Source};
 use crate::librdkafka::{self, Property};
-use crate::routing::SubscriptionGroup;
-use crate::secrets;
+use crate::secrets::{self, is_sensitive, redact};
 
 /// A build feature a property value needs: the `builtin.features` name, what is missing, and
 /// how to get it.
@@ -234,16 +234,12 @@ pub(crate) fn check_kafka(
     }
 }
 
-/// Checks the kafka properties of every subscription group and of the producer. A property
-/// with the same value in several clients is reported once, naming all of them.
-pub(crate) fn check_clients(
-    groups: &[SubscriptionGroup],
-    producer: &BTreeMap<String, (String, Source)>,
-    problems: &mut Vec<Problem>,
-) {
+/// Checks the properties of every client, each named by its label (`subscription group
+/// shop/default`, `producer`). A property with the same value in several clients is reported
+/// once, naming all of them.
+pub(crate) fn check_clients(clients: &[(String, Properties)], problems: &mut Vec<Problem>) {
     check_clients_with(
-        groups,
-        producer,
+        clients,
         &librdkafka::builtin_features(),
         librdkafka::properties(),
         problems,
@@ -251,8 +247,7 @@ pub(crate) fn check_clients(
 }
 
 pub(crate) fn check_clients_with(
-    groups: &[SubscriptionGroup],
-    producer: &BTreeMap<String, (String, Source)>,
+    clients: &[(String, Properties)],
     features: &[String],
     table: &BTreeMap<String, Property>,
     problems: &mut Vec<Problem>,
@@ -277,15 +272,10 @@ pub(crate) fn check_clients_with(
             clients: vec![client],
         }),
     };
-    for sg in groups {
-        let client = format!("subscription group {}/{}", sg.consumer_group, sg.name);
-        for (k, v) in &sg.kafka {
-            let source = sg.kafka_sources.get(k).cloned().unwrap_or(Source::Default);
-            note(k, v, source, client.clone());
+    for (client, properties) in clients {
+        for (k, (v, source)) in properties.with_sources() {
+            note(k, v, source.clone(), client.clone());
         }
-    }
-    for (k, (v, source)) in producer {
-        note(k, v, source.clone(), "producer".to_string());
     }
     for Use {
         name,
@@ -471,15 +461,13 @@ mod tests {
 
     #[test]
     fn a_misspelled_secret_is_redacted_like_the_property_it_resembles() {
-        let group = SubscriptionGroup {
-            name: "default".into(),
-            consumer_group: "shop".into(),
-            topics: Vec::new(),
-            kafka: BTreeMap::from([("sasl.pasword".to_string(), "hunter2".to_string())]),
-            kafka_sources: BTreeMap::from([("sasl.pasword".to_string(), Source::Setup)]),
-        };
+        let group = Properties::from_parts(
+            &BTreeMap::from([("sasl.pasword".to_string(), "hunter2".to_string())]),
+            &BTreeMap::from([("sasl.pasword".to_string(), Source::Setup)]),
+        );
         let mut problems = Vec::new();
-        check_clients(&[group], &BTreeMap::new(), &mut problems);
+        let clients = [("subscription group shop/default".to_string(), group)];
+        check_clients(&clients, &mut problems);
         assert_eq!(problems.len(), 1, "{problems:?}");
         let text = problems[0].to_string();
         assert!(!text.contains("hunter2"), "{text}");

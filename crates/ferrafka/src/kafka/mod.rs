@@ -1,0 +1,237 @@
+//! One home for librdkafka client properties: which properties only consumers understand, which
+//! ones ferrafka owns and why, the librdkafka defaults the checks assume, and the property maps of
+//! the consumer, producer and admin clients, each value with the layer it came from.
+//!
+//! Every client gets `client.id` and every app-wide property (`c.kafka`, `FERRAFKA_KAFKA_*`),
+//! security settings included; nothing outside this module layers properties. Secrets are
+//! hidden with [`crate::secrets`] wherever a value is shown.
+
+mod check;
+mod defaults;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::config::{Config, InitialOffset, Problem, Source};
+use crate::secrets::redact;
+
+pub(crate) use check::{check_clients, check_kafka};
+pub(crate) use defaults::{effective, is_set, millis};
+
+/// The librdkafka properties of one client, each value with the layer it came from. Its
+/// `Debug` output redacts secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Properties {
+    values: BTreeMap<String, (String, Source)>,
+}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.shown().into_iter().map(|[k, v, s]| (k, (v, s))))
+            .finish()
+    }
+}
+
+impl Properties {
+    /// The properties of `values`, each from the layer `sources` names (default if none).
+    pub(crate) fn from_parts(
+        values: &BTreeMap<String, String>,
+        sources: &BTreeMap<String, Source>,
+    ) -> Self {
+        let values = values
+            .iter()
+            .map(|(k, v)| {
+                let source = sources.get(k).cloned().unwrap_or(Source::Default);
+                (k.clone(), (v.clone(), source))
+            })
+            .collect();
+        Properties { values }
+    }
+
+    fn set(&mut self, name: &str, value: &str, source: Source) {
+        self.values
+            .insert(name.to_string(), (value.to_string(), source));
+    }
+
+    /// The values alone, as a client is configured with them.
+    pub(crate) fn values(&self) -> BTreeMap<String, String> {
+        self.values
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Each property with its value and layer.
+    pub(crate) fn with_sources(&self) -> &BTreeMap<String, (String, Source)> {
+        &self.values
+    }
+
+    /// The values and, separately, their layers.
+    pub(crate) fn into_parts(self) -> (BTreeMap<String, String>, BTreeMap<String, Source>) {
+        self.values
+            .into_iter()
+            .map(|(k, (v, s))| ((k.clone(), v), (k, s)))
+            .unzip()
+    }
+
+    /// Rows of name, value (secrets redacted) and layer, as `info` shows them.
+    pub(crate) fn shown(&self) -> Vec<[String; 3]> {
+        self.values
+            .iter()
+            .map(|(k, (v, s))| [k.clone(), redact(k, v), s.to_string()])
+            .collect()
+    }
+}
+
+/// librdkafka properties every consumer gets unless a layer above sets them.
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    // Statistics feed metrics; librdkafka emits none unless an interval is set.
+    ("statistics.interval.ms", "5000"),
+];
+
+/// librdkafka properties whose value ferrafka depends on, with the reason.
+pub(crate) const FRAMEWORK_OWNED: &[(&str, &str, &str)] = &[
+    (
+        "enable.auto.offset.store",
+        "false",
+        "ferrafka stores offsets only after a batch succeeded; automatic storing would commit \
+         messages that were never processed",
+    ),
+    (
+        "enable.auto.commit",
+        "true",
+        "ferrafka relies on librdkafka's periodic asynchronous commit of the offsets it stored",
+    ),
+];
+
+/// librdkafka properties that only consumers understand, kept away from the producer and the
+/// admin client.
+pub(crate) const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.remote.assignor",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "auto.offset.reset",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "enable.partition.eof",
+    "fetch.wait.max.ms",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "fetch.message.max.bytes",
+    "fetch.error.backoff.ms",
+    "fetch.queue.backoff.ms",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "isolation.level",
+    "check.crcs",
+    "allow.auto.create.topics",
+];
+
+/// Whether `name` is understood by consumers only.
+pub(crate) fn is_consumer_only(name: &str) -> bool {
+    CONSUMER_ONLY.contains(&name)
+}
+
+/// A topic's own consumer settings, which override the app's.
+pub(crate) struct TopicOverrides<'a> {
+    /// The topic's name (the layer of its overrides).
+    pub(crate) topic: &'a str,
+    /// Where its group starts without committed offsets, if the topic says.
+    pub(crate) initial_offset: Option<InitialOffset>,
+    /// Its librdkafka properties.
+    pub(crate) kafka: &'a BTreeMap<String, String>,
+}
+
+/// The properties of the consumer of `group_id` that reads `topic`, lowest layer first: the
+/// consumer defaults, `client.id` and `initial_offset`, the app's properties, the topic's
+/// overrides, environment variables, then the properties ferrafka owns.
+pub(crate) fn consumer(config: &Config, group_id: &str, topic: &TopicOverrides<'_>) -> Properties {
+    let mut properties = Properties::default();
+    for (k, v) in CONSUMER_DEFAULTS {
+        properties.set(k, v, Source::Default);
+    }
+    properties.set("client.id", &config.client_id, config.source("client_id"));
+    properties.set(
+        "auto.offset.reset",
+        config.initial_offset.as_kafka(),
+        config.source("initial_offset"),
+    );
+    app_wide(config, &mut properties, |_| true);
+    let layer = Source::Topic(topic.topic.to_string());
+    if let Some(offset) = topic.initial_offset {
+        properties.set("auto.offset.reset", offset.as_kafka(), layer.clone());
+    }
+    for (k, v) in topic.kafka {
+        properties.set(k, v, layer.clone());
+    }
+    from_env(config, &mut properties, |_| true);
+    properties.set("group.id", group_id, Source::Framework);
+    for (k, v, _) in FRAMEWORK_OWNED {
+        properties.set(k, v, Source::Framework);
+    }
+    properties
+}
+
+/// The producer's properties: `client.id`, the app's properties without consumer-only ones,
+/// the producer's own, then environment variables.
+pub(crate) fn producer(config: &Config) -> Properties {
+    let mut properties = Properties::default();
+    properties.set("client.id", &config.client_id, config.source("client_id"));
+    app_wide(config, &mut properties, |k| !is_consumer_only(k));
+    for (k, v) in &config.producer_kafka {
+        properties.set(k, v, config.source(&format!("producer_kafka.{k}")));
+    }
+    from_env(config, &mut properties, |k| !is_consumer_only(k));
+    properties
+}
+
+/// The admin's properties: `client.id` and every app-wide property, environment variables
+/// included. [`crate::admin::Admin`] keeps consumer-only ones for the short-lived consumers of
+/// group operations and leaves them out of its admin client.
+pub(crate) fn admin(config: &Config) -> Properties {
+    let mut properties = Properties::default();
+    properties.set("client.id", &config.client_id, config.source("client_id"));
+    app_wide(config, &mut properties, |_| true);
+    from_env(config, &mut properties, |_| true);
+    properties
+}
+
+/// Sets the app's `c.kafka` properties that `keep` admits.
+fn app_wide(config: &Config, properties: &mut Properties, keep: impl Fn(&str) -> bool) {
+    for (k, v) in config.kafka.iter().filter(|(k, _)| keep(k)) {
+        properties.set(k, v, config.source(&format!("kafka.{k}")));
+    }
+}
+
+/// Sets the `FERRAFKA_KAFKA_*` properties that `keep` admits; they win over every other layer.
+fn from_env(config: &Config, properties: &mut Properties, keep: impl Fn(&str) -> bool) {
+    for (k, (v, var)) in config.env_kafka.iter().filter(|(k, _)| keep(k)) {
+        properties.set(k, v, Source::EnvVar(var.clone()));
+    }
+}
+
+/// Reports app-wide properties that would change a value ferrafka depends on.
+pub(crate) fn check_framework_owned(config: &Config, problems: &mut Vec<Problem>) {
+    for (name, value) in &config.kafka {
+        let owned = FRAMEWORK_OWNED
+            .iter()
+            .find(|(n, v, _)| *n == name.as_str() && *v != value.as_str());
+        if let Some((_, expected, why)) = owned {
+            problems.push(Problem::new(
+                &format!("kafka.{name}"),
+                &redact(name, value),
+                &format!("needs to be {expected}: {why}"),
+                &format!("remove `{name}` from the kafka settings"),
+            ));
+        }
+    }
+}
