@@ -270,6 +270,25 @@ fn shutdown(consumer: &ListenerConsumer, stop: &StopSignal, group: &str) -> List
         tracing::error!(subscription_group = %group, "shutdown timeout reached: unfinished batches were abandoned and will be processed again after a restart");
     }
     consumer.commit_sync(group);
-    tracing::info!(subscription_group = %group, "listener stopped, leaving the group");
+    leave_group(consumer);
+    tracing::info!(subscription_group = %group, "listener stopped, left the group");
     ListenerExit { forced }
+}
+
+/// How long leaving the group may take before the client is closed anyway.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Unsubscribes and serves the resulting revocation before the client is closed. Closing a
+/// client while the group hands it a new assignment (a rebalance that was already under way)
+/// trips an assertion inside librdkafka (`rd_kafka_cgrp_terminated`) and aborts the process;
+/// after unsubscribing no new assignment comes.
+fn leave_group(consumer: &ListenerConsumer) {
+    consumer.context().lock().closing = true;
+    consumer.unsubscribe();
+    let until = Instant::now() + LEAVE_TIMEOUT;
+    while Instant::now() < until && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    // Serve what the leave itself queued (the revocation's commit result, the leave answer).
+    let _ = consumer.poll(Duration::from_millis(100));
 }

@@ -64,6 +64,8 @@ pub(crate) struct State {
     pub(super) reports: Receiver<ExecutorReport>,
     retired: Vec<Retired>,
     next_generation: u64,
+    /// The listener is leaving its group: an assignment that still arrives starts nothing.
+    pub(super) closing: bool,
     /// Reused for every event, so the hot path does not allocate.
     effects: Vec<Effect>,
 }
@@ -87,11 +89,16 @@ impl State {
             reports,
             retired: Vec::new(),
             next_generation: 1,
+            closing: false,
             effects: Vec::new(),
         }
     }
 
     pub(super) fn assign(&mut self, group: &str, assigned: &[(String, i32)]) {
+        if self.closing {
+            tracing::info!(subscription_group = group, partitions = ?assigned, "assigned while leaving the group: not processed, the next owner takes them");
+            return;
+        }
         for (topic, partition) in assigned {
             let Some(slots) = self.topics.get_mut(topic.as_str()) else {
                 tracing::warn!(
