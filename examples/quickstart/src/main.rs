@@ -87,6 +87,36 @@ impl Consumer for VisitsConsumer {
     }
 }
 
+/// The quickstart's app: one topic, counted by [`VisitsConsumer`].
+fn visits_app(
+    servers: String,
+    counter: Arc<AtomicU64>,
+    first: Arc<OnceLock<Instant>>,
+    bar: ProgressBar,
+) -> App {
+    App::builder()
+        .setup(move |c| {
+            c.client_id("quickstart")
+                .kafka("bootstrap.servers", servers);
+            c.concurrency(4)
+                .max_messages(200)
+                .max_wait_time(Duration::from_millis(200));
+            c.shutdown_timeout(Duration::from_secs(10));
+            // The per-user counts live in the consumer across batches; development turns
+            // persistence off by default (a fresh instance per batch), so ask for it.
+            c.consumer_persistence(true);
+        })
+        .routes(move |r| {
+            r.topic(TOPIC).consumer(move || VisitsConsumer {
+                per_user: HashMap::new(),
+                consumed: counter.clone(),
+                first_event: first.clone(),
+                progress: bar.clone(),
+            });
+        })
+        .build()
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     ferrafka::cli::init_logging();
@@ -129,29 +159,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     )?);
 
     let first_event = Arc::new(OnceLock::new());
-    let (counter, bar, servers) = (consumed.clone(), progress.clone(), bootstrap.clone());
-    let first = first_event.clone();
-    let app = App::builder()
-        .setup(move |c| {
-            c.client_id("quickstart")
-                .kafka("bootstrap.servers", servers);
-            c.concurrency(4)
-                .max_messages(200)
-                .max_wait_time(Duration::from_millis(200));
-            c.shutdown_timeout(Duration::from_secs(10));
-            // The per-user counts live in the consumer across batches; development turns
-            // persistence off by default (a fresh instance per batch), so ask for it.
-            c.consumer_persistence(true);
-        })
-        .routes(move |r| {
-            r.topic(TOPIC).consumer(move || VisitsConsumer {
-                per_user: HashMap::new(),
-                consumed: counter.clone(),
-                first_event: first.clone(),
-                progress: bar.clone(),
-            });
-        })
-        .build();
+    let app = visits_app(
+        bootstrap.clone(),
+        consumed.clone(),
+        first_event.clone(),
+        progress.clone(),
+    );
     let server = app.start(&Filters::default())?;
 
     let started = Instant::now();
@@ -250,4 +263,95 @@ fn demo_producer(bootstrap: &str) -> ferrafka::Result<Producer> {
         ("compression.type".to_string(), "zstd".to_string()),
     ]);
     Producer::new(&kafka)
+}
+
+/// The quickstart's consumer tested both ways, without a broker: the whole app through
+/// `ferrafka::testing::Tester`, and one `consume` call with `ferrafka::testing::context`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrafka::Message;
+    use ferrafka::testing::{RunOutcome, Tester, context};
+
+    fn visit(id: u64, user: &str) -> String {
+        let page = "/".to_string();
+        serde_json::to_string(&Visit {
+            id,
+            user: user.into(),
+            page,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_app_counts_every_visit_and_marks_it() {
+        let consumed = Arc::new(AtomicU64::new(0));
+        let app = visits_app(
+            "127.0.0.1:9092".into(),
+            consumed.clone(),
+            Default::default(),
+            ProgressBar::hidden(),
+        );
+        let mut tester = Tester::new(&app);
+        for id in 0..450 {
+            tester.produce(TOPIC, visit(id, "ada"));
+        }
+        tester.consume().await;
+        assert_eq!(consumed.load(Ordering::Relaxed), 450);
+        assert_eq!(tester.marked(TOPIC, 0), Some(450));
+        let sizes: Vec<usize> = tester.runs().iter().map(|r| r.offsets.len()).collect();
+        assert_eq!(sizes, vec![200, 200, 50], "batches of max_messages");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_visit_fails_its_batch_and_is_retried() {
+        let consumed = Arc::new(AtomicU64::new(0));
+        let app = visits_app(
+            "127.0.0.1:9092".into(),
+            consumed,
+            Default::default(),
+            ProgressBar::hidden(),
+        );
+        let mut tester = Tester::new(&app);
+        tester.max_attempts(3);
+        tester.produce(TOPIC, "not a visit");
+        tester.consume().await;
+        let attempts: Vec<u32> = tester.runs().iter().map(|r| r.attempt).collect();
+        assert_eq!(attempts, vec![1, 2, 3]);
+        assert!(
+            tester
+                .runs()
+                .iter()
+                .all(|r| matches!(r.outcome, RunOutcome::Failed(_)))
+        );
+        assert_eq!(
+            tester.marked(TOPIC, 0),
+            None,
+            "a failing message is never marked"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_call_counts_per_user() {
+        let mut consumer = VisitsConsumer {
+            per_user: HashMap::new(),
+            consumed: Default::default(),
+            first_event: Default::default(),
+            progress: ProgressBar::hidden(),
+        };
+        let batch = Messages::from_messages(
+            [(0, "ada"), (1, "bob"), (2, "ada")]
+                .into_iter()
+                .map(|(o, user)| {
+                    Message::builder(TOPIC, 0, o)
+                        .payload(visit(o as u64, user))
+                        .build()
+                })
+                .collect(),
+        );
+        let mut ctx = context(TOPIC, 0);
+        consumer.consume(&mut ctx, &batch).await.unwrap();
+        assert_eq!(consumer.per_user["ada"], 2);
+        assert_eq!(consumer.per_user["bob"], 1);
+    }
 }
