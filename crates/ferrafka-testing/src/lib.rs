@@ -64,29 +64,48 @@ impl Broker {
         expected: usize,
         timeout: Duration,
     ) -> Vec<OwnedMessage> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap_servers())
-            .set(
-                "group.id",
-                format!("ferrafka-testing-reader-{}", std::process::id()),
-            )
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("a reader consumer for the embedded broker");
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
-                .expect("valid partition");
-        }
-        consumer.assign(&tpl).expect("assign the reader");
-        let deadline = Instant::now() + timeout;
-        let mut out = Vec::new();
-        while out.len() < expected && Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                out.push(m.detach());
-            }
-        }
-        out.sort_by_key(|m| (m.partition(), m.offset()));
-        out
+        read_topic(
+            &self.bootstrap_servers(),
+            topic,
+            partitions,
+            expected,
+            timeout,
+        )
     }
+}
+
+/// Reads `topic`'s partitions `0..partitions` from the start on any broker with a plain rdkafka
+/// consumer, until `expected` messages arrived or `timeout` passed; sorted by partition and
+/// offset. Blocks the thread.
+pub fn read_topic(
+    bootstrap_servers: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .set(
+            "group.id",
+            format!("ferrafka-testing-reader-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a reader consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("valid partition");
+    }
+    consumer.assign(&tpl).expect("assign the reader");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(m.detach());
+        }
+    }
+    out.sort_by_key(|m| (m.partition(), m.offset()));
+    out
 }

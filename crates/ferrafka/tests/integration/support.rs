@@ -224,36 +224,5 @@ pub fn assert_contiguous_per_partition(seen: &[Seen]) {
     }
 }
 
-/// Reads every message of `topic` partition 0..partitions from the start with a plain rdkafka
-/// consumer, until `expected` arrived or `timeout` passed.
-pub fn read_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    expected: usize,
-    timeout: Duration,
-) -> Vec<rdkafka::message::OwnedMessage> {
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("reader consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).expect("assign");
-    let deadline = Instant::now() + timeout;
-    let mut out = Vec::new();
-    while out.len() < expected && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push(m.detach());
-        }
-    }
-    out.sort_by_key(|m| (m.partition(), m.offset()));
-    out
-}
+/// Reads every message of a topic back with a plain rdkafka consumer.
+pub use ferrafka_testing::read_topic;
