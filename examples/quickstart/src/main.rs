@@ -1,16 +1,26 @@
 //! ferrafka's quickstart: a shop that produces page-visit events and counts them per user.
 //!
 //! ```text
-//! cargo run -p quickstart                    # embedded broker, 100,000 events
+//! cargo run -p quickstart                    # the demo: embedded broker, 100,000 events
 //! cargo run -p quickstart -- --messages 1000000
 //! FERRAFKA_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 cargo run -p quickstart
+//! cargo run -p quickstart -- info            # the whole ferrafka CLI, on this app
+//! cargo run -p quickstart -- doctor --env production
+//! cargo run -p quickstart -- topics plan
+//! cargo run -p quickstart -- server
 //! ```
 //!
-//! With no `bootstrap.servers` configured (the `FERRAFKA_KAFKA_BOOTSTRAP_SERVERS` variable) and
-//! outside production, it starts an embedded tansu broker for the run. It creates its topic,
-//! produces a stream of JSON events (batched and zstd-compressed, as a real producer sends them),
-//! consumes them in batches while they are produced, prints progress and stops after
-//! `--messages` events, saying where the time went.
+//! The demo (no arguments, `--messages`/`--partitions`, or `demo`): with no `bootstrap.servers`
+//! configured (the `FERRAFKA_KAFKA_BOOTSTRAP_SERVERS` variable) and outside production, it starts
+//! an embedded tansu broker for the run. It creates its topic, produces a stream of JSON events
+//! (batched and zstd-compressed, as a real producer sends them), consumes them in batches while
+//! they are produced, prints progress and stops after `--messages` events, saying where the time
+//! went.
+//!
+//! Every other command is ferrafka's own CLI ([`ferrafka::cli`]) run on the same app. Those that
+//! talk to a cluster (`server`, `topics` except `lock` and `check`, `doctor --live`) start an
+//! embedded broker for the command when none is configured outside production, and say so; it
+//! stops when the command ends. `info`, `doctor`, `topics lock` and `topics check` need no broker.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -19,7 +29,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ferrafka::admin::{Admin, TopicSpec};
 use ferrafka::config::Environment;
 use ferrafka::{App, ConsumeResult, Consumer, Context, Filters, Messages, Producer, Record};
@@ -29,14 +39,42 @@ use serde::{Deserialize, Serialize};
 
 const TOPIC: &str = "visits";
 
-/// Command line of the quickstart.
+/// Partitions of the demo topic, as declared (and created by the demo unless `--partitions`).
+const PARTITIONS: i32 = 3;
+
+/// Command line of the quickstart: the demo by default, or one of ferrafka's commands.
 #[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "ferrafka's quickstart: the demo by default, and ferrafka's CLI on the same app",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// A ferrafka command; without one, the demo runs.
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The demo's options, when no command is given.
+    #[command(flatten)]
+    demo: Args,
+}
+
+/// The quickstart's commands: `demo` and every ferrafka command.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Produce and consume demo events (the default when no command is given).
+    Demo(Args),
+    #[command(flatten)]
+    Ferrafka(ferrafka::cli::Command),
+}
+
+/// Options of the demo.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// How many events to produce and consume before stopping.
     #[arg(long, default_value_t = 100_000)]
     messages: u64,
     /// Partitions of the demo topic.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = PARTITIONS)]
     partitions: i32,
 }
 
@@ -87,17 +125,22 @@ impl Consumer for VisitsConsumer {
     }
 }
 
-/// The quickstart's app: one topic, counted by [`VisitsConsumer`].
+/// The quickstart's app: one topic, declared with `partitions` and counted by
+/// [`VisitsConsumer`]. Without `servers`, the setup sets no `bootstrap.servers` (the
+/// `FERRAFKA_KAFKA_BOOTSTRAP_SERVERS` variable still applies).
 fn visits_app(
-    servers: String,
+    servers: Option<String>,
+    partitions: i32,
     counter: Arc<AtomicU64>,
     first: Arc<OnceLock<Instant>>,
     bar: ProgressBar,
 ) -> App {
     App::builder()
         .setup(move |c| {
-            c.client_id("quickstart")
-                .kafka("bootstrap.servers", servers);
+            c.client_id("quickstart");
+            if let Some(servers) = servers {
+                c.kafka("bootstrap.servers", servers);
+            }
             c.concurrency(4)
                 .max_messages(200)
                 .max_wait_time(Duration::from_millis(200));
@@ -107,18 +150,25 @@ fn visits_app(
             c.consumer_persistence(true);
         })
         .routes(move |r| {
-            r.topic(TOPIC).consumer(move || VisitsConsumer {
-                per_user: HashMap::new(),
-                consumed: counter.clone(),
-                first_event: first.clone(),
-                progress: bar.clone(),
-            });
+            r.topic(TOPIC)
+                .consumer(move || VisitsConsumer {
+                    per_user: HashMap::new(),
+                    consumed: counter.clone(),
+                    first_event: first.clone(),
+                    progress: bar.clone(),
+                })
+                .config(|t| t.partitions(partitions));
         })
         .build()
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        None => cli.demo,
+        Some(Command::Demo(args)) => args,
+        Some(Command::Ferrafka(command)) => return ferrafka_command(command),
+    };
     ferrafka::cli::init_logging();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,13 +179,89 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether a ferrafka command talks to a cluster (and so gets an embedded broker when none is
+/// configured).
+fn needs_broker(command: &ferrafka::cli::Command) -> bool {
+    use ferrafka::cli::Command as C;
+    use ferrafka::cli::topics::TopicsAction as T;
+    match command {
+        C::Server(_) => true,
+        C::Info => false,
+        // `doctor --env X` for another environment re-runs this binary with FERRAFKA_ENV=X,
+        // and that run decides (a production run never gets an embedded broker).
+        C::Doctor(args) => {
+            args.live
+                && args
+                    .env
+                    .as_deref()
+                    .is_none_or(|name| Environment::from_name(name) == environment())
+        }
+        C::Topics(args) => !matches!(args.action, T::Lock | T::Check),
+    }
+}
+
+/// Runs one of ferrafka's commands on the quickstart's app, with an embedded broker for the
+/// command when it needs one and none is configured (outside production).
+fn ferrafka_command(command: ferrafka::cli::Command) -> ExitCode {
+    let mut servers = None;
+    // Keep the embedded broker alive for the whole command; it stops when dropped.
+    let mut _embedded = None;
+    if needs_broker(&command) && configured_servers().is_none() && !environment().is_production() {
+        let broker = match EmbeddedBroker::start() {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("quickstart: cannot start an embedded broker: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        eprintln!(
+            "quickstart: no FERRAFKA_KAFKA_BOOTSTRAP_SERVERS configured: started an embedded tansu \
+             broker on {} for this command (it stops when the command ends)",
+            broker.bootstrap_servers()
+        );
+        if matches!(command, ferrafka::cli::Command::Server(_)) {
+            // A fresh broker has no topics: create the declared one for the server to consume.
+            if let Err(e) = create_topic(&broker.bootstrap_servers(), PARTITIONS) {
+                eprintln!("quickstart: cannot create {TOPIC}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        servers = Some(broker.bootstrap_servers());
+        _embedded = Some(broker);
+    }
+    let app = visits_app(
+        servers,
+        PARTITIONS,
+        Default::default(),
+        Default::default(),
+        ProgressBar::hidden(),
+    );
+    ferrafka::cli::run_with(app, ferrafka::cli::Cli { command })
+}
+
+/// Creates the demo topic with `partitions` unless it exists.
+fn create_topic(bootstrap: &str, partitions: i32) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let admin = Admin::connect(bootstrap)?;
+    runtime.block_on(admin.ensure_topic(&TopicSpec::new(TOPIC, partitions)))?;
+    Ok(())
+}
+
+/// The environment the app is built for (`FERRAFKA_ENV`).
+fn environment() -> Environment {
+    Environment::from_name(&std::env::var(ferrafka::config::ENV_VAR).unwrap_or_default())
+}
+
+/// The brokers configured through the environment, if any.
+fn configured_servers() -> Option<String> {
+    std::env::var("FERRAFKA_KAFKA_BOOTSTRAP_SERVERS").ok()
+}
+
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let env = Environment::from_name(&std::env::var(ferrafka::config::ENV_VAR).unwrap_or_default());
-    let configured = std::env::var("FERRAFKA_KAFKA_BOOTSTRAP_SERVERS").ok();
     // Keep the embedded broker alive for the whole run; it stops when dropped.
-    let (bootstrap, _embedded) = match configured {
+    let (bootstrap, _embedded) = match configured_servers() {
         Some(servers) => (servers, None),
-        None if env.is_production() => {
+        None if environment().is_production() => {
             return Err("no brokers configured: set FERRAFKA_KAFKA_BOOTSTRAP_SERVERS".into());
         }
         None => {
@@ -160,7 +286,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let first_event = Arc::new(OnceLock::new());
     let app = visits_app(
-        bootstrap.clone(),
+        Some(bootstrap.clone()),
+        args.partitions,
         consumed.clone(),
         first_event.clone(),
         progress.clone(),
@@ -287,7 +414,8 @@ mod tests {
     async fn the_app_counts_every_visit_and_marks_it() {
         let consumed = Arc::new(AtomicU64::new(0));
         let app = visits_app(
-            "127.0.0.1:9092".into(),
+            Some("127.0.0.1:9092".into()),
+            PARTITIONS,
             consumed.clone(),
             Default::default(),
             ProgressBar::hidden(),
@@ -307,7 +435,8 @@ mod tests {
     async fn a_malformed_visit_fails_its_batch_and_is_retried() {
         let consumed = Arc::new(AtomicU64::new(0));
         let app = visits_app(
-            "127.0.0.1:9092".into(),
+            Some("127.0.0.1:9092".into()),
+            PARTITIONS,
             consumed,
             Default::default(),
             ProgressBar::hidden(),
