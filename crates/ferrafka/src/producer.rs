@@ -314,6 +314,7 @@ impl Producer {
     }
 
     /// A producer that keeps every record in `capture` instead of sending it.
+    #[cfg(feature = "testing")]
     pub(crate) fn capturing(capture: Arc<Capture>) -> Self {
         Producer {
             inner: Arc::new(Inner {
