@@ -1,0 +1,106 @@
+//! Tests of route resolution.
+
+use super::*;
+use crate::{ConsumeResult, Context, Messages};
+
+struct Noop;
+impl Consumer for Noop {
+    async fn consume(&mut self, _: &mut Context, _: &Messages) -> ConsumeResult {
+        Ok(())
+    }
+}
+
+fn resolve_routes(
+    config: &Config,
+    f: impl FnOnce(&mut Router),
+) -> (Vec<SubscriptionGroup>, Vec<Problem>) {
+    let mut router = Router::default();
+    f(&mut router);
+    let mut problems = Vec::new();
+    let sgs = resolve(config, &router.groups, &mut problems);
+    (sgs, problems)
+}
+
+#[test]
+fn topics_with_different_kafka_settings_get_their_own_subscription_group() {
+    let mut config = Config::default();
+    config.client_id("shop");
+    let (sgs, problems) = resolve_routes(&config, |r| {
+        r.topic("orders").consumer(|| Noop);
+        r.topic("payments")
+            .consumer(|| Noop)
+            .kafka("fetch.max.bytes", "1000");
+        r.topic("refunds").consumer(|| Noop);
+        r.consumer_group("analytics", |g| {
+            g.topic("visits")
+                .consumer(|| Noop)
+                .subscription_group("fast");
+        });
+    });
+    assert!(problems.is_empty(), "{problems:?}");
+    let names: Vec<_> = sgs
+        .iter()
+        .map(|sg| {
+            (
+                sg.consumer_group.to_string(),
+                sg.name.clone(),
+                sg.active_topics().join(","),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("shop".into(), "default".into(), "orders,refunds".into()),
+            ("shop".into(), "default-2".into(), "payments".into()),
+            ("analytics".into(), "fast".into(), "visits".into()),
+        ]
+    );
+    assert_eq!(sgs[0].kafka["group.id"], "shop");
+    assert_eq!(sgs[0].kafka["enable.auto.offset.store"], "false");
+}
+
+#[test]
+fn static_member_ids_are_unique_per_subscription_group() {
+    let mut config = Config::default();
+    config.client_id("shop").kafka("group.instance.id", "pod-7");
+    let (sgs, problems) = resolve_routes(&config, |r| {
+        r.topic("orders").consumer(|| Noop);
+        r.topic("payments")
+            .consumer(|| Noop)
+            .subscription_group("slow");
+        r.consumer_group("analytics", |g| {
+            g.topic("visits").consumer(|| Noop);
+        });
+    });
+    assert!(problems.is_empty(), "{problems:?}");
+    let ids: Vec<_> = sgs
+        .iter()
+        .map(|sg| sg.kafka["group.instance.id"].as_str())
+        .collect();
+    assert_eq!(ids, ["pod-7-default", "pod-7-slow", "pod-7"]);
+}
+
+#[test]
+fn routing_problems_are_all_reported() {
+    let config = Config::default();
+    let (_, problems) = resolve_routes(&config, |r| {
+        r.topic("a.b_c").consumer(|| Noop);
+        r.topic("ok").consumer(|| Noop);
+        r.topic("ok").consumer(|| Noop);
+        r.topic("no-consumer");
+        r.topic("bad name!").consumer(|| Noop);
+        r.topic("idle").active(false);
+    });
+    let got: Vec<_> = problems.iter().map(|p| p.setting.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "routes.ferrafka.a.b_c",
+            "routes.ferrafka.ok",
+            "routes.ferrafka.no-consumer.consumer",
+            "routes.ferrafka.bad name!",
+        ]
+    );
+    assert!(problems[3].problem.contains("found ' '"), "{}", problems[3]);
+}
