@@ -279,28 +279,7 @@ pub fn info(app: &App) -> String {
         }
     );
     let mut settings = table(["setting", "value", "source"]);
-    let rows: [(&str, String); 13] = [
-        ("client_id", c.client_id.clone()),
-        ("group_id", c.default_group_id().to_string()),
-        ("concurrency", c.concurrency.to_string()),
-        ("max_messages", c.max_messages.to_string()),
-        ("max_wait_time", format!("{:?}", c.max_wait_time)),
-        ("shutdown_timeout", format!("{:?}", c.shutdown_timeout)),
-        ("revocation_timeout", format!("{:?}", c.revocation_timeout)),
-        (
-            "partition_buffer_bytes",
-            c.partition_buffer_bytes.to_string(),
-        ),
-        ("initial_offset", c.initial_offset.as_kafka().to_string()),
-        ("pause_timeout", format!("{:?}", c.pause_timeout)),
-        ("pause_max_timeout", format!("{:?}", c.pause_max_timeout)),
-        (
-            "pause_with_exponential_backoff",
-            c.pause_with_exponential_backoff.to_string(),
-        ),
-        ("consumer_persistence", c.consumer_persistence.to_string()),
-    ];
-    for (name, value) in rows {
+    for (name, value) in c.setting_rows() {
         // Without its own group_id the default group takes the client id, and its layer.
         let source = match name {
             "group_id" if c.group_id.is_none() => c.source("client_id"),

@@ -1,0 +1,331 @@
+//! App-wide settings, their defaults and their validation.
+//!
+//! Settings come in layers, each overriding the one before, and every effective value remembers
+//! the layer it came from ([`Source`], shown by `info`):
+//!
+//! 1. framework defaults ([`Config::default`]);
+//! 2. the environment's profile (`FERRAFKA_ENV`, see [`Environment`] and `docs/environments.md`);
+//! 3. the app's `setup` closure;
+//! 4. per-topic overrides in the routes;
+//! 5. environment variables: `FERRAFKA_KAFKA_BOOTSTRAP_SERVERS` sets `bootstrap.servers` (the
+//!    part after `FERRAFKA_KAFKA_`, lowercased, `_` read as `.`), so brokers and credentials
+//!    change without recompiling.
+
+mod environment;
+mod problem;
+mod settings;
+
+use std::time::Duration;
+
+pub use self::environment::{Environment, InitialOffset, Source};
+pub use self::problem::{ConfigError, Problem};
+pub use self::settings::Config;
+pub use crate::secrets::{is_sensitive, redact};
+
+/// Prefix of environment variables that set librdkafka properties.
+pub const KAFKA_ENV_PREFIX: &str = "FERRAFKA_KAFKA_";
+
+/// Environment variable that names the environment.
+pub const ENV_VAR: &str = "FERRAFKA_ENV";
+
+/// How long a partition pauses after consecutive failures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    pub(crate) first: Duration,
+    pub(crate) max: Duration,
+    pub(crate) exponential: bool,
+}
+
+impl Backoff {
+    /// The pause after failure number `failures` (1 for the first).
+    pub(crate) fn after(&self, failures: u32) -> Duration {
+        if !self.exponential {
+            return self.first;
+        }
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(31));
+        self.first.saturating_mul(factor).min(self.max)
+    }
+}
+
+impl Config {
+    /// The framework defaults with `env`'s profile applied on top; what `setup` starts from.
+    pub fn for_env(env: Environment) -> Self {
+        let mut config = Config {
+            env,
+            ..Config::default()
+        };
+        config.apply_profile();
+        config.layer = Source::Setup;
+        config
+    }
+
+    /// Applies the defaults that differ per environment (see `docs/environments.md`).
+    fn apply_profile(&mut self) {
+        self.layer = Source::Profile(self.env.name().to_string());
+        if self.env.is_production() {
+            // Topics are created deliberately (declarative topics), never by a typo.
+            self.kafka("allow.auto.create.topics", "false");
+            // librdkafka's producer default is the opposite of its consumer's (true): a producer
+            // writing to a mistyped topic would create it on brokers that allow it.
+            self.producer_kafka("allow.auto.create.topics", "false");
+            // Refreshing metadata every few seconds costs the brokers; 5 minutes suffices.
+            self.kafka("topic.metadata.refresh.interval.ms", "300000");
+            // Rolling deploys rebalance once per process; cooperative rebalances stop only
+            // the partitions that move.
+            self.kafka("partition.assignment.strategy", "cooperative-sticky");
+            self.consumer_persistence(true);
+        } else {
+            // New topics appear without ceremony and are noticed within seconds.
+            self.kafka("allow.auto.create.topics", "true");
+            self.kafka("topic.metadata.refresh.interval.ms", "5000");
+            if self.env == Environment::Development {
+                // A fresh instance per batch: no state silently carried between batches.
+                self.consumer_persistence(false);
+            }
+        }
+    }
+
+    fn record(&mut self, setting: impl Into<String>) {
+        self.sources.insert(setting.into(), self.layer.clone());
+    }
+
+    /// The layer the effective value of `setting` came from: `concurrency`, `kafka.<property>`,
+    /// `producer_kafka.<property>`, …
+    pub fn source(&self, setting: &str) -> Source {
+        self.sources
+            .get(setting)
+            .cloned()
+            .unwrap_or(Source::Default)
+    }
+
+    /// The environment the app runs in (from `FERRAFKA_ENV`); known before `setup` runs.
+    pub fn env(&self) -> &Environment {
+        &self.env
+    }
+
+    // The setters of the plain settings (concurrency, max_messages, …) are generated from the
+    // table in `settings.rs`; the ones below have special behaviour, listed there.
+
+    /// Sets `client.id` of every client (and the default consumer group id).
+    pub fn client_id(&mut self, id: impl Into<String>) -> &mut Self {
+        self.client_id = id.into();
+        self.record("client_id");
+        self
+    }
+
+    /// Sets the id of the default consumer group (routes outside `consumer_group` blocks).
+    pub fn group_id(&mut self, id: impl Into<String>) -> &mut Self {
+        self.group_id = Some(id.into());
+        self.record("group_id");
+        self
+    }
+
+    /// Sets a librdkafka property for every client (consumers, producer, admin).
+    pub fn kafka(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        let name = name.into();
+        self.record(format!("kafka.{name}"));
+        self.kafka.insert(name, value.into());
+        self
+    }
+
+    /// Sets a librdkafka property for the producer only (e.g. `compression.codec`, `linger.ms`).
+    pub fn producer_kafka(
+        &mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> &mut Self {
+        let name = name.into();
+        self.record(format!("producer_kafka.{name}"));
+        self.producer_kafka.insert(name, value.into());
+        self
+    }
+
+    /// Whether consumer instances are kept across batches (see
+    /// [`Config::consumer_persistence`]).
+    pub fn is_consumer_persistent(&self) -> bool {
+        self.consumer_persistence
+    }
+
+    /// Requires a declaration for every routed topic (see [`crate::declaratives`]); on by
+    /// default in production only.
+    pub fn strict_declarative_topics(&mut self, on: bool) -> &mut Self {
+        self.strict_declarative_topics = Some(on);
+        self
+    }
+
+    /// Whether routed topics need declarations: the explicit setting, else on in production.
+    pub fn strict_declarative_topics_enabled(&self) -> bool {
+        self.strict_declarative_topics
+            .unwrap_or_else(|| self.env.is_production())
+    }
+
+    /// Declares the longest time the app's consumers may be stopped (a maintenance window, an
+    /// outage you plan for). `doctor --live` fails when the broker forgets committed offsets
+    /// sooner (`offsets.retention.minutes`): a group that comes back after its offsets expired
+    /// restarts from `initial_offset`, reprocessing or skipping messages.
+    pub fn max_expected_downtime(&mut self, downtime: Duration) -> &mut Self {
+        self.max_expected_downtime = Some(downtime);
+        self.record("max_expected_downtime");
+        self
+    }
+
+    /// The declared longest expected downtime, if any (see [`Config::max_expected_downtime`]).
+    pub fn expected_downtime(&self) -> Option<Duration> {
+        self.max_expected_downtime
+    }
+
+    /// The id of the default consumer group.
+    pub fn default_group_id(&self) -> &str {
+        self.group_id.as_deref().unwrap_or(&self.client_id)
+    }
+
+    /// Applies `FERRAFKA_KAFKA_*` variables from `vars` over the kafka properties; they win
+    /// over every other layer, per-topic overrides included. (`FERRAFKA_ENV` is read earlier,
+    /// before `setup`.)
+    pub(crate) fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) {
+        let previous = std::mem::replace(&mut self.layer, Source::Default);
+        for (name, value) in vars {
+            if let Some(property) = name.strip_prefix(KAFKA_ENV_PREFIX) {
+                let property = property.to_ascii_lowercase().replace('_', ".");
+                if !property.is_empty() {
+                    self.layer = Source::EnvVar(name.clone());
+                    self.kafka(property.clone(), value.clone());
+                    self.env_kafka.insert(property, (value, name));
+                }
+            }
+        }
+        self.layer = previous;
+    }
+
+    /// The pauses before retries after failed batches.
+    pub(crate) fn backoff(&self) -> Backoff {
+        Backoff {
+            first: self.pause_timeout,
+            max: self.pause_max_timeout,
+            exponential: self.pause_with_exponential_backoff,
+        }
+    }
+
+    /// Checks the framework settings; every problem is collected.
+    pub(crate) fn check(&self, problems: &mut Vec<Problem>) {
+        if self.concurrency == 0 {
+            problems.push(Problem::new(
+                "concurrency",
+                "0",
+                "needs to be at least 1",
+                "set `c.concurrency(n)` with n >= 1",
+            ));
+        }
+        if self.client_id.trim().is_empty() {
+            problems.push(Problem::new(
+                "client_id",
+                &self.client_id,
+                "needs to be a non-empty string",
+                "set `c.client_id(\"my-app\")`",
+            ));
+        }
+        if self.default_group_id().trim().is_empty() {
+            problems.push(Problem::new(
+                "group_id",
+                self.default_group_id(),
+                "needs to be a non-empty string",
+                "set `c.group_id(\"my-group\")`",
+            ));
+        }
+        if self.max_messages == 0 {
+            problems.push(Problem::new(
+                "max_messages",
+                "0",
+                "needs to be at least 1",
+                "set `c.max_messages(n)` with n >= 1",
+            ));
+        }
+        if self.max_wait_time >= self.shutdown_timeout {
+            problems.push(Problem::new(
+                "max_wait_time",
+                &format!("{:?}", self.max_wait_time),
+                &format!(
+                    "needs to be shorter than shutdown_timeout ({:?}), or a batch still filling \
+                     could outlive the shutdown",
+                    self.shutdown_timeout
+                ),
+                "lower `max_wait_time` or raise `shutdown_timeout`",
+            ));
+        }
+        if self.revocation_timeout.is_zero() {
+            problems.push(Problem::new(
+                "revocation_timeout",
+                "0s",
+                "needs to be positive, or every rebalance gives up running batches at once",
+                "set `c.revocation_timeout(Duration::from_secs(5))`",
+            ));
+        }
+        if self.partition_buffer_bytes == 0 {
+            problems.push(Problem::new(
+                "partition_buffer_bytes",
+                "0",
+                "needs to be at least 1",
+                "set `c.partition_buffer_bytes(n)` with n >= 1, e.g. 16 MiB",
+            ));
+        }
+        if self.pause_timeout > self.pause_max_timeout {
+            problems.push(Problem::new(
+                "pause_timeout",
+                &format!("{:?}", self.pause_timeout),
+                &format!(
+                    "needs to be at most pause_max_timeout ({:?})",
+                    self.pause_max_timeout
+                ),
+                "lower `pause_timeout` or raise `pause_max_timeout`",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut c = Config::default();
+        c.concurrency(0).max_messages(0);
+        c.max_wait_time(Duration::from_secs(90));
+        let mut problems = Vec::new();
+        c.check(&mut problems);
+        let settings: Vec<_> = problems.iter().map(|p| p.setting.as_str()).collect();
+        assert_eq!(settings, ["concurrency", "max_messages", "max_wait_time"]);
+        let text = ConfigError { problems }.to_string();
+        assert!(
+            text.starts_with("invalid configuration (3 problems):"),
+            "{text}"
+        );
+        assert!(text.contains("needs to be at least 1"), "{text}");
+    }
+
+    #[test]
+    fn env_variables_override_kafka_properties() {
+        let mut c = Config::default();
+        c.kafka("bootstrap.servers", "code:9092");
+        c.apply_env([
+            (
+                "FERRAFKA_KAFKA_BOOTSTRAP_SERVERS".to_string(),
+                "env:9092".to_string(),
+            ),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ]);
+        assert_eq!(c.kafka["bootstrap.servers"], "env:9092");
+        assert_eq!(c.kafka.len(), 1);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_max() {
+        let mut c = Config::default();
+        c.pause_timeout(Duration::from_millis(100))
+            .pause_max_timeout(Duration::from_millis(500));
+        let pauses: Vec<_> = (1..=5).map(|n| c.backoff().after(n).as_millis()).collect();
+        assert_eq!(pauses, [100, 200, 400, 500, 500]);
+        c.pause_with_exponential_backoff(false);
+        assert_eq!(c.backoff().after(4).as_millis(), 100);
+    }
+}
