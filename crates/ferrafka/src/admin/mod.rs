@@ -11,10 +11,14 @@
 //! error as its typed `source` when the client failed, or an [`Error::NotSupported`] when the
 //! broker lacks the API.
 
+mod cluster;
 mod configs;
 mod ffi;
 mod groups;
 mod topics;
+
+#[cfg(test)]
+pub(crate) mod memory;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +34,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{Error, Result};
 
+pub use cluster::Cluster;
 pub use configs::{ConfigOp, ConfigValue};
 pub use groups::{GroupDescription, GroupMember, GroupSummary, PartitionLag};
 

@@ -11,13 +11,11 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use comfy_table::Table;
 
-use crate::admin::TopicSpec;
+use crate::admin::{Cluster, TopicSpec};
 use crate::app::App;
 use crate::config::ConfigError;
 use crate::declaratives::lock;
-use crate::declaratives::plan::{
-    self, Action, AdminCluster, ClusterState, Plan, refuse_active_readers,
-};
+use crate::declaratives::plan::{self, Action, Plan, refuse_active_readers};
 use crate::error::Error;
 
 const EXIT_CODES: &str = "Exit codes: 0 success (with --detailed-exitcode: nothing to do), \
@@ -167,16 +165,17 @@ pub fn execute(app: &App, args: &TopicsArgs, out: &mut dyn Write) -> Result<Outc
         return Ok(Outcome::Unchanged);
     }
     let admin = app.admin()?;
-    let cluster = AdminCluster::new(&admin, routed_groups(app));
+    let cluster = &admin;
+    let routed = routed_groups(app);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(TopicsError::Runtime)?;
     runtime.block_on(async {
         let (action, force) = match &args.action {
-            TopicsAction::List => return list(&cluster, declared, out).await,
+            TopicsAction::List => return list(cluster, declared, out).await,
             TopicsAction::Plan => {
-                let plan = plan::plan_against(&cluster, Action::Migrate, declared).await?;
+                let plan = plan::plan_against(cluster, Action::Migrate, declared).await?;
                 print_plan(out, &plan, "would change");
                 return Ok(outcome(&plan));
             }
@@ -188,16 +187,16 @@ pub fn execute(app: &App, args: &TopicsArgs, out: &mut dyn Write) -> Result<Outc
             TopicsAction::Align => (Action::Align, false),
             TopicsAction::Lock | TopicsAction::Check => unreachable!("handled above"),
         };
-        let plan = plan::plan_against(&cluster, action, declared).await?;
+        let plan = plan::plan_against(cluster, action, declared).await?;
         if !force {
-            refuse_active_readers(&cluster, &plan).await?;
+            refuse_active_readers(cluster, &routed, &plan).await?;
         }
         print_plan(out, &plan, "changes");
         let bar = indicatif::ProgressBar::new(plan.steps.len() as u64).with_style(
             indicatif::ProgressStyle::with_template("{pos}/{len} {wide_msg}")
                 .expect("valid template"),
         );
-        let applied = plan::apply(&cluster, &plan, |_, step| {
+        let applied = plan::apply(cluster, &plan, |_, step| {
             bar.set_message(format!("{} {}", step.kind(), step.topic()));
             bar.inc(1);
         })
@@ -265,12 +264,12 @@ fn print_plan(out: &mut dyn Write, plan: &Plan, verb: &str) {
 }
 
 async fn list(
-    cluster: &impl ClusterState,
+    cluster: &impl Cluster,
     declared: &[TopicSpec],
     out: &mut dyn Write,
 ) -> Result<Outcome, TopicsError> {
     let names: Vec<String> = declared.iter().map(|t| t.name.clone()).collect();
-    let state = cluster.topics(&names).await?;
+    let state = plan::topic_states(cluster, &names).await?;
     let migrate = plan::plan(Action::Migrate, declared, &state);
     let mut table = Table::new();
     table.load_style(comfy_table::presets::ASCII_MARKDOWN);

@@ -1,17 +1,15 @@
 //! Planning and applying topic changes: compare declarations with what a cluster has, list the
 //! steps an action needs, then run them.
 //!
-//! The planner reads the cluster through [`ClusterState`] and the executor changes it through
-//! [`ClusterOps`]; [`AdminCluster`] implements both over an [`Admin`], and tests use an
-//! in-memory cluster. Rules: undeclared topics are never touched, partitions only grow, the
-//! replication factor is only applied on creation (a different one is reported), and topics a
-//! consumer group with active members reads are not deleted or reset without `force`.
+//! The planner reads the cluster and the executor changes it through the [`Cluster`] seam,
+//! which [`Admin`](crate::admin::Admin) implements and tests fake in memory. Rules: undeclared
+//! topics are never touched, partitions only grow, the replication factor is only applied on
+//! creation (a different one is reported), and topics a consumer group with active members
+//! reads are not deleted or reset without `force`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-
-use crate::admin::{Admin, ConfigOp, TopicSpec};
+use crate::admin::{Cluster, ConfigOp, TopicSpec};
 use crate::error::{Error, Result};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What a declared topic looks like in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,30 +20,6 @@ pub struct TopicState {
     pub replication_factor: i32,
     /// Topic-level settings as described, or why they could not be read.
     pub settings: std::result::Result<BTreeMap<String, String>, String>,
-}
-
-/// Reads the cluster for the planner.
-pub trait ClusterState {
-    /// The state of each of `names` that exists; absent names are missing topics.
-    fn topics(
-        &self,
-        names: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, TopicState>>> + Send;
-
-    /// Consumer groups with active members that read `topic`.
-    fn active_readers(&self, topic: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
-}
-
-/// Changes the cluster for the executor.
-pub trait ClusterOps: ClusterState {
-    /// Creates a topic and waits until it is usable.
-    fn create(&self, spec: &TopicSpec) -> impl Future<Output = Result<()>> + Send;
-    /// Grows a topic to `total` partitions.
-    fn grow(&self, topic: &str, total: i32) -> impl Future<Output = Result<()>> + Send;
-    /// Changes topic settings.
-    fn alter(&self, topic: &str, ops: &[ConfigOp]) -> impl Future<Output = Result<()>> + Send;
-    /// Deletes a topic and waits until it is gone.
-    fn delete(&self, topic: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// A `topics` action that changes (or would change) the cluster.
@@ -349,22 +323,27 @@ fn setting_changes(
 
 /// Reads the state of the declared topics and plans `action`.
 pub async fn plan_against(
-    cluster: &impl ClusterState,
+    cluster: &impl Cluster,
     action: Action,
     declared: &[TopicSpec],
 ) -> Result<Plan> {
     let names: Vec<String> = declared.iter().map(|t| t.name.clone()).collect();
-    let state = cluster.topics(&names).await?;
+    let state = topic_states(cluster, &names).await?;
     Ok(plan(action, declared, &state))
 }
 
 /// Fails, naming topics and groups, when a delete or reset step would remove a topic that a
-/// consumer group with active members reads.
-pub async fn refuse_active_readers(cluster: &impl ClusterState, plan: &Plan) -> Result<()> {
+/// consumer group with active members reads; `routed` maps topics to the groups the app reads
+/// them with (see [`active_readers`]).
+pub async fn refuse_active_readers(
+    cluster: &impl Cluster,
+    routed: &BTreeMap<String, BTreeSet<String>>,
+    plan: &Plan,
+) -> Result<()> {
     let mut busy = Vec::new();
     for step in &plan.steps {
         if let Step::Delete(topic) | Step::Recreate(TopicSpec { name: topic, .. }) = step {
-            let readers = cluster.active_readers(topic).await?;
+            let readers = active_readers(cluster, routed, topic).await?;
             if !readers.is_empty() {
                 busy.push(format!("{topic} (read by {})", readers.join(", ")));
             }
@@ -386,7 +365,7 @@ pub async fn refuse_active_readers(cluster: &impl ClusterState, plan: &Plan) -> 
 /// Runs the plan's steps in order, calling `progress` before each one with its index. Stops at
 /// the first failure.
 pub async fn apply(
-    cluster: &impl ClusterOps,
+    cluster: &impl Cluster,
     plan: &Plan,
     mut progress: impl FnMut(usize, &Step),
 ) -> Result<()> {
@@ -412,96 +391,69 @@ pub async fn apply(
     Ok(())
 }
 
-/// [`ClusterState`] and [`ClusterOps`] over an [`Admin`], knowing which consumer groups the app
-/// routes to which topics.
-#[derive(Debug)]
-pub struct AdminCluster<'a> {
-    admin: &'a Admin,
-    routed: BTreeMap<String, BTreeSet<String>>,
-}
-
-impl<'a> AdminCluster<'a> {
-    /// Wraps `admin`; `routed` maps topic names to the consumer groups the app reads them with.
-    pub fn new(admin: &'a Admin, routed: BTreeMap<String, BTreeSet<String>>) -> Self {
-        AdminCluster { admin, routed }
+/// The state of each of `names` that exists in `cluster`; absent names are missing topics. A
+/// topic whose settings cannot be read keeps the reason instead.
+pub async fn topic_states(
+    cluster: &impl Cluster,
+    names: &[String],
+) -> Result<BTreeMap<String, TopicState>> {
+    let topics = cluster.topics().await?;
+    let mut out = BTreeMap::new();
+    for t in topics.into_iter().filter(|t| names.contains(&t.name)) {
+        let settings = cluster
+            .topic_settings(&t.name)
+            .await
+            .map_err(|e| e.to_string());
+        out.insert(
+            t.name.clone(),
+            TopicState {
+                partitions: t.partitions.len() as i32,
+                replication_factor: t.replication_factor(),
+                settings,
+            },
+        );
     }
+    Ok(out)
 }
 
-impl ClusterState for AdminCluster<'_> {
-    async fn topics(&self, names: &[String]) -> Result<BTreeMap<String, TopicState>> {
-        let info = self.admin.cluster_info()?;
-        let mut out = BTreeMap::new();
-        for t in info.topics.into_iter().filter(|t| names.contains(&t.name)) {
-            let settings = match self.admin.describe_topic_config(&t.name).await {
-                Ok(entries) => Ok(entries
-                    .into_iter()
-                    .filter_map(|(k, v)| v.value.map(|v| (k, v)))
-                    .collect()),
-                Err(e) => Err(e.to_string()),
-            };
-            out.insert(
-                t.name.clone(),
-                TopicState {
-                    partitions: t.partitions.len() as i32,
-                    replication_factor: t.replication_factor(),
-                    settings,
-                },
-            );
+/// Consumer groups with active members that read `topic`; `routed` maps topic names to the
+/// consumer groups the app reads them with.
+///
+/// A group reads the topic when a member subscribes to or is assigned it. Brokers that do not
+/// report member topics (tansu 0.6.0) leave two hints: the app routes the group to the topic,
+/// or the group has committed offsets on it.
+pub async fn active_readers(
+    cluster: &impl Cluster,
+    routed: &BTreeMap<String, BTreeSet<String>>,
+    topic: &str,
+) -> Result<Vec<String>> {
+    let mut readers = Vec::new();
+    for group in cluster.groups().await? {
+        if group.members == 0 {
+            continue;
         }
-        Ok(out)
-    }
-
-    /// A group reads the topic when a member subscribes to or is assigned it. Brokers that do
-    /// not report member topics (tansu 0.6.0) leave two hints: the app routes the group to the
-    /// topic, or the group has committed offsets on it.
-    async fn active_readers(&self, topic: &str) -> Result<Vec<String>> {
-        let mut readers = Vec::new();
-        for group in self.admin.list_groups()? {
-            if group.members == 0 {
-                continue;
-            }
-            let Some(description) = self.admin.describe_group(&group.name)? else {
-                continue;
-            };
-            let active: Vec<_> = description.members.iter().collect();
-            let known: Vec<&Vec<String>> =
-                active.iter().filter_map(|m| m.topics.as_ref()).collect();
-            let reads = if !known.is_empty() {
-                known.iter().any(|topics| topics.iter().any(|t| t == topic))
-            } else {
-                self.routed
-                    .get(topic)
-                    .is_some_and(|groups| groups.contains(&group.name))
-                    || self
-                        .admin
-                        .lags(&group.name, &[topic])?
-                        .iter()
-                        .any(|l| l.committed.is_some())
-            };
-            if reads && !active.is_empty() {
-                readers.push(group.name);
-            }
+        let Some(description) = cluster.group(&group.name).await? else {
+            continue;
+        };
+        let active: Vec<_> = description.members.iter().collect();
+        let known: Vec<&Vec<String>> = active.iter().filter_map(|m| m.topics.as_ref()).collect();
+        let reads = if !known.is_empty() {
+            known.iter().any(|topics| topics.iter().any(|t| t == topic))
+        } else {
+            routed
+                .get(topic)
+                .is_some_and(|groups| groups.contains(&group.name))
+                || cluster
+                    .committed(&group.name, topic)
+                    .await?
+                    .iter()
+                    .any(|l| l.committed.is_some())
+        };
+        if reads && !active.is_empty() {
+            readers.push(group.name);
         }
-        Ok(readers)
     }
-}
-
-impl ClusterOps for AdminCluster<'_> {
-    async fn create(&self, spec: &TopicSpec) -> Result<()> {
-        self.admin.create_topic(spec).await
-    }
-
-    async fn grow(&self, topic: &str, total: i32) -> Result<()> {
-        self.admin.grow_partitions(topic, total).await
-    }
-
-    async fn alter(&self, topic: &str, ops: &[ConfigOp]) -> Result<()> {
-        self.admin.alter_topic_config(topic, ops).await
-    }
-
-    async fn delete(&self, topic: &str) -> Result<()> {
-        self.admin.delete_topic(topic).await
-    }
+    Ok(readers)
 }
 
 #[cfg(test)]

@@ -1,103 +1,23 @@
 //! Tests of the topics planner against a cluster in memory.
 
 use super::*;
-use std::sync::Mutex;
-
-/// A cluster in memory: topics with their state, and which groups actively read what.
-#[derive(Default)]
-struct Memory {
-    topics: Mutex<BTreeMap<String, TopicState>>,
-    readers: BTreeMap<String, Vec<String>>,
-    log: Mutex<Vec<String>>,
-}
+use crate::admin::memory::{Memory, Read, group};
 
 /// Name, partitions, replication factor, settings.
 type Row<'a> = (&'a str, i32, i32, &'a [(&'a str, &'a str)]);
 
-impl Memory {
-    fn with(topics: &[Row<'_>]) -> Self {
-        let m = Memory::default();
-        for (name, partitions, rf, settings) in topics {
-            m.topics.lock().unwrap().insert(
-                name.to_string(),
-                TopicState {
-                    partitions: *partitions,
-                    replication_factor: *rf,
-                    settings: Ok(settings
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect()),
-                },
-            );
-        }
-        m
-    }
+/// The shared in-memory cluster holding `topics`.
+fn memory(topics: &[Row<'_>]) -> Memory {
+    topics
+        .iter()
+        .fold(Memory::default(), |m, (name, partitions, rf, settings)| {
+            m.with_topic(name, *partitions, *rf, settings)
+        })
 }
 
-impl ClusterState for Memory {
-    async fn topics(&self, names: &[String]) -> Result<BTreeMap<String, TopicState>> {
-        Ok(self
-            .topics
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| names.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
-    async fn active_readers(&self, topic: &str) -> Result<Vec<String>> {
-        Ok(self.readers.get(topic).cloned().unwrap_or_default())
-    }
-}
-
-impl ClusterOps for Memory {
-    async fn create(&self, spec: &TopicSpec) -> Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("create {}", spec.name));
-        self.topics.lock().unwrap().insert(
-            spec.name.clone(),
-            TopicState {
-                partitions: spec.partitions,
-                replication_factor: spec.replication_factor,
-                settings: Ok(spec.settings.clone()),
-            },
-        );
-        Ok(())
-    }
-    async fn grow(&self, topic: &str, total: i32) -> Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("grow {topic} {total}"));
-        self.topics
-            .lock()
-            .unwrap()
-            .get_mut(topic)
-            .unwrap()
-            .partitions = total;
-        Ok(())
-    }
-    async fn alter(&self, topic: &str, ops: &[ConfigOp]) -> Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("alter {topic} {ops:?}"));
-        let mut topics = self.topics.lock().unwrap();
-        let settings = topics.get_mut(topic).unwrap().settings.as_mut().unwrap();
-        for op in ops {
-            if let ConfigOp::Set(k, v) = op {
-                settings.insert(k.clone(), v.clone());
-            }
-        }
-        Ok(())
-    }
-    async fn delete(&self, topic: &str) -> Result<()> {
-        self.log.lock().unwrap().push(format!("delete {topic}"));
-        self.topics.lock().unwrap().remove(topic);
-        Ok(())
-    }
+/// No topic is routed to a group by the app.
+fn unrouted() -> BTreeMap<String, BTreeSet<String>> {
+    BTreeMap::new()
 }
 
 fn spec(name: &str, partitions: i32, rf: i32, settings: &[(&str, &str)]) -> TopicSpec {
@@ -121,7 +41,7 @@ fn block_on<F: Future>(f: F) -> F::Output {
 
 #[test]
 fn migrate_creates_then_grows_then_aligns_and_a_second_run_has_nothing_to_do() {
-    let cluster = Memory::with(&[
+    let cluster = memory(&[
         (
             "orders",
             3,
@@ -158,13 +78,12 @@ fn migrate_creates_then_grows_then_aligns_and_a_second_run_has_nothing_to_do() {
     block_on(apply(&cluster, &plan, |_, _| {})).unwrap();
     let again = block_on(plan_against(&cluster, Action::Migrate, &declared)).unwrap();
     assert!(again.is_empty(), "{again:?}");
-    let topics = cluster.topics.lock().unwrap();
     assert!(
-        topics.contains_key("undeclared-topic"),
+        cluster.topic("undeclared-topic").is_some(),
         "undeclared topic untouched"
     );
     assert_eq!(
-        topics["orders"].settings.as_ref().unwrap()["undeclared.setting"],
+        cluster.topic("orders").unwrap().settings["undeclared.setting"],
         "x",
         "undeclared setting untouched"
     );
@@ -172,7 +91,7 @@ fn migrate_creates_then_grows_then_aligns_and_a_second_run_has_nothing_to_do() {
 
 #[test]
 fn partitions_never_shrink_and_replication_factor_is_only_reported() {
-    let cluster = Memory::with(&[("orders", 8, 1, &[])]);
+    let cluster = memory(&[("orders", 8, 1, &[])]);
     let declared = [spec("orders", 4, 3, &[])];
     let plan = block_on(plan_against(&cluster, Action::Migrate, &declared)).unwrap();
     assert!(plan.steps.is_empty(), "{:?}", plan.steps);
@@ -196,7 +115,7 @@ fn partitions_never_shrink_and_replication_factor_is_only_reported() {
 
 #[test]
 fn each_action_plans_only_its_own_steps() {
-    let cluster = Memory::with(&[("orders", 1, 1, &[("retention.ms", "1")])]);
+    let cluster = memory(&[("orders", 1, 1, &[("retention.ms", "1")])]);
     let declared = [
         spec("orders", 2, 1, &[("retention.ms", "2")]),
         spec("missing", 1, 1, &[]),
@@ -224,14 +143,11 @@ fn each_action_plans_only_its_own_steps() {
 
 #[test]
 fn unreadable_settings_are_reported_not_guessed() {
-    let cluster = Memory::with(&[("orders", 1, 1, &[])]);
-    cluster
-        .topics
-        .lock()
-        .unwrap()
-        .get_mut("orders")
-        .unwrap()
-        .settings = Err("DescribeConfigs timed out".into());
+    let cluster = memory(&[("orders", 1, 1, &[])]).failing(
+        Read::TopicSettings,
+        "orders",
+        "DescribeConfigs timed out",
+    );
     let declared = [spec("orders", 1, 1, &[("retention.ms", "2")])];
     let plan = block_on(plan_against(&cluster, Action::Align, &declared)).unwrap();
     assert!(plan.steps.is_empty());
@@ -242,14 +158,12 @@ fn unreadable_settings_are_reported_not_guessed() {
 
 #[test]
 fn removing_a_topic_with_active_readers_is_refused() {
-    let mut cluster = Memory::with(&[("orders", 1, 1, &[]), ("idle", 1, 1, &[])]);
-    cluster
-        .readers
-        .insert("orders".into(), vec!["billing".into()]);
+    let cluster =
+        memory(&[("orders", 1, 1, &[]), ("idle", 1, 1, &[])]).with_group("billing", &[&["orders"]]);
     let declared = [spec("orders", 1, 1, &[]), spec("idle", 1, 1, &[])];
     for action in [Action::Delete, Action::Reset] {
         let plan = block_on(plan_against(&cluster, action, &declared)).unwrap();
-        let err = block_on(refuse_active_readers(&cluster, &plan)).unwrap_err();
+        let err = block_on(refuse_active_readers(&cluster, &unrouted(), &plan)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("orders (read by billing)"), "{text}");
         assert!(text.contains("--force"), "{text}");
@@ -257,7 +171,49 @@ fn removing_a_topic_with_active_readers_is_refused() {
     }
     let only_idle = [spec("idle", 1, 1, &[])];
     let plan = block_on(plan_against(&cluster, Action::Delete, &only_idle)).unwrap();
-    block_on(refuse_active_readers(&cluster, &plan)).unwrap();
+    block_on(refuse_active_readers(&cluster, &unrouted(), &plan)).unwrap();
     block_on(apply(&cluster, &plan, |_, _| {})).unwrap();
-    assert_eq!(*cluster.log.lock().unwrap(), ["delete idle"]);
+    assert_eq!(cluster.log(), ["delete idle"]);
+}
+
+#[test]
+fn without_member_topics_a_route_or_a_commit_marks_a_reader() {
+    let blind = |name: &str, members: &[&[&str]]| {
+        let mut g = group(name, "Stable", "", members);
+        for m in &mut g.members {
+            m.topics = None; // tansu 0.6.0 does not report member topics.
+        }
+        g
+    };
+    let cluster = memory(&[("orders", 2, 1, &[])])
+        .with_watermarks("orders", 1, 0, 10)
+        .with_group_description(blind("routed", &[&[]]))
+        .with_group_description(blind("committed", &[&[]]))
+        .with_group_description(blind("idle", &[&[]]))
+        .with_group_description(blind("gone", &[]))
+        .with_committed("committed", "orders", 1, 4)
+        .with_committed("gone", "orders", 1, 4);
+    let routed = BTreeMap::from([("orders".to_string(), BTreeSet::from(["routed".to_string()]))]);
+    let readers = block_on(active_readers(&cluster, &routed, "orders")).unwrap();
+    assert_eq!(readers, ["committed", "routed"]);
+    let lags = block_on(cluster.committed("committed", "orders")).unwrap();
+    assert_eq!(lags[1].lag, Some(6));
+    assert_eq!(lags[0].committed, None);
+}
+
+#[test]
+fn a_failing_read_is_a_typed_error() {
+    let cluster = memory(&[("orders", 1, 1, &[])]).failing(Read::Groups, "", "coordinator away");
+    let err = block_on(active_readers(&cluster, &unrouted(), "orders")).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Admin {
+                operation: "list groups",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("coordinator away"), "{err}");
 }

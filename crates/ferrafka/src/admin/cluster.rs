@@ -1,0 +1,94 @@
+//! [`Cluster`]: the one seam through which ferrafka reads and changes a cluster — metadata,
+//! settings, watermarks, consumer groups, committed offsets, and topic changes — implemented by
+//! [`Admin`] and, in tests, by an in-memory cluster.
+//!
+//! Every failure is a typed [`Error`](crate::Error): [`Error::Admin`](crate::Error::Admin) with
+//! librdkafka's error as its source when the client failed.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use super::{Admin, ConfigOp, GroupDescription, GroupSummary, PartitionLag, TopicInfo, TopicSpec};
+use crate::error::Result;
+
+/// Reads and changes a cluster.
+pub trait Cluster: Sync {
+    /// The topics as the metadata shows them, internal ones included, sorted by name.
+    fn topics(&self) -> impl Future<Output = Result<Vec<TopicInfo>>> + Send;
+    /// A topic's settings that have a value, as the broker reports them.
+    fn topic_settings(
+        &self,
+        topic: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>>> + Send;
+    /// The low and high watermark of one partition.
+    fn watermarks(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> impl Future<Output = Result<(i64, i64)>> + Send;
+    /// The consumer groups as listed.
+    fn groups(&self) -> impl Future<Output = Result<Vec<GroupSummary>>> + Send;
+    /// One consumer group in detail, `None` when the cluster does not know it.
+    fn group(&self, group: &str) -> impl Future<Output = Result<Option<GroupDescription>>> + Send;
+    /// A group's committed offsets and lag in each partition of `topic`.
+    fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> impl Future<Output = Result<Vec<PartitionLag>>> + Send;
+    /// Creates a topic and waits until it is usable.
+    fn create(&self, spec: &TopicSpec) -> impl Future<Output = Result<()>> + Send;
+    /// Grows a topic to `total` partitions.
+    fn grow(&self, topic: &str, total: i32) -> impl Future<Output = Result<()>> + Send;
+    /// Changes topic settings.
+    fn alter(&self, topic: &str, ops: &[ConfigOp]) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a topic and waits until it is gone.
+    fn delete(&self, topic: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl Cluster for Admin {
+    async fn topics(&self) -> Result<Vec<TopicInfo>> {
+        self.cluster_info().map(|c| c.topics)
+    }
+
+    async fn topic_settings(&self, topic: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self
+            .describe_topic_config(topic)
+            .await?
+            .into_iter()
+            .filter_map(|(k, v)| v.value.map(|v| (k, v)))
+            .collect())
+    }
+
+    async fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
+        Admin::watermarks(self, topic, partition)
+    }
+
+    async fn groups(&self) -> Result<Vec<GroupSummary>> {
+        self.list_groups()
+    }
+
+    async fn group(&self, group: &str) -> Result<Option<GroupDescription>> {
+        self.describe_group(group)
+    }
+
+    async fn committed(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>> {
+        self.lags(group, &[topic])
+    }
+
+    async fn create(&self, spec: &TopicSpec) -> Result<()> {
+        self.create_topic(spec).await
+    }
+
+    async fn grow(&self, topic: &str, total: i32) -> Result<()> {
+        self.grow_partitions(topic, total).await
+    }
+
+    async fn alter(&self, topic: &str, ops: &[ConfigOp]) -> Result<()> {
+        self.alter_topic_config(topic, ops).await
+    }
+
+    async fn delete(&self, topic: &str) -> Result<()> {
+        self.delete_topic(topic).await
+    }
+}
