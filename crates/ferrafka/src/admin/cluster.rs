@@ -8,13 +8,41 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use super::{Admin, ConfigOp, GroupDescription, GroupSummary, PartitionLag, TopicInfo, TopicSpec};
+use rdkafka::message::Message as _;
+
+use super::{
+    Admin, BrokerInfo, ConfigOp, GroupDescription, GroupSummary, OffsetSpec, PartitionLag,
+    TopicInfo, TopicSpec,
+};
 use crate::error::Result;
+
+/// A message as far as its position and age go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageStamp {
+    /// Its offset.
+    pub offset: i64,
+    /// Its timestamp (ms since the epoch), `None` when it carries none.
+    pub timestamp: Option<i64>,
+}
 
 /// Reads and changes a cluster.
 pub trait Cluster: Sync {
     /// The topics as the metadata shows them, internal ones included, sorted by name.
     fn topics(&self) -> impl Future<Output = Result<Vec<TopicInfo>>> + Send;
+    /// The brokers as the metadata shows them.
+    fn brokers(&self) -> impl Future<Output = Result<Vec<BrokerInfo>>> + Send;
+    /// One broker's settings (by node id) that have a value, as it reports them.
+    fn broker_settings(
+        &self,
+        broker: i32,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>>> + Send;
+    /// The first message at or after `offset` in one partition, `None` when none came back.
+    fn message_stamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> impl Future<Output = Result<Option<MessageStamp>>> + Send;
     /// A topic's settings that have a value, as the broker reports them.
     fn topic_settings(
         &self,
@@ -49,6 +77,32 @@ pub trait Cluster: Sync {
 impl Cluster for Admin {
     async fn topics(&self) -> Result<Vec<TopicInfo>> {
         self.cluster_info().map(|c| c.topics)
+    }
+
+    async fn brokers(&self) -> Result<Vec<BrokerInfo>> {
+        self.cluster_info().map(|c| c.brokers)
+    }
+
+    async fn broker_settings(&self, broker: i32) -> Result<BTreeMap<String, String>> {
+        Ok(self
+            .describe_broker_config(broker)
+            .await?
+            .into_iter()
+            .filter_map(|(k, v)| v.value.map(|v| (k, v)))
+            .collect())
+    }
+
+    async fn message_stamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Option<MessageStamp>> {
+        let messages = self.read_messages(topic, partition, OffsetSpec::At(offset), 1)?;
+        Ok(messages.first().map(|m| MessageStamp {
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis().filter(|t| *t >= 0),
+        }))
     }
 
     async fn topic_settings(&self, topic: &str) -> Result<BTreeMap<String, String>> {

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::cluster::Cluster;
+use super::cluster::{Cluster, MessageStamp};
 use super::{
-    ConfigOp, GroupDescription, GroupMember, GroupSummary, PartitionInfo, PartitionLag, TopicInfo,
-    TopicSpec,
+    BrokerInfo, ConfigOp, GroupDescription, GroupMember, GroupSummary, PartitionInfo, PartitionLag,
+    TopicInfo, TopicSpec,
 };
 use crate::error::{Error, Result};
 
@@ -21,6 +21,9 @@ pub(crate) enum Read {
     Groups,
     Group,
     Committed,
+    Brokers,
+    BrokerSettings,
+    Messages,
 }
 
 impl Read {
@@ -32,6 +35,9 @@ impl Read {
             Read::Groups => "list groups",
             Read::Group => "describe group",
             Read::Committed => "fetch committed offsets",
+            Read::Brokers => "fetch metadata",
+            Read::BrokerSettings => "describe broker config",
+            Read::Messages => "read messages",
         }
     }
 }
@@ -52,6 +58,10 @@ struct State {
     groups: BTreeMap<String, GroupDescription>,
     /// Committed offsets by (group, topic), then partition.
     committed: BTreeMap<(String, String), BTreeMap<i32, i64>>,
+    /// Settings of the one broker, node 1.
+    broker_settings: BTreeMap<String, String>,
+    /// Message timestamps by topic, partition and offset (`None`: no timestamp).
+    messages: BTreeMap<(String, i32, i64), Option<i64>>,
     /// Reads that fail, by read and resource ("" for every resource), with the reason.
     failing: BTreeMap<(Read, String), String>,
 }
@@ -129,6 +139,39 @@ impl Memory {
             .entry((group.into(), topic.into()))
             .or_default()
             .insert(partition, offset);
+        self
+    }
+
+    /// Sets one setting of an existing topic.
+    pub(crate) fn alter_setting(self, topic: &str, name: &str, value: &str) -> Self {
+        self.state()
+            .topics
+            .get_mut(topic)
+            .expect("an existing topic")
+            .settings
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets a setting of the broker.
+    pub(crate) fn with_broker_setting(self, name: &str, value: &str) -> Self {
+        self.state()
+            .broker_settings
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// Puts a message with `timestamp` (ms) at `offset`.
+    pub(crate) fn with_message(
+        self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timestamp: Option<i64>,
+    ) -> Self {
+        self.state()
+            .messages
+            .insert((topic.into(), partition, offset), timestamp);
         self
     }
 
@@ -229,6 +272,38 @@ impl Cluster for Memory {
                     .collect(),
             })
             .collect())
+    }
+
+    async fn brokers(&self) -> Result<Vec<BrokerInfo>> {
+        self.check(Read::Brokers, "")?;
+        Ok(vec![BrokerInfo {
+            id: 1,
+            host: "localhost".into(),
+            port: 9092,
+        }])
+    }
+
+    async fn broker_settings(&self, broker: i32) -> Result<BTreeMap<String, String>> {
+        self.check(Read::BrokerSettings, &format!("broker {broker}"))?;
+        Ok(self.state().broker_settings.clone())
+    }
+
+    /// Only the message exactly at `offset`: the fake has no compaction gaps.
+    async fn message_stamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Option<MessageStamp>> {
+        self.check(Read::Messages, topic)?;
+        Ok(self
+            .state()
+            .messages
+            .get(&(topic.to_string(), partition, offset))
+            .map(|timestamp| MessageStamp {
+                offset,
+                timestamp: *timestamp,
+            }))
     }
 
     async fn topic_settings(&self, topic: &str) -> Result<BTreeMap<String, String>> {

@@ -34,7 +34,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{Error, Result};
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, MessageStamp};
 pub use configs::{ConfigOp, ConfigValue};
 pub use groups::{GroupDescription, GroupMember, GroupSummary, PartitionLag};
 

@@ -31,7 +31,7 @@ use crate::routing::SubscriptionGroup;
 pub use app_view::AppView;
 use checks::*;
 pub use clock::ClockStatus;
-pub use live::{AdminLive, LiveCluster};
+pub use live::{AdminLive, Live};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

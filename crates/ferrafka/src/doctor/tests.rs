@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
+use crate::admin::memory::{Memory, Read};
 use crate::admin::{GroupDescription, GroupMember, PartitionInfo, TopicInfo};
 use crate::app::App;
 use crate::config::Config;
@@ -642,6 +643,8 @@ struct Fake {
     unprocessed: BTreeMap<String, Vec<(i32, i64)>>,
     /// `group/topic` whose first unprocessed messages cannot be read, with the reason.
     unreadable: BTreeMap<String, String>,
+    /// Group, topic, partition and offset where the group stopped but no message is left.
+    gaps: Vec<(&'static str, &'static str, i32, i64)>,
 }
 
 impl Fake {
@@ -701,32 +704,81 @@ impl Fake {
     }
 }
 
-impl LiveCluster for Fake {
-    fn topics(&self) -> Result<Vec<TopicInfo>, String> {
-        Ok(self.topics.clone())
-    }
-    fn topic_settings(&self, topic: &str) -> Result<BTreeMap<String, String>, String> {
-        Ok(self.settings.get(topic).cloned().unwrap_or_default())
-    }
-    fn offsets_retention(&self) -> Result<Duration, String> {
-        self.retention
-            .ok_or_else(|| "describe broker config timed out".to_string())
-    }
-    fn group(&self, group: &str) -> Result<Option<GroupDescription>, String> {
-        Ok(self.groups.get(group).cloned())
-    }
-    fn newest_timestamps(&self, topic: &str) -> Result<Vec<(i32, i64)>, String> {
-        Ok(self.newest.get(topic).cloned().unwrap_or_default())
-    }
-    fn first_unprocessed(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, String> {
-        if let Some(reason) = self.unreadable.get(&format!("{group}/{topic}")) {
-            return Err(reason.clone());
+/// Where messages sit in the shared in-memory cluster built from a [`Fake`]: a partition with
+/// messages ends at [`HIGH`], its newest message is at `HIGH - 1`, a stopped group committed
+/// [`STOPPED`].
+const HIGH: i64 = 1000;
+const STOPPED: i64 = 500;
+
+impl Fake {
+    /// The facts as a cluster in memory, the one fake behind [`Cluster`](crate::admin::Cluster).
+    fn memory(&self) -> Memory {
+        let mut m = Memory::default();
+        for t in &self.topics {
+            m = m.with_topic(
+                &t.name,
+                t.partitions.len() as i32,
+                t.replication_factor(),
+                &[],
+            );
+            for (k, v) in self.settings.get(&t.name).into_iter().flatten() {
+                m = m.alter_setting(&t.name, k, v);
+            }
         }
-        Ok(self
-            .unprocessed
-            .get(&format!("{group}/{topic}"))
-            .cloned()
-            .unwrap_or_default())
+        m = match self.retention {
+            Some(r) => {
+                m.with_broker_setting("offsets.retention.minutes", &(r.as_secs() / 60).to_string())
+            }
+            None => m.failing(Read::BrokerSettings, "", "describe broker config timed out"),
+        };
+        for g in self.groups.values() {
+            m = m.with_group_description(g.clone());
+        }
+        // Partitions with messages, and the newest message's timestamp when one is given.
+        let mut filled: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
+        for (topic, stamps) in &self.newest {
+            for (p, ts) in stamps {
+                filled.insert((topic.clone(), *p), Some(*ts));
+            }
+        }
+        let split = |key: &str| {
+            let (g, t) = key.split_once('/').expect("group/topic");
+            (g.to_string(), t.to_string())
+        };
+        for (key, stamps) in &self.unprocessed {
+            let (group, topic) = split(key);
+            for (p, ts) in stamps {
+                filled.entry((topic.clone(), *p)).or_default();
+                m = m.with_committed(&group, &topic, *p, STOPPED).with_message(
+                    &topic,
+                    *p,
+                    STOPPED,
+                    Some(*ts),
+                );
+            }
+        }
+        for (key, reason) in &self.unreadable {
+            let (group, topic) = split(key);
+            filled.entry((topic.clone(), 0)).or_default();
+            m = m.with_committed(&group, &topic, 0, STOPPED).failing(
+                Read::Messages,
+                &topic,
+                reason,
+            );
+        }
+        for (group, topic, p, offset) in &self.gaps {
+            filled.entry((topic.to_string(), *p)).or_default();
+            m = m.with_committed(group, topic, *p, *offset);
+        }
+        for ((topic, p), newest) in filled {
+            m = m.with_watermarks(&topic, p, 0, HIGH).with_message(
+                &topic,
+                p,
+                HIGH - 1,
+                Some(newest.unwrap_or(now_ms())),
+            );
+        }
+        m
     }
 }
 
@@ -746,7 +798,9 @@ fn live(app: &App, cluster: &Fake) -> Report {
         findings: vec![],
         skipped: vec![],
     };
-    live::check(app, &opts, cluster, now(), &mut report);
+    let memory = cluster.memory();
+    let cluster = live::Live::new(&memory, &memory).unwrap();
+    live::check(app, &opts, &cluster, now(), &mut report);
     report.finish()
 }
 

@@ -13,10 +13,8 @@ fn unknown<'a>(report: &'a Report, id: &str, subject: &str) -> &'a Finding {
 #[test]
 fn fd011_a_stopped_group_whose_position_cannot_be_read_is_unknown() {
     let mut cluster = Fake::ready().group("shop", "", 0);
-    cluster.unreadable.insert(
-        "shop/orders".into(),
-        "orders/2: no message came back from offset 17".into(),
-    );
+    // The group stopped at offset 17 of orders/2, but no message is there.
+    cluster.gaps.push(("shop", "orders", 2, 17));
     let report = live(&ready_app(), &cluster);
     let f = unknown(&report, "FD011", "consumer group shop");
     assert!(
