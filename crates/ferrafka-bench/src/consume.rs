@@ -82,8 +82,8 @@ static FERRAFKA_PAUSES: AtomicU64 = AtomicU64::new(0);
 pub struct ListenerWatch;
 
 impl ListenerWatch {
-    /// The module whose events the layer watches.
-    pub const TARGET: &'static str = "ferrafka::processing::listener";
+    /// The module (and its submodules) whose events the layer watches.
+    pub const TARGET: &'static str = "ferrafka::connection";
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ListenerWatch {
@@ -99,7 +99,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ListenerWatch {
                 if field.name() == "message" {
                     let text = format!("{value:?}");
                     self.assigned |= text == "partitions assigned";
-                    self.pause_change |= text == "pause state changed";
+                    self.pause_change |= text == "fetch pause changed";
                 }
             }
             fn record_bool(&mut self, field: &Field, value: bool) {
@@ -108,7 +108,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ListenerWatch {
                 }
             }
         }
-        if event.metadata().target() != Self::TARGET {
+        if !event.metadata().target().starts_with(Self::TARGET) {
             return;
         }
         let mut seen = Seen::default();

@@ -33,6 +33,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+mod connection;
 pub mod consumer;
 pub mod declaratives;
 pub mod doctor;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::app::App;
+use crate::connection::{self, ListenerExit, ListenerSetup};
 use crate::error::{Error, Result};
-use crate::processing::listener::{self, ListenerExit, ListenerSetup};
 pub(crate) use crate::processing::stop::StopSignal;
 use crate::producer::Producer;
 use crate::routing::SubscriptionGroup;
@@ -246,7 +246,7 @@ impl RunningServer {
                 workers: workers.clone(),
             };
             let consumer =
-                listener::connect(setup.clone()).map_err(|e| e.redacted(&setup.group.kafka))?;
+                connection::connect(setup.clone()).map_err(|e| e.redacted(&setup.group.kafka))?;
             consumers.push((label, consumer, setup));
         }
         let mut listeners = Vec::new();
@@ -254,7 +254,7 @@ impl RunningServer {
             let stop = stop.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ferrafka-listener-{label}"))
-                .spawn(move || listener::run(consumer, setup, stop))
+                .spawn(move || connection::run(consumer, setup, stop))
                 .map_err(|e| Error::Server {
                     reason: "cannot start listener thread".into(),
                     source: Some(e),

@@ -1,8 +1,7 @@
-//! Processing: the listener loop that fetches and batches, and the partition executors that run
-//! consumers. See [`listener`] for the offset and pausing rules.
+//! Processing: the per-partition state machine that decides what runs and what is stored
+//! ([`partition`]), the executors that run consumers ([`executor`]), and the stop signal the
+//! server shares with its listeners. The listener that feeds them lives in `connection`.
 
-pub(crate) mod diagnostics;
 pub(crate) mod executor;
-pub(crate) mod listener;
 pub(crate) mod partition;
 pub(crate) mod stop;

@@ -1,4 +1,5 @@
-//! The listener: one thread per subscription group that owns its librdkafka consumer.
+//! The connection to Kafka: one listener thread per subscription group that owns its librdkafka
+//! consumer, and that client's lifecycle (connect, rebuild after a fatal error, leave the group).
 //!
 //! It polls without pause and feeds each assigned partition's state machine
 //! ([`crate::processing::partition`]) with what happens: fetched messages, executor reports,
@@ -14,6 +15,7 @@
 
 mod client;
 mod context;
+pub(crate) mod diagnostics;
 mod state;
 
 use std::sync::atomic::Ordering;
@@ -28,12 +30,11 @@ use client::PartitionClient;
 pub(crate) use context::{ListenerConsumer, ListenerContext};
 use state::{State, TopicSlots};
 
-use super::diagnostics;
-use super::partition::PartitionSettings;
-use super::stop::StopSignal;
 use crate::config::Config;
 use crate::error::{Error, Result, error_chain};
 use crate::messages::TopicInfo;
+use crate::processing::partition::PartitionSettings;
+use crate::processing::stop::StopSignal;
 use crate::producer::Producer;
 use crate::routing::SubscriptionGroup;
 

@@ -9,8 +9,8 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientContext, TopicPartitionList};
 
+use super::diagnostics;
 use super::state::State;
-use crate::processing::diagnostics;
 
 /// The consumer type of a listener.
 pub(crate) type ListenerConsumer = BaseConsumer<ListenerContext>;
