@@ -41,7 +41,7 @@ impl AdminLive {
 
 #[cfg(test)]
 mod tests {
-    use super::super::timestamp_of;
+    use super::super::view::timestamp_of;
     use crate::admin::MessageStamp;
 
     fn message(timestamp: Option<i64>) -> Option<MessageStamp> {
