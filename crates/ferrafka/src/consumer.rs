@@ -286,9 +286,8 @@ mod tests {
 
     fn context(batch: Option<u64>) -> (Context, Marks) {
         let (tx, rx) = std::sync::mpsc::channel();
-        let tx = std::sync::Mutex::new(tx);
         let sink: MarkSink = Box::new(move |batch, mark| {
-            let _ = tx.lock().unwrap().send((batch, mark));
+            let _ = tx.send((batch, mark));
         });
         let handle = Arc::new(PartitionHandle::new("t".into(), 0, 7, sink));
         let ctx = Context {

@@ -256,7 +256,7 @@ fn shutdown(consumer: &ListenerConsumer, stop: &StopSignal, group: &str) -> List
     if let Ok(assignment) = consumer.assignment() {
         let _ = consumer.pause(&assignment);
     }
-    consumer.context().lock().drain_all(Instant::now());
+    consumer.context().lock().drain_all();
     // Keep serving librdkafka (callbacks, rebalances) while batches finish.
     loop {
         let _ = consumer.poll(Duration::from_millis(10));

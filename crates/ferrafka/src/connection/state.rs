@@ -165,7 +165,7 @@ impl State {
         let now = Instant::now();
         for (topic, partition) in revoked {
             if let Some(slot) = self.slot_mut(topic, *partition) {
-                slot.machine.drain(now);
+                slot.machine.drain();
             }
         }
         let deadline = now + self.config.revocation_timeout;
@@ -389,13 +389,13 @@ impl State {
     }
 
     /// Shutdown begins: waiting messages and retries are dropped, running batches finish.
-    pub(super) fn drain_all(&mut self, now: Instant) {
+    pub(super) fn drain_all(&mut self) {
         for slot in self
             .topics
             .values_mut()
             .flat_map(|s| s.partitions.values_mut())
         {
-            slot.machine.drain(now);
+            slot.machine.drain();
         }
     }
 
@@ -458,8 +458,7 @@ fn mark_sink(
     partition: i32,
     generation: u64,
 ) -> MarkSink {
-    // A Sender is Send but not Sync; the sink is called from one executor at a time.
-    let reports = std::sync::Mutex::new(reports.clone());
+    let reports = reports.clone();
     let topic = topic.clone();
     Box::new(move |batch, mark| {
         let report = ExecutorReport {
@@ -468,7 +467,7 @@ fn mark_sink(
             generation,
             kind: ReportKind::Progress { batch, mark },
         };
-        let _ = reports.lock().map(|r| r.send(report));
+        let _ = reports.send(report);
     })
 }
 

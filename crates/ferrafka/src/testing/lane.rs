@@ -2,9 +2,9 @@
 //! machine, and the executor that runs its batches — the server's own, fed by a simulated
 //! fetch instead of librdkafka.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
@@ -152,9 +152,8 @@ impl Lane {
     ) -> Self {
         let settings = PartitionSettings::new(&config, &topic);
         let (marks_tx, marks) = channel();
-        let marks_tx = Mutex::new(marks_tx);
         let sink = Box::new(move |batch, mark| {
-            let _ = marks_tx.lock().map(|tx| tx.send((batch, mark)));
+            let _ = marks_tx.send((batch, mark));
         });
         let handle = PartitionHandle::new(topic.name.clone(), partition, 1, sink);
         let executor = Executor {

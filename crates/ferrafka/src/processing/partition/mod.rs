@@ -350,7 +350,7 @@ impl Partition {
             self.store(next, out);
         }
         match report.outcome {
-            Outcome::Consumed | Outcome::DeadLettered => self.succeeded(&running, now),
+            Outcome::Consumed | Outcome::DeadLettered => self.succeeded(&running),
             Outcome::Failed(error) => self.failed(running, mark, error, now),
             Outcome::DeadLetterFailed(error) => self.dead_letter_failed(running, error, now),
         }
@@ -400,7 +400,7 @@ impl Partition {
     }
 
     /// Revocation or shutdown begins: drop what waits, keep storing the running batch's marks.
-    pub(crate) fn drain(&mut self, _now: Instant) {
+    pub(crate) fn drain(&mut self) {
         if self.phase != Phase::Revoked {
             self.phase = Phase::Draining;
         }

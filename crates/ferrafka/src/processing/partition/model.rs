@@ -309,7 +309,7 @@ impl World {
                 let Some(m) = self.machine.as_mut() else {
                     return;
                 };
-                m.drain(self.now);
+                m.drain();
                 self.stopped = true;
             }
         }
@@ -382,7 +382,7 @@ impl World {
         let Some(m) = self.machine.as_mut() else {
             return;
         };
-        m.drain(self.now);
+        m.drain();
         if finish_first && !self.running.is_empty() {
             self.finish(Finish {
                 ok: true,

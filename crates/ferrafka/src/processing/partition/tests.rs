@@ -472,7 +472,7 @@ fn draining_stores_revoked_does_not() {
     let mut h = Harness::new(settings());
     h.fetch(0..3);
     h.fetch(3..5);
-    h.p.drain(h.now);
+    h.p.drain();
     assert_eq!(stores(&h.finish(0, Outcome::Consumed, Some(3))), vec![3]);
     assert_eq!(
         dispatched(&h.advance(SECOND)),

@@ -111,7 +111,7 @@ impl Partition {
     }
 
     /// Every message of `running` is done (processed or dead-lettered).
-    pub(super) fn succeeded(&mut self, running: &Running, _now: Instant) {
+    pub(super) fn succeeded(&mut self, running: &Running) {
         if self
             .retry
             .as_ref()
@@ -144,7 +144,7 @@ impl Partition {
             .collect();
         let Some(first) = rest.first().map(|m| m.offset) else {
             tracing::warn!(topic = %self.topic, partition = self.partition, %error, "batch failed after marking all its messages it still owns; nothing to retry");
-            return self.succeeded(&running, now);
+            return self.succeeded(&running);
         };
         let alone = u32::from(running.messages.len() == 1);
         let retry = match self.retry.take() {
