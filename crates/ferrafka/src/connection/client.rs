@@ -2,6 +2,7 @@
 //! effects that touch the consumer go through it, so the partition bookkeeping in `state.rs`
 //! does not depend on the consumer's concrete type.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -13,13 +14,32 @@ use crate::consumer::SeekTo;
 /// How long a seek (and a seek by time's offset lookup) may wait for librdkafka.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One assigned partition as librdkafka's calls take it: a one-element partition list made
+/// once per assignment and reused, so pausing and storing offsets allocate nothing.
+pub(crate) struct PartitionTarget {
+    topic: Arc<str>,
+    partition: i32,
+    list: TopicPartitionList,
+}
+
+impl PartitionTarget {
+    pub(crate) fn new(topic: Arc<str>, partition: i32) -> Self {
+        let list = partition_list(&topic, partition, None);
+        PartitionTarget {
+            topic,
+            partition,
+            list,
+        }
+    }
+}
+
 /// The consumer operations a partition's effects need. Failures are logged here; only a
 /// seek's result matters to the state machine.
 pub(crate) trait PartitionClient {
     /// Stops or restarts fetching one partition.
-    fn set_paused(&self, topic: &str, partition: i32, paused: bool);
+    fn set_paused(&self, target: &PartitionTarget, paused: bool);
     /// Stores `next` as the partition's offset for the next commit.
-    fn store_offset(&self, topic: &str, partition: i32, next: i64);
+    fn store_offset(&self, target: &mut PartitionTarget, next: i64);
     /// Moves the partition's fetch position; false when librdkafka refused.
     fn seek(&self, topic: &str, partition: i32, to: SeekTo) -> bool;
     /// Commits every stored offset now.
@@ -40,13 +60,13 @@ fn partition_list(topic: &str, partition: i32, offset: Option<Offset>) -> TopicP
 }
 
 impl<C: ConsumerContext> PartitionClient for BaseConsumer<C> {
-    fn set_paused(&self, topic: &str, partition: i32, paused: bool) {
-        let tpl = partition_list(topic, partition, None);
+    fn set_paused(&self, target: &PartitionTarget, paused: bool) {
         let result = if paused {
-            self.pause(&tpl)
+            self.pause(&target.list)
         } else {
-            self.resume(&tpl)
+            self.resume(&target.list)
         };
+        let (topic, partition) = (&*target.topic, target.partition);
         match result {
             Ok(()) => tracing::debug!(topic, partition, paused, "fetch pause changed"),
             Err(e) => {
@@ -55,10 +75,14 @@ impl<C: ConsumerContext> PartitionClient for BaseConsumer<C> {
         }
     }
 
-    fn store_offset(&self, topic: &str, partition: i32, next: i64) {
-        let tpl = partition_list(topic, partition, Some(Offset::Offset(next)));
-        if let Err(e) = self.store_offsets(&tpl) {
+    fn store_offset(&self, target: &mut PartitionTarget, next: i64) {
+        let stored = target
+            .list
+            .set_all_offsets(Offset::Offset(next))
+            .and_then(|()| self.store_offsets(&target.list));
+        if let Err(e) = stored {
             // Only when the partition is no longer assigned: its new owner redoes the work.
+            let (topic, partition) = (&*target.topic, target.partition);
             tracing::warn!(topic, partition, next, error = %e, "offset not stored");
         }
     }

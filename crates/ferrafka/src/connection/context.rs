@@ -20,6 +20,9 @@ pub(crate) struct ListenerContext {
     pub(super) group: String,
     /// Set by the error callback; the poll loop then asks librdkafka whether it was fatal.
     pub(super) fatal_seen: std::sync::atomic::AtomicBool,
+    /// Assignments so far; the poll loop tags each message with it, so a message polled
+    /// before its partition's current assignment is recognised (see `State::on_burst`).
+    pub(super) rebalances: std::sync::atomic::AtomicU64,
     pub(super) state: Mutex<State>,
 }
 
@@ -93,7 +96,8 @@ impl ConsumerContext for ListenerContext {
                 .iter()
                 .map(|e| (e.topic().to_string(), e.partition()))
                 .collect();
-            self.lock().assign(&self.group, &assigned);
+            let rebalances = self.rebalances.fetch_add(1, Ordering::AcqRel) + 1;
+            self.lock().assign(&self.group, &assigned, rebalances);
         }
     }
 

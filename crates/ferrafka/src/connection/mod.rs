@@ -90,6 +90,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
         .collect();
     let context = ListenerContext {
         fatal_seen: std::sync::atomic::AtomicBool::new(false),
+        rebalances: std::sync::atomic::AtomicU64::new(0),
         group: label.clone(),
         state: Mutex::new(State::new(
             setup.config,
@@ -128,12 +129,37 @@ pub(crate) fn run(
 ) -> ListenerExit {
     loop {
         match poll_loop(&consumer, &stop) {
-            LoopEnd::Stop => return shutdown(&consumer, &stop, &consumer.context().group.clone()),
+            LoopEnd::Stop => {
+                let group = consumer.context().group.clone();
+                let exit = shutdown(&consumer, &stop, &group);
+                release(consumer, &group);
+                return exit;
+            }
             LoopEnd::Fatal(reason) => match rebuild(consumer, &setup, &stop, &reason) {
                 Some(fresh) => consumer = fresh,
                 None => return ListenerExit { forced: false },
             },
         }
+    }
+}
+
+/// How long the executors of a stopped listener get to drop the batches they hold.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Destroys the consumer once no message it polled is held any more. A batch that still runs
+/// (a consumer that ignores the shutdown deadline and never yields) holds librdkafka's
+/// messages, and destroying the client would wait for it forever; the client is leaked instead,
+/// since the process is about to exit anyway.
+fn release(consumer: Arc<ListenerConsumer>, group: &str) {
+    let released = consumer
+        .context()
+        .lock()
+        .release_messages(Instant::now() + RELEASE_TIMEOUT);
+    if released {
+        drop(consumer);
+    } else {
+        tracing::error!(subscription_group = %group, "a batch still runs after shutdown and holds messages of the client; the client is not destroyed (its resources are freed when the process exits)");
+        std::mem::forget(consumer);
     }
 }
 
@@ -188,9 +214,10 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
     let group = consumer.context().group.clone();
     tracing::info!(subscription_group = %group, "listener started");
     let mut idle = false;
-    let mut burst = 0usize;
     let mut quieted = false;
-    let mut received_at = (SystemTime::now(), Instant::now());
+    // A burst's messages, each with the rebalance count when it was polled; the state lock
+    // is taken once per burst, not per message.
+    let mut burst = Vec::with_capacity(BURST);
     while !stop.is_raised() {
         if stop.is_quiet() && !quieted {
             quieted = true;
@@ -205,17 +232,9 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
         match consumer.poll(timeout) {
             Some(Ok(message)) => {
                 idle = false;
-                burst += 1;
-                // One clock read per burst: the receive time of a burst's messages is the same
-                // for any practical purpose, and reading the clock per message shows in profiles.
-                if burst == 1 {
-                    received_at = (SystemTime::now(), Instant::now());
-                }
-                consumer
-                    .context()
-                    .lock()
-                    .on_message(consumer, &message, received_at);
-                if burst < BURST {
+                let rebalances = consumer.context().rebalances.load(Ordering::Acquire);
+                burst.push((rebalances, message));
+                if burst.len() < BURST {
                     continue;
                 }
             }
@@ -234,7 +253,16 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
             }
             None => idle = true,
         }
-        burst = 0;
+        let mut state = consumer.context().lock();
+        if !burst.is_empty() {
+            // One clock read per burst: the receive time of a burst's messages is the same
+            // for any practical purpose, and reading the clock per message shows in profiles.
+            let received_at = (SystemTime::now(), Instant::now());
+            state.on_burst(consumer, burst.drain(..), received_at);
+        }
+        state.drain_reports(consumer, None);
+        state.tick(consumer, Instant::now());
+        drop(state);
         if stop.take_fatal_drill() {
             crate::librdkafka::raise_fatal_error(consumer.client(), "fault drill");
         }
@@ -243,9 +271,6 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
         {
             return LoopEnd::Fatal(format!("{code}: {reason}"));
         }
-        let mut state = consumer.context().lock();
-        state.drain_reports(consumer, None);
-        state.tick(consumer, Instant::now());
     }
     LoopEnd::Stop
 }

@@ -7,16 +7,15 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use rdkafka::Message as _;
-use rdkafka::message::{BorrowedMessage, Headers as _};
+use rdkafka::message::BorrowedMessage;
 use rustc_hash::FxHashMap as HashMap;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use super::client::PartitionClient;
+use super::client::{PartitionClient, PartitionTarget};
 use crate::config::Config;
 use crate::consumer::{MarkSink, PartitionHandle};
-use crate::messages::{Header, Message, Timestamp, TopicInfo};
+use crate::messages::{KafkaMessage, Message, TopicInfo};
 use crate::processing::executor::{Executor, ExecutorReport, FinalHook, Job, ReportKind};
 use crate::processing::partition::{Effect, Outcome, Partition, PartitionSettings, Report};
 use crate::producer::Producer;
@@ -38,6 +37,10 @@ pub(super) struct TopicSlots {
 /// One assigned partition: its state machine and its executor.
 pub(super) struct Slot {
     machine: Partition,
+    target: PartitionTarget,
+    /// The rebalance count when it was assigned: messages polled before belong to an earlier
+    /// assignment.
+    assigned_at: u64,
     handle: Arc<PartitionHandle>,
     jobs: UnboundedSender<Job>,
     task: tokio::task::JoinHandle<()>,
@@ -94,7 +97,9 @@ impl State {
         }
     }
 
-    pub(super) fn assign(&mut self, group: &str, assigned: &[(String, i32)]) {
+    /// Starts a machine and an executor for each newly assigned partition; `rebalances` is the
+    /// listener's rebalance count including this one.
+    pub(super) fn assign(&mut self, group: &str, assigned: &[(String, i32)], rebalances: u64) {
         if self.closing {
             tracing::info!(subscription_group = group, partitions = ?assigned, "assigned while leaving the group: not processed, the next owner takes them");
             return;
@@ -143,6 +148,8 @@ impl State {
             );
             let slot = Slot {
                 machine,
+                target: PartitionTarget::new(slots.topic.name.clone(), *partition),
+                assigned_at: rebalances,
                 handle,
                 jobs,
                 task,
@@ -204,45 +211,42 @@ impl State {
         tracing::info!(subscription_group = group, partitions = ?revoked, "partitions revoked");
     }
 
-    /// Turns a polled message into an owned one and hands it to its partition's machine.
-    /// `received_at` is read once per poll burst: per message it shows in profiles.
-    pub(super) fn on_message(
+    /// Hands a poll burst's messages to their partitions' machines. Each message is kept as
+    /// librdkafka's own (nothing is copied); the slot is looked up once per run of messages
+    /// of one partition, not per message. A message polled before its partition's current
+    /// assignment (`rebalances` is the rebalance count when it was polled) belongs to an
+    /// earlier assignment and is dropped: the new one fetches from the committed offset.
+    pub(super) fn on_burst<'c>(
         &mut self,
         consumer: &dyn PartitionClient,
-        m: &BorrowedMessage<'_>,
+        burst: impl Iterator<Item = (u64, BorrowedMessage<'c>)>,
         (received_at, now): (SystemTime, Instant),
     ) {
-        let Some(slots) = self.topics.get_mut(m.topic()) else {
-            return;
-        };
-        let info = slots.info.clone();
-        let Some(slot) = slots.partitions.get_mut(&m.partition()) else {
-            return;
-        };
-        let headers = m
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| Header {
-                        key: h.key.to_string(),
-                        value: h.value.map(<[u8]>::to_vec),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let message = Message {
-            topic: info,
-            partition: m.partition(),
-            offset: m.offset(),
-            timestamp: Timestamp::from_rdkafka(m.timestamp()),
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec),
-            headers,
-            received_at,
-        };
         let mut effects = std::mem::take(&mut self.effects);
-        slot.machine.on_message(message, now, &mut effects);
-        apply(consumer, slot, &mut effects);
+        let mut current: Option<(usize, i32)> = None;
+        let mut slot: Option<(&mut Slot, Arc<TopicInfo>)> = None;
+        for (rebalances, polled) in burst {
+            let message = KafkaMessage::keep(polled);
+            let key = (message.topic_handle(), message.partition());
+            if current != Some(key) {
+                current = Some(key);
+                slot = self.topics.get_mut(message.topic()).and_then(|slots| {
+                    let info = slots.info.clone();
+                    slots.partitions.get_mut(&key.1).map(|slot| (slot, info))
+                });
+            }
+            let Some((slot, info)) = slot.as_mut() else {
+                continue; // not assigned (any more)
+            };
+            if rebalances < slot.assigned_at {
+                continue;
+            }
+            let message = Message::from_kafka(info.clone(), message, received_at);
+            slot.machine.on_message(message, now, &mut effects);
+            if !effects.is_empty() {
+                apply(consumer, slot, &mut effects);
+            }
+        }
         self.effects = effects;
     }
 
@@ -414,6 +418,27 @@ impl State {
         }
     }
 
+    /// Drops every polled message the listener still holds (machines, their batches, the
+    /// executors' queues) and waits until `deadline` for executor tasks to end, since a task
+    /// holds its batch. True when no message is left, so the consumer may be destroyed:
+    /// librdkafka's `rd_kafka_destroy` waits for outstanding messages.
+    pub(super) fn release_messages(&mut self, deadline: Instant) -> bool {
+        let mut tasks: Vec<_> = self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.drain())
+            .map(|(_, slot)| slot.task)
+            .collect();
+        tasks.extend(self.retired.drain(..).map(|r| r.task));
+        while tasks.iter().any(|t| !t.is_finished()) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
     /// Runs `shutdown` hooks of idle executors and aborts running ones; true if any was
     /// aborted.
     pub(super) fn stop_executors(
@@ -474,10 +499,11 @@ fn mark_sink(
 /// Carries out a machine's effects on the consumer and the partition's executor; a seek's
 /// result goes back to the machine, and what it answers is carried out too.
 fn apply(consumer: &dyn PartitionClient, slot: &mut Slot, effects: &mut Vec<Effect>) {
-    let (topic, partition) = (&*slot.handle.topic, slot.handle.partition);
     let mut i = 0;
     while i < effects.len() {
-        match effects[i].clone() {
+        // Taken out, not cloned: a dispatched batch moves to its executor as it is.
+        let effect = std::mem::replace(&mut effects[i], Effect::Resume);
+        match effect {
             Effect::Dispatch { batch, work } => {
                 if slot.jobs.send(Job::Run { batch, work }).is_err() {
                     // The executor is gone (aborted at shutdown): the batch never ran.
@@ -491,11 +517,11 @@ fn apply(consumer: &dyn PartitionClient, slot: &mut Slot, effects: &mut Vec<Effe
                     slot.machine.on_report(report, Instant::now(), effects);
                 }
             }
-            Effect::Pause => consumer.set_paused(topic, partition, true),
-            Effect::Resume => consumer.set_paused(topic, partition, false),
-            Effect::Store(next) => consumer.store_offset(topic, partition, next),
+            Effect::Pause => consumer.set_paused(&slot.target, true),
+            Effect::Resume => consumer.set_paused(&slot.target, false),
+            Effect::Store(next) => consumer.store_offset(&mut slot.target, next),
             Effect::Seek(to) => {
-                let ok = consumer.seek(topic, partition, to);
+                let ok = consumer.seek(&slot.handle.topic, slot.handle.partition, to);
                 slot.machine.on_seek_result(ok, Instant::now(), effects);
             }
         }

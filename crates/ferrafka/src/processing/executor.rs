@@ -111,7 +111,7 @@ impl Executor {
             } => Report {
                 generation: self.handle.generation,
                 batch,
-                outcome: self.dead_letter(&message, &error, attempts).await,
+                outcome: self.dead_letter(&message[0], &error, attempts).await,
                 mark: None,
                 requests: Vec::new(),
             },
@@ -229,7 +229,7 @@ impl Executor {
             record = record.key(key);
         }
         for header in message.headers() {
-            record = record.header(&header.key, header.value.as_deref().unwrap_or_default());
+            record = record.header(&header.key, header.value.unwrap_or_default());
         }
         record = record
             .header(SOURCE_TOPIC, message.topic())

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::consumer::{DynConsumer, PartitionHandle, SeekTo};
-use crate::messages::{Header, Message, Timestamp, TopicInfo};
+use crate::messages::{Message, Timestamp, TopicInfo};
 use crate::processing::executor::Executor;
 use crate::processing::partition::{Effect, Outcome, Partition, PartitionSettings, Work};
 use crate::producer::Producer;
@@ -29,7 +29,7 @@ static RUN_SEQ: AtomicU64 = AtomicU64::new(0);
 pub struct TestRecord {
     pub(super) payload: Option<Vec<u8>>,
     pub(super) key: Option<Vec<u8>>,
-    pub(super) headers: Vec<Header>,
+    pub(super) headers: Vec<(String, Option<Vec<u8>>)>,
     pub(super) partition: i32,
     pub(super) timestamp: Option<i64>,
 }
@@ -56,10 +56,7 @@ impl TestRecord {
 
     /// Adds a header.
     pub fn header(mut self, key: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.headers.push(Header {
-            key: key.to_string(),
-            value: Some(value.into()),
-        });
+        self.headers.push((key.to_string(), Some(value.into())));
         self
     }
 
@@ -191,16 +188,14 @@ impl Lane {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        self.log.push(Message {
-            topic: self.info.clone(),
-            partition: self.partition,
-            offset,
-            timestamp: Timestamp::CreateTime(record.timestamp.unwrap_or(now_ms)),
-            key: record.key,
-            payload: record.payload,
-            headers: record.headers,
-            received_at: SystemTime::now(),
-        });
+        self.log.push(Message::in_memory(
+            self.info.clone(),
+            (self.partition, offset),
+            Timestamp::CreateTime(record.timestamp.unwrap_or(now_ms)),
+            record.key,
+            record.payload,
+            record.headers,
+        ));
         offset
     }
 
@@ -272,7 +267,7 @@ impl Lane {
             Work::Consume(m) => (m.iter().map(|m| m.offset()).collect(), m.metadata.attempt),
             Work::DeadLetter {
                 message, attempts, ..
-            } => (vec![message.offset()], attempts + 1),
+            } => (vec![message[0].offset()], attempts + 1),
         };
         let report = self
             .executor
@@ -310,7 +305,7 @@ impl Lane {
                     .map_or(0, |d| d.as_millis() as i64);
                 self.log
                     .iter()
-                    .find(|m| m.timestamp.millis().is_some_and(|ms| ms >= millis))
+                    .find(|m| m.timestamp().millis().is_some_and(|ms| ms >= millis))
                     .map_or(end, |m| m.offset)
             }
         }

@@ -76,7 +76,8 @@ pub(crate) enum Work {
     Consume(Messages),
     /// Produce this message, which failed alone too often, to the dead-letter queue.
     DeadLetter {
-        message: Message,
+        /// The message, alone (kept behind an `Arc` like a batch, so it is never copied).
+        message: Arc<Vec<Message>>,
         /// The consumer's last error for it.
         error: String,
         /// How many times it was attempted.
@@ -163,6 +164,12 @@ impl Running {
 
     fn end(&self) -> i64 {
         self.messages[self.messages.len() - 1].offset + 1
+    }
+
+    /// The batch's messages, to put back for a retry. The executor dropped its share before it
+    /// reported, so this normally takes them without a copy.
+    fn into_messages(self) -> Vec<Message> {
+        Arc::try_unwrap(self.messages).unwrap_or_else(|shared| shared.as_ref().clone())
     }
 }
 
@@ -274,7 +281,7 @@ impl Partition {
             self.position_moved_back(offset, expected);
         }
         self.next_fetch = Some(offset + 1);
-        self.buffered_bytes += message_bytes(&message);
+        self.buffered_bytes += message.weight();
         self.buffer.push_back(message);
         self.buffered_since.get_or_insert(now);
         if self.buffer.len() >= self.settings.max_messages {
@@ -297,7 +304,7 @@ impl Partition {
         );
         while self.buffer.back().is_some_and(|m| m.offset >= offset) {
             let dropped = self.buffer.pop_back().expect("checked above");
-            self.buffered_bytes -= message_bytes(&dropped);
+            self.buffered_bytes -= dropped.weight();
         }
         if self.retry.as_ref().is_some_and(|r| r.offset >= offset) {
             self.retry = None;
@@ -472,16 +479,6 @@ impl Partition {
 /// past its end would cover messages it never held.
 fn clamp_mark(running: &Running, mark: i64) -> Option<i64> {
     (mark > running.first()).then(|| mark.min(running.end()))
-}
-
-/// What a buffered message weighs for the memory bound.
-fn message_bytes(m: &Message) -> usize {
-    let headers: usize = m
-        .headers
-        .iter()
-        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
-        .sum();
-    m.payload.as_ref().map_or(0, Vec::len) + m.key.as_ref().map_or(0, Vec::len) + headers + 64
 }
 
 mod transitions;

@@ -202,7 +202,7 @@ impl World {
         );
         let (offsets, dead_letter) = match &work {
             Work::Consume(m) => (m.iter().map(|m| m.offset).collect::<Vec<_>>(), false),
-            Work::DeadLetter { message, .. } => (vec![message.offset], true),
+            Work::DeadLetter { message, .. } => (vec![message[0].offset], true),
         };
         if dead_letter {
             let failures = self.alone_failures.get(&(self.generation, offsets[0]));

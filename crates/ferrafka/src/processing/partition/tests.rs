@@ -106,7 +106,7 @@ fn dispatched(effects: &[Effect]) -> Option<(u64, Vec<i64>, u32)> {
         Effect::Dispatch {
             batch,
             work: Work::DeadLetter { message, .. },
-        } => Some((*batch, vec![message.offset], 0)),
+        } => Some((*batch, vec![message[0].offset], 0)),
         _ => None,
     })
 }
@@ -311,7 +311,7 @@ fn dead_letter_only_after_failing_alone() {
         panic!("expected a dead-letter job, got {e:?}")
     };
     assert_eq!(
-        (message.offset, error.as_str(), *attempts),
+        (message[0].offset, error.as_str(), *attempts),
         (1, "error of 1", 2)
     );
     let e = h.finish(2, Outcome::DeadLettered, None);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{ConsumerPause, Effect, Partition, Phase, Retry, Running, Work, message_bytes};
+use super::{ConsumerPause, Effect, Partition, Phase, Retry, Running, Work};
 use crate::consumer::{PartitionRequest, SeekTo};
 use crate::messages::{Message, Messages};
 
@@ -54,9 +54,8 @@ impl Partition {
                 .is_some_and(|max| retry.alone_failures > max);
             if dead_letter_due && retry.offset == front {
                 let (error, attempts) = (retry.error.clone(), retry.failures);
-                let message = self.take(1).pop().expect("the buffer is not empty");
                 return Some(Work::DeadLetter {
-                    message,
+                    message: Arc::new(self.take(1)),
                     error,
                     attempts,
                 });
@@ -92,7 +91,7 @@ impl Partition {
     fn take(&mut self, count: usize) -> Vec<Message> {
         let count = count.min(self.buffer.len());
         let taken: Vec<Message> = self.buffer.drain(..count).collect();
-        self.buffered_bytes -= taken.iter().map(message_bytes).sum::<usize>();
+        self.buffered_bytes -= taken.iter().map(Message::weight).sum::<usize>();
         if self.buffer.is_empty() {
             self.buffered_since = None;
         }
@@ -104,7 +103,7 @@ impl Partition {
         self.next_batch += 1;
         let messages = match &work {
             Work::Consume(messages) => messages.messages.clone(),
-            Work::DeadLetter { message, .. } => Arc::new(vec![message.clone()]),
+            Work::DeadLetter { message, .. } => message.clone(),
         };
         self.running = Some(Running { batch, messages });
         out.push(Effect::Dispatch { batch, work });
@@ -134,19 +133,29 @@ impl Partition {
         now: Instant,
     ) {
         let from = mark.unwrap_or(running.first());
+        let (first_offset, end, alone) = (
+            running.first(),
+            running.end(),
+            u32::from(running.messages.len() == 1),
+        );
         // Normally everything buffered comes after the batch; after librdkafka's position
         // moved back, what is buffered from there on replaces the batch's copies.
         let refetched = self.buffer.front().map_or(i64::MAX, |m| m.offset);
-        let rest: Vec<&Message> = running
+        let in_rest = |m: &Message| m.offset >= from && m.offset < refetched;
+        let Some(first) = running
             .messages
             .iter()
-            .filter(|m| m.offset >= from && m.offset < refetched)
-            .collect();
-        let Some(first) = rest.first().map(|m| m.offset) else {
+            .find(|m| in_rest(m))
+            .map(|m| m.offset)
+        else {
             tracing::warn!(topic = %self.topic, partition = self.partition, %error, "batch failed after marking all its messages it still owns; nothing to retry");
             return self.succeeded(&running);
         };
-        let alone = u32::from(running.messages.len() == 1);
+        let rest: Vec<Message> = running
+            .into_messages()
+            .into_iter()
+            .filter(|m| in_rest(m))
+            .collect();
         let retry = match self.retry.take() {
             Some(r) if r.offset == first => Retry {
                 failures: r.failures + 1,
@@ -168,7 +177,7 @@ impl Partition {
         let pause = self.settings.backoff.after(retry.failures);
         tracing::error!(
             topic = %self.topic, partition = self.partition,
-            offsets = ?(running.first(), running.end() - 1), first_unmarked = first,
+            offsets = ?(first_offset, end - 1), first_unmarked = first,
             attempt = retry.failures, retry_in = ?pause, %error,
             "batch failed; pausing the partition before a retry"
         );
@@ -177,13 +186,15 @@ impl Partition {
             at: now + pause,
             ..retry
         });
-        self.put_back(rest.into_iter().cloned(), now);
+        self.put_back(rest.into_iter(), now);
     }
 
     /// Producing to the dead-letter topic failed: the message stays first and is tried again
     /// after a backoff, still carrying the consumer's error (not the delivery error).
     pub(super) fn dead_letter_failed(&mut self, running: Running, error: String, now: Instant) {
-        let message = running.messages[0].clone();
+        let Some(message) = running.into_messages().into_iter().next() else {
+            return;
+        };
         if self
             .buffer
             .front()
@@ -206,7 +217,7 @@ impl Partition {
     /// Puts messages (in offset order) back in front of the buffer.
     fn put_back(&mut self, messages: impl DoubleEndedIterator<Item = Message>, now: Instant) {
         for m in messages.rev() {
-            self.buffered_bytes += message_bytes(&m);
+            self.buffered_bytes += m.weight();
             self.buffer.push_front(m);
         }
         self.buffered_since.get_or_insert(now);

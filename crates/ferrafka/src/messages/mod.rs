@@ -1,14 +1,20 @@
 //! Messages and batches as consumers see them.
 //!
-//! A [`Messages`] batch always comes from one topic-partition, in offset order. Each [`Message`]
-//! owns its payload, key and headers, so a consumer may keep it past the batch.
+//! A [`Messages`] batch always comes from one topic-partition, in offset order. A [`Message`]
+//! read from Kafka is librdkafka's own message, read in place; a consumer that keeps one past
+//! its batch clones it, which copies it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
 use crate::error::BoxError;
+
+mod kafka;
+
+pub(crate) use kafka::KafkaMessage;
 
 /// Turns a payload into a `serde_json::Value`, the bridge every serde type can read from.
 ///
@@ -81,45 +87,134 @@ impl Timestamp {
     }
 }
 
-/// One header of a message; the value may be null.
+/// One header of a message, read in place; the value may be null.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    /// Header name.
-    pub key: String,
+pub struct Header<'a> {
+    /// Header name (read lossily in the rare case it is not UTF-8 on the wire).
+    pub key: Cow<'a, str>,
     /// Header value, `None` for a null value.
-    pub value: Option<Vec<u8>>,
+    pub value: Option<&'a [u8]>,
 }
 
 /// One consumed message.
-#[derive(Debug, Clone)]
+///
+/// A message from Kafka is librdkafka's own message: key, payload and headers are read where
+/// librdkafka put them, never copied. Cloning one copies them into memory of its own.
 pub struct Message {
     pub(crate) topic: Arc<TopicInfo>,
     pub(crate) partition: i32,
     pub(crate) offset: i64,
-    pub(crate) timestamp: Timestamp,
-    pub(crate) key: Option<Vec<u8>>,
-    pub(crate) payload: Option<Vec<u8>>,
-    pub(crate) headers: Vec<Header>,
     pub(crate) received_at: SystemTime,
+    body: Body,
+}
+
+enum Body {
+    Kafka(KafkaMessage),
+    Owned(Box<OwnedBody>),
+}
+
+/// A message built by hand, or cloned from a Kafka one.
+#[derive(Debug, Clone)]
+struct OwnedBody {
+    timestamp: Timestamp,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Clone for Message {
+    fn clone(&self) -> Self {
+        let body = match &self.body {
+            Body::Owned(owned) => owned.clone(),
+            Body::Kafka(_) => Box::new(OwnedBody {
+                timestamp: self.timestamp(),
+                key: self.key().map(<[u8]>::to_vec),
+                payload: self.payload().map(<[u8]>::to_vec),
+                headers: self
+                    .headers()
+                    .map(|h| (h.key.into_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect(),
+            }),
+        };
+        Message {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            received_at: self.received_at,
+            body: Body::Owned(body),
+        }
+    }
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("topic", &self.topic())
+            .field("partition", &self.partition)
+            .field("offset", &self.offset)
+            .field("timestamp", &self.timestamp())
+            .field("key", &self.key())
+            .field("payload_len", &self.payload().map(<[u8]>::len))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Message {
     /// Builds a message by hand, for tests of consumer logic (see `ferrafka::testing`).
     pub fn builder(topic: &str, partition: i32, offset: i64) -> MessageBuilder {
         MessageBuilder {
-            message: Message {
-                topic: Arc::new(TopicInfo {
-                    name: Arc::from(topic),
-                    deserializer: Arc::new(JsonDeserializer),
-                }),
-                partition,
-                offset,
+            topic: Arc::new(TopicInfo {
+                name: Arc::from(topic),
+                deserializer: Arc::new(JsonDeserializer),
+            }),
+            partition,
+            offset,
+            body: OwnedBody {
                 timestamp: Timestamp::NotAvailable,
                 key: None,
                 payload: None,
                 headers: Vec::new(),
-                received_at: SystemTime::now(),
             },
+        }
+    }
+
+    /// A message of the testing harness's in-memory log.
+    #[cfg(feature = "testing")]
+    pub(crate) fn in_memory(
+        topic: Arc<TopicInfo>,
+        (partition, offset): (i32, i64),
+        timestamp: Timestamp,
+        key: Option<Vec<u8>>,
+        payload: Option<Vec<u8>>,
+        headers: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Self {
+        let body = OwnedBody {
+            timestamp,
+            key,
+            payload,
+            headers,
+        };
+        Message {
+            topic,
+            partition,
+            offset,
+            received_at: SystemTime::now(),
+            body: Body::Owned(Box::new(body)),
+        }
+    }
+
+    /// A message polled from librdkafka, kept as it is.
+    pub(crate) fn from_kafka(
+        topic: Arc<TopicInfo>,
+        message: KafkaMessage,
+        received_at: SystemTime,
+    ) -> Self {
+        Message {
+            topic,
+            partition: message.partition(),
+            offset: message.offset(),
+            received_at,
+            body: Body::Kafka(message),
         }
     }
 
@@ -140,7 +235,10 @@ impl Message {
 
     /// The message's timestamp.
     pub fn timestamp(&self) -> Timestamp {
-        self.timestamp
+        match &self.body {
+            Body::Kafka(m) => m.timestamp(),
+            Body::Owned(o) => o.timestamp,
+        }
     }
 
     /// When ferrafka took the message from librdkafka.
@@ -150,7 +248,10 @@ impl Message {
 
     /// The key, raw.
     pub fn key(&self) -> Option<&[u8]> {
-        self.key.as_deref()
+        match &self.body {
+            Body::Kafka(m) => m.key(),
+            Body::Owned(o) => o.key.as_deref(),
+        }
     }
 
     /// The key as UTF-8 text, if it is some.
@@ -160,17 +261,20 @@ impl Message {
 
     /// The payload, raw; `None` for a tombstone.
     pub fn payload(&self) -> Option<&[u8]> {
-        self.payload.as_deref()
+        match &self.body {
+            Body::Kafka(m) => m.payload(),
+            Body::Owned(o) => o.payload.as_deref(),
+        }
     }
 
     /// The payload, raw, with a tombstone read as empty.
     pub fn payload_or_empty(&self) -> &[u8] {
-        self.payload.as_deref().unwrap_or(&[])
+        self.payload().unwrap_or(&[])
     }
 
     /// True when the message has no payload (a tombstone on compacted topics).
     pub fn is_tombstone(&self) -> bool {
-        self.payload.is_none()
+        self.payload().is_none()
     }
 
     /// Parses the payload as JSON into `T`, whatever the topic's deserializer.
@@ -187,58 +291,94 @@ impl Message {
         Ok(serde_json::from_value(deserializer.deserialize(self)?)?)
     }
 
-    /// All headers, in order.
-    pub fn headers(&self) -> &[Header] {
-        &self.headers
+    /// All headers, in order, read in place (nothing is parsed before this is called).
+    pub fn headers(&self) -> impl DoubleEndedIterator<Item = Header<'_>> + ExactSizeIterator + '_ {
+        let count = match &self.body {
+            Body::Kafka(m) => m.header_count(),
+            Body::Owned(o) => o.headers.len(),
+        };
+        (0..count).map(move |i| self.header_at(i))
     }
 
     /// The value of the last header named `key`.
     pub fn header(&self, key: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
+        self.headers()
             .rev()
             .find(|h| h.key == key)
-            .and_then(|h| h.value.as_deref())
+            .and_then(|h| h.value)
+    }
+
+    fn header_at(&self, i: usize) -> Header<'_> {
+        match &self.body {
+            Body::Kafka(m) => m.header(i).unwrap_or(Header {
+                key: Cow::Borrowed(""),
+                value: None,
+            }),
+            Body::Owned(o) => Header {
+                key: Cow::Borrowed(&o.headers[i].0),
+                value: o.headers[i].1.as_deref(),
+            },
+        }
+    }
+
+    /// What the message weighs for the partition's memory bound: key and payload, plus a
+    /// fixed share for the rest (headers are not read for it).
+    pub(crate) fn weight(&self) -> usize {
+        self.payload().map_or(0, <[u8]>::len) + self.key().map_or(0, <[u8]>::len) + 64
     }
 }
 
 /// Builds a [`Message`] by hand, for tests.
 #[derive(Debug)]
 pub struct MessageBuilder {
-    message: Message,
+    topic: Arc<TopicInfo>,
+    partition: i32,
+    offset: i64,
+    body: OwnedBody,
 }
 
 impl MessageBuilder {
     /// Sets the payload.
     pub fn payload(mut self, payload: impl Into<Vec<u8>>) -> Self {
-        self.message.payload = Some(payload.into());
+        self.body.payload = Some(payload.into());
         self
     }
 
     /// Sets the key.
     pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
-        self.message.key = Some(key.into());
+        self.body.key = Some(key.into());
         self
     }
 
     /// Adds a header.
     pub fn header(mut self, key: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.message.headers.push(Header {
-            key: key.to_string(),
-            value: Some(value.into()),
-        });
+        self.body
+            .headers
+            .push((key.to_string(), Some(value.into())));
+        self
+    }
+
+    /// Adds a header with a null value.
+    pub fn null_header(mut self, key: &str) -> Self {
+        self.body.headers.push((key.to_string(), None));
         self
     }
 
     /// Sets the create-time timestamp, in milliseconds since the epoch.
     pub fn timestamp(mut self, millis: i64) -> Self {
-        self.message.timestamp = Timestamp::CreateTime(millis);
+        self.body.timestamp = Timestamp::CreateTime(millis);
         self
     }
 
     /// Finishes the message.
     pub fn build(self) -> Message {
-        self.message
+        Message {
+            topic: self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            received_at: SystemTime::now(),
+            body: Body::Owned(Box::new(self.body)),
+        }
     }
 }
 
@@ -267,11 +407,23 @@ pub struct BatchMetadata {
 }
 
 /// A batch of messages from one topic-partition, in offset order; never empty.
-#[derive(Debug, Clone)]
+///
+/// Cloning a batch copies its messages (see [`Message`]), so a consumer may keep the clone.
+#[derive(Debug)]
 pub struct Messages {
-    // A Vec behind the Arc: the listener's buffer becomes the batch without a copy.
+    // A Vec behind the Arc: the listener's buffer becomes the batch without a copy, and the
+    // partition's state machine keeps the batch (to retry it) without a copy either.
     pub(crate) messages: Arc<Vec<Message>>,
     pub(crate) metadata: BatchMetadata,
+}
+
+impl Clone for Messages {
+    fn clone(&self) -> Self {
+        Messages {
+            messages: Arc::new(self.messages.iter().cloned().collect()),
+            metadata: self.metadata.clone(),
+        }
+    }
 }
 
 impl Messages {
@@ -281,7 +433,7 @@ impl Messages {
         let last = &messages[messages.len() - 1];
         let now = SystemTime::now();
         let consumption_lag = last
-            .timestamp
+            .timestamp()
             .millis()
             .and_then(|ms| {
                 let stamped = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).ok()?);

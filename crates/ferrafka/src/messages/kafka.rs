@@ -1,0 +1,119 @@
+//! librdkafka's own message, kept as it was polled: key, payload and headers are read in place.
+//!
+//! One of the modules with `unsafe` code (see `docs/safety.md`). `rdkafka` ties a polled
+//! message to a borrow of its consumer, which a batch handed to another task cannot carry;
+//! copying key, payload and headers out for every message is what this module avoids. The
+//! listener keeps the consumer alive until every message it polled is dropped (see
+//! `connection::release`): librdkafka's `rd_kafka_destroy` waits for outstanding messages.
+#![allow(unsafe_code)]
+
+use std::borrow::Cow;
+use std::ffi::CStr;
+use std::ptr;
+
+use rdkafka::Message as _;
+use rdkafka::bindings as rdsys;
+use rdkafka::message::BorrowedMessage;
+
+use super::{Header, Timestamp};
+
+/// A polled message, detached from the borrow of its consumer.
+pub(crate) struct KafkaMessage(BorrowedMessage<'static>);
+
+impl KafkaMessage {
+    /// Keeps `message` past the borrow of the consumer that polled it.
+    ///
+    /// Crate-private, and called only by the listener, which owns the consumer and keeps it
+    /// alive until every message it polled was dropped (`connection::release`). librdkafka
+    /// counts outstanding messages as references to its client: its `rd_kafka_destroy` waits
+    /// for them rather than freeing what they point into.
+    pub(crate) fn keep(message: BorrowedMessage<'_>) -> Self {
+        // SAFETY: only the lifetime changes; see above for who keeps the consumer alive.
+        KafkaMessage(unsafe {
+            std::mem::transmute::<BorrowedMessage<'_>, BorrowedMessage<'static>>(message)
+        })
+    }
+
+    pub(crate) fn partition(&self) -> i32 {
+        self.0.partition()
+    }
+
+    pub(crate) fn offset(&self) -> i64 {
+        self.0.offset()
+    }
+
+    /// The address of librdkafka's topic handle: the same for every message of a topic, so
+    /// the listener tells topics apart without reading the name.
+    pub(crate) fn topic_handle(&self) -> usize {
+        // SAFETY: the message pointer is valid while `self` lives.
+        unsafe { (*self.0.ptr()).rkt as usize }
+    }
+
+    pub(crate) fn topic(&self) -> &str {
+        self.0.topic()
+    }
+
+    pub(crate) fn timestamp(&self) -> Timestamp {
+        Timestamp::from_rdkafka(self.0.timestamp())
+    }
+
+    pub(crate) fn key(&self) -> Option<&[u8]> {
+        self.0.key()
+    }
+
+    pub(crate) fn payload(&self) -> Option<&[u8]> {
+        self.0.payload()
+    }
+
+    /// The number of headers; 0 without any.
+    pub(crate) fn header_count(&self) -> usize {
+        match self.headers_ptr() {
+            // SAFETY: a header list of a live message.
+            Some(headers) => unsafe { rdsys::rd_kafka_header_cnt(headers) },
+            None => 0,
+        }
+    }
+
+    /// Header `idx`, read in place. Unlike `rdkafka`'s reader this does not panic on a name
+    /// that is not UTF-8 (the wire allows it): the name is then read lossily.
+    pub(crate) fn header(&self, idx: usize) -> Option<Header<'_>> {
+        let headers = self.headers_ptr()?;
+        let mut name = ptr::null();
+        let mut value = ptr::null();
+        let mut size = 0;
+        // SAFETY: a header list of a live message; librdkafka fills the three out-pointers.
+        let err = unsafe {
+            rdsys::rd_kafka_header_get_all(headers, idx, &mut name, &mut value, &mut size)
+        };
+        if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            return None;
+        }
+        // SAFETY: librdkafka's header names are NUL-terminated and values `size` bytes long;
+        // both live as long as the message.
+        let key = unsafe { CStr::from_ptr(name) }.to_bytes();
+        let value = (!value.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
+        let key = match std::str::from_utf8(key) {
+            Ok(key) => Cow::Borrowed(key),
+            Err(_) => Cow::Owned(String::from_utf8_lossy(key).into_owned()),
+        };
+        Some(Header { key, value })
+    }
+
+    fn headers_ptr(&self) -> Option<*const rdsys::rd_kafka_headers_t> {
+        let mut headers = ptr::null_mut();
+        // SAFETY: the message pointer is valid while `self` lives.
+        let err = unsafe { rdsys::rd_kafka_message_headers(self.0.ptr(), &mut headers) };
+        (err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && !headers.is_null())
+            .then_some(headers.cast_const())
+    }
+}
+
+impl std::fmt::Debug for KafkaMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaMessage")
+            .field("partition", &self.partition())
+            .field("offset", &self.offset())
+            .finish_non_exhaustive()
+    }
+}
