@@ -2,7 +2,7 @@
 //! commit results.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
@@ -11,6 +11,7 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::diagnostics;
 use super::state::State;
+use crate::processing::doorbell::Doorbell;
 
 /// The consumer type of a listener.
 pub(crate) type ListenerConsumer = BaseConsumer<ListenerContext>;
@@ -24,15 +25,21 @@ pub(crate) struct ListenerContext {
     /// before its partition's current assignment is recognised (see `State::on_burst`).
     pub(super) rebalances: std::sync::atomic::AtomicU64,
     pub(super) state: Mutex<State>,
+    /// Wakes the sleeping listener: rung by executors' reports, by librdkafka when its queue
+    /// stops being empty, and by every callback below, since an event served inside a poll
+    /// may leave more queued behind it.
+    pub(super) wake: Arc<Doorbell>,
 }
 
 impl ClientContext for ListenerContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.wake.ring();
         forward_log(&self.group, level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.fatal_seen.store(true, Ordering::Release);
+        self.wake.ring();
         match diagnostics::explanation(&error) {
             Some(explanation) => {
                 tracing::error!(subscription_group = %self.group, %error, reason, "{explanation}")
@@ -44,6 +51,7 @@ impl ClientContext for ListenerContext {
     }
 
     fn stats_raw(&self, statistics: &[u8]) {
+        self.wake.ring();
         // `statistics.interval.ms` is on by default so metrics have data; rdkafka's default
         // would log every report at info level, so they go to a trace target instead.
         tracing::trace!(
@@ -73,6 +81,7 @@ pub(crate) fn forward_log(client: &str, level: RDKafkaLogLevel, fac: &str, messa
 
 impl ConsumerContext for ListenerContext {
     fn pre_rebalance(&self, consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
+        self.wake.ring();
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 let revoked: Vec<_> = tpl
@@ -90,6 +99,7 @@ impl ConsumerContext for ListenerContext {
     }
 
     fn post_rebalance(&self, _consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
+        self.wake.ring();
         if let Rebalance::Assign(tpl) = rebalance {
             let assigned: Vec<_> = tpl
                 .elements()
@@ -106,6 +116,7 @@ impl ConsumerContext for ListenerContext {
         result: rdkafka::error::KafkaResult<()>,
         offsets: &TopicPartitionList,
     ) {
+        self.wake.ring();
         match result {
             Ok(()) => {
                 tracing::trace!(subscription_group = %self.group, ?offsets, "offsets committed")

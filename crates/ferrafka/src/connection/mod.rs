@@ -33,6 +33,7 @@ use state::{State, TopicSlots};
 use crate::config::Config;
 use crate::error::{Error, Result, error_chain};
 use crate::messages::TopicInfo;
+use crate::processing::doorbell::Doorbell;
 use crate::processing::partition::PartitionSettings;
 use crate::processing::stop::StopSignal;
 use crate::producer::Producer;
@@ -88,7 +89,9 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
             )
         })
         .collect();
+    let wake = Arc::new(Doorbell::default());
     let context = ListenerContext {
+        wake: wake.clone(),
         fatal_seen: std::sync::atomic::AtomicBool::new(false),
         rebalances: std::sync::atomic::AtomicU64::new(0),
         group: label.clone(),
@@ -98,15 +101,17 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
             setup.runtime,
             setup.producer,
             setup.workers,
+            wake.clone(),
         )),
     };
-    let consumer: ListenerConsumer = client.create_with_context(context).map_err(|source| {
+    let mut consumer: ListenerConsumer = client.create_with_context(context).map_err(|source| {
         Error::create_client(
             format!("consumer of subscription group {label}"),
             &source,
             &setup.group.kafka,
         )
     })?;
+    consumer.set_nonempty_callback(move || wake.ring());
     let consumer = Arc::new(consumer);
     let names = setup.group.active_topics();
     consumer
@@ -224,12 +229,13 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
             tracing::info!(subscription_group = %group, "quiet: finishing running batches, starting no new ones, keeping the partitions");
             consumer.context().lock().quiet(consumer, Instant::now());
         }
-        let timeout = if idle {
-            consumer.context().lock().poll_timeout(Instant::now())
-        } else {
-            Duration::ZERO
-        };
-        match consumer.poll(timeout) {
+        if idle {
+            // librdkafka's queue is empty: sleep until it fills, a report comes or a timer is
+            // due. Polling on a timer instead costs CPU whenever a batch runs.
+            let wait = consumer.context().lock().idle_wait(Instant::now());
+            consumer.context().wake.wait(wait);
+        }
+        match consumer.poll(Duration::ZERO) {
             Some(Ok(message)) => {
                 idle = false;
                 let rebalances = consumer.context().rebalances.load(Ordering::Acquire);

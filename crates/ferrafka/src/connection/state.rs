@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::message::BorrowedMessage;
@@ -16,15 +16,17 @@ use super::client::{PartitionClient, PartitionTarget};
 use crate::config::Config;
 use crate::consumer::{MarkSink, PartitionHandle};
 use crate::messages::{KafkaMessage, Message, TopicInfo};
-use crate::processing::executor::{Executor, ExecutorReport, FinalHook, Job, ReportKind};
+use crate::processing::doorbell::Doorbell;
+use crate::processing::executor::{
+    Executor, ExecutorReport, FinalHook, Job, ReportKind, ReportSink,
+};
 use crate::processing::partition::{Effect, Outcome, Partition, PartitionSettings, Report};
 use crate::producer::Producer;
 use crate::routing::Topic;
 
-/// The longest the poll loop blocks while it has nothing to do.
-const IDLE_POLL: Duration = Duration::from_millis(100);
-/// How often the loop looks for executor reports while messages wait behind a running batch.
-const BUSY_POLL: Duration = Duration::from_millis(1);
+/// The longest the listener sleeps while it has nothing to do: reports and librdkafka wake it
+/// earlier (see `Doorbell`); this bounds how late it sees a stop request.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// A routed topic as the listener needs it.
 pub(super) struct TopicSlots {
@@ -63,7 +65,7 @@ pub(crate) struct State {
     pub(super) runtime: tokio::runtime::Handle,
     pub(super) producer: Producer,
     pub(super) workers: Arc<Semaphore>,
-    pub(super) reports_tx: Sender<ExecutorReport>,
+    pub(super) reports_tx: ReportSink,
     pub(super) reports: Receiver<ExecutorReport>,
     retired: Vec<Retired>,
     next_generation: u64,
@@ -80,6 +82,7 @@ impl State {
         runtime: tokio::runtime::Handle,
         producer: Producer,
         workers: Arc<Semaphore>,
+        wake: Arc<Doorbell>,
     ) -> Self {
         let (reports_tx, reports) = std::sync::mpsc::channel();
         State {
@@ -88,7 +91,7 @@ impl State {
             runtime,
             producer,
             workers,
-            reports_tx,
+            reports_tx: ReportSink::new(reports_tx, wake),
             reports,
             retired: Vec::new(),
             next_generation: 1,
@@ -358,13 +361,10 @@ impl State {
         self.effects = effects;
     }
 
-    /// How long the next poll may block.
-    pub(super) fn poll_timeout(&self, now: Instant) -> Duration {
-        let mut timeout = IDLE_POLL;
+    /// How long the listener may sleep before a machine's timer is due.
+    pub(super) fn idle_wait(&self, now: Instant) -> Duration {
+        let mut timeout = IDLE_WAIT;
         for slot in self.topics.values().flat_map(|s| s.partitions.values()) {
-            if slot.machine.awaits_report_with_backlog() {
-                return BUSY_POLL;
-            }
             if let Some(t) = slot.machine.next_wakeup(now) {
                 timeout = timeout.min(t.saturating_duration_since(now));
             }
@@ -477,12 +477,7 @@ impl State {
 }
 
 /// Forwards a running batch's marks to the listener as progress reports.
-fn mark_sink(
-    reports: &Sender<ExecutorReport>,
-    topic: &Arc<str>,
-    partition: i32,
-    generation: u64,
-) -> MarkSink {
+fn mark_sink(reports: &ReportSink, topic: &Arc<str>, partition: i32, generation: u64) -> MarkSink {
     let reports = reports.clone();
     let topic = topic.clone();
     Box::new(move |batch, mark| {
@@ -492,7 +487,7 @@ fn mark_sink(
             generation,
             kind: ReportKind::Progress { batch, mark },
         };
-        let _ = reports.send(report);
+        reports.send(report);
     })
 }
 

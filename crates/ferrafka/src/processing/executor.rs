@@ -15,6 +15,7 @@ use std::sync::mpsc::Sender;
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc::UnboundedReceiver};
 
+use super::doorbell::Doorbell;
 use super::partition::{Outcome, Report, Work};
 use crate::config::Config;
 use crate::consumer::{Context, DynConsumer, PartitionHandle};
@@ -71,6 +72,28 @@ pub(crate) enum ReportKind {
     Stopped,
 }
 
+/// Where executors' reports go: the listener's channel, and the bell that wakes the listener
+/// (it sleeps until something happens instead of polling on a timer).
+#[derive(Debug, Clone)]
+pub(crate) struct ReportSink {
+    reports: Sender<ExecutorReport>,
+    wake: Arc<Doorbell>,
+}
+
+impl ReportSink {
+    pub(crate) fn new(reports: Sender<ExecutorReport>, wake: Arc<Doorbell>) -> Self {
+        ReportSink { reports, wake }
+    }
+
+    /// Sends a report and wakes the listener; fails silently once the listener is gone (it
+    /// only goes away after it stopped waiting for reports).
+    pub(crate) fn send(&self, report: ExecutorReport) {
+        if self.reports.send(report).is_ok() {
+            self.wake.ring();
+        }
+    }
+}
+
 /// Everything an executor needs besides its jobs.
 pub(crate) struct Executor {
     pub(crate) config: Arc<Config>,
@@ -78,7 +101,7 @@ pub(crate) struct Executor {
     pub(crate) handle: Arc<PartitionHandle>,
     pub(crate) producer: Producer,
     pub(crate) workers: Arc<Semaphore>,
-    pub(crate) reports: Sender<ExecutorReport>,
+    pub(crate) reports: ReportSink,
 }
 
 impl Executor {
@@ -118,9 +141,9 @@ impl Executor {
         }
     }
 
-    /// Sends a report to the listener; it only goes away after it stopped waiting for us.
+    /// Sends a report to the listener.
     fn report(&self, kind: ReportKind) {
-        let _ = self.reports.send(ExecutorReport {
+        self.reports.send(ExecutorReport {
             topic: self.handle.topic.clone(),
             partition: self.handle.partition,
             generation: self.handle.generation,

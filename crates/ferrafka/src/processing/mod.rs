@@ -2,6 +2,7 @@
 //! ([`partition`]), the executors that run consumers ([`executor`]), and the stop signal the
 //! server shares with its listeners. The listener that feeds them lives in `connection`.
 
+pub(crate) mod doorbell;
 pub(crate) mod executor;
 pub(crate) mod partition;
 pub(crate) mod stop;

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::consumer::{DynConsumer, PartitionHandle, SeekTo};
 use crate::messages::{Message, Timestamp, TopicInfo};
-use crate::processing::executor::Executor;
+use crate::processing::executor::{Executor, ReportSink};
 use crate::processing::partition::{Effect, Outcome, Partition, PartitionSettings, Work};
 use crate::producer::Producer;
 use crate::routing::Topic;
@@ -160,7 +160,7 @@ impl Lane {
             producer,
             workers: Arc::new(Semaphore::new(1)),
             // Reports come back from `run_batch` directly; the channel is for the server.
-            reports: channel().0,
+            reports: ReportSink::new(channel().0, Default::default()),
         };
         let info = Arc::new(TopicInfo {
             name: topic.name.clone(),

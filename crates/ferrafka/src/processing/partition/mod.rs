@@ -264,11 +264,6 @@ impl Partition {
         self.running.is_some()
     }
 
-    /// True while a batch runs and messages wait behind it: its report is worth reading soon.
-    pub(crate) fn awaits_report_with_backlog(&self) -> bool {
-        self.running.is_some() && !self.buffer.is_empty() && self.phase == Phase::Active
-    }
-
     /// A message fetched by librdkafka.
     pub(crate) fn on_message(&mut self, message: Message, now: Instant, out: &mut Vec<Effect>) {
         if self.phase != Phase::Active && self.phase != Phase::Quiet {
