@@ -18,11 +18,12 @@
 //! `Debug`) and every librdkafka error turned into an [`Error`] passes one redaction (see
 //! [`config::redact`]), which also covers misspelled secret names such as `sasl.pasword`.
 //!
-//! `unsafe` is denied workspace-wide and allowed in exactly three private modules, each for C
+//! `unsafe` is denied workspace-wide and allowed in exactly four private modules, each for C
 //! calls no safe wrapper offers: `librdkafka` (librdkafka's property table, printed only to a C
 //! `FILE*`; with the `testing` feature also librdkafka's test-only fatal-error hook),
-//! `admin::ffi` (IncrementalAlterConfigs, not wrapped by rdkafka 0.39) and `doctor::clock`
-//! (`adjtimex(2)`, read-only). `docs/safety.md` gives the reasons and the invariants.
+//! `admin::ffi` (IncrementalAlterConfigs, not wrapped by rdkafka 0.39), `doctor::clock`
+//! (`adjtimex(2)`, read-only) and `messages::kafka` (a polled message kept without its
+//! consumer borrow, so batches are never copied). `docs/safety.md` gives the reasons and the invariants.
 //!
 //! Cargo feature `testing` (off by default): fault drills such as
 //! `RunningServer::drill_fatal_error`, which call librdkafka's test-only API.

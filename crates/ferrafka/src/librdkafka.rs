@@ -1,7 +1,7 @@
 //! What the linked librdkafka knows about its own configuration: every property with its scope
 //! and allowed values, and the features it was built with.
 //!
-//! One of the three modules with `unsafe` code (see `docs/safety.md`). librdkafka prints its
+//! One of the four modules with `unsafe` code (see `docs/safety.md`). librdkafka prints its
 //! property table only to a C `FILE*` (`rd_kafka_conf_properties_show`), which neither
 //! `rdkafka` nor `rdkafka-sys` wraps; the table is written to an anonymous temporary file, read
 //! back once and cached. With the `testing` feature it also wraps librdkafka's test-only

@@ -1,5 +1,5 @@
 //! IncrementalAlterConfigs through librdkafka's C API, which rdkafka 0.39 does not wrap; one of
-//! the three modules with `unsafe` code (see `docs/safety.md`). Its legacy `alter_configs` resets every setting it is not given and is not
+//! the four modules with `unsafe` code (see `docs/safety.md`). Its legacy `alter_configs` resets every setting it is not given and is not
 //! implemented by every broker (tansu 0.6.0 lacks it), so ferrafka alters settings
 //! incrementally through `rdkafka-sys`.
 //!

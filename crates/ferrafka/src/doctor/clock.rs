@@ -1,6 +1,6 @@
 //! Whether the kernel says this host's clock is disciplined by NTP (or PTP, chrony, …).
 //!
-//! One of the three modules with `unsafe` code (see `docs/safety.md`): `adjtimex(2)` with
+//! One of the four modules with `unsafe` code (see `docs/safety.md`): `adjtimex(2)` with
 //! `modes = 0` only reads the kernel's clock state; neither std nor a safe crate in our
 //! dependency tree exposes it.
 #![allow(unsafe_code)]
