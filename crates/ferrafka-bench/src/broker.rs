@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use ferrafka_broker::EmbeddedBroker;
@@ -82,5 +82,66 @@ impl Drop for BrokerChild {
         drop(self.stdin.take()); // asks the child to stop ...
         let _ = self.child.kill(); // ... and insists: memory storage has nothing to save
         let _ = self.child.wait();
+    }
+}
+
+/// The broker: a child process, or an external cluster.
+pub struct Cluster {
+    /// The embedded broker's child process; `None` for an external cluster.
+    pub child: Option<BrokerChild>,
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+}
+
+impl Cluster {
+    /// Connects to `brokers`, or spawns an embedded broker child when `None`.
+    pub fn start(brokers: Option<&str>) -> Result<Self> {
+        Ok(match brokers {
+            Some(b) => Cluster {
+                child: None,
+                bootstrap: b.to_string(),
+            },
+            None => {
+                let child = BrokerChild::spawn()?;
+                Cluster {
+                    bootstrap: child.bootstrap().to_string(),
+                    child: Some(child),
+                }
+            }
+        })
+    }
+
+    /// The broker child's CPU time so far; `None` for an external cluster.
+    pub fn broker_cpu(&self) -> Option<Duration> {
+        self.child.as_ref().and_then(BrokerChild::cpu)
+    }
+
+    /// Waits (up to 30 s) until the broker child is idle, so work left over from one phase (a
+    /// stalled consumer's last fetches) does not slow the next. No-op for external clusters.
+    pub fn settle(&self) {
+        const STEP: Duration = Duration::from_millis(250);
+        let Some(mut last) = self.broker_cpu() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            std::thread::sleep(STEP);
+            let Some(now) = self.broker_cpu() else { return };
+            // Under 10% of a core: idle, give or take the 10 ms resolution.
+            if now.saturating_sub(last) <= STEP / 10 {
+                return;
+            }
+            last = now;
+        }
+        println!("  note: the broker was still busy 30 s after the previous phase");
+    }
+
+    /// Waits for an idle broker, runs `f`, and reads the broker child's CPU time around it.
+    pub fn with_broker_cpu<T>(&self, f: impl FnOnce() -> T) -> (T, Option<Duration>) {
+        self.settle();
+        let before = self.broker_cpu();
+        let out = f();
+        let after = self.broker_cpu();
+        (out, before.zip(after).map(|(b, a)| a.saturating_sub(b)))
     }
 }

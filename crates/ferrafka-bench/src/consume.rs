@@ -126,6 +126,17 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ListenerWatch {
     }
 }
 
+/// Forgets the assignment and pauses [`ListenerWatch`] saw, before a new ferrafka server starts.
+pub fn reset_ferrafka_watch() {
+    *FERRAFKA_ASSIGNED.lock().expect("not poisoned") = None;
+    FERRAFKA_PAUSES.store(0, Ordering::Relaxed);
+}
+
+/// Whether a ferrafka listener logged an assignment since [`reset_ferrafka_watch`].
+pub fn ferrafka_assigned() -> bool {
+    FERRAFKA_ASSIGNED.lock().expect("not poisoned").is_some()
+}
+
 /// The consumer group and librdkafka properties ferrafka resolves for `setup`; the raw loop is
 /// given the same ones (with its own group id).
 pub fn ferrafka_properties(setup: &Setup, group: &str) -> Result<BTreeMap<String, String>> {
@@ -215,8 +226,7 @@ pub fn ferrafka(setup: &Setup, group: &str) -> Result<Outcome> {
     let progress = Arc::new(Progress::new(setup.messages));
     let (tx, rx) = mpsc::channel();
     *progress.done.lock().expect("not poisoned") = Some(tx);
-    *FERRAFKA_ASSIGNED.lock().expect("not poisoned") = None;
-    FERRAFKA_PAUSES.store(0, Ordering::Relaxed);
+    reset_ferrafka_watch();
     let start = Snapshot::now();
     let app = app(setup, group, progress.clone());
     let server = app.start(&Filters::default())?;
@@ -259,8 +269,15 @@ pub fn ferrafka(setup: &Setup, group: &str) -> Result<Outcome> {
 
 /// The raw consumer's context: notes when partitions are assigned, nothing else.
 #[derive(Debug, Default)]
-struct AssignClock {
+pub struct AssignClock {
     assigned: Mutex<Option<Snapshot>>,
+}
+
+impl AssignClock {
+    /// When partitions were first assigned, if they were.
+    pub fn assigned(&self) -> Option<Snapshot> {
+        *self.assigned.lock().expect("not poisoned")
+    }
 }
 
 impl ClientContext for AssignClock {}
@@ -319,12 +336,7 @@ pub fn raw(setup: &Setup, group: &str, properties: &BTreeMap<String, String>) ->
         }
     }
     let end = Snapshot::now();
-    let assigned = consumer
-        .context()
-        .assigned
-        .lock()
-        .expect("not poisoned")
-        .unwrap_or(start);
+    let assigned = consumer.context().assigned().unwrap_or(start);
     drop(consumer); // closes: final commit, leaves the group (not measured)
     let Some(first) = first else {
         bail!(

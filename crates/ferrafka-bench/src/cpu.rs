@@ -1,10 +1,12 @@
 //! CPU-time readings: this process through `getrusage(RUSAGE_SELF)`, the broker child through
-//! `/proc/<pid>/stat`.
+//! `/proc/<pid>/stat`; plus the allocation counters read at the same moments.
 
 use std::time::{Duration, Instant};
 
+use crate::alloc::Counts;
+
 /// CPU time consumed so far by every thread of this process (librdkafka's included), plus a
-/// wall-clock instant taken at the same moment.
+/// wall-clock instant and the Rust allocation counters taken at the same moment.
 #[derive(Debug, Clone, Copy)]
 pub struct Snapshot {
     /// When the reading was taken.
@@ -13,16 +15,19 @@ pub struct Snapshot {
     pub user: Duration,
     /// System CPU time of the process.
     pub system: Duration,
+    /// Rust heap allocations of the process so far.
+    pub allocs: Counts,
 }
 
 impl Snapshot {
     /// Reads the process's CPU time now.
     pub fn now() -> Self {
-        let (user, system) = rusage_self();
+        let (user, system) = rusage(libc::RUSAGE_SELF);
         Snapshot {
             at: Instant::now(),
             user,
             system,
+            allocs: Counts::now(),
         }
     }
 
@@ -40,6 +45,8 @@ pub struct Span {
     /// CPU time (user + system) of the process. Only the sum is precise: Linux splits it
     /// into user and system time by tick sampling, which is too coarse for short phases.
     pub cpu: Duration,
+    /// Rust heap allocations made meanwhile (every thread; librdkafka's C mallocs excluded).
+    pub allocs: Counts,
 }
 
 impl Span {
@@ -48,24 +55,31 @@ impl Span {
         Span {
             wall: end.at.saturating_duration_since(start.at),
             cpu: end.cpu().saturating_sub(start.cpu()),
+            allocs: start.allocs.until(&end.allocs),
         }
     }
 }
 
-/// `getrusage(RUSAGE_SELF)`: user and system time summed over all threads of the process.
+/// CPU time (user + system) of the children this process has waited for so far
+/// (`getrusage(RUSAGE_CHILDREN)`). The broker child is only reaped at the end, so the delta
+/// around one waited-for child (the Python peer) is that child's CPU time.
+pub fn reaped_children_cpu() -> Duration {
+    let (user, system) = rusage(libc::RUSAGE_CHILDREN);
+    user + system
+}
+
+/// `getrusage(who)`: user and system time summed over all threads of the process (or of the
+/// reaped children).
 ///
 /// Linux derives the total from the scheduler's nanosecond run-time accounting, so the sum is
 /// precise (microsecond resolution) even though the user/system split is tick-sampled.
 #[allow(unsafe_code)] // the workspace denies unsafe code; this one FFI call is the exception
-fn rusage_self() -> (Duration, Duration) {
+fn rusage(who: libc::c_int) -> (Duration, Duration) {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: `usage` points to writable memory of the right size and type; getrusage only
     // writes it and returns 0 on success.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-    assert_eq!(
-        rc, 0,
-        "getrusage(RUSAGE_SELF) cannot fail with valid arguments"
-    );
+    let rc = unsafe { libc::getrusage(who, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0, "getrusage cannot fail with valid arguments");
     // SAFETY: initialised by the successful call above (and zeroed before it anyway).
     let usage = unsafe { usage.assume_init() };
     (timeval(usage.ru_utime), timeval(usage.ru_stime))

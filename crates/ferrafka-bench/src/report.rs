@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use crate::Cli;
+use crate::broker::Cluster;
 use crate::cpu::Span;
+use crate::peer::Peer;
 
 /// One measured run of one client.
 #[derive(Debug, Clone, Copy)]
@@ -11,6 +14,9 @@ pub struct Sample {
     pub rate: f64,
     /// Client CPU seconds (user + system, all threads) per million messages.
     pub cpu_per_million: f64,
+    /// Rust heap allocations per message (all threads; librdkafka's C mallocs are not seen);
+    /// `None` for a client in another process (the Python peer).
+    pub allocs_per_msg: Option<f64>,
     /// Broker-child CPU seconds per million messages, when the broker is embedded.
     pub broker_per_million: Option<f64>,
 }
@@ -22,6 +28,7 @@ impl Sample {
         Sample {
             rate: messages as f64 / span.wall.as_secs_f64().max(1e-9),
             cpu_per_million: per_million(span.cpu),
+            allocs_per_msg: Some(span.allocs.allocations as f64 / messages as f64),
             broker_per_million: broker_cpu.map(per_million),
         }
     }
@@ -29,9 +36,12 @@ impl Sample {
     /// One line for the per-round log.
     pub fn line(&self) -> String {
         format!(
-            "{:>10.0} msg/s  {:>7.3} CPU-s/M{}",
+            "{:>10.0} msg/s  {:>7.3} CPU-s/M  {}{}",
             self.rate,
             self.cpu_per_million,
+            self.allocs_per_msg
+                .map(|a| format!("{a:>6.2} allocs/msg"))
+                .unwrap_or_else(|| format!("{:>17}", "")),
             self.broker_per_million
                 .map(|b| format!("  broker {b:>6.2} CPU-s/M"))
                 .unwrap_or_default()
@@ -57,8 +67,8 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
 /// All samples of one client in one direction.
 #[derive(Debug, Clone)]
 pub struct Series {
-    /// `consume` or `produce`.
-    pub phase: &'static str,
+    /// `consume` (with the partition count) or `produce`.
+    pub phase: String,
     /// Which client.
     pub client: &'static str,
     /// One per successful round.
@@ -71,9 +81,9 @@ pub struct Series {
 
 impl Series {
     /// An empty series.
-    pub fn new(phase: &'static str, client: &'static str) -> Self {
+    pub fn new(phase: impl Into<String>, client: &'static str) -> Self {
         Series {
-            phase,
+            phase: phase.into(),
             client,
             samples: Vec::new(),
             failures: 0,
@@ -88,9 +98,15 @@ impl Series {
             .iter()
             .filter_map(|s| s.broker_per_million)
             .collect();
+        let allocs: Vec<f64> = self
+            .samples
+            .iter()
+            .filter_map(|s| s.allocs_per_msg)
+            .collect();
         Sample {
             rate: median(self.samples.iter().map(|s| s.rate)),
             cpu_per_million: median(self.samples.iter().map(|s| s.cpu_per_million)),
+            allocs_per_msg: (!allocs.is_empty()).then(|| median(allocs)),
             broker_per_million: (!broker.is_empty()).then(|| median(broker)),
         }
     }
@@ -110,12 +126,12 @@ impl Series {
     }
 }
 
-/// Prints the table of medians and the ratios of each ferrafka row to its raw baseline.
-pub fn print_summary(series: &[Series], baselines: &[(&str, &str)], target: f64) {
+/// Prints the table of medians, one row per series.
+pub fn print_table(series: &[&Series]) {
     println!();
     println!(
-        "{:<8} {:<24} {:>13} {:>11} {:>10} {:>10}",
-        "phase", "client", "rounds", "msg/s", "CPU-s/M", "broker-s/M"
+        "{:<12} {:<24} {:>13} {:>11} {:>10} {:>10} {:>10}",
+        "phase", "client", "rounds", "msg/s", "CPU-s/M", "allocs/msg", "broker-s/M"
     );
     for s in series {
         let m = s.medians();
@@ -126,45 +142,69 @@ pub fn print_summary(series: &[Series], baselines: &[(&str, &str)], target: f64)
         if s.failures > 0 {
             rounds = format!("{rounds}+{} failed", s.failures);
         }
+        let optional = |v: Option<f64>, digits: usize| {
+            v.map(|v| format!("{v:.digits$}"))
+                .unwrap_or_else(|| "-".into())
+        };
         println!(
-            "{:<8} {:<24} {:>13} {:>11.0} {:>10.3} {:>10}",
+            "{:<12} {:<24} {:>13} {:>11.0} {:>10.3} {:>10} {:>10}",
             s.phase,
             s.client,
             rounds,
             m.rate,
             m.cpu_per_million,
-            m.broker_per_million
-                .map(|b| format!("{b:.2}"))
-                .unwrap_or_else(|| "-".into())
+            optional(m.allocs_per_msg, 2),
+            optional(m.broker_per_million, 2),
         );
     }
-    println!();
-    println!("ratios ferrafka/raw (medians; CPU per message target <= {target:.2}):");
-    for (client, base) in baselines {
-        let (Some(a), Some(b)) = (
-            series.iter().find(|s| s.client == *client),
-            series.iter().find(|s| s.client == *base),
-        ) else {
-            continue;
-        };
-        if a.samples.is_empty() || b.samples.is_empty() {
-            continue;
-        }
-        let (ma, mb) = (a.medians(), b.medians());
-        let cpu = ma.cpu_per_million / mb.cpu_per_million;
-        println!(
-            "  {:<8} {:<24} msg/s x{:.3}   CPU/msg x{:.3} (paired rounds x{:.3})  {}",
-            a.phase,
-            a.client,
-            ma.rate / mb.rate,
-            cpu,
-            a.paired_cpu_ratio(b),
-            if cpu <= target {
-                "within target"
-            } else {
-                "MISSES target"
-            }
-        );
+}
+
+/// Prints what the run measures and on what: sizes, machine, load, broker, peer.
+pub fn print_header(cli: &Cli, cluster: &Cluster, peer: Option<&Peer>) {
+    let produce_messages = cli.produce_messages.unwrap_or(cli.messages * 5);
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let broker = match &cluster.child {
+        Some(_) => format!(
+            "embedded tansu broker (child process) at {}",
+            cluster.bootstrap
+        ),
+        None => format!("external cluster at {}", cluster.bootstrap),
+    };
+    println!(
+        "ferrafka-bench {}: consume {} / produce {} messages of {} bytes, partitions {}, \
+         {} round(s), max_messages {}, timeout {:?}",
+        env!("CARGO_PKG_VERSION"),
+        cli.messages,
+        produce_messages,
+        cli.payload_bytes,
+        cli.partitions
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        cli.rounds,
+        cli.max_messages,
+        cli.timeout
+    );
+    if !cli.kafka.is_empty() {
+        println!("extra librdkafka properties: {:?}", cli.kafka);
+    }
+    // The load average tells whether parallel work (builds) shared the machine.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into());
+    println!("machine: {cpus} CPUs ({model}), load average {load}; {broker}");
+    if let Some(peer) = peer {
+        println!("peer: {}", peer.versions);
     }
 }
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Callgrind profile of the consume path: ferrafka's, and the raw loop's for comparison.
+#
+# Callgrind counts instructions, so the figures repeat on a loaded machine (timings do not).
+# The script starts one embedded broker (`ferrafka-bench broker`), fills a topic once (with
+# an unprofiled raw round), then runs one consume round per client under
+# `valgrind --tool=callgrind` against that topic and prints, per client, the total
+# instructions, instructions per message, and the top functions by self cost
+# (`callgrind_annotate --inclusive=no`). The whole client process is profiled, start-up and
+# group join included; at the default 20 k messages the consume path dominates.
+#
+# Environment: MESSAGES (20000), PARTITIONS (1), TOP (15), CLIENTS ("ferrafka raw"),
+# OUT (/var/tmp/ferrafka-profile), CARGO_TARGET_DIR (/var/tmp/ferrafka-target),
+# MAX_MESSAGES (100, ferrafka's default batch size).
+set -euo pipefail
+
+MESSAGES=${MESSAGES:-20000}
+PARTITIONS=${PARTITIONS:-1}
+TOP=${TOP:-15}
+CLIENTS=${CLIENTS:-"ferrafka raw"}
+OUT=${OUT:-/var/tmp/ferrafka-profile}
+MAX_MESSAGES=${MAX_MESSAGES:-100}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/ferrafka-target}
+
+cd "$(dirname "$0")/../.."
+cargo build --release -p ferrafka-bench
+bin=$CARGO_TARGET_DIR/release/ferrafka-bench
+mkdir -p "$OUT"
+
+# The broker serves until its stdin closes: a coprocess keeps that pipe open for us.
+coproc BROKER { exec "$bin" broker; }
+broker_pid=$BROKER_PID
+trap 'kill "$broker_pid" 2>/dev/null || true' EXIT
+read -r addr <&"${BROKER[0]}"
+echo "broker at $addr"
+
+topic=ferrafka-bench-profile-$$
+common=(--brokers "$addr" --consume-topic "$topic" --messages "$MESSAGES"
+  --partitions "$PARTITIONS" --max-messages "$MAX_MESSAGES" --phase consume --rounds 1)
+# Fills the topic; the raw round it measures is a check that the topic is readable.
+"$bin" "${common[@]}" --client raw --peer-python /nonexistent >/dev/null
+
+for client in $CLIENTS; do
+  out=$OUT/callgrind.$client.out
+  # Under valgrind everything runs ~50x slower: a generous timeout keeps the phase whole.
+  valgrind --tool=callgrind --callgrind-out-file="$out" \
+    "$bin" "${common[@]}" --client "$client" --timeout 900 --peer-python /nonexistent \
+    >"$OUT/bench.$client.log" 2>"$OUT/valgrind.$client.log"
+  total=$(callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+  echo
+  echo "== $client: $total instructions in all, $((total / MESSAGES)) per message =="
+  grep '^round' "$OUT/bench.$client.log" || true
+  callgrind_annotate --inclusive=no "$out" 2>/dev/null |
+    awk '/file:function/ { on = 1; next } on && NF { print }' | head -n "$TOP"
+done
+echo
+echo "callgrind files in $OUT (open with kcachegrind or callgrind_annotate --inclusive=yes)"

@@ -1,0 +1,171 @@
+//! The peer row: confluent-kafka-python's `consume(num_messages=500)` loop
+//! (`peer/confluent_consume.py`) on the same broker and topic, in the same run.
+//!
+//! The script measures its own window like the Rust clients: from the assignment to the last
+//! message, process CPU time of every thread (`time.process_time()`). The bench also reads the
+//! whole child's CPU (interpreter start, import, join, close included) from
+//! `getrusage(RUSAGE_CHILDREN)` around its `wait`, shown as `process` in the round's line.
+//! It is optional: without a Python that imports `confluent_kafka` the row is skipped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::alloc::Counts;
+use crate::consume::{Outcome, Setup};
+use crate::cpu::{self, Span};
+
+/// The script, built into the binary so the bench runs from any directory.
+const SCRIPT: &str = include_str!("../peer/confluent_consume.py");
+
+/// The virtualenv the README's install command creates.
+pub const DEFAULT_VENV_PYTHON: &str = "/var/tmp/ferrafka-peer-venv/bin/python";
+
+/// How to install the peer, printed when it is skipped.
+pub const INSTALL_HINT: &str = "python3 -m venv /var/tmp/ferrafka-peer-venv && \
+     /var/tmp/ferrafka-peer-venv/bin/pip install confluent-kafka";
+
+/// A Python that imports `confluent_kafka`, and the script written where it can run it.
+#[derive(Debug)]
+pub struct Peer {
+    python: PathBuf,
+    script: PathBuf,
+    /// confluent-kafka's and its bundled librdkafka's versions, for the header.
+    pub versions: String,
+}
+
+impl Peer {
+    /// Finds the peer: `python` if given, else the default virtualenv's. `Err` says why the
+    /// row is skipped (and how to install it).
+    pub fn find(python: Option<&Path>) -> Result<Peer, String> {
+        let python = python.map_or_else(|| PathBuf::from(DEFAULT_VENV_PYTHON), Path::to_path_buf);
+        let probe = Command::new(&python)
+            .args([
+                "-c",
+                // version() is a string in some releases, a (string, int) tuple in others.
+                "import confluent_kafka as c; v = c.version(); \
+                 print(v if isinstance(v, str) else v[0], c.libversion()[0])",
+            ])
+            .stderr(Stdio::null())
+            .output();
+        let versions = match probe {
+            Ok(out) if out.status.success() => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                let mut words = text.split_whitespace();
+                format!(
+                    "confluent-kafka {} (librdkafka {})",
+                    words.next().unwrap_or("?"),
+                    words.next().unwrap_or("?")
+                )
+            }
+            _ => {
+                return Err(format!(
+                    "{} cannot import confluent_kafka; install it with: {INSTALL_HINT} \
+                     (or pass --peer-python)",
+                    python.display()
+                ));
+            }
+        };
+        let script =
+            std::env::temp_dir().join(format!("ferrafka-bench-peer-{}.py", std::process::id()));
+        std::fs::write(&script, SCRIPT)
+            .map_err(|e| format!("writing {}: {e}", script.display()))?;
+        Ok(Peer {
+            python,
+            script,
+            versions,
+        })
+    }
+
+    /// Consumes `setup`'s topic with the script, given the raw loop's `properties` and `group`.
+    pub fn consume(
+        &self,
+        setup: &Setup,
+        group: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<(Outcome, Duration)> {
+        let mut config = properties.clone();
+        config.insert("group.id".into(), group.into());
+        let before = cpu::reaped_children_cpu();
+        let out = Command::new(&self.python)
+            .arg(&self.script)
+            .arg(serde_json::to_string(&config)?)
+            .arg(&setup.topic)
+            .arg(setup.messages.to_string())
+            .arg(setup.max_messages.to_string())
+            .arg(setup.timeout.as_secs_f64().to_string())
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running the Python peer")?;
+        let process_cpu = cpu::reaped_children_cpu().saturating_sub(before);
+        if !out.status.success() {
+            bail!("the Python peer failed ({})", out.status);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("result "))
+            .context("the Python peer printed no result line")?;
+        Ok((parse_result(line)?, process_cpu))
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.script);
+    }
+}
+
+/// Parses the script's `key=value` result line.
+fn parse_result(line: &str) -> Result<Outcome> {
+    let fields: BTreeMap<&str, &str> = line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let get = |key: &str| -> Result<f64> {
+        fields
+            .get(key)
+            .with_context(|| format!("no {key} in the peer's result {line:?}"))?
+            .parse::<f64>()
+            .with_context(|| format!("{key} in the peer's result {line:?}"))
+    };
+    let secs = |key: &str| get(key).map(|s| Duration::from_secs_f64(s.max(0.0)));
+    Ok(Outcome {
+        steady: Span {
+            wall: secs("wall_s")?,
+            cpu: secs("cpu_s")?,
+            // Another process: its allocations are not ours to count.
+            allocs: Counts::default(),
+        },
+        startup: Span {
+            wall: secs("startup_s")?,
+            cpu: Duration::ZERO,
+            allocs: Counts::default(),
+        },
+        messages: get("messages")? as u64,
+        bytes: get("bytes")? as u64,
+        first_message: Duration::from_secs_f64(get("first_ms")?.max(0.0) / 1e3),
+        stalled: get("stalled")? != 0.0,
+        pauses: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_result_line() {
+        let o = parse_result(
+            "messages=10 bytes=1000 startup_s=3.5 wall_s=0.25 cpu_s=0.125 first_ms=12.0 stalled=0",
+        )
+        .unwrap();
+        assert_eq!((o.messages, o.bytes, o.stalled), (10, 1000, false));
+        assert_eq!(o.steady.wall, Duration::from_millis(250));
+        assert_eq!(o.steady.cpu, Duration::from_millis(125));
+        assert!(parse_result("messages=10").is_err());
+    }
+}

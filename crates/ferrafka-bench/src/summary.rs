@@ -1,0 +1,149 @@
+//! The closing summary: the table of medians, the idle readings, and each figure against its
+//! issue-12 target. The targets are printed, never asserted: the bench always exits 0 on a
+//! completed run.
+
+use crate::idle::{self, Reading};
+use crate::report::{self, Series};
+use crate::rounds::{ConsumeRows, ProduceRows};
+
+/// Consume: ferrafka's client CPU per message at most this many times the raw loop's.
+const CONSUME_CPU: f64 = 1.10;
+/// Consume: the framework's own Rust allocations per message (ferrafka − raw) at most this.
+const FRAMEWORK_ALLOCS: f64 = 1.0;
+/// Produce: ferrafka's client CPU per message at most this many times the raw loop's.
+const PRODUCE_CPU: f64 = 1.05;
+/// Idle: an idle ferrafka server's CPU per second at most this many times an idle raw
+/// consumer's.
+const IDLE_CPU: f64 = 2.0;
+
+/// Everything a run measured.
+#[derive(Default)]
+pub struct Summary {
+    /// One entry per partition count.
+    pub consume: Vec<ConsumeRows>,
+    /// Produce, when measured.
+    pub produce: Option<ProduceRows>,
+    /// Idle readings, when measured.
+    pub idle: Vec<(&'static str, Reading)>,
+    /// Why the Python peer was skipped, if it was.
+    pub peer_skipped: Option<String>,
+}
+
+fn verdict(value: f64, target: f64) -> &'static str {
+    if value.is_nan() {
+        "no figure"
+    } else if value <= target {
+        "within target"
+    } else {
+        "MISSES target"
+    }
+}
+
+/// Both series have samples: a comparison means something.
+fn comparable<'a>(a: &'a Series, b: &'a Series) -> Option<(&'a Series, &'a Series)> {
+    (!a.samples.is_empty() && !b.samples.is_empty()).then_some((a, b))
+}
+
+impl Summary {
+    /// Prints the tables and the targets.
+    pub fn print(&self) {
+        let mut series: Vec<&Series> = Vec::new();
+        for c in &self.consume {
+            series.extend([&c.raw, &c.ferrafka, &c.peer]);
+        }
+        if let Some(p) = &self.produce {
+            series.extend([&p.raw, &p.produce_async, &p.produce_many]);
+        }
+        series.retain(|s| !s.samples.is_empty() || s.failures > 0);
+        if !series.is_empty() {
+            report::print_table(&series);
+            println!(
+                "(allocs/msg: Rust heap allocations of the whole bench process per message; \
+                 librdkafka's C allocations are not counted)"
+            );
+        }
+        if !self.idle.is_empty() {
+            println!();
+            println!("{:<37} {:>12}", "idle client", "CPU-ms/s");
+            for (name, r) in &self.idle {
+                println!("{name:<37} {:>12.1}", r.cpu_ms_per_s);
+            }
+        }
+        if let Some(why) = &self.peer_skipped {
+            println!();
+            println!("peer row skipped: {why}");
+        }
+        println!();
+        println!("targets (printed, not asserted; ratios are of medians):");
+        for c in &self.consume {
+            self.print_consume(c);
+        }
+        if let Some(p) = &self.produce {
+            for s in [&p.produce_async, &p.produce_many] {
+                if let Some((s, raw)) = comparable(s, &p.raw) {
+                    cpu_line("produce", s, raw, PRODUCE_CPU);
+                }
+            }
+        }
+        self.print_idle_target();
+    }
+
+    fn print_consume(&self, c: &ConsumeRows) {
+        let phase = format!("consume {}p", c.partitions);
+        let Some((ferrafka, raw)) = comparable(&c.ferrafka, &c.raw) else {
+            return;
+        };
+        cpu_line(&phase, ferrafka, raw, CONSUME_CPU);
+        let (f, r) = (ferrafka.medians(), raw.medians());
+        if let (Some(fa), Some(ra)) = (f.allocs_per_msg, r.allocs_per_msg) {
+            let own = fa - ra;
+            println!(
+                "  {phase:<11} allocs/msg ferrafka {fa:.3} - raw {ra:.3} = framework {own:.3} \
+                 (target <= {FRAMEWORK_ALLOCS:.0})  {}",
+                verdict(own, FRAMEWORK_ALLOCS)
+            );
+        }
+        if let Some((peer, _)) = comparable(&c.peer, &c.raw) {
+            let p = peer.medians();
+            println!(
+                "  {phase:<11} peer confluent-kafka-python/raw: msg/s x{:.3}, CPU/msg x{:.3} \
+                 (ferrafka/peer CPU/msg x{:.3}; no target)",
+                p.rate / r.rate,
+                p.cpu_per_million / r.cpu_per_million,
+                f.cpu_per_million / p.cpu_per_million
+            );
+        }
+    }
+
+    fn print_idle_target(&self) {
+        let find = |name: &str| {
+            self.idle
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, r)| r.cpu_ms_per_s)
+        };
+        if let (Some(f), Some(r)) = (find(idle::FERRAFKA_SERVER), find(idle::RAW_CONSUMER)) {
+            println!(
+                "  {:<11} ferrafka server {f:.1} / raw consumer {r:.1} CPU-ms/s = x{:.2} \
+                 (target <= {IDLE_CPU:.0})  {}",
+                "idle",
+                f / r,
+                verdict(f / r, IDLE_CPU)
+            );
+        }
+    }
+}
+
+/// One CPU-per-message ratio line against its target.
+fn cpu_line(phase: &str, subject: &Series, base: &Series, target: f64) {
+    let (s, b) = (subject.medians(), base.medians());
+    let cpu = s.cpu_per_million / b.cpu_per_million;
+    println!(
+        "  {phase:<11} {:<24} CPU/msg x{cpu:.3} (paired rounds x{:.3}), msg/s x{:.3} \
+         (target <= {target:.2})  {}",
+        subject.client,
+        subject.paired_cpu_ratio(base),
+        s.rate / b.rate,
+        verdict(cpu, target)
+    );
+}
