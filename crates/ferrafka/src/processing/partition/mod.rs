@@ -31,11 +31,14 @@ mod model;
 mod tests;
 
 /// A busy partition pauses fetching once its backlog reaches this many batches, or
-/// `PAUSE_AFTER_MESSAGES` messages if that is more. A pause makes librdkafka drop what it
-/// prefetched for the partition and fetch it again on resume, so it is kept for real backlogs
-/// (a consumer slower than its partition), not for the jitter of a consumer that keeps up.
+/// `PAUSE_AFTER_MESSAGES` messages if that is more (or `partition_buffer_bytes`). A pause makes
+/// librdkafka drop what it prefetched for the partition and fetch it again on resume, so it is
+/// kept for real backlogs (a consumer slower than its partition), not for librdkafka's normal
+/// prefetch: the listener drains librdkafka's queue as fast as it fills, so the backlog of a
+/// consumer that keeps up reaches librdkafka's `queued.min.messages` (100,000 by default), and
+/// the bound sits there.
 const PAUSE_AFTER_BATCHES: usize = 4;
-const PAUSE_AFTER_MESSAGES: usize = 10_000;
+const PAUSE_AFTER_MESSAGES: usize = 100_000;
 
 /// A partition's settings, taken from its topic route and the app config.
 #[derive(Debug, Clone)]

@@ -260,10 +260,15 @@ impl Partition {
             Phase::Revoked | Phase::Draining => return,
             Phase::Quiet => true,
             Phase::Active => {
+                // A paused partition resumes only once its backlog halved: the fetch after the
+                // resume then overlaps the processing of the other half, and a backlog at the
+                // bound does not pause and resume on every batch (each pause makes librdkafka
+                // drop what it prefetched, and the broker serve it again).
+                let share = if self.fetch_paused { 2 } else { 1 };
                 self.consumer_pause.is_some()
                     || self.retry.as_ref().is_some_and(|r| now < r.at)
-                    || self.buffer.len() >= self.settings.pause_at_messages
-                    || self.buffered_bytes >= self.settings.pause_at_bytes
+                    || self.buffer.len() >= self.settings.pause_at_messages / share
+                    || self.buffered_bytes >= self.settings.pause_at_bytes / share
             }
         };
         if want != self.fetch_paused {
