@@ -109,12 +109,17 @@ mod tests {
 
     #[test]
     fn process_cpu_grows_with_work() {
+        // Spin until 30 ms of CPU were counted: on a loaded machine 50 ms of wall-clock time
+        // may hold much less CPU time, so a fixed wall-clock spin would be flaky.
         let start = Snapshot::now();
         let mut x = 0u64;
-        while start.at.elapsed() < Duration::from_millis(50) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        let mut span = Span::between(&start, &start);
+        while span.cpu < Duration::from_millis(30) && span.wall < Duration::from_secs(10) {
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            span = Span::between(&start, &Snapshot::now());
         }
-        let span = Span::between(&start, &Snapshot::now());
         assert!(span.cpu >= Duration::from_millis(30), "{span:?}");
         assert!(process_cpu(std::process::id()).is_some());
     }
