@@ -52,10 +52,12 @@ const SECRET_WORDS: &[&str] = &[
 /// token, passphrase, credential or private key.
 pub fn is_sensitive(property: &str) -> bool {
     let p = property.to_ascii_lowercase();
-    // A misspelled secret (`sasl.pasword`) is still a secret.
+    // A misspelled secret (`sasl.pasword`) is still a secret. Names whose lengths differ by
+    // more than 2 are further apart than that; skipping them keeps boot cheap (every property
+    // of every client passes here).
     LIBRDKAFKA_SENSITIVE
         .iter()
-        .any(|s| strsim::damerau_levenshtein(&p, s) <= 2)
+        .any(|s| p.len().abs_diff(s.len()) <= 2 && strsim::damerau_levenshtein(&p, s) <= 2)
         || SECRET_WORDS.iter().any(|word| p.contains(word))
         || p.ends_with(".key.pem")
 }

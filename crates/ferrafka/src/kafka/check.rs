@@ -196,6 +196,8 @@ pub(crate) fn did_you_mean<'a>(
 ) -> Option<&'a str> {
     table
         .keys()
+        // The distance is at least the difference in length: most names need no computing.
+        .filter(|k| name.len().abs_diff(k.len()) <= 2.max(k.len() / 8))
         .map(|k| (strsim::damerau_levenshtein(name, k), k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 8))
         .min_by_key(|(d, _)| *d)

@@ -282,9 +282,13 @@ impl Partition {
         self.buffered_bytes += message.weight();
         self.buffer.push_back(message);
         self.buffered_since.get_or_insert(now);
-        if self.buffer.len() >= self.settings.max_messages {
+        // The hot path: a message arriving can only start a full batch or cross a pause bound;
+        // everything else waits for a report or the clock.
+        if self.buffer.len() >= self.settings.max_messages && self.may_start() {
             self.step(now, out);
-        } else {
+        } else if self.buffer.len() >= self.settings.pause_at_messages
+            || self.buffered_bytes >= self.settings.pause_at_bytes
+        {
             self.update_fetch_pause(now, out);
         }
     }

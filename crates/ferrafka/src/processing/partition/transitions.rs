@@ -25,7 +25,7 @@ impl Partition {
         self.update_fetch_pause(now, out);
     }
 
-    fn may_start(&self) -> bool {
+    pub(super) fn may_start(&self) -> bool {
         self.phase == Phase::Active
             && self.running.is_none()
             && !self.previous_running
