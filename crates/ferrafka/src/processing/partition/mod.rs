@@ -207,6 +207,9 @@ pub(crate) struct Partition {
     next_batch: u64,
     /// The previous assignment's executor still runs a batch of this partition.
     previous_running: bool,
+    /// An emptied batch vector for the next batch: a fresh one per batch is a large
+    /// allocation, which makes the allocator consolidate its small free chunks every time.
+    spare: Option<Vec<Message>>,
     /// The next offset stored for commit, -1 before any.
     stored: i64,
     /// The offset librdkafka should deliver next; `None` after a seek (anything goes).
@@ -248,6 +251,7 @@ impl Partition {
             running: None,
             next_batch: 0,
             previous_running,
+            spare: None,
             stored: -1,
             next_fetch: None,
             retry: None,
@@ -359,7 +363,10 @@ impl Partition {
             self.store(next, out);
         }
         match report.outcome {
-            Outcome::Consumed | Outcome::DeadLettered => self.succeeded(&running),
+            Outcome::Consumed | Outcome::DeadLettered => {
+                self.succeeded(&running);
+                self.recycle(running);
+            }
             Outcome::Failed(error) => self.failed(running, mark, error, now),
             Outcome::DeadLetterFailed(error) => self.dead_letter_failed(running, error, now),
         }

@@ -90,7 +90,8 @@ impl Partition {
     /// Takes up to `count` messages from the front of the buffer.
     fn take(&mut self, count: usize) -> Vec<Message> {
         let count = count.min(self.buffer.len());
-        let taken: Vec<Message> = self.buffer.drain(..count).collect();
+        let mut taken = self.spare.take().unwrap_or_default();
+        taken.extend(self.buffer.drain(..count));
         self.buffered_bytes -= taken.iter().map(Message::weight).sum::<usize>();
         if self.buffer.is_empty() {
             self.buffered_since = None;
@@ -107,6 +108,15 @@ impl Partition {
         };
         self.running = Some(Running { batch, messages });
         out.push(Effect::Dispatch { batch, work });
+    }
+
+    /// Keeps a finished batch's vector for the next batch, when nobody else holds it (the
+    /// executor let go of it before it reported).
+    pub(super) fn recycle(&mut self, running: Running) {
+        if let Ok(mut messages) = Arc::try_unwrap(running.messages) {
+            messages.clear();
+            self.spare = Some(messages);
+        }
     }
 
     /// Every message of `running` is done (processed or dead-lettered).
