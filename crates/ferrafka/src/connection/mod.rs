@@ -223,6 +223,7 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
     // A burst's messages, each with the rebalance count when it was polled; the state lock
     // is taken once per burst, not per message.
     let mut burst = Vec::with_capacity(BURST);
+    let mut hold = None;
     while !stop.is_raised() {
         if stop.is_quiet() && !quieted {
             quieted = true;
@@ -234,6 +235,10 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
             // due. Polling on a timer instead costs CPU whenever a batch runs.
             let wait = consumer.context().lock().idle_wait(Instant::now());
             consumer.context().wake.wait(wait);
+        } else if let Some(hold) = hold.take() {
+            // A partition's backlog is long enough behind a young batch: its report (which
+            // rings) or the end of the hold comes first, then polling goes on.
+            consumer.context().wake.wait(hold);
         }
         match consumer.poll(Duration::ZERO) {
             Some(Ok(message)) => {
@@ -267,7 +272,9 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
             state.on_burst(consumer, burst.drain(..), received_at);
         }
         state.drain_reports(consumer, None);
-        state.tick(consumer, Instant::now());
+        let now = Instant::now();
+        state.tick(consumer, now);
+        hold = state.hold_fetch(now);
         drop(state);
         if stop.take_fatal_drill() {
             crate::librdkafka::raise_fatal_error(consumer.client(), "fault drill");

@@ -361,6 +361,19 @@ impl State {
         self.effects = effects;
     }
 
+    /// How long the listener should leave messages in librdkafka's queue: until the first
+    /// partition whose backlog waits behind a young batch no longer asks it to
+    /// ([`Partition::hold_fetch_until`]); `None` when polling is welcome.
+    pub(super) fn hold_fetch(&self, now: Instant) -> Option<Duration> {
+        self.topics
+            .values()
+            .flat_map(|s| s.partitions.values())
+            .filter_map(|slot| slot.machine.hold_fetch_until())
+            .filter(|until| *until > now)
+            .min()
+            .map(|until| until - now)
+    }
+
     /// How long the listener may sleep before a machine's timer is due.
     pub(super) fn idle_wait(&self, now: Instant) -> Duration {
         let mut timeout = IDLE_WAIT;

@@ -17,7 +17,6 @@
 //!   `max_retries + 1` times, with its own error;
 //! - when nothing can start, the next wake-up is in the future or there is none (no spinning).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ pub(crate) use crate::config::Backoff;
 use crate::consumer::{PartitionRequest, SeekTo};
 use crate::messages::{Message, Messages};
 
+mod backlog;
 #[cfg(test)]
 mod model;
 #[cfg(test)]
@@ -38,6 +38,10 @@ mod tests;
 /// consumer that keeps up reaches librdkafka's `queued.min.messages` (100,000 by default), and
 /// the bound sits there.
 const PAUSE_AFTER_BATCHES: usize = 4;
+/// While a batch has run less than this and this many batches wait behind it, the listener
+/// takes no more messages from librdkafka (see [`Partition::hold_fetch_until`]).
+const HOLD_AFTER_BATCHES: usize = 2;
+const HOLD_AT_MOST: Duration = Duration::from_millis(20);
 const PAUSE_AFTER_MESSAGES: usize = 100_000;
 
 /// A partition's settings, taken from its topic route and the app config.
@@ -156,6 +160,8 @@ enum ConsumerPause {
 #[derive(Debug, Clone)]
 struct Running {
     batch: u64,
+    /// When it was handed to the executor.
+    started: Instant,
     /// The messages it holds, in order (one for a dead-letter job).
     messages: Arc<Vec<Message>>,
 }
@@ -199,7 +205,7 @@ pub(crate) struct Partition {
     phase: Phase,
     /// Fetched messages not yet in a batch, in offset order; a failed batch's rest goes back
     /// to the front.
-    buffer: VecDeque<Message>,
+    buffer: backlog::Backlog,
     buffered_bytes: usize,
     /// When the oldest waiting message was buffered (or the buffer last dispatched from).
     buffered_since: Option<Instant>,
@@ -207,9 +213,6 @@ pub(crate) struct Partition {
     next_batch: u64,
     /// The previous assignment's executor still runs a batch of this partition.
     previous_running: bool,
-    /// An emptied batch vector for the next batch: a fresh one per batch is a large
-    /// allocation, which makes the allocator consolidate its small free chunks every time.
-    spare: Option<Vec<Message>>,
     /// The next offset stored for commit, -1 before any.
     stored: i64,
     /// The offset librdkafka should deliver next; `None` after a seek (anything goes).
@@ -243,15 +246,14 @@ impl Partition {
             partition,
             seek_pending: false,
             generation,
+            buffer: backlog::Backlog::new(settings.max_messages),
             settings,
             phase: Phase::Active,
-            buffer: VecDeque::new(),
             buffered_bytes: 0,
             buffered_since: None,
             running: None,
             next_batch: 0,
             previous_running,
-            spare: None,
             stored: -1,
             next_fetch: None,
             retry: None,
@@ -269,6 +271,20 @@ impl Partition {
     /// True while a batch runs.
     pub(crate) fn is_running(&self) -> bool {
         self.running.is_some()
+    }
+
+    /// Until when the listener had better leave this partition's next messages in
+    /// librdkafka's queue: a batch runs, started less than `HOLD_AT_MOST` ago, and enough wait
+    /// behind it. Its report comes soon; polling meanwhile only moves messages from
+    /// librdkafka's queue to this backlog, and holding many polled messages makes every
+    /// allocation of the process take the allocator's slow path. A longer batch no longer
+    /// holds anything (the listener must keep serving the group), and the fetch pause bounds
+    /// the backlog then.
+    pub(crate) fn hold_fetch_until(&self) -> Option<Instant> {
+        let running = self.running.as_ref()?;
+        (self.phase == Phase::Active
+            && self.buffer.len() >= HOLD_AFTER_BATCHES * self.settings.max_messages)
+            .then_some(running.started + HOLD_AT_MOST)
     }
 
     /// A message fetched by librdkafka.

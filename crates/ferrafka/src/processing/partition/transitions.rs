@@ -19,7 +19,7 @@ impl Partition {
         if self.may_start() {
             self.end_isolation_when_passed();
             if let Some(work) = self.next_work(now) {
-                self.dispatch(work, out);
+                self.dispatch(work, now, out);
             }
         }
         self.update_fetch_pause(now, out);
@@ -90,8 +90,7 @@ impl Partition {
     /// Takes up to `count` messages from the front of the buffer.
     fn take(&mut self, count: usize) -> Vec<Message> {
         let count = count.min(self.buffer.len());
-        let mut taken = self.spare.take().unwrap_or_default();
-        taken.extend(self.buffer.drain(..count));
+        let taken = self.buffer.take(count);
         self.buffered_bytes -= taken.iter().map(Message::weight).sum::<usize>();
         if self.buffer.is_empty() {
             self.buffered_since = None;
@@ -99,23 +98,26 @@ impl Partition {
         taken
     }
 
-    fn dispatch(&mut self, work: Work, out: &mut Vec<Effect>) {
+    fn dispatch(&mut self, work: Work, now: Instant, out: &mut Vec<Effect>) {
         let batch = self.next_batch;
         self.next_batch += 1;
         let messages = match &work {
             Work::Consume(messages) => messages.messages.clone(),
             Work::DeadLetter { message, .. } => message.clone(),
         };
-        self.running = Some(Running { batch, messages });
+        self.running = Some(Running {
+            batch,
+            messages,
+            started: now,
+        });
         out.push(Effect::Dispatch { batch, work });
     }
 
     /// Keeps a finished batch's vector for the next batch, when nobody else holds it (the
     /// executor let go of it before it reported).
     pub(super) fn recycle(&mut self, running: Running) {
-        if let Ok(mut messages) = Arc::try_unwrap(running.messages) {
-            messages.clear();
-            self.spare = Some(messages);
+        if let Ok(messages) = Arc::try_unwrap(running.messages) {
+            self.buffer.recycle(messages);
         }
     }
 
@@ -196,7 +198,7 @@ impl Partition {
             at: now + pause,
             ..retry
         });
-        self.put_back(rest.into_iter(), now);
+        self.put_back(rest, now);
     }
 
     /// Producing to the dead-letter topic failed: the message stays first and is tried again
@@ -221,15 +223,13 @@ impl Partition {
                 "cannot produce to the dead-letter queue; the message is kept and tried again"
             );
         }
-        self.put_back(std::iter::once(message), now);
+        self.put_back(vec![message], now);
     }
 
     /// Puts messages (in offset order) back in front of the buffer.
-    fn put_back(&mut self, messages: impl DoubleEndedIterator<Item = Message>, now: Instant) {
-        for m in messages.rev() {
-            self.buffered_bytes += m.weight();
-            self.buffer.push_front(m);
-        }
+    fn put_back(&mut self, messages: Vec<Message>, now: Instant) {
+        self.buffered_bytes += messages.iter().map(Message::weight).sum::<usize>();
+        self.buffer.push_front(messages);
         self.buffered_since.get_or_insert(now);
     }
 

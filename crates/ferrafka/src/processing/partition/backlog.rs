@@ -1,0 +1,153 @@
+//! A partition's fetched messages waiting for their batch.
+
+use std::collections::VecDeque;
+
+use crate::messages::Message;
+
+/// Most emptied vectors kept for reuse.
+const POOL: usize = 4;
+
+/// Buffered messages in offset order, kept in chunks of one batch each: a full batch leaves as
+/// the vector it was collected in, instead of moving its messages one by one, and emptied
+/// batch vectors come back for reuse (a fresh one per batch is a large allocation, which makes
+/// the allocator consolidate its small free chunks every time).
+#[derive(Debug)]
+pub(super) struct Backlog {
+    chunks: VecDeque<Vec<Message>>,
+    len: usize,
+    /// Messages per chunk: the batch size.
+    chunk: usize,
+    pool: Vec<Vec<Message>>,
+}
+
+impl Backlog {
+    pub(super) fn new(chunk: usize) -> Self {
+        Backlog {
+            chunks: VecDeque::new(),
+            len: 0,
+            chunk: chunk.max(1),
+            pool: Vec::new(),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(super) fn front(&self) -> Option<&Message> {
+        self.chunks.front().and_then(|c| c.first())
+    }
+
+    pub(super) fn back(&self) -> Option<&Message> {
+        self.chunks.back().and_then(|c| c.last())
+    }
+
+    pub(super) fn push_back(&mut self, message: Message) {
+        if self.chunks.back().is_none_or(|c| c.len() >= self.chunk) {
+            let fresh = self.vector();
+            self.chunks.push_back(fresh);
+        }
+        self.chunks.back_mut().expect("just ensured").push(message);
+        self.len += 1;
+    }
+
+    pub(super) fn pop_back(&mut self) -> Option<Message> {
+        let last = self.chunks.back_mut()?;
+        let message = last.pop();
+        if last.is_empty() {
+            let empty = self.chunks.pop_back().expect("checked above");
+            self.recycle(empty);
+        }
+        self.len -= usize::from(message.is_some());
+        message
+    }
+
+    /// Puts `messages` (in offset order, all before what is buffered) back in front.
+    pub(super) fn push_front(&mut self, messages: Vec<Message>) {
+        if !messages.is_empty() {
+            self.len += messages.len();
+            self.chunks.push_front(messages);
+        }
+    }
+
+    /// Takes up to `count` messages from the front; a whole chunk leaves without a copy.
+    pub(super) fn take(&mut self, count: usize) -> Vec<Message> {
+        let mut taken = match self.chunks.pop_front() {
+            Some(front) if front.len() <= count => front,
+            Some(mut front) => {
+                let mut head = self.vector();
+                head.extend(front.drain(..count));
+                self.chunks.push_front(front);
+                head
+            }
+            None => return Vec::new(),
+        };
+        while taken.len() < count
+            && let Some(mut next) = self.chunks.pop_front()
+        {
+            let wanted = (count - taken.len()).min(next.len());
+            taken.extend(next.drain(..wanted));
+            if next.is_empty() {
+                self.recycle(next);
+            } else {
+                self.chunks.push_front(next);
+            }
+        }
+        self.len -= taken.len();
+        taken
+    }
+
+    pub(super) fn clear(&mut self) {
+        while let Some(chunk) = self.chunks.pop_front() {
+            self.recycle(chunk);
+        }
+        self.len = 0;
+    }
+
+    /// Keeps an emptied (or to be emptied) vector for later chunks and batches.
+    pub(super) fn recycle(&mut self, mut vector: Vec<Message>) {
+        vector.clear();
+        if self.pool.len() < POOL && vector.capacity() > 0 {
+            self.pool.push(vector);
+        }
+    }
+
+    fn vector(&mut self) -> Vec<Message> {
+        self.pool
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.chunk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(v: &[Message]) -> Vec<i64> {
+        v.iter().map(Message::offset).collect()
+    }
+
+    fn at(o: i64) -> Message {
+        Message::builder("t", 0, o).build()
+    }
+
+    #[test]
+    fn takes_keep_order_across_chunks_splits_and_put_backs() {
+        let mut b = Backlog::new(3);
+        (0..8).for_each(|o| b.push_back(at(o)));
+        assert_eq!(offsets(&b.take(3)), vec![0, 1, 2], "a whole chunk");
+        assert_eq!(offsets(&b.take(1)), vec![3], "a split chunk");
+        assert_eq!(offsets(&b.take(4)), vec![4, 5, 6, 7], "across chunks");
+        assert!(b.is_empty());
+        (8..12).for_each(|o| b.push_back(at(o)));
+        b.push_front(vec![at(6), at(7)]);
+        assert_eq!((b.len(), b.front().map(Message::offset)), (6, Some(6)));
+        assert_eq!(b.pop_back().map(|m| m.offset()), Some(11));
+        assert_eq!(offsets(&b.take(10)), vec![6, 7, 8, 9, 10]);
+        assert_eq!((b.len(), b.back().map(Message::offset)), (0, None));
+    }
+}
