@@ -12,6 +12,7 @@ mod cpu;
 mod idle;
 mod produce;
 mod report;
+mod virtual_partitions;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -108,6 +109,8 @@ enum Phases {
     Produce,
     /// CPU per second of clients with nothing to do (not part of `all`).
     Idle,
+    /// A CPU-bound consumer with and without virtual partitions (not part of `all`).
+    Virtual,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -265,6 +268,9 @@ fn run(cli: &Cli) -> Result<()> {
     print_header(cli, &cluster, produce_messages);
     if cli.phase == Phases::Idle {
         return run_idle(cli, &cluster, &rt, &run_id);
+    }
+    if cli.phase == Phases::Virtual {
+        return virtual_partitions::run(&cluster.bootstrap, &rt, &run_id);
     }
 
     let mut produce_properties =

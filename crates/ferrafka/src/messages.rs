@@ -267,10 +267,15 @@ pub struct BatchMetadata {
 }
 
 /// A batch of messages from one topic-partition, in offset order; never empty.
+///
+/// With virtual partitions a consumer sees a *view* of its partition's batch: the messages of
+/// its group only, still in offset order, sharing the batch's storage (no message is copied).
 #[derive(Debug, Clone)]
 pub struct Messages {
     // A Vec behind the Arc: the listener's buffer becomes the batch without a copy.
     pub(crate) messages: Arc<Vec<Message>>,
+    /// Which of `messages` this batch holds (ascending indices); `None` for all of them.
+    pub(crate) selection: Option<Arc<[usize]>>,
     pub(crate) metadata: BatchMetadata,
 }
 
@@ -299,7 +304,32 @@ impl Messages {
             processing_lag: Duration::ZERO,
             attempt,
         };
-        Messages { messages, metadata }
+        Messages {
+            messages,
+            selection: None,
+            metadata,
+        }
+    }
+
+    /// The messages of this batch at `indices` (ascending, non-empty, into the whole batch),
+    /// sharing its storage. The metadata's offsets and size describe the view; its timings
+    /// and attempt stay the batch's.
+    pub(crate) fn select(&self, indices: Arc<[usize]>) -> Self {
+        debug_assert!(!indices.is_empty(), "a view is never empty");
+        debug_assert!(indices.is_sorted(), "a view keeps offset order");
+        let first = &self.messages[indices[0]];
+        let last = &self.messages[indices[indices.len() - 1]];
+        let metadata = BatchMetadata {
+            first_offset: first.offset,
+            last_offset: last.offset,
+            size: indices.len(),
+            ..self.metadata.clone()
+        };
+        Messages {
+            messages: self.messages.clone(),
+            selection: Some(indices),
+            metadata,
+        }
     }
 
     /// Builds a batch by hand, for tests of consumer logic. Panics if `messages` is empty.
@@ -315,43 +345,100 @@ impl Messages {
 
     /// Number of messages.
     pub fn len(&self) -> usize {
-        self.messages.len()
+        self.selection.as_ref().map_or(self.messages.len(), |s| s.len())
     }
 
     /// Always false: a batch is never empty (kept for clippy's `len_without_is_empty`).
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
+        self.len() == 0
     }
 
     /// The first message.
     pub fn first(&self) -> &Message {
-        &self.messages[0]
+        match &self.selection {
+            Some(s) => &self.messages[s[0]],
+            None => &self.messages[0],
+        }
     }
 
     /// The last message.
     pub fn last(&self) -> &Message {
-        &self.messages[self.messages.len() - 1]
+        match &self.selection {
+            Some(s) => &self.messages[s[s.len() - 1]],
+            None => &self.messages[self.messages.len() - 1],
+        }
     }
 
     /// Iterates over the messages in offset order.
-    pub fn iter(&self) -> std::slice::Iter<'_, Message> {
-        self.messages.iter()
-    }
-
-    /// The messages as a slice.
-    pub fn as_slice(&self) -> &[Message] {
-        &self.messages
+    pub fn iter(&self) -> Iter<'_> {
+        let inner = match &self.selection {
+            Some(s) => IterInner::Selected(s.iter()),
+            None => IterInner::All(self.messages.iter()),
+        };
+        Iter {
+            messages: &self.messages,
+            inner,
+        }
     }
 }
 
 impl<'a> IntoIterator for &'a Messages {
     type Item = &'a Message;
-    type IntoIter = std::slice::Iter<'a, Message>;
+    type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.messages.iter()
+        self.iter()
     }
 }
+
+/// Iterator over a [`Messages`] batch, in offset order.
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    messages: &'a [Message],
+    inner: IterInner<'a>,
+}
+
+#[derive(Debug, Clone)]
+enum IterInner<'a> {
+    All(std::slice::Iter<'a, Message>),
+    Selected(std::slice::Iter<'a, usize>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a Message;
+
+    fn next(&mut self) -> Option<&'a Message> {
+        match &mut self.inner {
+            IterInner::All(it) => it.next(),
+            IterInner::Selected(it) => it.next().map(|&i| &self.messages[i]),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.len();
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            IterInner::All(it) => it.next_back(),
+            IterInner::Selected(it) => it.next_back().map(|&i| &self.messages[i]),
+        }
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {
+    fn len(&self) -> usize {
+        match &self.inner {
+            IterInner::All(it) => it.len(),
+            IterInner::Selected(it) => it.len(),
+        }
+    }
+}
+
+impl std::iter::FusedIterator for Iter<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -400,5 +487,19 @@ mod tests {
             batch.iter().map(|m| m.offset()).collect::<Vec<_>>(),
             vec![10, 11]
         );
+    }
+
+    #[test]
+    fn a_view_shows_its_selection_in_order_and_shares_storage() {
+        let batch = Messages::from_messages((10..15).map(|o| Message::builder("t", 0, o).build()).collect());
+        let view = batch.select(Arc::from([1, 3, 4]));
+        let offsets: Vec<i64> = view.iter().map(Message::offset).collect();
+        assert_eq!(offsets, vec![11, 13, 14]);
+        assert_eq!(view.iter().rev().map(Message::offset).collect::<Vec<_>>(), vec![14, 13, 11]);
+        assert_eq!((view.len(), view.first().offset(), view.last().offset()), (3, 11, 14));
+        let meta = view.metadata();
+        assert_eq!((meta.first_offset, meta.last_offset, meta.size), (11, 14, 3));
+        assert!(Arc::ptr_eq(&view.messages, &batch.messages), "a view copies no message");
+        assert_eq!(batch.iter().len(), 5);
     }
 }

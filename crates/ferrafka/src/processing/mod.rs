@@ -5,3 +5,4 @@
 pub(crate) mod executor;
 pub(crate) mod partition;
 pub(crate) mod stop;
+pub(crate) mod virtual_partitions;

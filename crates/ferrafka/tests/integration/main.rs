@@ -14,3 +14,4 @@ mod resilience;
 mod restarts;
 mod slow_consumer;
 mod topics_cli;
+mod virtual_partitions;
