@@ -2,7 +2,7 @@
 //! on a virtual clock, with the groups run by [`super::VirtualConsumer`].
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::routing::{DeadLetterQueue, VirtualPartitions};
@@ -24,8 +24,6 @@ struct Recorder {
     id: usize,
     shared: Arc<Shared>,
 }
-
-use std::sync::Arc;
 
 impl Consumer for Recorder {
     async fn consume(&mut self, ctx: &mut Context, messages: &Messages) -> ConsumeResult {

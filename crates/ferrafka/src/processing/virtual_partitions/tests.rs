@@ -29,11 +29,11 @@ fn a_group_mark_is_forwarded_only_up_to_another_groups_first_unfinished_message(
     );
     assert_eq!(
         forwarded_by(&combiner, 1, 12),
-        Some(12),
-        "11 is done, 12 was done"
+        Some(13),
+        "11 is done and group 0 finished 12 and 14: 13 is the lowest unfinished"
     );
     assert_eq!(forwarded_by(&combiner, 1, 12), None, "no progress, no mark");
-    assert_eq!(combiner.batch_mark(), Some(12));
+    assert_eq!(combiner.batch_mark(), Some(13));
     let mut finished = None;
     combiner.finish(1, |m| finished = Some(m));
     assert_eq!(finished, Some(16), "group 0 marked up to 14, group 1 is done");
@@ -267,4 +267,47 @@ async fn marks_after_revocation_are_refused_and_not_forwarded() {
     );
     let refused: Vec<i64> = run.results.lock().unwrap().iter().filter(|r| !r.1).map(|r| r.0).collect();
     assert_eq!(refused, vec![1, 3, 5, 7, 9], "the lagging group's marks were refused");
+}
+
+/// Group "0" waits until group "1" ended, then seeks; group "1" pauses and seeks.
+struct Requesting {
+    one_done: Arc<Notify>,
+}
+
+impl Consumer for Requesting {
+    async fn consume(&mut self, ctx: &mut Context, messages: &Messages) -> ConsumeResult {
+        if messages.first().key() == Some(b"0") {
+            self.one_done.notified().await;
+            ctx.seek(crate::consumer::SeekTo::Offset(100));
+        } else {
+            ctx.pause(std::time::Duration::from_secs(1));
+            ctx.seek(crate::consumer::SeekTo::Offset(200));
+            self.one_done.notify_one();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_merged_in_group_order_whatever_order_groups_end_in() {
+    use crate::consumer::{PartitionRequest, SeekTo};
+    let one_done = Arc::new(Notify::new());
+    let factory: ConsumerFactory = Arc::new(move || {
+        Box::new(Requesting {
+            one_done: one_done.clone(),
+        }) as Box<dyn DynConsumer>
+    });
+    let (messages, options) = even_odd_batch();
+    let mut split = VirtualConsumer::new(options, factory, Arc::new(Semaphore::new(2)), false);
+    let (mut ctx, _) = partition_context();
+    split.consume(&mut ctx, &messages).await.unwrap();
+    assert_eq!(
+        ctx.requests,
+        vec![
+            PartitionRequest::Seek(SeekTo::Offset(100)),
+            PartitionRequest::Pause(std::time::Duration::from_secs(1)),
+            PartitionRequest::Seek(SeekTo::Offset(200)),
+        ]
+    );
+    assert_eq!(ctx.mark, Some(10));
 }
