@@ -47,7 +47,10 @@ impl Consumer for Spinner {
                 std::hint::spin_loop();
             }
         }
-        let done = self.progress.done.fetch_add(messages.len() as u64, Ordering::SeqCst);
+        let done = self
+            .progress
+            .done
+            .fetch_add(messages.len() as u64, Ordering::SeqCst);
         if done + messages.len() as u64 >= MESSAGES {
             *self.progress.last.lock().expect("not poisoned") = Some(Instant::now());
         }
@@ -107,7 +110,10 @@ fn measure(bootstrap: &str, topic: &str, group: &str, vp: Option<usize>) -> Resu
     let first = *progress.first.lock().expect("not poisoned");
     let last = *progress.last.lock().expect("not poisoned");
     let (Some(first), Some(last)) = (first, last) else {
-        bail!("only {} of {MESSAGES} messages consumed", progress.done.load(Ordering::SeqCst));
+        bail!(
+            "only {} of {MESSAGES} messages consumed",
+            progress.done.load(Ordering::SeqCst)
+        );
     };
     Ok(MESSAGES as f64 / last.duration_since(first).as_secs_f64())
 }

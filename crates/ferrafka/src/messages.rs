@@ -345,7 +345,9 @@ impl Messages {
 
     /// Number of messages.
     pub fn len(&self) -> usize {
-        self.selection.as_ref().map_or(self.messages.len(), |s| s.len())
+        self.selection
+            .as_ref()
+            .map_or(self.messages.len(), |s| s.len())
     }
 
     /// Always false: a batch is never empty (kept for clippy's `len_without_is_empty`).
@@ -491,15 +493,31 @@ mod tests {
 
     #[test]
     fn a_view_shows_its_selection_in_order_and_shares_storage() {
-        let batch = Messages::from_messages((10..15).map(|o| Message::builder("t", 0, o).build()).collect());
+        let batch = Messages::from_messages(
+            (10..15)
+                .map(|o| Message::builder("t", 0, o).build())
+                .collect(),
+        );
         let view = batch.select(Arc::from([1, 3, 4]));
         let offsets: Vec<i64> = view.iter().map(Message::offset).collect();
         assert_eq!(offsets, vec![11, 13, 14]);
-        assert_eq!(view.iter().rev().map(Message::offset).collect::<Vec<_>>(), vec![14, 13, 11]);
-        assert_eq!((view.len(), view.first().offset(), view.last().offset()), (3, 11, 14));
+        assert_eq!(
+            view.iter().rev().map(Message::offset).collect::<Vec<_>>(),
+            vec![14, 13, 11]
+        );
+        assert_eq!(
+            (view.len(), view.first().offset(), view.last().offset()),
+            (3, 11, 14)
+        );
         let meta = view.metadata();
-        assert_eq!((meta.first_offset, meta.last_offset, meta.size), (11, 14, 3));
-        assert!(Arc::ptr_eq(&view.messages, &batch.messages), "a view copies no message");
+        assert_eq!(
+            (meta.first_offset, meta.last_offset, meta.size),
+            (11, 14, 3)
+        );
+        assert!(
+            Arc::ptr_eq(&view.messages, &batch.messages),
+            "a view copies no message"
+        );
         assert_eq!(batch.iter().len(), 5);
     }
 }

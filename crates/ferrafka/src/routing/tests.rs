@@ -118,7 +118,8 @@ fn zero_virtual_partitions_are_refused_naming_the_setting_and_the_fix() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     let p = &problems[0];
     assert!(
-        p.setting.ends_with(".images.virtual_partitions.max_partitions"),
+        p.setting
+            .ends_with(".images.virtual_partitions.max_partitions"),
         "{p}"
     );
     assert_eq!(p.value, "0");

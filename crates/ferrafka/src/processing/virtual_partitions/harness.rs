@@ -2,8 +2,8 @@
 //! on a virtual clock, with the groups run by [`super::VirtualConsumer`].
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::routing::{DeadLetterQueue, VirtualPartitions};
 use crate::testing::{RunOutcome, TestRecord, Tester};
@@ -38,7 +38,11 @@ impl Consumer for Recorder {
             }
             drop(fail_once);
             let key = m.key_str().unwrap_or_default().to_string();
-            self.shared.seen.lock().unwrap().push((self.id, key, m.offset()));
+            self.shared
+                .seen
+                .lock()
+                .unwrap()
+                .push((self.id, key, m.offset()));
             ctx.mark_as_consumed(m);
         }
         Ok(())
@@ -124,9 +128,17 @@ async fn a_failing_group_holds_the_mark_at_its_first_unfinished_message_and_is_r
     tester.max_attempts(10).consume().await;
     assert_eq!(tester.marked("in", 0), Some(10));
     let runs = tester.runs();
-    assert_eq!(runs[1].offsets, vec![5, 6, 7, 8, 9], "retried from the mark");
+    assert_eq!(
+        runs[1].offsets,
+        vec![5, 6, 7, 8, 9],
+        "retried from the mark"
+    );
     let odd: Vec<i64> = offsets_of(&shared, "1");
-    assert_eq!(odd, vec![1, 3, 5, 7, 9], "the failed group's key keeps its order");
+    assert_eq!(
+        odd,
+        vec![1, 3, 5, 7, 9],
+        "the failed group's key keeps its order"
+    );
     let even: Vec<i64> = offsets_of(&shared, "0");
     assert_eq!(
         even,

@@ -36,7 +36,11 @@ fn a_group_mark_is_forwarded_only_up_to_another_groups_first_unfinished_message(
     assert_eq!(combiner.batch_mark(), Some(13));
     let mut finished = None;
     combiner.finish(1, |m| finished = Some(m));
-    assert_eq!(finished, Some(16), "group 0 marked up to 14, group 1 is done");
+    assert_eq!(
+        finished,
+        Some(16),
+        "group 0 marked up to 14, group 1 is done"
+    );
     assert_eq!(combiner.batch_mark(), Some(16));
 }
 
@@ -256,7 +260,9 @@ async fn progress_marks_of_one_group_wait_for_a_lagging_group() {
 async fn marks_after_revocation_are_refused_and_not_forwarded() {
     let run = start(b"1");
     run.marked.notified().await;
-    run.handle.revoked.store(true, std::sync::atomic::Ordering::SeqCst);
+    run.handle
+        .revoked
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     run.gate.notify_one();
     let (result, _) = run.task.await.unwrap();
     assert!(result.is_ok());
@@ -265,8 +271,19 @@ async fn marks_after_revocation_are_refused_and_not_forwarded() {
         vec![1],
         "nothing forwarded after revocation"
     );
-    let refused: Vec<i64> = run.results.lock().unwrap().iter().filter(|r| !r.1).map(|r| r.0).collect();
-    assert_eq!(refused, vec![1, 3, 5, 7, 9], "the lagging group's marks were refused");
+    let refused: Vec<i64> = run
+        .results
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| !r.1)
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(
+        refused,
+        vec![1, 3, 5, 7, 9],
+        "the lagging group's marks were refused"
+    );
 }
 
 /// Group "0" waits until group "1" ended, then seeks; group "1" pauses and seeks.
