@@ -63,6 +63,54 @@ pub(crate) struct VirtualConsumer {
     instances: Vec<Option<Box<dyn DynConsumer>>>,
 }
 
+/// One batch's groups while they run. Dropping it aborts the tasks still running (the
+/// `JoinSet`), so no group outlives its batch.
+struct Flight {
+    /// (group number, indices into the batch) of each non-empty group, in group order.
+    groups: Vec<(usize, Arc<[usize]>)>,
+    combiner: Arc<MarkCombiner>,
+    tasks: JoinSet<GroupEnd>,
+    /// Each task's index into `groups`.
+    ids: Vec<(Id, usize)>,
+    /// (group number, error) of the failed groups.
+    errors: Vec<(usize, String)>,
+}
+
+impl Flight {
+    /// Waits for every group; returns their ends in group order, so requests merge in a
+    /// defined order whatever order the groups ended in.
+    async fn join(&mut self, ctx: &Context, manual_offset_management: bool) -> Vec<GroupEnd> {
+        let mut ends: Vec<GroupEnd> = Vec::with_capacity(self.ids.len());
+        while let Some(joined) = self.tasks.join_next_with_id().await {
+            let end = match joined {
+                Ok((_, end)) => end,
+                Err(e) => {
+                    // Only an aborted task ends here (consumer panics are caught in the task).
+                    let index = self.ids.iter().find(|(id, _)| *id == e.id()).map(|p| p.1);
+                    let slot = self.groups[index.expect("every task is listed")].0;
+                    self.errors.push((slot, format!("group task ended: {e}")));
+                    continue;
+                }
+            };
+            if end.result.is_ok() && !manual_offset_management {
+                // Forwarded at once: a fast group's end may free the partition's mark while
+                // a slow one still runs.
+                let batch = ctx.batch.expect("a batch context");
+                let handle = &ctx.handle;
+                self.combiner.finish(end.index, |mark| {
+                    // After revocation marks are refused, as a group's own are.
+                    if !handle.is_revoked() {
+                        handle.send_mark(batch, mark);
+                    }
+                });
+            }
+            ends.push(end);
+        }
+        ends.sort_by_key(|e| e.index);
+        ends
+    }
+}
+
 /// How one group's run ended.
 struct GroupEnd {
     /// The group's index among the batch's non-empty groups.
@@ -91,66 +139,50 @@ impl VirtualConsumer {
     }
 
     async fn consume_batch(&mut self, ctx: &mut Context, messages: &Messages) -> ConsumeResult {
+        let mut flight = self.spawn_groups(ctx, messages);
+        // `self` is not `Sync` (the instances are only `Send`): the wait borrows just the flag.
+        let ends = flight.join(ctx, self.manual_offset_management).await;
+        for end in ends {
+            let slot = flight.groups[end.index].0;
+            self.instances[slot] = end.consumer;
+            ctx.requests.extend(end.ctx.requests);
+            if let Err(e) = end.result {
+                flight.errors.push((slot, e));
+            }
+        }
+        ctx.mark = flight.combiner.batch_mark();
+        failure(flight.errors, self.options.max_partitions)
+    }
+
+    /// Splits the batch and spawns a task per non-empty group.
+    fn spawn_groups(&mut self, ctx: &Context, messages: &Messages) -> Flight {
         let groups = split(&self.options, messages);
         let combiner = Arc::new(combiner_for(messages, &groups));
-        let mut tasks = JoinSet::new();
-        let mut ids: Vec<(Id, usize)> = Vec::with_capacity(groups.len());
-        let mut errors: Vec<(usize, String)> = Vec::new();
-        for (index, (slot, indices)) in groups.iter().enumerate() {
+        let mut flight = Flight {
+            tasks: JoinSet::new(),
+            ids: Vec::with_capacity(groups.len()),
+            errors: Vec::new(),
+            combiner,
+            groups,
+        };
+        for (index, (slot, indices)) in flight.groups.iter().enumerate() {
             let consumer = match self.instance(*slot) {
                 Ok(consumer) => consumer,
                 Err(e) => {
-                    errors.push((*slot, e));
+                    flight.errors.push((*slot, e));
                     continue;
                 }
             };
             let marks = GroupMarks {
-                combiner: combiner.clone(),
+                combiner: flight.combiner.clone(),
                 group: index,
             };
             let group_ctx = group_context(ctx, Some(marks));
             let view = messages.select(indices.clone());
-            let workers = self.workers.clone();
-            let task = run_group(index, consumer, group_ctx, view, workers);
-            ids.push((tasks.spawn(task).id(), index));
+            let task = run_group(index, consumer, group_ctx, view, self.workers.clone());
+            flight.ids.push((flight.tasks.spawn(task).id(), index));
         }
-        let mut ends: Vec<GroupEnd> = Vec::with_capacity(ids.len());
-        while let Some(joined) = tasks.join_next_with_id().await {
-            let end = match joined {
-                Ok((_, end)) => end,
-                Err(e) => {
-                    // Only an aborted task ends here (consumer panics are caught in the task).
-                    let index = ids.iter().find(|(id, _)| *id == e.id()).map(|p| p.1);
-                    let slot = groups[index.expect("every task is listed")].0;
-                    errors.push((slot, format!("group task ended: {e}")));
-                    continue;
-                }
-            };
-            if end.result.is_ok() && !self.manual_offset_management {
-                // Forwarded at once: a fast group's end may free the partition's mark while
-                // a slow one still runs.
-                let batch = ctx.batch.expect("a batch context");
-                let handle = &ctx.handle;
-                combiner.finish(end.index, |mark| {
-                    // After revocation marks are refused, as a group's own are.
-                    if !handle.is_revoked() {
-                        handle.send_mark(batch, mark);
-                    }
-                });
-            }
-            ends.push(end);
-        }
-        ends.sort_by_key(|e| e.index);
-        for end in ends {
-            let slot = groups[end.index].0;
-            self.instances[slot] = end.consumer;
-            ctx.requests.extend(end.ctx.requests);
-            if let Err(e) = end.result {
-                errors.push((slot, e));
-            }
-        }
-        ctx.mark = combiner.batch_mark();
-        failure(errors, self.options.max_partitions)
+        flight
     }
 
     /// Group `slot`'s instance, built by the topic's factory when there is none. It is taken

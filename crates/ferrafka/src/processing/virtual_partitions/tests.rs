@@ -328,3 +328,70 @@ async fn requests_are_merged_in_group_order_whatever_order_groups_end_in() {
     );
     assert_eq!(ctx.mark, Some(10));
 }
+
+/// Panics once in group "1"; counts `revoked` hooks.
+struct Panicky {
+    panic_once: Arc<std::sync::atomic::AtomicBool>,
+    revoked: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Consumer for Panicky {
+    async fn consume(&mut self, _: &mut Context, messages: &Messages) -> ConsumeResult {
+        if messages.first().key() == Some(b"1")
+            && self
+                .panic_once
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("group 1 blew up");
+        }
+        Ok(())
+    }
+
+    async fn revoked(&mut self, _: &mut Context) -> ConsumeResult {
+        self.revoked
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_group_fails_the_batch_and_gets_a_fresh_instance_and_hooks_reach_every_group() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let (built, revoked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let panic_once = Arc::new(AtomicBool::new(true));
+    let (b, r) = (built.clone(), revoked.clone());
+    let factory: ConsumerFactory = Arc::new(move || {
+        b.fetch_add(1, SeqCst);
+        Box::new(Panicky {
+            panic_once: panic_once.clone(),
+            revoked: r.clone(),
+        }) as Box<dyn DynConsumer>
+    });
+    let (messages, options) = even_odd_batch();
+    let mut split = VirtualConsumer::new(options, factory, Arc::new(Semaphore::new(2)), false);
+    let (mut ctx, _) = partition_context();
+    let error = split.consume(&mut ctx, &messages).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("virtual partition 1 of 2: group 1 blew up"),
+        "{error}"
+    );
+    assert_eq!(ctx.mark, Some(1), "group 1 finished nothing");
+    let (mut ctx, _) = partition_context();
+    split.consume(&mut ctx, &messages).await.unwrap();
+    assert_eq!(ctx.mark, Some(10));
+    assert_eq!(
+        built.load(SeqCst),
+        3,
+        "group 1's panicked instance was replaced"
+    );
+    let (mut ctx, _) = partition_context();
+    ctx.batch = None;
+    split.revoked(&mut ctx).await.unwrap();
+    assert_eq!(
+        revoked.load(SeqCst),
+        2,
+        "every group's instance got the hook"
+    );
+}
