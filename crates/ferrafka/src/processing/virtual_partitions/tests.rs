@@ -374,7 +374,7 @@ async fn a_panicking_group_fails_the_batch_and_gets_a_fresh_instance_and_hooks_r
     assert!(
         error
             .to_string()
-            .contains("virtual partition 1 of 2: group 1 blew up"),
+            .contains("virtual partition 1 of 2: consumer panicked: group 1 blew up"),
         "{error}"
     );
     assert_eq!(ctx.mark, Some(1), "group 1 finished nothing");
