@@ -114,8 +114,19 @@ fn zero_virtual_partitions_are_refused_naming_the_setting_and_the_fix() {
         r.topic("ok")
             .consumer(|| Noop)
             .virtual_partitions(VirtualPartitions::new(1));
+        r.topic("huge")
+            .consumer(|| Noop)
+            .virtual_partitions(VirtualPartitions::new(1025));
     });
-    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[1]
+            .setting
+            .ends_with(".huge.virtual_partitions.max_partitions")
+            && problems[1].problem.contains("at most 1024"),
+        "{}",
+        problems[1]
+    );
     let p = &problems[0];
     assert!(
         p.setting

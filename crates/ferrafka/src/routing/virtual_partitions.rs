@@ -6,6 +6,9 @@ use std::sync::Arc;
 use crate::config::Problem;
 use crate::messages::Message;
 
+/// The most groups a batch may be split into; far above any useful `concurrency`.
+const MAX_PARTITIONS: usize = 1024;
+
 /// A custom grouping value: messages with equal values land in the same group.
 type Partitioner = Arc<dyn Fn(&Message) -> u64 + Send + Sync>;
 
@@ -53,8 +56,8 @@ pub struct VirtualPartitions {
 }
 
 impl VirtualPartitions {
-    /// Up to `max_partitions` groups per batch, grouped by message key. At least 1; a value
-    /// above the app's `concurrency` adds instances but no parallelism.
+    /// Up to `max_partitions` groups per batch, grouped by message key. From 1 to 1024 (checked
+    /// at boot); a value above the app's `concurrency` adds instances but no parallelism.
     pub fn new(max_partitions: usize) -> Self {
         VirtualPartitions {
             max_partitions,
@@ -99,6 +102,17 @@ impl VirtualPartitions {
 
     /// Boot-time checks of the option of the route at `path`.
     pub(crate) fn check(&self, path: &str, problems: &mut Vec<Problem>) {
+        if self.max_partitions > MAX_PARTITIONS {
+            problems.push(Problem::new(
+                &format!("{path}.virtual_partitions.max_partitions"),
+                &self.max_partitions.to_string(),
+                &format!(
+                    "needs to be at most {MAX_PARTITIONS}: every group keeps a consumer \
+                     instance, and groups beyond `concurrency` add no parallelism"
+                ),
+                "use `VirtualPartitions::new(n)` with n at most `concurrency`",
+            ));
+        }
         if self.max_partitions == 0 {
             problems.push(Problem::new(
                 &format!("{path}.virtual_partitions.max_partitions"),
