@@ -19,6 +19,7 @@ mod produce;
 mod report;
 mod rounds;
 mod summary;
+mod virtual_partitions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -112,7 +113,7 @@ enum Command {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Phases {
-    /// Consume, produce and idle.
+    /// Consume, produce, idle and virtual.
     All,
     /// Consume only.
     Consume,
@@ -120,6 +121,8 @@ enum Phases {
     Produce,
     /// CPU per second of clients with nothing to do.
     Idle,
+    /// A CPU-bound consumer on one partition with and without virtual partitions.
+    Virtual,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -241,6 +244,9 @@ fn run(cli: &Cli) -> Result<()> {
         summary.idle = idle::run(cli, &cluster, &rt, &bench.run_id)?;
     }
     summary.print();
+    if matches!(cli.phase, Phases::All | Phases::Virtual) {
+        virtual_partitions::run(&cluster.bootstrap, &rt, &bench.run_id)?;
+    }
 
     if cluster.child.is_none() && !bench.created.is_empty() {
         // Leave an external cluster as we found it.

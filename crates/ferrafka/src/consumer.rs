@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::config::{Config, Environment};
 use crate::error::BoxError;
 use crate::messages::{Message, Messages};
+use crate::processing::virtual_partitions::GroupMarks;
 use crate::producer::Producer;
 
 /// What consumer methods return: `Ok` marks the batch as consumed, `Err` retries it.
@@ -55,7 +56,7 @@ pub trait Consumer: Send + 'static {
     }
 }
 
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Object-safe twin of [`Consumer`], so routes can hold consumers of any type.
 pub(crate) trait DynConsumer: Send {
@@ -119,6 +120,11 @@ impl PartitionHandle {
     pub(crate) fn is_revoked(&self) -> bool {
         self.revoked.load(Ordering::Acquire)
     }
+
+    /// Hands batch `batch`'s partition mark `next` to the listener.
+    pub(crate) fn send_mark(&self, batch: u64, next: i64) {
+        (self.marks)(batch, next);
+    }
 }
 
 impl std::fmt::Debug for PartitionHandle {
@@ -145,6 +151,9 @@ pub struct Context {
     /// The highest next offset marked during this batch.
     pub(crate) mark: Option<i64>,
     pub(crate) requests: Vec<PartitionRequest>,
+    /// With virtual partitions: the group this context serves, whose marks go through the
+    /// batch's mark combiner instead of straight to the listener.
+    pub(crate) virtual_group: Option<GroupMarks>,
 }
 
 /// Where to move a partition's position with [`Context::seek`].
@@ -208,6 +217,9 @@ impl Context {
     /// with the next commit. Returns false when the partition was revoked meanwhile (the work
     /// will be redone by its new owner, so stop early if that is costly) and in the `revoked`
     /// and `shutdown` hooks, where nothing can be marked.
+    ///
+    /// With virtual partitions it marks the messages of this consumer's group up to `message`;
+    /// the partition's offset advances once every group finished the messages before it.
     pub fn mark_as_consumed(&mut self, message: &Message) -> bool {
         let Some(batch) = self.batch else {
             return false;
@@ -218,8 +230,12 @@ impl Context {
         let next = message.offset() + 1;
         if self.mark.is_none_or(|m| next > m) {
             self.mark = Some(next);
-            // Sent at once, so the progress of a long batch is committed before it ends.
-            (self.handle.marks)(batch, next);
+            // Sent at once, so the progress of a long batch is committed before it ends; a
+            // virtual group's mark says nothing about other groups, so it is combined first.
+            match &self.virtual_group {
+                Some(group) => group.mark(&self.handle, batch, next),
+                None => self.handle.send_mark(batch, next),
+            }
         }
         true
     }
@@ -299,6 +315,7 @@ mod tests {
             batch,
             mark: None,
             requests: Vec::new(),
+            virtual_group: None,
         };
         (ctx, rx)
     }

@@ -57,6 +57,7 @@ pub use error::{BoxError, Error, Result};
 pub use messages::{Message, Messages};
 pub use producer::{Producer, Record};
 pub use rdkafka;
+pub use routing::VirtualPartitions;
 pub use server::{Filters, RunningServer, ServerExit};
 
 /// Compiles the README's example as a doctest so it stays true.

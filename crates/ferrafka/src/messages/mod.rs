@@ -6,13 +6,16 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
 
 use crate::error::BoxError;
 
+mod batch;
 mod kafka;
+
+pub use batch::{BatchMetadata, Iter, Messages};
 
 pub(crate) use kafka::KafkaMessage;
 
@@ -382,129 +385,6 @@ impl MessageBuilder {
     }
 }
 
-/// Facts about a batch as a whole.
-#[derive(Debug, Clone)]
-pub struct BatchMetadata {
-    /// Topic of every message in the batch.
-    pub topic: Arc<str>,
-    /// Partition of every message in the batch.
-    pub partition: i32,
-    /// Offset of the first message.
-    pub first_offset: i64,
-    /// Offset of the last message.
-    pub last_offset: i64,
-    /// Number of messages.
-    pub size: usize,
-    /// When the listener handed the batch to its partition's executor.
-    pub created_at: Instant,
-    /// Time from the last message's timestamp to the batch's creation (zero without timestamps,
-    /// or when the clocks disagree and the message seems to come from the future).
-    pub consumption_lag: Duration,
-    /// Time the batch waited for a worker, from its creation to the start of `consume`.
-    pub processing_lag: Duration,
-    /// Which attempt at this batch this is: 1 for the first, higher after errors.
-    pub attempt: u32,
-}
-
-/// A batch of messages from one topic-partition, in offset order; never empty.
-///
-/// Cloning a batch copies its messages (see [`Message`]), so a consumer may keep the clone.
-#[derive(Debug)]
-pub struct Messages {
-    // A Vec behind the Arc: the listener's buffer becomes the batch without a copy, and the
-    // partition's state machine keeps the batch (to retry it) without a copy either.
-    pub(crate) messages: Arc<Vec<Message>>,
-    pub(crate) metadata: BatchMetadata,
-}
-
-impl Clone for Messages {
-    fn clone(&self) -> Self {
-        Messages {
-            messages: Arc::new(self.messages.iter().cloned().collect()),
-            metadata: self.metadata.clone(),
-        }
-    }
-}
-
-impl Messages {
-    pub(crate) fn new(messages: Arc<Vec<Message>>, attempt: u32) -> Self {
-        debug_assert!(!messages.is_empty(), "a batch is never empty");
-        let first = &messages[0];
-        let last = &messages[messages.len() - 1];
-        let now = SystemTime::now();
-        let consumption_lag = last
-            .timestamp()
-            .millis()
-            .and_then(|ms| {
-                let stamped = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).ok()?);
-                now.duration_since(stamped).ok()
-            })
-            .unwrap_or_default();
-        let metadata = BatchMetadata {
-            topic: first.topic.name.clone(),
-            partition: first.partition,
-            first_offset: first.offset,
-            last_offset: last.offset,
-            size: messages.len(),
-            created_at: Instant::now(),
-            consumption_lag,
-            processing_lag: Duration::ZERO,
-            attempt,
-        };
-        Messages { messages, metadata }
-    }
-
-    /// Builds a batch by hand, for tests of consumer logic. Panics if `messages` is empty.
-    pub fn from_messages(messages: Vec<Message>) -> Self {
-        assert!(!messages.is_empty(), "a batch needs at least one message");
-        Messages::new(messages.into(), 1)
-    }
-
-    /// Facts about the batch.
-    pub fn metadata(&self) -> &BatchMetadata {
-        &self.metadata
-    }
-
-    /// Number of messages.
-    pub fn len(&self) -> usize {
-        self.messages.len()
-    }
-
-    /// Always false: a batch is never empty (kept for clippy's `len_without_is_empty`).
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
-    }
-
-    /// The first message.
-    pub fn first(&self) -> &Message {
-        &self.messages[0]
-    }
-
-    /// The last message.
-    pub fn last(&self) -> &Message {
-        &self.messages[self.messages.len() - 1]
-    }
-
-    /// Iterates over the messages in offset order.
-    pub fn iter(&self) -> std::slice::Iter<'_, Message> {
-        self.messages.iter()
-    }
-
-    /// The messages as a slice.
-    pub fn as_slice(&self) -> &[Message] {
-        &self.messages
-    }
-}
-
-impl<'a> IntoIterator for &'a Messages {
-    type Item = &'a Message;
-    type IntoIter = std::slice::Iter<'a, Message>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.messages.iter()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,5 +432,35 @@ mod tests {
             batch.iter().map(|m| m.offset()).collect::<Vec<_>>(),
             vec![10, 11]
         );
+    }
+
+    #[test]
+    fn a_view_shows_its_selection_in_order_and_shares_storage() {
+        let batch = Messages::from_messages(
+            (10..15)
+                .map(|o| Message::builder("t", 0, o).build())
+                .collect(),
+        );
+        let view = batch.select(Arc::from([1, 3, 4]));
+        let offsets: Vec<i64> = view.iter().map(Message::offset).collect();
+        assert_eq!(offsets, vec![11, 13, 14]);
+        assert_eq!(
+            view.iter().rev().map(Message::offset).collect::<Vec<_>>(),
+            vec![14, 13, 11]
+        );
+        assert_eq!(
+            (view.len(), view.first().offset(), view.last().offset()),
+            (3, 11, 14)
+        );
+        let meta = view.metadata();
+        assert_eq!(
+            (meta.first_offset, meta.last_offset, meta.size),
+            (11, 14, 3)
+        );
+        assert!(
+            Arc::ptr_eq(&view.messages, &batch.messages),
+            "a view copies no message"
+        );
+        assert_eq!(batch.iter().len(), 5);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The listener sends an executor one batch at a time, so a partition's batches run strictly in
 //! order; a shared semaphore bounds how many batches of the whole process run at once
-//! (`concurrency`). An executor reports each outcome, with the batch's mark and the consumer's
+//! (`concurrency`). A topic with virtual partitions runs each batch through
+//! [`VirtualConsumer`], whose groups take the permits instead. An executor reports each outcome, with the batch's mark and the consumer's
 //! requests, back to its listener as a value, and never lets a panic out (of `consume`, the
 //! hooks or the consumer factory). It stores no offsets itself: the listener's per-partition
 //! state machine decides what is stored.
@@ -17,6 +18,7 @@ use tokio::sync::{Semaphore, mpsc::UnboundedReceiver};
 
 use super::doorbell::Doorbell;
 use super::partition::{Outcome, Report, Work};
+use super::virtual_partitions::VirtualConsumer;
 use crate::config::Config;
 use crate::consumer::{Context, DynConsumer, PartitionHandle};
 use crate::error::{PanicError, error_chain};
@@ -161,6 +163,7 @@ impl Executor {
             batch,
             mark: None,
             requests: Vec::new(),
+            virtual_group: None,
         }
     }
 
@@ -170,11 +173,17 @@ impl Executor {
         batch: u64,
         mut messages: Messages,
     ) -> Report {
-        let _permit = self
-            .workers
-            .acquire()
-            .await
-            .expect("the worker semaphore is never closed");
+        // With virtual partitions each group takes its own permit; holding one here as well
+        // would let a batch wait on itself.
+        let _permit = match self.topic.virtual_partitions {
+            None => Some(
+                self.workers
+                    .acquire()
+                    .await
+                    .expect("the worker semaphore is never closed"),
+            ),
+            Some(_) => None,
+        };
         if !self.topic.consumer_persistence {
             // Without persistence every batch meets a fresh instance; the last one stays for
             // the `revoked`/`shutdown` hooks.
@@ -225,6 +234,17 @@ impl Executor {
                 .factory
                 .as_ref()
                 .expect("active topics have a consumer");
+            if let Some(options) = &self.topic.virtual_partitions {
+                // Builds the groups' instances itself, one per group, as they are needed.
+                let split = VirtualConsumer::new(
+                    options.clone(),
+                    factory.clone(),
+                    self.workers.clone(),
+                    self.topic.manual_offset_management,
+                );
+                *instance = Some(Box::new(split));
+                return Ok(instance.as_mut().expect("set above"));
+            }
             let built = std::panic::catch_unwind(AssertUnwindSafe(|| factory()))
                 .map_err(|p| format!("consumer factory: {}", PanicError::from_payload(p)))?;
             *instance = Some(built);

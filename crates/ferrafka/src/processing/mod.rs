@@ -6,3 +6,4 @@ pub(crate) mod doorbell;
 pub(crate) mod executor;
 pub(crate) mod partition;
 pub(crate) mod stop;
+pub(crate) mod virtual_partitions;

@@ -15,6 +15,9 @@ use crate::declaratives::{RoutedTopic, TopicConfig, check_topic_name};
 use crate::kafka::{self, TopicOverrides};
 use crate::messages::{Deserializer, JsonDeserializer};
 
+mod virtual_partitions;
+pub use virtual_partitions::VirtualPartitions;
+
 /// Where messages that keep failing go, so the partition can move on.
 ///
 /// After `max_retries` failed retries of a message, ferrafka produces it to `topic` with its key
@@ -143,6 +146,7 @@ pub struct TopicRoute {
     pub(crate) dead_letter_queue: Option<DeadLetterQueue>,
     pub(crate) consumer_persistence: Option<bool>,
     pub(crate) declaration: Option<TopicConfig>,
+    pub(crate) virtual_partitions: Option<VirtualPartitions>,
 }
 
 impl TopicRoute {
@@ -161,12 +165,20 @@ impl TopicRoute {
             dead_letter_queue: None,
             consumer_persistence: None,
             declaration: None,
+            virtual_partitions: None,
         }
     }
 
     /// Sends messages that still fail after retries to a dead-letter topic.
     pub fn dead_letter_queue(&mut self, dlq: DeadLetterQueue) -> &mut Self {
         self.dead_letter_queue = Some(dlq);
+        self
+    }
+
+    /// Splits each batch into groups by key that run in parallel on their own consumer
+    /// instances; see [`VirtualPartitions`] for the ordering and marking rules.
+    pub fn virtual_partitions(&mut self, virtual_partitions: VirtualPartitions) -> &mut Self {
+        self.virtual_partitions = Some(virtual_partitions);
         self
     }
 
@@ -276,6 +288,8 @@ pub struct Topic {
     /// Whether a partition's consumer instance is kept across batches; when false a fresh one
     /// is built for every batch.
     pub consumer_persistence: bool,
+    /// How batches are split into groups that run in parallel, if they are.
+    pub virtual_partitions: Option<VirtualPartitions>,
     pub(crate) factory: Option<ConsumerFactory>,
     pub(crate) deserializer: Arc<dyn Deserializer>,
 }
@@ -291,6 +305,7 @@ impl std::fmt::Debug for Topic {
             .field("active", &self.active)
             .field("dead_letter_queue", &self.dead_letter_queue)
             .field("consumer_persistence", &self.consumer_persistence)
+            .field("virtual_partitions", &self.virtual_partitions)
             .finish_non_exhaustive()
     }
 }
@@ -418,7 +433,11 @@ pub(crate) fn resolve(
                     ));
                 }
             }
+            if let Some(vp) = &route.virtual_partitions {
+                vp.check(&path, problems);
+            }
             let topic = Arc::new(Topic {
+                virtual_partitions: route.virtual_partitions.clone(),
                 dead_letter_queue: route.dead_letter_queue.clone(),
                 name: route.name.as_str().into(),
                 consumer_group: group_id.clone(),

@@ -104,3 +104,50 @@ fn routing_problems_are_all_reported() {
     );
     assert!(problems[3].problem.contains("found ' '"), "{}", problems[3]);
 }
+
+#[test]
+fn zero_virtual_partitions_are_refused_naming_the_setting_and_the_fix() {
+    let (_, problems) = resolve_routes(&Config::default(), |r| {
+        r.topic("images")
+            .consumer(|| Noop)
+            .virtual_partitions(VirtualPartitions::new(0));
+        r.topic("ok")
+            .consumer(|| Noop)
+            .virtual_partitions(VirtualPartitions::new(1));
+        r.topic("huge")
+            .consumer(|| Noop)
+            .virtual_partitions(VirtualPartitions::new(1025));
+    });
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[1]
+            .setting
+            .ends_with(".huge.virtual_partitions.max_partitions")
+            && problems[1].problem.contains("at most 1024"),
+        "{}",
+        problems[1]
+    );
+    let p = &problems[0];
+    assert!(
+        p.setting
+            .ends_with(".images.virtual_partitions.max_partitions"),
+        "{p}"
+    );
+    assert_eq!(p.value, "0");
+    assert!(p.problem.contains("at least 1") && p.fix.contains("VirtualPartitions::new(n)"));
+}
+
+#[test]
+fn the_key_hash_is_stable_and_keyless_messages_share_one_group() {
+    // FNV-1a test vectors: the value may never change, or keys would move between groups.
+    assert_eq!(VirtualPartitions::hash(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(VirtualPartitions::hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+    let vp = VirtualPartitions::new(4);
+    let keyless = |o| crate::Message::builder("t", 0, o).build();
+    let groups: Vec<usize> = (0..20).map(|o| vp.group_of(&keyless(o))).collect();
+    assert!(groups.iter().all(|&g| g == groups[0]), "{groups:?}");
+    let keyed = |k: &str| vp.group_of(&crate::Message::builder("t", 0, 0).key(k).build());
+    let spread: std::collections::BTreeSet<usize> =
+        (0..50).map(|i| keyed(&format!("user-{i}"))).collect();
+    assert_eq!(spread.len(), 4, "keys spread over every group");
+}

@@ -210,6 +210,7 @@ pub fn context(topic: &str, partition: i32) -> Context {
         batch: Some(0),
         mark: None,
         requests: Vec::new(),
+        virtual_group: None,
     }
 }
 

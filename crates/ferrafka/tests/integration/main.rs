@@ -14,4 +14,5 @@ mod resilience;
 mod restarts;
 mod slow_consumer;
 mod topics_cli;
+mod virtual_partitions;
 mod zero_copy;
