@@ -13,7 +13,10 @@ const POOL: usize = 4;
 /// the allocator consolidate its small free chunks every time).
 #[derive(Debug)]
 pub(super) struct Backlog {
+    /// Earlier chunks, oldest first (full ones, or messages put back for a retry).
     chunks: VecDeque<Vec<Message>>,
+    /// The chunk new messages go to, after every one in `chunks`.
+    filling: Vec<Message>,
     len: usize,
     /// Messages per chunk: the batch size.
     chunk: usize,
@@ -24,6 +27,7 @@ impl Backlog {
     pub(super) fn new(chunk: usize) -> Self {
         Backlog {
             chunks: VecDeque::new(),
+            filling: Vec::new(),
             len: 0,
             chunk: chunk.max(1),
             pool: Vec::new(),
@@ -39,29 +43,36 @@ impl Backlog {
     }
 
     pub(super) fn front(&self) -> Option<&Message> {
-        self.chunks.front().and_then(|c| c.first())
+        match self.chunks.front() {
+            Some(chunk) => chunk.first(),
+            None => self.filling.first(),
+        }
     }
 
     pub(super) fn back(&self) -> Option<&Message> {
-        self.chunks.back().and_then(|c| c.last())
+        match self.filling.last() {
+            Some(last) => Some(last),
+            None => self.chunks.back().and_then(|c| c.last()),
+        }
     }
 
+    #[inline]
     pub(super) fn push_back(&mut self, message: Message) {
-        if self.chunks.back().is_none_or(|c| c.len() >= self.chunk) {
+        if self.filling.len() >= self.chunk {
             let fresh = self.vector();
-            self.chunks.push_back(fresh);
+            let full = std::mem::replace(&mut self.filling, fresh);
+            self.chunks.push_back(full);
         }
-        self.chunks.back_mut().expect("just ensured").push(message);
+        self.filling.push(message);
         self.len += 1;
     }
 
     pub(super) fn pop_back(&mut self) -> Option<Message> {
-        let last = self.chunks.back_mut()?;
-        let message = last.pop();
-        if last.is_empty() {
-            let empty = self.chunks.pop_back().expect("checked above");
-            self.recycle(empty);
+        if self.filling.is_empty() {
+            let last = self.chunks.pop_back()?;
+            self.filling = last;
         }
+        let message = self.filling.pop();
         self.len -= usize::from(message.is_some());
         message
     }
@@ -76,7 +87,7 @@ impl Backlog {
 
     /// Takes up to `count` messages from the front; a whole chunk leaves without a copy.
     pub(super) fn take(&mut self, count: usize) -> Vec<Message> {
-        let mut taken = match self.chunks.pop_front() {
+        let mut taken = match self.pop_front_chunk() {
             Some(front) if front.len() <= count => front,
             Some(mut front) => {
                 let mut head = self.vector();
@@ -87,7 +98,7 @@ impl Backlog {
             None => return Vec::new(),
         };
         while taken.len() < count
-            && let Some(mut next) = self.chunks.pop_front()
+            && let Some(mut next) = self.pop_front_chunk()
         {
             let wanted = (count - taken.len()).min(next.len());
             taken.extend(next.drain(..wanted));
@@ -101,10 +112,23 @@ impl Backlog {
         taken
     }
 
+    /// The oldest chunk, the filling one once no other is left.
+    fn pop_front_chunk(&mut self) -> Option<Vec<Message>> {
+        if let Some(chunk) = self.chunks.pop_front() {
+            return Some(chunk);
+        }
+        if self.filling.is_empty() {
+            return None;
+        }
+        let fresh = self.vector();
+        Some(std::mem::replace(&mut self.filling, fresh))
+    }
+
     pub(super) fn clear(&mut self) {
         while let Some(chunk) = self.chunks.pop_front() {
             self.recycle(chunk);
         }
+        self.filling.clear();
         self.len = 0;
     }
 
