@@ -43,6 +43,8 @@ pub struct Setup {
     pub messages: u64,
     /// ferrafka's batch size, and how often the raw loop stores an offset.
     pub max_messages: usize,
+    /// ferrafka's `max_wait_time`.
+    pub max_wait: Duration,
     /// Longest wait for the last message before the phase counts as stalled.
     pub timeout: Duration,
     /// Extra librdkafka properties (given to ferrafka, and so to the raw loop too).
@@ -155,14 +157,15 @@ fn app(setup: &Setup, group: &str, progress: Arc<Progress>) -> App {
         setup.topic.clone(),
         group.to_string(),
     );
-    let max_messages = setup.max_messages;
+    let (max_messages, max_wait) = (setup.max_messages, setup.max_wait);
     let kafka = setup.kafka.clone();
     App::builder()
         .setup(move |c| {
             c.client_id("ferrafka-bench")
                 .group_id(group)
                 .kafka("bootstrap.servers", bootstrap)
-                .max_messages(max_messages);
+                .max_messages(max_messages)
+                .max_wait_time(max_wait);
             for (k, v) in kafka {
                 c.kafka(k, v);
             }

@@ -192,6 +192,7 @@ pub fn run(
         topic: topic.clone(),
         messages: 1,
         max_messages: cli.max_messages,
+        max_wait: Duration::from_millis(cli.max_wait_ms),
         timeout: cli.timeout,
         kafka: cli.kafka.clone(),
     };

@@ -81,6 +81,11 @@ struct Cli {
     /// ferrafka's `max_messages` (batch size); the raw consume loop stores an offset as often.
     #[arg(long, default_value_t = 100)]
     max_messages: usize,
+    /// ferrafka's `max_wait_time` in milliseconds: how long a partial batch waits to fill. It
+    /// ends each consume phase: the last batch of a partition whose message count is not a
+    /// multiple of `max_messages` waits this long (ferrafka's default, 1000, adds up to 1 s).
+    #[arg(long, default_value_t = 1000)]
+    max_wait_ms: u64,
 
     /// Which directions to measure.
     #[arg(long, value_enum, default_value_t = Phases::All)]

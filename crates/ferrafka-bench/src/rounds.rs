@@ -116,6 +116,7 @@ impl Bench<'_> {
             topic,
             messages: cli.messages,
             max_messages: cli.max_messages,
+            max_wait: Duration::from_millis(cli.max_wait_ms),
             timeout: cli.timeout,
             kafka: cli.kafka.clone(),
         };
