@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::config::{Config, Environment};
 use crate::error::BoxError;
 use crate::messages::{Message, Messages};
-use crate::processing::virtual_partitions::GroupMarks;
 use crate::producer::Producer;
 
 /// What consumer methods return: `Ok` marks the batch as consumed, `Err` retries it.
@@ -153,7 +152,15 @@ pub struct Context {
     pub(crate) requests: Vec<PartitionRequest>,
     /// With virtual partitions: the group this context serves, whose marks go through the
     /// batch's mark combiner instead of straight to the listener.
-    pub(crate) virtual_group: Option<GroupMarks>,
+    pub(crate) virtual_group: Option<Box<dyn GroupMarks>>,
+}
+
+/// Where the marks of a virtual-partition group go: the batch's mark combiner, which forwards
+/// the partition's mark only when the lowest unfinished offset of the batch moves. A trait, so
+/// the consumer API does not depend on the processing that implements it.
+pub(crate) trait GroupMarks: Send + Sync + std::fmt::Debug {
+    /// The group marked its messages below `next` during batch `batch`.
+    fn mark(&self, handle: &PartitionHandle, batch: u64, next: i64);
 }
 
 /// Where to move a partition's position with [`Context::seek`].

@@ -28,7 +28,7 @@ use tokio::task::{Id, JoinSet};
 pub(crate) use combiner::MarkCombiner;
 
 use crate::consumer::{
-    BoxFuture, ConsumeResult, ConsumerFactory, Context, DynConsumer, PartitionHandle,
+    BoxFuture, ConsumeResult, ConsumerFactory, Context, DynConsumer, GroupMarks, PartitionHandle,
 };
 use crate::error::{PanicError, error_chain};
 use crate::messages::Messages;
@@ -36,16 +36,16 @@ use crate::routing::VirtualPartitions;
 
 /// A virtual group's link to its batch's combiner, carried by the group's [`Context`].
 #[derive(Debug, Clone)]
-pub(crate) struct GroupMarks {
+pub(crate) struct GroupMarkSink {
     combiner: Arc<MarkCombiner>,
     /// The group's index in the combiner.
     group: usize,
 }
 
-impl GroupMarks {
+impl GroupMarks for GroupMarkSink {
     /// The group marked its messages below `next`: forward the partition mark if that moved
     /// the lowest unfinished offset of the batch.
-    pub(crate) fn mark(&self, handle: &PartitionHandle, batch: u64, next: i64) {
+    fn mark(&self, handle: &PartitionHandle, batch: u64, next: i64) {
         self.combiner
             .mark(self.group, next, |mark| handle.send_mark(batch, mark));
     }
@@ -173,7 +173,7 @@ impl VirtualConsumer {
                     continue;
                 }
             };
-            let marks = GroupMarks {
+            let marks = GroupMarkSink {
                 combiner: flight.combiner.clone(),
                 group: index,
             };
@@ -302,7 +302,7 @@ fn combiner_for(messages: &Messages, groups: &[(usize, Arc<[usize]>)]) -> MarkCo
 }
 
 /// A context for one group: the partition's, with the group's own marks and requests.
-fn group_context(ctx: &Context, marks: Option<GroupMarks>) -> Context {
+fn group_context(ctx: &Context, marks: Option<GroupMarkSink>) -> Context {
     Context {
         handle: ctx.handle.clone(),
         producer: ctx.producer.clone(),
@@ -312,7 +312,7 @@ fn group_context(ctx: &Context, marks: Option<GroupMarks>) -> Context {
         batch: ctx.batch,
         mark: None,
         requests: Vec::new(),
-        virtual_group: marks,
+        virtual_group: marks.map(|m| Box::new(m) as Box<dyn GroupMarks>),
     }
 }
 
