@@ -495,3 +495,51 @@ fn marks_are_limited_to_the_batch() {
     h.p.on_mark(1, 0, 50, &mut h.out);
     assert_eq!(stores(&h.out), vec![3]);
 }
+
+/// Fetching pauses once the backlog reaches the bound and resumes only once it halved, so a
+/// backlog at the bound does not pause and resume on every batch.
+#[test]
+fn fetch_pause_resumes_once_the_backlog_halved() {
+    let mut h = Harness::new(settings()); // batches of 3, pause at 12 waiting messages
+    assert!(dispatched(&h.fetch(0..3)).is_some(), "batch 0 runs 0..3");
+    let e = h.fetch(3..15);
+    assert!(
+        e.contains_pause(),
+        "12 wait behind the running batch: {e:?}"
+    );
+    let resumed = |e: &[Effect]| e.iter().any(|e| matches!(e, Effect::Resume));
+    let e = h.finish(0, Outcome::Consumed, Some(3));
+    assert!(
+        !resumed(&e),
+        "9 still wait, more than half the bound: {e:?}"
+    );
+    let e = h.finish(1, Outcome::Consumed, Some(6));
+    assert!(!resumed(&e), "6 wait, not yet below half: {e:?}");
+    let e = h.finish(2, Outcome::Consumed, Some(9));
+    assert!(resumed(&e), "3 wait, below half: {e:?}");
+}
+
+/// The listener is asked to leave messages in librdkafka's queue only while enough wait behind
+/// a young batch; an old batch, or a short backlog, asks nothing.
+#[test]
+fn fetch_is_held_only_behind_a_young_batch_with_a_backlog() {
+    let mut h = Harness::new(settings());
+    assert_eq!(h.p.hold_fetch_until(), None, "nothing runs");
+    h.fetch(0..3);
+    h.fetch(3..8);
+    assert_eq!(h.p.hold_fetch_until(), None, "5 wait, less than 2 batches");
+    h.fetch(8..9);
+    let until =
+        h.p.hold_fetch_until()
+            .expect("6 wait behind a batch started now");
+    assert!(until > h.now && until <= h.now + Duration::from_millis(20));
+    h.finish(0, Outcome::Consumed, Some(3));
+    h.fetch(9..12);
+    assert!(h.p.hold_fetch_until().is_some(), "6 wait behind batch 1");
+    h.p.drain();
+    assert_eq!(
+        h.p.hold_fetch_until(),
+        None,
+        "a draining partition holds nothing"
+    );
+}
