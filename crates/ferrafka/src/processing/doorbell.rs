@@ -7,28 +7,43 @@ use std::time::Duration;
 /// A bell that remembers it rang until someone waited on it.
 #[derive(Debug, Default)]
 pub(crate) struct Doorbell {
-    rung: Mutex<bool>,
+    state: Mutex<Bell>,
     bell: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Bell {
+    rung: bool,
+    /// Someone sleeps in `wait`: only then is a ring worth a wake-up call into the kernel
+    /// (executors ring once per batch, mostly while the listener is busy).
+    sleeping: bool,
 }
 
 impl Doorbell {
     /// Wakes the waiter, or the next wait if nobody waits now.
     pub(crate) fn ring(&self) {
-        let mut rung = self.rung.lock().unwrap_or_else(|p| p.into_inner());
-        if !*rung {
-            *rung = true;
-            self.bell.notify_one();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !state.rung {
+            state.rung = true;
+            if state.sleeping {
+                self.bell.notify_one();
+            }
         }
     }
 
     /// Waits until the bell rang (since the last wait) or `timeout` passed.
     pub(crate) fn wait(&self, timeout: Duration) {
-        let rung = self.rung.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut rung, _) = self
-            .bell
-            .wait_timeout_while(rung, timeout, |rung| !*rung)
-            .unwrap_or_else(|p| p.into_inner());
-        *rung = false;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !state.rung {
+            state.sleeping = true;
+            state = self
+                .bell
+                .wait_timeout_while(state, timeout, |s| !s.rung)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            state.sleeping = false;
+        }
+        state.rung = false;
     }
 }
 
