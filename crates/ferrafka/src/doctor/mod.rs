@@ -325,6 +325,7 @@ fn static_report(app: &dyn AppView, opts: &DoctorOptions) -> Report {
         ));
     }
     check_timing(app, &mut report);
+    check_virtual_partitions(app, &mut report);
     report
 }
 

@@ -631,3 +631,4 @@ fn text_groups_by_severity_and_json_carries_every_field() {
 }
 
 mod live;
+mod virtual_partitions;

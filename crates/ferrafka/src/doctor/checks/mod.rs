@@ -11,6 +11,7 @@ pub(crate) use clients::{
 };
 pub(crate) use settings::{
     check_configuration, check_downtime_declared, check_persistence, check_timing,
+    check_virtual_partitions,
 };
 pub(crate) use topics::{
     check_auto_create, check_declarations, check_durability, check_lock_file,

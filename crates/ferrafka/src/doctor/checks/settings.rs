@@ -182,3 +182,35 @@ pub(crate) fn check_timing(app: &dyn AppView, report: &mut Report) {
         }
     }
 }
+
+/// FD014: a topic splits its batches into more virtual partitions than `concurrency` lets run
+/// at once, so the extra groups wait for a worker and the batch for its slowest group.
+pub(crate) fn check_virtual_partitions(app: &dyn AppView, report: &mut Report) {
+    let concurrency = app.config().concurrency;
+    for sg in app.subscription_groups() {
+        for t in &sg.topics {
+            let Some(vp) = &t.virtual_partitions else {
+                continue;
+            };
+            if vp.max_partitions() > concurrency {
+                report.push(
+                    "FD014",
+                    Severity::Warning,
+                    format!("topic {} (consumer group {})", t.name, t.consumer_group),
+                    format!(
+                        "virtual_partitions.max_partitions {} above concurrency {concurrency}",
+                        vp.max_partitions()
+                    ),
+                    "at most `concurrency` groups of a batch run at once (across all partitions); \
+                     the other groups wait for a worker, and the partition waits for its slowest group",
+                    format!(
+                        "raise `c.concurrency({})` or lower `VirtualPartitions::new({concurrency})` \
+                         on the route of `{}`",
+                        vp.max_partitions(),
+                        t.name
+                    ),
+                );
+            }
+        }
+    }
+}
