@@ -3,9 +3,9 @@
 //! The listener sends an executor one batch at a time, so a partition's batches run strictly in
 //! order; a shared semaphore bounds how many batches of the whole process run at once
 //! (`concurrency`). A topic with virtual partitions runs each batch through
-//! [`VirtualConsumer`], whose groups take the permits instead. An executor reports each outcome, with the batch's mark and the consumer's
-//! requests, back to its listener as a value, and never lets a panic out (of `consume`, the
-//! hooks or the consumer factory). It stores no offsets itself: the listener's per-partition
+//! [`VirtualConsumer`], whose groups take the permits instead. An executor reports each
+//! outcome, with the batch's mark and the consumer's requests, back to its listener as a value,
+//! and never lets a panic out (of `consume`, the hooks or the consumer factory). It stores no offsets itself: the listener's per-partition
 //! state machine decides what is stored.
 
 use std::panic::AssertUnwindSafe;

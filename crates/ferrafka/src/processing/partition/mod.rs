@@ -77,7 +77,8 @@ impl PartitionSettings {
 }
 
 /// What a batch is asked to do.
-#[derive(Debug, Clone)]
+// Not `Clone`: a batch's messages are librdkafka's, and cloning them copies every message.
+#[derive(Debug)]
 pub(crate) enum Work {
     /// Run the consumer on these messages.
     Consume(Messages),
@@ -93,7 +94,7 @@ pub(crate) enum Work {
 }
 
 /// What the listener has to do for the machine.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Effect {
     /// Hand `work` to the partition's executor as batch number `batch`.
     Dispatch { batch: u64, work: Work },

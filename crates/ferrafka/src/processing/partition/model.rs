@@ -169,7 +169,8 @@ impl World {
     fn apply(&mut self, mut effects: Vec<Effect>, seek_ok: bool) {
         let mut i = 0;
         while i < effects.len() {
-            match effects[i].clone() {
+            // Taken out like the listener does (effects are not `Clone`).
+            match std::mem::replace(&mut effects[i], Effect::Resume) {
                 Effect::Dispatch { batch, work } => self.dispatch(batch, work),
                 Effect::Pause => self.fetch_paused = true,
                 Effect::Resume => self.fetch_paused = false,
