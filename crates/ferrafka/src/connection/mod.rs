@@ -265,6 +265,8 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
             None => idle = true,
         }
         let mut state = consumer.context().lock();
+        // While librdkafka's queue still holds messages, full batches wait for whole runs.
+        state.set_gathering(consumer, !idle, Instant::now());
         if !burst.is_empty() {
             // One clock read per burst: the receive time of a burst's messages is the same
             // for any practical purpose, and reading the clock per message shows in profiles.

@@ -73,6 +73,8 @@ pub(crate) struct State {
     pub(super) closing: bool,
     /// Reused for every event, so the hot path does not allocate.
     effects: Vec<Effect>,
+    /// The listener is taking messages from librdkafka's queue (see `set_gathering`).
+    gathering: bool,
 }
 
 impl State {
@@ -97,6 +99,7 @@ impl State {
             next_generation: 1,
             closing: false,
             effects: Vec::new(),
+            gathering: false,
         }
     }
 
@@ -142,13 +145,15 @@ impl State {
                 reports: self.reports_tx.clone(),
             };
             let task = self.runtime.spawn(executor.run(rx));
-            let machine = Partition::new(
+            let mut machine = Partition::new(
                 name,
                 *partition,
                 generation,
                 slots.settings.clone(),
                 previous_running,
             );
+            // Gathering starts nothing, so there is no effect to carry out.
+            machine.set_gathering(self.gathering, Instant::now(), &mut Vec::new());
             let slot = Slot {
                 machine,
                 target: PartitionTarget::new(slots.topic.name.clone(), *partition),
@@ -176,6 +181,7 @@ impl State {
         for (topic, partition) in revoked {
             if let Some(slot) = self.slot_mut(topic, *partition) {
                 slot.machine.drain();
+                let _ = slot.jobs.send(Job::Cut);
             }
         }
         let deadline = now + self.config.revocation_timeout;
@@ -361,6 +367,30 @@ impl State {
         self.effects = effects;
     }
 
+    /// The listener began or ended taking messages from librdkafka's queue (see
+    /// [`Partition::set_gathering`]); cheap when nothing changed.
+    pub(super) fn set_gathering(
+        &mut self,
+        consumer: &dyn PartitionClient,
+        gathering: bool,
+        now: Instant,
+    ) {
+        if self.gathering == gathering {
+            return;
+        }
+        self.gathering = gathering;
+        let mut effects = std::mem::take(&mut self.effects);
+        for slot in self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.values_mut())
+        {
+            slot.machine.set_gathering(gathering, now, &mut effects);
+            apply(consumer, slot, &mut effects);
+        }
+        self.effects = effects;
+    }
+
     /// How long the listener should leave messages in librdkafka's queue: until the first
     /// partition whose backlog waits behind a young batch no longer asks it to
     /// ([`Partition::hold_fetch_until`]); `None` when polling is welcome.
@@ -400,6 +430,7 @@ impl State {
             .flat_map(|s| s.partitions.values_mut())
         {
             slot.machine.quiet(now, &mut effects);
+            let _ = slot.jobs.send(Job::Cut);
             apply(consumer, slot, &mut effects);
         }
         self.effects = effects;
@@ -413,6 +444,7 @@ impl State {
             .flat_map(|s| s.partitions.values_mut())
         {
             slot.machine.drain();
+            let _ = slot.jobs.send(Job::Cut);
         }
     }
 

@@ -11,7 +11,9 @@
 //! - an offset is stored only when every message before it in the batch that stores it
 //!   succeeded, was dead-lettered, or was skipped on purpose by a consumer's seek;
 //! - at most one batch of the partition runs at a time, across assignments too (a new
-//!   assignment waits for the previous one's executor to stop);
+//!   assignment waits for the previous one's executor to stop); consecutive full batches may be
+//!   handed over together as a *run*, which the executor works through one after the other and
+//!   ends at the first batch that does not simply succeed;
 //! - a report from an older assignment (generation) or an older batch changes nothing;
 //! - with a dead-letter queue, a message is dead-lettered only after it failed alone
 //!   `max_retries + 1` times, with its own error;
@@ -27,6 +29,7 @@ use crate::messages::{Message, Messages};
 mod backlog;
 #[cfg(test)]
 mod model;
+mod runs;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +46,10 @@ const PAUSE_AFTER_BATCHES: usize = 4;
 const HOLD_AFTER_BATCHES: usize = 2;
 const HOLD_AT_MOST: Duration = Duration::from_millis(20);
 const PAUSE_AFTER_MESSAGES: usize = 100_000;
+/// Most messages in a run: full batches that wait are handed to the executor together, so it
+/// goes from one to the next without waiting for the listener. Each hand-over costs two
+/// thread wake-ups; with 100-message batches they were most of ferrafka's CPU per message.
+const RUN_MESSAGES: usize = 1_000;
 
 /// A partition's settings, taken from its topic route and the app config.
 #[derive(Debug, Clone)]
@@ -60,6 +67,9 @@ pub(crate) struct PartitionSettings {
     pub(crate) dead_letter_retries: Option<u32>,
     /// Pause before each retry.
     pub(crate) backoff: Backoff,
+    /// Most messages handed to the executor at once, as a run of full batches; at most
+    /// `max_messages` means one batch at a time.
+    pub(crate) run_messages: usize,
 }
 
 impl PartitionSettings {
@@ -72,6 +82,7 @@ impl PartitionSettings {
             pause_at_bytes: config.partition_buffer_bytes,
             dead_letter_retries: topic.dead_letter_queue.as_ref().map(|d| d.max_retries),
             backoff: config.backoff(),
+            run_messages: RUN_MESSAGES.max(topic.max_messages),
         }
     }
 }
@@ -82,6 +93,10 @@ impl PartitionSettings {
 pub(crate) enum Work {
     /// Run the consumer on these messages.
     Consume(Messages),
+    /// Run the consumer on these full batches one after the other (numbered from the
+    /// dispatched batch number on), as long as each one is consumed without a request and
+    /// nothing asks the executor to stop; report the last batch that ran.
+    Run(Vec<Messages>),
     /// Produce this message, which failed alone too often, to the dead-letter queue.
     DeadLetter {
         /// The message, alone (kept behind an `Arc` like a batch, so it is never copied).
@@ -126,10 +141,12 @@ pub(crate) enum Outcome {
 pub(crate) struct Report {
     /// The assignment the batch belongs to.
     pub(crate) generation: u64,
-    /// The batch number from [`Effect::Dispatch`].
+    /// The batch number from [`Effect::Dispatch`]; for a run, the number of its last batch
+    /// that ran (the ones before it were consumed, the ones after it did not run).
     pub(crate) batch: u64,
     pub(crate) outcome: Outcome,
-    /// The highest next offset the batch marked (automatic or by hand), if any.
+    /// The highest next offset the batch (or the run's batches that ran) marked, automatic or
+    /// by hand, if any.
     pub(crate) mark: Option<i64>,
     /// Pause, resume and seek requests the consumer made during the batch, in order.
     pub(crate) requests: Vec<PartitionRequest>,
@@ -210,7 +227,8 @@ pub(crate) struct Partition {
     buffered_bytes: usize,
     /// When the oldest waiting message was buffered (or the buffer last dispatched from).
     buffered_since: Option<Instant>,
-    running: Option<Running>,
+    /// The batch the executor works on, or the batches of its run in order; empty when idle.
+    running: Vec<Running>,
     next_batch: u64,
     /// The previous assignment's executor still runs a batch of this partition.
     previous_running: bool,
@@ -227,6 +245,8 @@ pub(crate) struct Partition {
     fetch_paused: bool,
     /// A seek was handed to the listener and its result is not known yet.
     seek_pending: bool,
+    /// The listener is taking fetched messages from librdkafka's queue; see `runs.rs`.
+    gathering: bool,
     /// For logs.
     topic: Arc<str>,
     partition: i32,
@@ -246,13 +266,14 @@ impl Partition {
             topic,
             partition,
             seek_pending: false,
+            gathering: false,
             generation,
             buffer: backlog::Backlog::new(settings.max_messages),
             settings,
             phase: Phase::Active,
             buffered_bytes: 0,
             buffered_since: None,
-            running: None,
+            running: Vec::new(),
             next_batch: 0,
             previous_running,
             stored: -1,
@@ -271,7 +292,7 @@ impl Partition {
 
     /// True while a batch runs.
     pub(crate) fn is_running(&self) -> bool {
-        self.running.is_some()
+        !self.running.is_empty()
     }
 
     /// Until when the listener had better leave this partition's next messages in
@@ -282,9 +303,10 @@ impl Partition {
     /// holds anything (the listener must keep serving the group), and the fetch pause bounds
     /// the backlog then.
     pub(crate) fn hold_fetch_until(&self) -> Option<Instant> {
-        let running = self.running.as_ref()?;
-        (self.phase == Phase::Active
-            && self.buffer.len() >= HOLD_AFTER_BATCHES * self.settings.max_messages)
+        let running = self.running.first()?;
+        let enough =
+            (HOLD_AFTER_BATCHES * self.settings.max_messages).max(self.settings.run_messages);
+        (self.phase == Phase::Active && self.buffer.len() >= enough)
             .then_some(running.started + HOLD_AT_MOST)
     }
 
@@ -303,9 +325,13 @@ impl Partition {
         self.buffered_bytes += message.weight();
         self.buffer.push_back(message);
         self.buffered_since.get_or_insert(now);
-        // The hot path: a message arriving can only start a full batch or cross a pause bound;
-        // everything else waits for a report or the clock.
-        if self.buffer.len() >= self.settings.max_messages && self.may_start() {
+        // The hot path: a message arriving can only start a full batch (or run) or cross a
+        // pause bound; everything else waits for a report or the clock.
+        let start_at = match self.gathering {
+            true => self.run_threshold(),
+            false => self.settings.max_messages,
+        };
+        if self.buffer.len() >= start_at && self.may_start() {
             self.step(now, out);
         } else if self.buffer.len() >= self.settings.pause_at_messages
             || self.buffered_bytes >= self.settings.pause_at_bytes
@@ -353,11 +379,10 @@ impl Partition {
         if generation != self.generation {
             return;
         }
-        let Some(running) = &self.running else { return };
-        if running.batch != batch {
+        let Some(at) = self.running.iter().position(|r| r.batch == batch) else {
             return;
-        }
-        if let Some(next) = clamp_mark(running, mark) {
+        };
+        if let Some(next) = clamp_mark(&self.running[..=at], mark) {
             self.store(next, out);
         }
     }
@@ -367,18 +392,19 @@ impl Partition {
         if report.generation != self.generation {
             return;
         }
-        let Some(running) = self.running.take_if(|r| r.batch == report.batch) else {
+        let Some(at) = self.running.iter().position(|r| r.batch == report.batch) else {
             return;
         };
         // A dead-lettered message is done: its offset is stored like a processed one.
         let reported = match report.outcome {
-            Outcome::DeadLettered => Some(running.end()),
+            Outcome::DeadLettered => Some(self.running[at].end()),
             _ => report.mark,
         };
-        let mark = reported.and_then(|m| clamp_mark(&running, m));
+        let mark = reported.and_then(|m| clamp_mark(&self.running[..=at], m));
         if let Some(next) = mark {
             self.store(next, out);
         }
+        let running = self.end_run(at, now);
         match report.outcome {
             Outcome::Consumed | Outcome::DeadLettered => {
                 self.succeeded(&running);
@@ -445,7 +471,7 @@ impl Partition {
     pub(crate) fn revoke(&mut self) -> bool {
         self.phase = Phase::Revoked;
         self.drop_waiting();
-        self.running.is_some()
+        !self.running.is_empty()
     }
 
     fn drop_waiting(&mut self) {
@@ -460,7 +486,7 @@ impl Partition {
     /// or earlier, so a listener that sleeps until it never spins.
     pub(crate) fn next_wakeup(&self, now: Instant) -> Option<Instant> {
         if self.phase != Phase::Active
-            || self.running.is_some()
+            || !self.running.is_empty()
             || self.previous_running
             || self.seek_pending
         {
@@ -475,7 +501,9 @@ impl Partition {
             return paused_until;
         }
         let blocked_until = paused_until.max(self.retry.as_ref().map(|r| r.at));
-        let ready_at = if self.starts_at_once() {
+        let ready_at = if let Some(t) = self.gather_until().filter(|t| *t > now) {
+            Some(t)
+        } else if self.starts_at_once() {
             Some(now)
         } else {
             self.buffered_since.map(|t| t + self.settings.max_wait)
@@ -501,10 +529,12 @@ impl Partition {
     }
 }
 
-/// The mark `mark` of `running`, limited to the batch: marks below it change nothing, marks
-/// past its end would cover messages it never held.
-fn clamp_mark(running: &Running, mark: i64) -> Option<i64> {
-    (mark > running.first()).then(|| mark.min(running.end()))
+/// The mark `mark` of the batches `ran` (a batch, or a run's batches up to the one that
+/// marked), limited to them: marks below them change nothing, marks past their end would cover
+/// messages they never held.
+fn clamp_mark(ran: &[Running], mark: i64) -> Option<i64> {
+    let (first, last) = (ran.first()?, ran.last()?);
+    (mark > first.first()).then(|| mark.min(last.end()))
 }
 
 mod transitions;

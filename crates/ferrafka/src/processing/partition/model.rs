@@ -1,6 +1,6 @@
 //! A randomized model test of the partition state machine: long random sequences of fetches,
 //! successes, failures, marks, revocations, re-assignments, seeks, offset resets, pauses,
-//! quiet mode and shutdown, against a simulated librdkafka and executor. After every step it
+//! quiet mode, shutdown, runs of batches and the listener's gathering, against a simulated librdkafka and executor. After every step it
 //! checks the machine's invariants (see the module docs of `partition`); at the end of a run
 //! that can still make progress, it checks that every message gets processed.
 //!
@@ -22,7 +22,7 @@ const MAX_RETRIES: u32 = 1;
 enum Op {
     Fetch(usize),
     Tick(Duration),
-    /// Ends the oldest running batch.
+    /// Ends the oldest running batch (the current batch of a run).
     Finish(Finish),
     /// The running batch marks a fraction of itself and goes on.
     Mark(usize),
@@ -36,15 +36,21 @@ enum Op {
     PositionBack(i64),
     Quiet,
     Shutdown,
+    /// The listener begins or ends taking messages from librdkafka's queue.
+    Gathering(bool),
 }
 
 #[derive(Debug, Clone)]
 struct Finish {
     ok: bool,
-    /// How many of the batch's messages the consumer marked before the outcome.
+    /// How many messages from the batch's first the consumer marked before the outcome; more
+    /// than the batch holds is a consumer marking past its batch, which must store nothing
+    /// past it.
     marked: usize,
     request: Option<PartitionRequest>,
     seek_ok: bool,
+    /// The listener cut the run: the executor reports instead of starting the run's next batch.
+    cut: bool,
 }
 
 fn request() -> impl Strategy<Value = Option<PartitionRequest>> {
@@ -62,16 +68,18 @@ fn request() -> impl Strategy<Value = Option<PartitionRequest>> {
 fn op() -> impl Strategy<Value = Op> {
     let finish = (
         any::<bool>(),
-        0usize..4,
+        0usize..6,
         request(),
         prop::bool::weighted(0.8),
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(ok, marked, request, seek_ok)| {
+        .prop_map(|(ok, marked, request, seek_ok, cut)| {
             Op::Finish(Finish {
                 ok,
                 marked,
                 request,
                 seek_ok,
+                cut,
             })
         });
     prop_oneof![
@@ -79,23 +87,30 @@ fn op() -> impl Strategy<Value = Op> {
         6 => prop_oneof![Just(0u64), Just(50), Just(100), Just(1_000), Just(10_000)]
             .prop_map(|ms| Op::Tick(Duration::from_millis(ms))),
         10 => finish,
-        2 => (0usize..3).prop_map(Op::Mark),
+        2 => (0usize..6).prop_map(Op::Mark),
         1 => Just(Op::StaleReport),
         1 => any::<bool>().prop_map(|finish_first| Op::Revoke { finish_first }),
         2 => Just(Op::Assign),
         1 => (1i64..6).prop_map(Op::PositionBack),
         1 => Just(Op::Quiet),
         1 => Just(Op::Shutdown),
+        3 => any::<bool>().prop_map(Op::Gathering),
     ]
 }
 
-/// A batch the simulated executor works on.
+/// A batch the simulated executor works on (all of them belong to one run).
 #[derive(Debug, Clone)]
 struct SimBatch {
     generation: u64,
     batch: u64,
     offsets: Vec<i64>,
     dead_letter: bool,
+}
+
+impl SimBatch {
+    fn end(&self) -> i64 {
+        self.offsets[self.offsets.len() - 1] + 1
+    }
 }
 
 /// librdkafka, the executors and the listener, simulated, plus what the invariants need.
@@ -109,16 +124,19 @@ struct World {
     /// The last offset stored by the current assignment (a new one starts without any).
     stored: i64,
     running: Vec<SimBatch>,
+    /// The highest mark of the run's batches that ran so far.
+    run_mark: Option<i64>,
     /// Offsets that succeeded, were dead-lettered, or were skipped by a consumer's seek.
     done: BTreeSet<i64>,
     alone_failures: HashMap<(u64, i64), u32>,
     endless_pause: bool,
     stopped: bool,
     dead_letter: bool,
+    run_messages: usize,
 }
 
 impl World {
-    fn new(dead_letter: bool) -> Self {
+    fn new(dead_letter: bool, run_messages: usize) -> Self {
         let mut world = World {
             machine: None,
             generation: 0,
@@ -128,11 +146,13 @@ impl World {
             committed: 0,
             stored: -1,
             running: Vec::new(),
+            run_mark: None,
             done: BTreeSet::new(),
             alone_failures: HashMap::new(),
             endless_pause: false,
             stopped: false,
             dead_letter,
+            run_messages,
         };
         world.assign();
         world
@@ -141,6 +161,7 @@ impl World {
     fn settings(&self) -> PartitionSettings {
         PartitionSettings {
             dead_letter_retries: self.dead_letter.then_some(MAX_RETRIES),
+            run_messages: self.run_messages,
             ..settings()
         }
     }
@@ -201,28 +222,46 @@ impl World {
             "batch {batch} started while {:?} runs",
             self.running
         );
-        let (offsets, dead_letter) = match &work {
-            Work::Consume(m) => (m.iter().map(|m| m.offset).collect::<Vec<_>>(), false),
-            Work::DeadLetter { message, .. } => (vec![message[0].offset], true),
+        let offsets = |m: &Messages| m.iter().map(|m| m.offset).collect::<Vec<_>>();
+        let (batches, dead_letter) = match &work {
+            Work::Consume(m) => (vec![offsets(m)], false),
+            Work::Run(run) => {
+                assert!(run.len() > 1, "a run of one batch");
+                let max = self.settings().max_messages;
+                assert!(
+                    run.iter()
+                        .all(|b| b.len() == max && b.metadata.attempt == 1),
+                    "a run of partial or retried batches"
+                );
+                (run.iter().map(offsets).collect(), false)
+            }
+            Work::DeadLetter { message, .. } => (vec![vec![message[0].offset]], true),
         };
+        let all: Vec<i64> = batches.iter().flatten().copied().collect();
+        assert!(
+            all.len() <= self.run_messages.max(self.settings().max_messages),
+            "a run longer than run_messages: {batches:?}"
+        );
         if dead_letter {
-            let failures = self.alone_failures.get(&(self.generation, offsets[0]));
+            let failures = self.alone_failures.get(&(self.generation, all[0]));
             assert!(
                 failures.is_some_and(|f| *f > MAX_RETRIES),
                 "offset {} dead-lettered after {failures:?} alone failures",
-                offsets[0]
+                all[0]
             );
         }
         assert!(
-            offsets.windows(2).all(|w| w[1] == w[0] + 1),
-            "gap in batch {offsets:?}"
+            all.windows(2).all(|w| w[1] == w[0] + 1),
+            "gap in batch {batches:?}"
         );
-        self.running.push(SimBatch {
-            generation: self.generation,
-            batch,
-            offsets,
-            dead_letter,
-        });
+        for (i, offsets) in batches.into_iter().enumerate() {
+            self.running.push(SimBatch {
+                generation: self.generation,
+                batch: batch + i as u64,
+                offsets,
+                dead_letter,
+            });
+        }
     }
 
     fn store(&mut self, next: i64) {
@@ -272,8 +311,9 @@ impl World {
                 if b.dead_letter || b.generation != self.generation {
                     return;
                 }
-                let mark = b.offsets[0] + (n as i64).min(b.offsets.len() as i64);
-                self.done.extend(b.offsets[0]..mark);
+                // A consumer may mark past its batch (by mistake): only its batch is done.
+                let mark = b.offsets[0] + n as i64;
+                self.done.extend(b.offsets[0]..mark.min(b.end()));
                 if let Some(m) = self.machine.as_mut() {
                     m.on_mark(b.generation, b.batch, mark, &mut out);
                 }
@@ -313,6 +353,12 @@ impl World {
                 m.drain();
                 self.stopped = true;
             }
+            Op::Gathering(gathering) => {
+                let Some(m) = self.machine.as_mut() else {
+                    return;
+                };
+                m.set_gathering(gathering, self.now, &mut out);
+            }
         }
         self.apply(out, true);
     }
@@ -328,7 +374,7 @@ impl World {
         } else if f.ok {
             Some(b.offsets[b.offsets.len() - 1] + 1)
         } else {
-            Some(b.offsets[0] + f.marked.min(b.offsets.len()) as i64).filter(|_| f.marked > 0)
+            Some(b.offsets[0] + f.marked as i64).filter(|_| f.marked > 0)
         };
         let outcome = match (b.dead_letter, f.ok) {
             (true, true) => Outcome::DeadLettered,
@@ -339,7 +385,7 @@ impl World {
         if f.ok {
             self.done.extend(b.offsets.iter().copied());
         } else if let Some(mark) = mark {
-            self.done.extend(b.offsets[0]..mark);
+            self.done.extend(b.offsets[0]..mark.min(b.end()));
         }
         if !f.ok && !b.dead_letter && b.offsets.len() == 1 {
             *self
@@ -347,13 +393,29 @@ impl World {
                 .entry((b.generation, b.offsets[0]))
                 .or_default() += 1;
         }
-        let requests: Vec<_> = f.request.into_iter().collect();
         let current = self.machine.as_ref().map(|m| m.generation()) == Some(b.generation);
+        self.run_mark = self.run_mark.max(mark);
+        let goes_on = f.ok && !b.dead_letter && f.request.is_none() && !f.cut;
+        if goes_on && !self.running.is_empty() {
+            // The executor starts the run's next batch; this one's mark reaches the listener
+            // as progress.
+            if let (Some(m), Some(mark)) = (self.machine.as_mut(), mark) {
+                m.on_mark(b.generation, b.batch, mark, &mut out);
+                assert!(
+                    current || out.is_empty(),
+                    "a stale mark had effects: {out:?}"
+                );
+            }
+            return self.apply(out, true);
+        }
+        // The run ends here: its other batches never ran.
+        self.running.clear();
+        let requests: Vec<_> = f.request.into_iter().collect();
         let report = Report {
             generation: b.generation,
             batch: b.batch,
             outcome,
-            mark,
+            mark: self.run_mark.take(),
             requests: requests.clone(),
         };
         if let Some(m) = self.machine.as_mut() {
@@ -390,6 +452,7 @@ impl World {
                 marked: 0,
                 request: None,
                 seek_ok: true,
+                cut: true,
             });
         }
         let mut m = self.machine.take().expect("checked above");
@@ -422,6 +485,7 @@ impl World {
                 marked: 0,
                 request: None,
                 seek_ok: true,
+                cut: false,
             });
             // Done when every message ran (or was skipped by a seek) and the consumer is at
             // the end; the stored offset may lag after a seek past the last message, which
@@ -457,9 +521,10 @@ proptest! {
     #[test]
     fn partition_machine_keeps_its_invariants(
         dead_letter in any::<bool>(),
+        run_messages in prop_oneof![Just(3usize), Just(9), Just(40)],
         ops in prop::collection::vec(op(), 1..150),
     ) {
-        let mut world = World::new(dead_letter);
+        let mut world = World::new(dead_letter, run_messages);
         for op in ops {
             world.step(op);
         }

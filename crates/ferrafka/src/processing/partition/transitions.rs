@@ -27,7 +27,7 @@ impl Partition {
 
     pub(super) fn may_start(&self) -> bool {
         self.phase == Phase::Active
-            && self.running.is_none()
+            && self.running.is_empty()
             && !self.previous_running
             && !self.seek_pending
             && self.consumer_pause.is_none()
@@ -67,6 +67,9 @@ impl Partition {
         if !(self.starts_at_once() || filled) {
             return None;
         }
+        if !filled && self.gather_until().is_some_and(|t| now < t) {
+            return None; // more of a run is on its way
+        }
         let count = if self.isolate_until.is_some() {
             1
         } else {
@@ -77,8 +80,14 @@ impl Partition {
             _ => self.earlier_attempts(front) + 1,
         };
         let messages = self.take(count);
+        let first = Messages::new(Arc::new(messages), attempt);
+        let work = if self.may_run(&first) {
+            self.run(first)
+        } else {
+            Work::Consume(first)
+        };
         self.buffered_since = (!self.buffer.is_empty()).then_some(now);
-        Some(Work::Consume(Messages::new(Arc::new(messages), attempt)))
+        Some(work)
     }
 
     /// Attempts at `offset` not booked in a retry: while isolating, every message up to the
@@ -88,7 +97,7 @@ impl Partition {
     }
 
     /// Takes up to `count` messages from the front of the buffer.
-    fn take(&mut self, count: usize) -> Vec<Message> {
+    pub(super) fn take(&mut self, count: usize) -> Vec<Message> {
         let count = count.min(self.buffer.len());
         let taken = self.buffer.take(count);
         self.buffered_bytes -= taken.iter().map(Message::weight).sum::<usize>();
@@ -100,16 +109,19 @@ impl Partition {
 
     fn dispatch(&mut self, work: Work, now: Instant, out: &mut Vec<Effect>) {
         let batch = self.next_batch;
-        self.next_batch += 1;
-        let messages = match &work {
-            Work::Consume(messages) => messages.messages.clone(),
-            Work::DeadLetter { message, .. } => message.clone(),
+        let mut hand_over = |messages: &Arc<Vec<Message>>| {
+            self.running.push(Running {
+                batch: self.next_batch,
+                messages: messages.clone(),
+                started: now,
+            });
+            self.next_batch += 1;
         };
-        self.running = Some(Running {
-            batch,
-            messages,
-            started: now,
-        });
+        match &work {
+            Work::Consume(messages) => hand_over(&messages.messages),
+            Work::Run(batches) => batches.iter().for_each(|b| hand_over(&b.messages)),
+            Work::DeadLetter { message, .. } => hand_over(message),
+        }
         out.push(Effect::Dispatch { batch, work });
     }
 
@@ -227,7 +239,10 @@ impl Partition {
     }
 
     /// Puts messages (in offset order) back in front of the buffer.
-    fn put_back(&mut self, messages: Vec<Message>, now: Instant) {
+    pub(super) fn put_back(&mut self, messages: Vec<Message>, now: Instant) {
+        if messages.is_empty() {
+            return;
+        }
         self.buffered_bytes += messages.iter().map(Message::weight).sum::<usize>();
         self.buffer.push_front(messages);
         self.buffered_since.get_or_insert(now);

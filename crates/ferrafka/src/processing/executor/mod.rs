@@ -1,7 +1,9 @@
 //! Partition executors: one task per assigned partition that runs its consumer instance.
 //!
-//! The listener sends an executor one batch at a time, so a partition's batches run strictly in
-//! order; a shared semaphore bounds how many batches of the whole process run at once
+//! The listener sends an executor one batch at a time, or a run of consecutive full batches
+//! that it works through without waiting for the listener in between (a run ends early at the
+//! first batch that fails or makes a request, or when the listener cuts it), so a partition's
+//! batches run strictly in order; a shared semaphore bounds how many batches of the whole process run at once
 //! (`concurrency`). A topic with virtual partitions runs each batch through
 //! [`VirtualConsumer`], whose groups take the permits instead. An executor reports each
 //! outcome, with the batch's mark and the consumer's requests, back to its listener as a value,
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
 use futures::FutureExt;
-use tokio::sync::{Semaphore, mpsc::UnboundedReceiver};
+use tokio::sync::{Semaphore, mpsc::UnboundedReceiver, mpsc::error::TryRecvError};
 
 use super::doorbell::Doorbell;
 use super::partition::{Outcome, Report, Work};
@@ -31,8 +33,11 @@ use crate::routing::dlq_headers::*;
 /// Work for an executor.
 #[derive(Debug)]
 pub(crate) enum Job {
-    /// Run batch number `batch`.
+    /// Run batch number `batch` (a run's first batch).
     Run { batch: u64, work: Work },
+    /// End the run that runs now after its current batch: revocation, quiet mode or shutdown
+    /// began, and the listener waits for the executor.
+    Cut,
     /// The partition was revoked or the server stops: run the final hook and stop.
     Stop(FinalHook),
 }
@@ -94,6 +99,12 @@ impl ReportSink {
             self.wake.ring();
         }
     }
+
+    /// Sends a report the listener may take whenever it wakes next (at most its idle wait
+    /// later): a mark between the batches of a run, which is worth no thread wake-up.
+    fn send_quietly(&self, report: ExecutorReport) {
+        let _ = self.reports.send(report);
+    }
 }
 
 /// Everything an executor needs besides its jobs.
@@ -110,25 +121,49 @@ impl Executor {
     /// Runs jobs until the partition is revoked, the server stops or the listener goes away.
     pub(crate) async fn run(self, mut jobs: UnboundedReceiver<Job>) {
         let mut instance: Option<Box<dyn DynConsumer>> = None;
-        while let Some(job) = jobs.recv().await {
+        // A job that came while a run ran: it ended the run and comes next.
+        let mut waiting = None;
+        loop {
+            let job = match waiting.take() {
+                Some(job) => job,
+                None => match jobs.recv().await {
+                    Some(job) => job,
+                    None => return,
+                },
+            };
             let report = match job {
-                Job::Run { batch, work } => self.run_batch(&mut instance, batch, work).await,
+                Job::Run { batch, work } => {
+                    let mut go_on = || match jobs.try_recv() {
+                        Err(TryRecvError::Empty) => true,
+                        Ok(Job::Cut) | Err(TryRecvError::Disconnected) => false,
+                        Ok(other) => {
+                            waiting = Some(other);
+                            false
+                        }
+                    };
+                    self.run_batch(&mut instance, batch, work, &mut go_on).await
+                }
+                Job::Cut => continue, // no run to end
                 Job::Stop(hook) => return self.stop(instance.take(), hook).await,
             };
             self.report(ReportKind::Finished(report));
         }
     }
 
-    /// Runs one batch (or dead-letter job) on the partition's consumer `instance` and says how
-    /// it ended: the server's executor task and the testing harness both run batches here.
+    /// Runs one batch, a run of batches, or a dead-letter job on the partition's consumer
+    /// `instance` and says how it ended: the server's executor task and the testing harness
+    /// both run batches here. Between two batches of a run, `go_on` says whether the run may
+    /// continue.
     pub(crate) async fn run_batch(
         &self,
         instance: &mut Option<Box<dyn DynConsumer>>,
         batch: u64,
         work: Work,
+        go_on: &mut (dyn FnMut() -> bool + Send),
     ) -> Report {
         match work {
             Work::Consume(messages) => self.consume(instance, batch, messages).await,
+            Work::Run(batches) => self.consume_run(instance, batch, batches, go_on).await,
             Work::DeadLetter {
                 message,
                 error,
@@ -140,6 +175,44 @@ impl Executor {
                 mark: None,
                 requests: Vec::new(),
             },
+        }
+    }
+
+    /// Consumes a run's batches, numbered from `first`, until one fails or makes a request,
+    /// the partition is revoked or `go_on` says no. Reports the last batch that ran, with the
+    /// highest mark of all; each batch's mark also goes to the listener as it ends, so a long
+    /// run's progress is stored before the run ends.
+    async fn consume_run(
+        &self,
+        instance: &mut Option<Box<dyn DynConsumer>>,
+        first: u64,
+        batches: Vec<Messages>,
+        go_on: &mut (dyn FnMut() -> bool + Send),
+    ) -> Report {
+        let mut batches = batches.into_iter();
+        let mut batch = first;
+        let mut mark = None;
+        loop {
+            let messages = batches.next().expect("a run has a batch left");
+            let mut report = self.consume(instance, batch, messages).await;
+            mark = mark.max(report.mark);
+            let consumed = report.outcome == Outcome::Consumed && report.requests.is_empty();
+            if batches.len() == 0 || !consumed || self.handle.is_revoked() || !go_on() {
+                // Let go of the batches that did not run, so the listener takes them back
+                // without a copy.
+                drop(batches);
+                report.mark = mark;
+                return report;
+            }
+            if let Some(mark) = report.mark {
+                self.reports.send_quietly(ExecutorReport {
+                    topic: self.handle.topic.clone(),
+                    partition: self.handle.partition,
+                    generation: self.handle.generation,
+                    kind: ReportKind::Progress { batch, mark },
+                });
+            }
+            batch += 1;
         }
     }
 
@@ -327,3 +400,6 @@ impl Executor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

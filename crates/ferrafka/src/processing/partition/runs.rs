@@ -1,0 +1,95 @@
+//! Runs: consecutive full batches handed to the executor together, so it goes from one to
+//! the next without a round trip through the listener (each round trip costs two thread
+//! wake-ups, which with 100-message batches were most of ferrafka's CPU per message).
+//!
+//! While the listener is still taking a fetch's messages from librdkafka (*gathering*), a full
+//! batch waits a little for the rest of its run instead of starting alone: until the run is
+//! full, librdkafka's queue is empty, or `GATHER_AT_MOST` passed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Effect, Partition, Running, Work};
+use crate::messages::{Message, Messages};
+
+/// Longest a full batch waits for the rest of its run while the listener gathers.
+const GATHER_AT_MOST: Duration = Duration::from_millis(2);
+
+impl Partition {
+    /// Whether more full batches may follow `first` in a run: only on the plain path (no
+    /// retry, no isolation of single messages), where each batch would start right after the
+    /// previous one succeeded anyway.
+    pub(super) fn may_run(&self, first: &Messages) -> bool {
+        let max = self.settings.max_messages;
+        first.len() == max
+            && self.retry.is_none()
+            && self.isolate_until.is_none()
+            && self.buffer.len() >= max
+            && 2 * max <= self.settings.run_messages
+    }
+
+    /// `first` and the full batches that wait behind it, up to `run_messages` messages.
+    pub(super) fn run(&mut self, first: Messages) -> Work {
+        let max = self.settings.max_messages;
+        let mut total = first.len();
+        let mut batches = vec![first];
+        while self.buffer.len() >= max && total + max <= self.settings.run_messages {
+            batches.push(Messages::new(Arc::new(self.take(max)), 1));
+            total += max;
+        }
+        Work::Run(batches)
+    }
+
+    /// The listener began (`true`) or ended taking messages from librdkafka's queue: while
+    /// it does, more messages are on their way and full batches wait for a whole run.
+    pub(crate) fn set_gathering(&mut self, gathering: bool, now: Instant, out: &mut Vec<Effect>) {
+        if self.gathering != gathering {
+            self.gathering = gathering;
+            if !gathering {
+                self.step(now, out);
+            }
+        }
+    }
+
+    /// Until when a full batch waits for the rest of its run; `None` when nothing waits so.
+    pub(super) fn gather_until(&self) -> Option<Instant> {
+        let max = self.settings.max_messages;
+        let len = self.buffer.len();
+        (self.gathering
+            && self.retry.is_none()
+            && self.isolate_until.is_none()
+            && len >= max
+            && len < self.run_threshold())
+        .then(|| self.buffered_since.map(|t| t + GATHER_AT_MOST))
+        .flatten()
+    }
+
+    /// The messages of a full run: the most whole batches within `run_messages`.
+    pub(super) fn run_threshold(&self) -> usize {
+        let max = self.settings.max_messages;
+        (self.settings.run_messages / max * max).max(max)
+    }
+
+    /// The executor reported batch `running[at]`: the run's batches before it succeeded, the
+    /// ones after it never ran and go back to the front of the buffer (unless librdkafka's
+    /// position moved back and fetched them again). Returns the reported batch.
+    pub(super) fn end_run(&mut self, at: usize, now: Instant) -> Running {
+        let mut running = std::mem::take(&mut self.running);
+        let not_run = running.split_off(at + 1);
+        let reported = running.pop().expect("`at` is a running batch");
+        for done in running {
+            self.succeeded(&done);
+            self.recycle(done);
+        }
+        for batch in not_run.into_iter().rev() {
+            let refetched = self.buffer.front().map_or(i64::MAX, |m| m.offset);
+            let rest: Vec<Message> = batch
+                .into_messages()
+                .into_iter()
+                .filter(|m| m.offset < refetched)
+                .collect();
+            self.put_back(rest, now);
+        }
+        reported
+    }
+}
