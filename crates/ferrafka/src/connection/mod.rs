@@ -217,6 +217,7 @@ fn rebuild(
 
 fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
     let group = consumer.context().group.clone();
+    stop.wake_on_request(&consumer.context().wake);
     tracing::info!(subscription_group = %group, "listener started");
     let mut idle = false;
     let mut quieted = false;

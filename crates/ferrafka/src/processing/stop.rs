@@ -1,9 +1,11 @@
 //! The stop request the server shares with its listener threads: stop, quiet mode, and (with
 //! the `testing` feature) a fault drill.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
+
+use super::doorbell::Doorbell;
 
 /// The stop request shared by the server's threads, with its deadline.
 #[derive(Debug)]
@@ -14,6 +16,9 @@ pub(crate) struct StopSignal {
     fatal_drill: AtomicBool,
     deadline: OnceLock<Instant>,
     timeout: Duration,
+    /// The listeners' doorbells: a stop or quiet request wakes a sleeping listener at once
+    /// (a listener between batches of a run may otherwise sleep its idle wait first).
+    bells: Mutex<Vec<Weak<Doorbell>>>,
 }
 
 impl StopSignal {
@@ -25,16 +30,35 @@ impl StopSignal {
             fatal_drill: AtomicBool::new(false),
             deadline: OnceLock::new(),
             timeout,
+            bells: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Rings `bell` on every stop or quiet request from now on (a listener's, for each client
+    /// it builds; bells of clients gone are forgotten).
+    pub(crate) fn wake_on_request(&self, bell: &Arc<Doorbell>) {
+        let mut bells = self.bells.lock().unwrap_or_else(|p| p.into_inner());
+        bells.retain(|b| b.strong_count() > 0);
+        bells.push(Arc::downgrade(bell));
     }
 
     pub(crate) fn raise(&self) {
         self.deadline.get_or_init(|| Instant::now() + self.timeout);
         self.raised.store(true, Ordering::Release);
+        self.ring();
     }
 
     pub(crate) fn quiet(&self) {
         self.quiet.store(true, Ordering::Release);
+        self.ring();
+    }
+
+    fn ring(&self) {
+        let bells = self.bells.lock().unwrap_or_else(|p| p.into_inner());
+        bells
+            .iter()
+            .filter_map(Weak::upgrade)
+            .for_each(|b| b.ring());
     }
 
     /// Asks the listeners to raise a real librdkafka fatal error (a fault drill).
@@ -66,5 +90,31 @@ impl StopSignal {
     /// When in-flight work must be done; only meaningful once raised.
     pub(crate) fn deadline(&self) -> Instant {
         *self.deadline.get_or_init(|| Instant::now() + self.timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_and_quiet_requests_wake_a_sleeping_listener() {
+        for request in [StopSignal::raise, StopSignal::quiet] {
+            let stop = Arc::new(StopSignal::new(Duration::from_secs(1)));
+            let bell = Arc::new(Doorbell::default());
+            stop.wake_on_request(&bell);
+            let sleeper = {
+                let bell = bell.clone();
+                std::thread::spawn(move || {
+                    let start = Instant::now();
+                    bell.wait(Duration::from_secs(30));
+                    start.elapsed()
+                })
+            };
+            std::thread::sleep(Duration::from_millis(20));
+            request(&stop);
+            let slept = sleeper.join().unwrap();
+            assert!(slept < Duration::from_secs(10), "slept {slept:?}");
+        }
     }
 }

@@ -12,6 +12,7 @@ mod producer;
 mod reload;
 mod resilience;
 mod restarts;
+mod runs;
 mod slow_consumer;
 mod topics_cli;
 mod virtual_partitions;

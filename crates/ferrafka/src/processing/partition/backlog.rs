@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 
 use crate::messages::Message;
 
-/// Most emptied vectors kept for reuse.
-const POOL: usize = 4;
+/// Emptied vectors kept for reuse beyond the batches of one run.
+const SPARE: usize = 4;
 
 /// Buffered messages in offset order, kept in chunks of one batch each: a full batch leaves as
 /// the vector it was collected in, instead of moving its messages one by one, and emptied
@@ -21,16 +21,20 @@ pub(super) struct Backlog {
     /// Messages per chunk: the batch size.
     chunk: usize,
     pool: Vec<Vec<Message>>,
+    /// Most vectors kept in `pool`: enough for a run in flight and the next one gathering.
+    pool_max: usize,
 }
 
 impl Backlog {
-    pub(super) fn new(chunk: usize) -> Self {
+    /// A backlog of `chunk`-message chunks whose pool keeps vectors for `run_batches` batches.
+    pub(super) fn new(chunk: usize, run_batches: usize) -> Self {
         Backlog {
             chunks: VecDeque::new(),
             filling: Vec::new(),
             len: 0,
             chunk: chunk.max(1),
             pool: Vec::new(),
+            pool_max: 2 * run_batches + SPARE,
         }
     }
 
@@ -135,7 +139,7 @@ impl Backlog {
     /// Keeps an emptied (or to be emptied) vector for later chunks and batches.
     pub(super) fn recycle(&mut self, mut vector: Vec<Message>) {
         vector.clear();
-        if self.pool.len() < POOL && vector.capacity() > 0 {
+        if self.pool.len() < self.pool_max && vector.capacity() > 0 {
             self.pool.push(vector);
         }
     }
@@ -161,7 +165,7 @@ mod tests {
 
     #[test]
     fn takes_keep_order_across_chunks_splits_and_put_backs() {
-        let mut b = Backlog::new(3);
+        let mut b = Backlog::new(3, 1);
         (0..8).for_each(|o| b.push_back(at(o)));
         assert_eq!(offsets(&b.take(3)), vec![0, 1, 2], "a whole chunk");
         assert_eq!(offsets(&b.take(1)), vec![3], "a split chunk");

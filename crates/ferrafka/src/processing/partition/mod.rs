@@ -268,7 +268,10 @@ impl Partition {
             seek_pending: false,
             gathering: false,
             generation,
-            buffer: backlog::Backlog::new(settings.max_messages),
+            buffer: backlog::Backlog::new(
+                settings.max_messages,
+                settings.run_messages / settings.max_messages.max(1),
+            ),
             settings,
             phase: Phase::Active,
             buffered_bytes: 0,

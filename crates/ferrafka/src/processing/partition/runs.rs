@@ -32,7 +32,8 @@ impl Partition {
     pub(super) fn run(&mut self, first: Messages) -> Work {
         let max = self.settings.max_messages;
         let mut total = first.len();
-        let mut batches = vec![first];
+        let mut batches = Vec::with_capacity(self.run_threshold() / max);
+        batches.push(first);
         while self.buffer.len() >= max && total + max <= self.settings.run_messages {
             batches.push(Messages::new(Arc::new(self.take(max)), 1));
             total += max;
@@ -74,14 +75,15 @@ impl Partition {
     /// ones after it never ran and go back to the front of the buffer (unless librdkafka's
     /// position moved back and fetched them again). Returns the reported batch.
     pub(super) fn end_run(&mut self, at: usize, now: Instant) -> Running {
+        // Taken out and given back empty, so its room serves the next run.
         let mut running = std::mem::take(&mut self.running);
-        let not_run = running.split_off(at + 1);
-        let reported = running.pop().expect("`at` is a running batch");
-        for done in running {
+        let mut batches = running.drain(..);
+        for done in batches.by_ref().take(at) {
             self.succeeded(&done);
             self.recycle(done);
         }
-        for batch in not_run.into_iter().rev() {
+        let reported = batches.next().expect("`at` is a running batch");
+        for batch in batches.rev() {
             let refetched = self.buffer.front().map_or(i64::MAX, |m| m.offset);
             let rest: Vec<Message> = batch
                 .into_messages()
@@ -90,6 +92,7 @@ impl Partition {
                 .collect();
             self.put_back(rest, now);
         }
+        self.running = running;
         reported
     }
 }
