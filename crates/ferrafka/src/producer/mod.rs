@@ -25,6 +25,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _,
 use tokio::sync::oneshot;
 
 use crate::error::{DeliveryFailure, Error, Result};
+use opaque::Tracked;
+
+mod opaque;
 
 /// Where an acknowledged message landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,8 +106,8 @@ impl<'a> Record<'a> {
         self.topic
     }
 
-    fn into_base(self, tracker: Arc<Tracker>) -> Outgoing<'a> {
-        let mut base = BaseRecord::with_opaque_to(self.topic, tracker);
+    fn into_base(self, tracker: Option<Arc<Tracker>>) -> Outgoing<'a> {
+        let mut base = BaseRecord::with_opaque_to(self.topic, Tracked(tracker));
         base.payload = self.payload;
         base.key = self.key;
         base.headers = self.headers;
@@ -133,7 +136,12 @@ pub(crate) struct ManyState {
 
 impl ManyState {
     fn finish_one(&self) {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+        self.finish(1);
+    }
+
+    /// `count` reports came, or will never come.
+    fn finish(&self, count: usize) {
+        if self.remaining.fetch_sub(count, Ordering::AcqRel) == count
             && let Some(tx) = self.done.lock().expect("not poisoned").take()
         {
             let _ = tx.send(());
@@ -149,10 +157,12 @@ pub(crate) struct DeliveryContext {
 impl ClientContext for DeliveryContext {}
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Arc<Tracker>;
+    type DeliveryOpaque = Tracked;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, tracker: Arc<Tracker>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tracked: Tracked) {
         use rdkafka::Message as _;
+        let fire_and_forget = Tracker::Report;
+        let tracker = tracked.0.as_deref().unwrap_or(&fire_and_forget);
         let outcome = match result {
             Ok(m) => Ok(Delivery {
                 partition: m.partition(),
@@ -160,7 +170,7 @@ impl ProducerContext for DeliveryContext {
             }),
             Err((e, m)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                if let Tracker::Many(state) = &*tracker {
+                if let Tracker::Many(state) = tracker {
                     state
                         .failures
                         .lock()
@@ -174,7 +184,7 @@ impl ProducerContext for DeliveryContext {
                 Err(e.clone())
             }
         };
-        match &*tracker {
+        match tracker {
             Tracker::Report => {
                 if let Err(e) = &outcome
                     && let Err((_, m)) = result
@@ -193,7 +203,7 @@ impl ProducerContext for DeliveryContext {
 }
 
 /// A record on its way into librdkafka, with its delivery tracker.
-type Outgoing<'a> = BaseRecord<'a, [u8], [u8], Arc<Tracker>>;
+type Outgoing<'a> = BaseRecord<'a, [u8], [u8], Tracked>;
 
 /// How long to wait before retrying when librdkafka's local queue is full.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
@@ -253,7 +263,6 @@ struct Inner {
     capture: Option<Arc<Capture>>,
     /// Created on first use, so an app that never produces runs no producer.
     client: OnceLock<Result<Client, KafkaError>>,
-    report: Arc<Tracker>,
     queue_full_timeout: Duration,
 }
 
@@ -288,7 +297,6 @@ impl Producer {
                 kafka: kafka.clone(),
                 capture: None,
                 client: OnceLock::new(),
-                report: Arc::new(Tracker::Report),
                 queue_full_timeout: Duration::from_secs(10),
             }),
         }
@@ -321,7 +329,6 @@ impl Producer {
                 kafka: BTreeMap::new(),
                 capture: Some(capture),
                 client: OnceLock::new(),
-                report: Arc::new(Tracker::Report),
                 queue_full_timeout: Duration::ZERO,
             }),
         }
@@ -335,7 +342,7 @@ impl Producer {
         let topic = record.topic.to_string();
         let (tx, rx) = oneshot::channel();
         let tracker = Arc::new(Tracker::One(Mutex::new(Some(tx))));
-        self.enqueue(record.into_base(tracker)).await?;
+        self.enqueue(record.into_base(Some(tracker))).await?;
         match rx.await {
             Ok(Ok(delivery)) => Ok(delivery),
             Ok(Err(source)) => Err(Error::Produce {
@@ -356,9 +363,9 @@ impl Producer {
         if let Some(capture) = &self.inner.capture {
             return capture.keep(record).map(|_| ());
         }
-        let mut base = record.into_base(self.inner.report.clone());
-        let deadline = Instant::now() + self.inner.queue_full_timeout;
-        while let Some(back) = self.try_send(base, deadline)? {
+        let mut base = record.into_base(None);
+        let mut deadline = None;
+        while let Some(back) = self.try_send(base, &mut deadline)? {
             base = back;
             std::thread::sleep(QUEUE_FULL_WAIT);
         }
@@ -371,27 +378,29 @@ impl Producer {
     where
         I: IntoIterator<Item = Record<'a>>,
     {
-        let (tx, rx) = oneshot::channel();
-        let state = Arc::new(Tracker::Many(ManyState {
-            remaining: AtomicUsize::new(1),
-            failures: Mutex::new(Vec::new()),
-            done: Mutex::new(Some(tx)),
-        }));
-        let Tracker::Many(many) = &*state else {
-            unreachable!("built as Many above")
-        };
         // Collected before the first await: a future holding a borrowing iterator would not be
         // `Send` for closures like `|(k, v)| Record::to(t).key(k).payload(v)` (rust#64552).
         let records: Vec<Record<'a>> = records.into_iter().collect();
         if let Some(capture) = &self.inner.capture {
             return capture.keep_many(records);
         }
+        let count = records.len();
+        let (tx, rx) = oneshot::channel();
+        // Every report is expected up front (plus one while queuing goes on): a counter shared
+        // with the delivery thread and touched per message costs a cache-line transfer each.
+        let state = Arc::new(Tracker::Many(ManyState {
+            remaining: AtomicUsize::new(count + 1),
+            failures: Mutex::new(Vec::new()),
+            done: Mutex::new(Some(tx)),
+        }));
+        let Tracker::Many(many) = &*state else {
+            unreachable!("built as Many above")
+        };
         let mut total = 0usize;
         for record in records {
-            many.remaining.fetch_add(1, Ordering::AcqRel);
-            if let Err(e) = self.enqueue(record.into_base(state.clone())).await {
-                many.finish_one(); // this one will never get a report
-                many.finish_one(); // drop the queuing guard
+            if let Err(e) = self.enqueue(record.into_base(Some(state.clone()))).await {
+                // This one and the ones after it will never get a report; then the guard.
+                many.finish(count - total + 1);
                 let _ = rx.await;
                 return Err(e);
             }
@@ -408,8 +417,8 @@ impl Producer {
     }
 
     async fn enqueue(&self, mut base: Outgoing<'_>) -> Result<()> {
-        let deadline = Instant::now() + self.inner.queue_full_timeout;
-        while let Some(back) = self.try_send(base, deadline)? {
+        let mut deadline = None;
+        while let Some(back) = self.try_send(base, &mut deadline)? {
             base = back;
             tokio::time::sleep(QUEUE_FULL_WAIT).await;
         }
@@ -417,12 +426,18 @@ impl Producer {
     }
 
     /// Queues `base`; hands it back when librdkafka's queue is full and `deadline` is not
-    /// reached yet, so the caller can wait its own way (blocking or async) and try again.
-    fn try_send<'a>(&self, base: Outgoing<'a>, deadline: Instant) -> Result<Option<Outgoing<'a>>> {
+    /// reached yet, so the caller can wait its own way (blocking or async) and try again. The
+    /// deadline is set at the first full queue (`queue_full_timeout` from then): reading the
+    /// clock for every message shows in the producer's CPU per message.
+    fn try_send<'a>(
+        &self,
+        base: Outgoing<'a>,
+        deadline: &mut Option<Instant>,
+    ) -> Result<Option<Outgoing<'a>>> {
         match self.client()?.send(base) {
             Ok(()) => Ok(None),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                if Instant::now() < deadline =>
+                if self.may_wait(deadline) =>
             {
                 Ok(Some(back))
             }
@@ -431,6 +446,12 @@ impl Producer {
                 source: Box::new(source),
             }),
         }
+    }
+
+    /// Whether a full queue may still be waited for; the first call sets the deadline.
+    fn may_wait(&self, deadline: &mut Option<Instant>) -> bool {
+        let now = Instant::now();
+        now < *deadline.get_or_insert(now + self.inner.queue_full_timeout)
     }
 
     /// Waits until every queued message was delivered or failed, at most `timeout`.
@@ -542,3 +563,6 @@ impl Capture {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
