@@ -26,7 +26,7 @@ impl IntoOpaque for Tracked {
             return Tracked(None);
         }
         // SAFETY: a non-null pointer comes from `into_ptr` above (`Arc::into_raw`), and
-        // librdkafka hands each message's opaque back exactly once, in its delivery report.
+        // librdkafka hands each message's opaque back at most once, in its delivery report.
         Tracked(Some(unsafe { Arc::from_raw(ptr as *const Tracker) }))
     }
 }
