@@ -29,6 +29,8 @@ use crate::messages::{Message, Messages};
 mod backlog;
 #[cfg(test)]
 mod model;
+#[cfg(test)]
+mod run_tests;
 mod runs;
 #[cfg(test)]
 mod tests;
