@@ -27,6 +27,18 @@ fn dispatched_run(effects: &[Effect]) -> Option<(u64, Vec<Vec<i64>>)> {
     })
 }
 
+/// A machine whose executor runs batches 1 (3..6), 2 (6..9) and 3 (9..12) as one run, after
+/// batch 0 (0..3) ran alone.
+fn running_a_run() -> Harness {
+    let mut h = Harness::new(run_settings());
+    h.fetch(0..3);
+    h.fetch(3..12);
+    let e = h.finish(0, Outcome::Consumed, Some(3));
+    let run = vec![vec![3, 4, 5], vec![6, 7, 8], vec![9, 10, 11]];
+    assert_eq!(dispatched_run(&e), Some((1, run)));
+    h
+}
+
 /// Full batches that wait behind a running one go to the executor together, up to
 /// `run_messages`, numbered one after the other; a partial batch never joins a run.
 #[test]
@@ -57,11 +69,7 @@ fn waiting_full_batches_are_handed_over_as_a_run() {
 /// marked and runs after the retry.
 #[test]
 fn a_run_ending_early_stores_only_what_ran_and_keeps_the_rest() {
-    let mut h = Harness::new(run_settings());
-    h.fetch(0..3);
-    h.fetch(3..12);
-    let e = h.finish(0, Outcome::Consumed, Some(3));
-    assert!(dispatched_run(&e).is_some());
+    let mut h = running_a_run();
     // Batch 2 (6..9) failed after batch 1 (3..6) was consumed; batch 3 (9..12) did not run.
     let e = h.finish(2, FAIL(), Some(6));
     assert_eq!(stores(&e), vec![6]);
@@ -86,10 +94,7 @@ fn a_run_ending_early_stores_only_what_ran_and_keeps_the_rest() {
 /// a progress mark from it, stores at most that batch's end.
 #[test]
 fn a_runs_marks_stop_at_the_last_batch_that_ran() {
-    let mut h = Harness::new(run_settings());
-    h.fetch(0..3);
-    h.fetch(3..12);
-    h.finish(0, Outcome::Consumed, Some(3));
+    let mut h = running_a_run();
     h.p.on_mark(1, 1, 50, &mut h.out);
     assert_eq!(
         stores(&std::mem::take(&mut h.out)),
@@ -116,10 +121,7 @@ fn a_runs_marks_stop_at_the_last_batch_that_ran() {
 /// are not put back twice.
 #[test]
 fn a_runs_unrun_batches_give_way_to_refetched_messages() {
-    let mut h = Harness::new(run_settings());
-    h.fetch(0..3);
-    h.fetch(3..12);
-    h.finish(0, Outcome::Consumed, Some(3));
+    let mut h = running_a_run();
     h.fetch(7..9); // the position moved back to 7 while the run ran
     let e = h.finish(1, Outcome::Consumed, Some(6));
     assert_eq!(stores(&e), vec![6]);
