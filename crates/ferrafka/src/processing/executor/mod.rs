@@ -3,12 +3,12 @@
 //! The listener sends an executor one batch at a time, or a run of consecutive full batches
 //! that it works through without waiting for the listener in between (a run ends early at the
 //! first batch that fails or makes a request, or when the listener cuts it), so a partition's
-//! batches run strictly in order; a shared semaphore bounds how many batches of the whole process run at once
-//! (`concurrency`). A topic with virtual partitions runs each batch through
-//! [`VirtualConsumer`], whose groups take the permits instead. An executor reports each
-//! outcome, with the batch's mark and the consumer's requests, back to its listener as a value,
-//! and never lets a panic out (of `consume`, the hooks or the consumer factory). It stores no offsets itself: the listener's per-partition
-//! state machine decides what is stored.
+//! batches run strictly in order. A shared semaphore bounds how many batches of the whole
+//! process run at once (`concurrency`); a topic with virtual partitions runs each batch through
+//! [`VirtualConsumer`], whose groups take the permits instead. An executor reports each outcome,
+//! with the batch's mark and the consumer's requests, back to its listener as a value, and never
+//! lets a panic out (of `consume`, the hooks or the consumer factory). It stores no offsets
+//! itself: the listener's per-partition state machine decides what is stored.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -205,12 +205,8 @@ impl Executor {
                 return report;
             }
             if let Some(mark) = report.mark {
-                self.reports.send_quietly(ExecutorReport {
-                    topic: self.handle.topic.clone(),
-                    partition: self.handle.partition,
-                    generation: self.handle.generation,
-                    kind: ReportKind::Progress { batch, mark },
-                });
+                let progress = self.addressed(ReportKind::Progress { batch, mark });
+                self.reports.send_quietly(progress);
             }
             batch += 1;
         }
@@ -218,12 +214,17 @@ impl Executor {
 
     /// Sends a report to the listener.
     fn report(&self, kind: ReportKind) {
-        self.reports.send(ExecutorReport {
+        self.reports.send(self.addressed(kind));
+    }
+
+    /// `kind` as a report of this executor's partition and assignment.
+    fn addressed(&self, kind: ReportKind) -> ExecutorReport {
+        ExecutorReport {
             topic: self.handle.topic.clone(),
             partition: self.handle.partition,
             generation: self.handle.generation,
             kind,
-        });
+        }
     }
 
     fn context(&self, attempt: u32, batch: Option<u64>) -> Context {

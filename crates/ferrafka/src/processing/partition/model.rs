@@ -1,8 +1,9 @@
 //! A randomized model test of the partition state machine: long random sequences of fetches,
 //! successes, failures, marks, revocations, re-assignments, seeks, offset resets, pauses,
-//! quiet mode, shutdown, runs of batches and the listener's gathering, against a simulated librdkafka and executor. After every step it
-//! checks the machine's invariants (see the module docs of `partition`); at the end of a run
-//! that can still make progress, it checks that every message gets processed.
+//! quiet mode, shutdown, runs of batches (with cuts) and the listener's gathering, against a
+//! simulated librdkafka and executor. After every step it checks the machine's invariants (see
+//! the module docs of `partition`); at the end of a run that can still make progress, it
+//! checks that every message gets processed.
 //!
 //! `FERRAFKA_MODEL_CASES=100000 cargo test -p ferrafka --lib model` runs more cases.
 
