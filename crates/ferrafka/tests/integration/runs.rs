@@ -140,7 +140,7 @@ fn a_shutdown_ends_a_run_after_its_running_batch() {
             sleep,
         }
     };
-    let server = app(&setup, consumer(1, Duration::from_millis(40)))
+    let server = app(&setup, consumer(1, Duration::from_millis(100)))
         .start(&Filters::default())
         .unwrap();
     assert!(
