@@ -22,21 +22,25 @@ impl Partition {
     pub(super) fn may_run(&self, first: &Messages) -> bool {
         let max = self.settings.max_messages;
         first.len() == max
-            && self.retry.is_none()
-            && self.isolate_until.is_none()
+            && self.plain_path()
             && self.buffer.len() >= max
-            && 2 * max <= self.settings.run_messages
+            && self.run_threshold() > max
+    }
+
+    /// No retry and no isolation of single messages is under way: batches are full ones that
+    /// start as soon as the previous one succeeded, the only ones a run may hold.
+    fn plain_path(&self) -> bool {
+        self.retry.is_none() && self.isolate_until.is_none()
     }
 
     /// `first` and the full batches that wait behind it, up to `run_messages` messages.
     pub(super) fn run(&mut self, first: Messages) -> Work {
         let max = self.settings.max_messages;
-        let mut total = first.len();
-        let mut batches = Vec::with_capacity(self.run_threshold() / max);
+        let most = self.run_threshold() / max;
+        let mut batches = Vec::with_capacity(most);
         batches.push(first);
-        while self.buffer.len() >= max && total + max <= self.settings.run_messages {
+        while batches.len() < most && self.buffer.len() >= max {
             batches.push(Messages::new(Arc::new(self.take(max)), 1));
-            total += max;
         }
         Work::Run(batches)
     }
@@ -56,13 +60,9 @@ impl Partition {
     pub(super) fn gather_until(&self) -> Option<Instant> {
         let max = self.settings.max_messages;
         let len = self.buffer.len();
-        (self.gathering
-            && self.retry.is_none()
-            && self.isolate_until.is_none()
-            && len >= max
-            && len < self.run_threshold())
-        .then(|| self.buffered_since.map(|t| t + GATHER_AT_MOST))
-        .flatten()
+        (self.gathering && self.plain_path() && len >= max && len < self.run_threshold())
+            .then(|| self.buffered_since.map(|t| t + GATHER_AT_MOST))
+            .flatten()
     }
 
     /// The messages of a full run: the most whole batches within `run_messages`.
@@ -84,7 +84,7 @@ impl Partition {
         }
         let reported = batches.next().expect("`at` is a running batch");
         for batch in batches.rev() {
-            let refetched = self.buffer.front().map_or(i64::MAX, |m| m.offset);
+            let refetched = self.refetched_from();
             let rest: Vec<Message> = batch
                 .into_messages()
                 .into_iter()

@@ -162,9 +162,7 @@ impl Partition {
             running.end(),
             u32::from(running.messages.len() == 1),
         );
-        // Normally everything buffered comes after the batch; after librdkafka's position
-        // moved back, what is buffered from there on replaces the batch's copies.
-        let refetched = self.buffer.front().map_or(i64::MAX, |m| m.offset);
+        let refetched = self.refetched_from();
         let in_rest = |m: &Message| m.offset >= from && m.offset < refetched;
         let Some(first) = running
             .messages
@@ -236,6 +234,13 @@ impl Partition {
             );
         }
         self.put_back(vec![message], now);
+    }
+
+    /// The first offset buffered again: normally everything buffered comes after the batches
+    /// handed out, but after librdkafka's position moved back, what is buffered from there on
+    /// replaces their copies, which must not be put back.
+    pub(super) fn refetched_from(&self) -> i64 {
+        self.buffer.front().map_or(i64::MAX, |m| m.offset)
     }
 
     /// Puts messages (in offset order) back in front of the buffer.
