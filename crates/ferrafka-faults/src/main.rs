@@ -2,7 +2,8 @@
 //! test can kill it, restart it and count what was lost or processed twice.
 //!
 //! Configured by environment: `FAULT_TOPIC`, `FAULT_GROUP`, `FAULT_OUT` (the record file),
-//! `FAULT_BATCH_SLEEP_MS`, `FAULT_MAX_MESSAGES`, `FAULT_SHUTDOWN_TIMEOUT_MS`, and any librdkafka
+//! `FAULT_BATCH_SLEEP_MS`, `FAULT_MAX_MESSAGES`, `FAULT_SHUTDOWN_TIMEOUT_MS`,
+//! `FAULT_COMMIT_INTERVAL_MS` (the `commit_interval` setting; its default when unset), and any librdkafka
 //! property through `FERRAFKA_KAFKA_*` — the group settings the suite varies are
 //! `FERRAFKA_KAFKA_PARTITION_ASSIGNMENT_STRATEGY`, `FERRAFKA_KAFKA_GROUP_INSTANCE_ID`,
 //! `FERRAFKA_KAFKA_SESSION_TIMEOUT_MS`, `FERRAFKA_KAFKA_HEARTBEAT_INTERVAL_MS` and
@@ -84,6 +85,9 @@ fn main() -> ExitCode {
             );
             c.max_wait_time(Duration::from_millis(50));
             c.shutdown_timeout(millis("FAULT_SHUTDOWN_TIMEOUT_MS", 10_000));
+            if let Ok(ms) = std::env::var("FAULT_COMMIT_INTERVAL_MS") {
+                c.commit_interval(Duration::from_millis(ms.parse().expect("a number")));
+            }
         })
         .routes(|r| {
             r.topic(env_or("FAULT_TOPIC", "faults"))

@@ -78,23 +78,30 @@ impl Setup {
 }
 
 /// Case 1: SIGKILL a consumer mid-stream and start it again: nothing lost; duplicates bounded by
-/// what was processed but not yet committed.
+/// what was processed but not yet committed, which `commit_interval` bounds. Run with the
+/// default (1 s) and with 200 ms.
 #[test]
 fn sigkill_mid_stream_then_restart_loses_nothing() {
+    for commit_interval_ms in [None, Some(200)] {
+        sigkill_mid_stream(commit_interval_ms);
+    }
+}
+
+fn sigkill_mid_stream(commit_interval: Option<u64>) {
     let s = Setup::new("sigkill");
     let topic = s.topic("sigkill", 3);
-    const N: u64 = 1500;
+    // More than the bound of the default interval, so the bound is a real check.
+    const N: u64 = 6000;
     s.produce(&topic, 0, N, 3);
-    let commit_interval_ms = 200;
+    let commit_interval_ms = commit_interval.unwrap_or(1000);
     let (max_messages, batch_sleep_ms) = (20u64, 30u64);
-    let spec = s
+    let mut spec = s
         .spec(&topic, &unique("sigkill-group"), "records")
         .with("FAULT_BATCH_SLEEP_MS", batch_sleep_ms.to_string())
-        .with("FAULT_MAX_MESSAGES", max_messages.to_string())
-        .with(
-            "FERRAFKA_KAFKA_AUTO_COMMIT_INTERVAL_MS",
-            commit_interval_ms.to_string(),
-        );
+        .with("FAULT_MAX_MESSAGES", max_messages.to_string());
+    if let Some(ms) = commit_interval {
+        spec = spec.with("FAULT_COMMIT_INTERVAL_MS", ms.to_string());
+    }
 
     let mut first = spec.spawn(&s.dir.join("first.log"));
     assert!(
@@ -127,7 +134,7 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
     let batches_per_commit = commit_interval_ms / batch_sleep_ms + 1;
     let bound = 3 * max_messages * (2 + batches_per_commit);
     println!(
-        "fault case 1 (SIGKILL mid-stream): messages={N} processed_before_kill={at_kill} lost=0 duplicates={duplicates} bound={bound}"
+        "fault case 1 (SIGKILL mid-stream, commit_interval={commit_interval_ms} ms): messages={N} processed_before_kill={at_kill} lost=0 duplicates={duplicates} bound={bound}"
     );
     assert!(records.lost(N).is_empty());
     assert!(

@@ -3,8 +3,12 @@
 //! - Without a broker: [`Tester`] runs your app's routed consumers through the server's own
 //!   processing on a virtual clock, and [`context`] builds a `Context` for a unit test of one
 //!   `consume` call (both re-exported from `ferrafka::testing`).
-//! - With a broker: [`broker`] starts the embedded Kafka-protocol broker on a free loopback port,
-//!   with helpers to create topics and read them back.
+//! - With a broker: [`broker`] gives a test its broker, with helpers to create topics and read
+//!   them back: the embedded Kafka-protocol broker on a free loopback port, or, with
+//!   `FERRAFKA_TEST_BROKER=kafka` (the Kafka half of the suite, see `scripts/test`), Apache
+//!   Kafka. [`kafka`] is for tests that need a real coordinator, replication or transactions.
+//!   Apache Kafka is the cluster `FERRAFKA_TEST_KAFKA` names (`host:port,...`), else a one-node
+//!   cluster started for the test with the repository's `scripts/kafka`.
 //!
 //! ```no_run
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -18,6 +22,10 @@
 
 use std::time::{Duration, Instant};
 
+mod kafka;
+
+pub use kafka::KafkaCluster;
+
 use ferrafka::admin::{Admin, TopicSpec};
 use ferrafka::rdkafka::consumer::{BaseConsumer, Consumer as _};
 use ferrafka::rdkafka::message::OwnedMessage;
@@ -25,28 +33,105 @@ use ferrafka::rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 pub use ferrafka::testing::*;
 pub use ferrafka_broker::EmbeddedBroker;
 
-/// A running embedded broker with an admin client; stopped when dropped.
+/// The variable naming a running Apache Kafka cluster (`host:port,...`) for the tests.
+pub const KAFKA_VARIABLE: &str = "FERRAFKA_TEST_KAFKA";
+/// The variable choosing the broker [`broker`] gives: `kafka` or `embedded` (the default).
+pub const BROKER_VARIABLE: &str = "FERRAFKA_TEST_BROKER";
+
+/// A test's broker with an admin client: an embedded broker (stopped when dropped) or an
+/// Apache Kafka cluster.
 #[derive(Debug)]
 pub struct Broker {
-    broker: EmbeddedBroker,
+    cluster: Cluster,
+    bootstrap: String,
     admin: Admin,
 }
 
-/// Starts an embedded broker for one test. Panics with the reason when it cannot start.
+/// Which broker a [`Broker`] is.
+#[derive(Debug)]
+enum Cluster {
+    Embedded(EmbeddedBroker),
+    /// Named by `FERRAFKA_TEST_KAFKA`: shared by the tests, which use unique topic and group
+    /// names.
+    Kafka,
+    /// Started by [`kafka`] for this test; stopped when dropped.
+    Started(kafka::KafkaCluster),
+}
+
+/// The broker for one test: a fresh embedded broker, or Apache Kafka (see [`kafka`]) with
+/// `FERRAFKA_TEST_BROKER=kafka`. Panics with the reason when it cannot start.
 pub fn broker() -> Broker {
-    let broker = EmbeddedBroker::start().unwrap_or_else(|e| panic!("{e}"));
-    let admin = Admin::connect(&broker.bootstrap_servers())
-        .unwrap_or_else(|e| panic!("admin client for the embedded broker: {e}"));
-    Broker { broker, admin }
+    match std::env::var(BROKER_VARIABLE).as_deref() {
+        Ok("kafka") => kafka(),
+        Ok("embedded" | "") | Err(_) => {
+            let broker = EmbeddedBroker::start().unwrap_or_else(|e| panic!("{e}"));
+            let bootstrap = broker.bootstrap_servers();
+            Broker::connect(Cluster::Embedded(broker), bootstrap)
+        }
+        Ok(other) => panic!("{BROKER_VARIABLE}={other}: use `kafka` or `embedded`"),
+    }
+}
+
+/// A real Apache Kafka cluster, for tests that need its coordinator, replication or
+/// transactions: the one `FERRAFKA_TEST_KAFKA` names, else a one-node cluster started with
+/// `scripts/kafka` for this test (Java 17 and Maven; about 5 s) and stopped when dropped.
+/// Never skips: panics with the reason when no Kafka can start.
+pub fn kafka() -> Broker {
+    match std::env::var(KAFKA_VARIABLE) {
+        Ok(bootstrap) if !bootstrap.is_empty() => Broker::connect(Cluster::Kafka, bootstrap),
+        _ => {
+            let cluster = kafka::KafkaCluster::start(1).unwrap_or_else(|e| panic!("{e}"));
+            let bootstrap = cluster.bootstrap.clone();
+            Broker::connect(Cluster::Started(cluster), bootstrap)
+        }
+    }
 }
 
 impl Broker {
-    /// The `bootstrap.servers` value for your app and clients.
-    pub fn bootstrap_servers(&self) -> String {
-        self.broker.bootstrap_servers()
+    fn connect(cluster: Cluster, bootstrap: String) -> Self {
+        let admin = Admin::connect(&bootstrap)
+            .unwrap_or_else(|e| panic!("admin client for the broker at {bootstrap}: {e}"));
+        Broker {
+            cluster,
+            bootstrap,
+            admin,
+        }
     }
 
-    /// Creates `name` with `partitions` partitions (the broker does not auto-create topics).
+    /// The `bootstrap.servers` value for your app and clients.
+    pub fn bootstrap_servers(&self) -> String {
+        self.bootstrap.clone()
+    }
+
+    /// True when this is Apache Kafka, not the embedded broker.
+    pub fn is_kafka(&self) -> bool {
+        !matches!(self.cluster, Cluster::Embedded(_))
+    }
+
+    /// The embedded broker, when this is one.
+    pub fn embedded(&self) -> Option<&EmbeddedBroker> {
+        match &self.cluster {
+            Cluster::Embedded(broker) => Some(broker),
+            _ => None,
+        }
+    }
+
+    /// The Kafka cluster [`kafka`] started for this test (to kill and restart its brokers);
+    /// `None` for the shared cluster of `FERRAFKA_TEST_KAFKA` and the embedded broker.
+    pub fn own_kafka(&self) -> Option<&KafkaCluster> {
+        match &self.cluster {
+            Cluster::Started(cluster) => Some(cluster),
+            _ => None,
+        }
+    }
+
+    /// The admin client of this broker.
+    pub fn admin(&self) -> &Admin {
+        &self.admin
+    }
+
+    /// Creates `name` with `partitions` partitions (the embedded broker does not auto-create
+    /// topics).
     /// Panics when the broker refuses.
     pub async fn create_topic(&self, name: &str, partitions: i32) {
         self.admin

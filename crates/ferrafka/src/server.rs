@@ -287,6 +287,14 @@ impl RunningServer {
         self.stop.request_fatal_drill();
     }
 
+    /// Fault drill: ends every partition executor task of every listener without a report,
+    /// as a panic outside ferrafka's guards would, to watch the partitions recover (the
+    /// batches they ran are retried). Needs the `testing` feature.
+    #[cfg(feature = "testing")]
+    pub fn drill_executor_death(&self) {
+        self.stop.request_executor_drill();
+    }
+
     /// Starts the graceful shutdown; returns at once. Call [`RunningServer::wait`] next.
     pub fn stop(&self) {
         self.stop.raise();

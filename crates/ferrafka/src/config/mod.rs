@@ -36,6 +36,12 @@ pub(crate) struct Backoff {
     pub(crate) exponential: bool,
 }
 
+/// The longest a duration setting may be. Longer is a mistake (a unit mix-up, `Duration::MAX`
+/// for "never"), and deadlines computed from it must not overflow the clock.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+/// The shortest `commit_interval`.
+const MIN_COMMIT_INTERVAL: Duration = Duration::from_millis(10);
+
 impl Backoff {
     /// The pause after failure number `failures` (1 for the first).
     pub(crate) fn after(&self, failures: u32) -> Duration {
@@ -197,6 +203,31 @@ impl Config {
         self.layer = previous;
     }
 
+    /// Duration settings above [`MAX_DURATION`].
+    fn check_durations(&self, problems: &mut Vec<Problem>) {
+        let settings = [
+            ("max_wait_time", self.max_wait_time),
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("revocation_timeout", self.revocation_timeout),
+            ("pause_timeout", self.pause_timeout),
+            ("pause_max_timeout", self.pause_max_timeout),
+            ("commit_interval", self.commit_interval),
+        ];
+        for (name, value) in settings {
+            if value > MAX_DURATION {
+                problems.push(Problem::new(
+                    name,
+                    &format!("{value:?}"),
+                    &format!(
+                        "needs to be at most 24 hours ({} s)",
+                        MAX_DURATION.as_secs()
+                    ),
+                    &format!("set `c.{name}(Duration::from_secs(n))` with n <= 86400"),
+                ));
+            }
+        }
+    }
+
     /// The pauses before retries after failed batches.
     pub(crate) fn backoff(&self) -> Backoff {
         Backoff {
@@ -208,6 +239,7 @@ impl Config {
 
     /// Checks the framework settings; every problem is collected.
     pub(crate) fn check(&self, problems: &mut Vec<Problem>) {
+        self.check_durations(problems);
         if self.concurrency == 0 {
             problems.push(Problem::new(
                 "concurrency",
@@ -260,6 +292,14 @@ impl Config {
                 "set `c.revocation_timeout(Duration::from_secs(5))`",
             ));
         }
+        if self.commit_interval < MIN_COMMIT_INTERVAL {
+            problems.push(Problem::new(
+                "commit_interval",
+                &format!("{:?}", self.commit_interval),
+                "needs to be at least 10 ms: every commit is a request to the group coordinator",
+                "set `c.commit_interval(Duration::from_millis(n))` with n >= 10, e.g. 1000",
+            ));
+        }
         if self.partition_buffer_bytes == 0 {
             problems.push(Problem::new(
                 "partition_buffer_bytes",
@@ -301,6 +341,37 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("needs to be at least 1"), "{text}");
+    }
+
+    #[test]
+    fn durations_past_a_day_are_refused_by_name_with_the_limit() {
+        let mut c = Config::default();
+        c.shutdown_timeout(Duration::MAX)
+            .revocation_timeout(Duration::from_secs(86_401))
+            .pause_timeout(Duration::MAX)
+            .pause_max_timeout(Duration::MAX)
+            .max_wait_time(Duration::from_secs(86_400));
+        let mut problems = Vec::new();
+        c.check(&mut problems);
+        let settings: Vec<_> = problems.iter().map(|p| p.setting.as_str()).collect();
+        assert_eq!(
+            settings,
+            [
+                "shutdown_timeout",
+                "revocation_timeout",
+                "pause_timeout",
+                "pause_max_timeout"
+            ]
+        );
+        let text = ConfigError { problems }.to_string();
+        assert!(
+            text.contains("needs to be at most 24 hours (86400 s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("c.revocation_timeout(Duration::from_secs(n))"),
+            "{text}"
+        );
     }
 
     #[test]

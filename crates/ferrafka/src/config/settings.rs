@@ -163,6 +163,15 @@ config_table! {
                    giving them up; polling stops meanwhile, so it stays below \
                    `max.poll.interval.ms`";
 
+        /// How often the offsets ferrafka stored are committed (librdkafka's
+        /// `auto.commit.interval.ms`; a `kafka` property of that name overrides it). A crash
+        /// (kill -9) re-processes what was consumed since the last commit: about this much
+        /// traffic. Each commit is a request to the group coordinator, per consumer.
+        commit_interval(interval: Duration) = Duration::from_secs(1), shown by debug,
+            default "1 s",
+            about "how often stored offsets are committed; after a crash (kill -9) about this \
+                   much traffic is processed again";
+
         /// Bounds the memory of a partition's waiting messages: fetching pauses once they hold
         /// this many bytes (payload, key and headers) and resumes as batches drain them.
         partition_buffer_bytes(bytes: usize) = 16 * 1024 * 1024, shown by text,
@@ -243,6 +252,7 @@ mod tests {
                 "max_wait_time",
                 "shutdown_timeout",
                 "revocation_timeout",
+                "commit_interval",
                 "partition_buffer_bytes",
                 "initial_offset",
                 "pause_timeout",

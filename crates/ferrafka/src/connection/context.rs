@@ -21,9 +21,10 @@ pub(crate) struct ListenerContext {
     pub(super) group: String,
     /// Set by the error callback; the poll loop then asks librdkafka whether it was fatal.
     pub(super) fatal_seen: std::sync::atomic::AtomicBool,
-    /// Assignments so far; the poll loop tags each message with it, so a message polled
-    /// before its partition's current assignment is recognised (see `State::on_burst`).
-    pub(super) rebalances: std::sync::atomic::AtomicU64,
+    /// Assignments and seeks so far; the poll loop tags each message with it, so a message
+    /// polled before its partition's current assignment or last seek is recognised (see
+    /// `State::on_burst`). Shared with the state, which counts the seeks.
+    pub(super) epoch: Arc<std::sync::atomic::AtomicU64>,
     pub(super) state: Mutex<State>,
     /// Wakes the sleeping listener: rung by executors' reports, by librdkafka when its queue
     /// stops being empty, and by every callback below, since an event served inside a poll
@@ -98,7 +99,7 @@ impl ConsumerContext for ListenerContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
         self.wake.ring();
         if let Rebalance::Assign(tpl) = rebalance {
             let assigned: Vec<_> = tpl
@@ -106,8 +107,8 @@ impl ConsumerContext for ListenerContext {
                 .iter()
                 .map(|e| (e.topic().to_string(), e.partition()))
                 .collect();
-            let rebalances = self.rebalances.fetch_add(1, Ordering::AcqRel) + 1;
-            self.lock().assign(&self.group, &assigned, rebalances);
+            let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            self.lock().assign(consumer, &self.group, &assigned, epoch);
         }
     }
 

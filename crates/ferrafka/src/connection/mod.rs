@@ -90,10 +90,11 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
         })
         .collect();
     let wake = Arc::new(Doorbell::default());
+    let epoch = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let context = ListenerContext {
         wake: wake.clone(),
         fatal_seen: std::sync::atomic::AtomicBool::new(false),
-        rebalances: std::sync::atomic::AtomicU64::new(0),
+        epoch: epoch.clone(),
         group: label.clone(),
         state: Mutex::new(State::new(
             setup.config,
@@ -102,6 +103,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
             setup.producer,
             setup.workers,
             wake.clone(),
+            epoch.clone(),
         )),
     };
     let mut consumer: ListenerConsumer = client.create_with_context(context).map_err(|source| {
@@ -184,14 +186,26 @@ fn rebuild(
 ) -> Option<Arc<ListenerConsumer>> {
     let group = consumer.context().group.clone();
     tracing::error!(subscription_group = %group, reason, "fatal consumer error: abandoning running batches (they will be processed again) and rebuilding the client");
-    consumer.context().lock().abandon_all();
-    // Closing a client after a fatal error can block for good inside librdkafka (its group
-    // never reaches the closed state), so the old client is closed on a thread of its own.
-    let closer = std::thread::Builder::new()
-        .name("ferrafka-close-fatal".into())
-        .spawn(move || drop(consumer));
-    if let Err(e) = closer {
-        tracing::error!(subscription_group = %group, error = %e, "cannot start a thread to close the failed client; leaking it");
+    let (released, handed_over) = {
+        let mut state = consumer.context().lock();
+        state.abandon_all();
+        let released = state.release_messages(Instant::now() + RELEASE_TIMEOUT);
+        (released, state.hand_over())
+    };
+    if !released {
+        // Destroying it would wait for the batch that holds its messages, maybe for ever.
+        tracing::error!(subscription_group = %group, "a batch of the failed client still runs and holds its messages; the client leaves the group but is not destroyed (its resources are freed when the process exits)");
+        leave_group(&consumer);
+        std::mem::forget(consumer);
+    } else {
+        // Closing a client after a fatal error can block for good inside librdkafka (its group
+        // never reaches the closed state), so the old client is closed on a thread of its own.
+        let closer = std::thread::Builder::new()
+            .name("ferrafka-close-fatal".into())
+            .spawn(move || drop(consumer));
+        if let Err(e) = closer {
+            tracing::error!(subscription_group = %group, error = %e, "cannot start a thread to close the failed client; leaking it");
+        }
     }
     let mut backoff = REBUILD_BACKOFF;
     loop {
@@ -204,6 +218,9 @@ fn rebuild(
         }
         match connect(setup.clone()) {
             Ok(fresh) => {
+                // Executors of the old client still stuck in user code: a new assignment of
+                // their partitions waits for them, so a partition never runs twice at once.
+                fresh.context().lock().take_over(handed_over);
                 tracing::info!(subscription_group = %group, "client rebuilt after a fatal error");
                 return Some(fresh);
             }
@@ -244,8 +261,8 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
         match consumer.poll(Duration::ZERO) {
             Some(Ok(message)) => {
                 idle = false;
-                let rebalances = consumer.context().rebalances.load(Ordering::Acquire);
-                burst.push((rebalances, message));
+                let epoch = consumer.context().epoch.load(Ordering::Acquire);
+                burst.push((epoch, message));
                 if burst.len() < BURST {
                     continue;
                 }
@@ -275,6 +292,10 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
             state.on_burst(consumer, burst.drain(..), received_at);
         }
         state.drain_reports(consumer, None);
+        #[cfg(feature = "testing")]
+        if stop.take_executor_drill() {
+            state.abort_executors();
+        }
         let now = Instant::now();
         state.tick(consumer, now);
         hold = state.hold_fetch(now);

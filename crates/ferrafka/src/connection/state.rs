@@ -3,7 +3,7 @@
 //! [`Effect`]s on the librdkafka consumer; every decision is the machine's.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,6 +11,7 @@ use rdkafka::message::BorrowedMessage;
 use rustc_hash::FxHashMap as HashMap;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio_util::task::TaskTracker;
 
 use super::client::{PartitionClient, PartitionTarget};
 use crate::config::Config;
@@ -23,6 +24,11 @@ use crate::processing::executor::{
 use crate::processing::partition::{Effect, Outcome, Partition, PartitionSettings, Report};
 use crate::producer::Producer;
 use crate::routing::Topic;
+
+mod executors;
+
+pub(super) use executors::Retired;
+use executors::{Executors, mark_sink};
 
 /// The longest the listener sleeps while it has nothing to do: reports and librdkafka wake it
 /// earlier (see `Doorbell`); this bounds how late it sees a stop request.
@@ -40,9 +46,11 @@ pub(super) struct TopicSlots {
 pub(super) struct Slot {
     machine: Partition,
     target: PartitionTarget,
-    /// The rebalance count when it was assigned: messages polled before belong to an earlier
-    /// assignment.
+    /// The listener's epoch when it was assigned or last seeked: messages polled before belong
+    /// to an earlier assignment or position.
     assigned_at: u64,
+    /// The listener's epoch counter, which a seek moves on.
+    epoch: Arc<AtomicU64>,
     handle: Arc<PartitionHandle>,
     jobs: UnboundedSender<Job>,
     task: tokio::task::JoinHandle<()>,
@@ -50,22 +58,11 @@ pub(super) struct Slot {
     stopped: bool,
 }
 
-/// An executor of an earlier assignment that has not stopped yet.
-struct Retired {
-    topic: Arc<str>,
-    partition: i32,
-    generation: u64,
-    task: tokio::task::JoinHandle<()>,
-}
-
 /// Everything the listener thread keeps between polls.
 pub(crate) struct State {
     pub(super) config: Arc<Config>,
     pub(super) topics: HashMap<Arc<str>, TopicSlots>,
-    pub(super) runtime: tokio::runtime::Handle,
-    pub(super) producer: Producer,
-    pub(super) workers: Arc<Semaphore>,
-    pub(super) reports_tx: ReportSink,
+    executors: Executors,
     pub(super) reports: Receiver<ExecutorReport>,
     retired: Vec<Retired>,
     next_generation: u64,
@@ -75,6 +72,10 @@ pub(crate) struct State {
     effects: Vec<Effect>,
     /// The listener is taking messages from librdkafka's queue (see `set_gathering`).
     gathering: bool,
+    /// Quiet mode began: nothing new starts, now or on later assignments.
+    quiet: bool,
+    /// The listener's epoch (see `ListenerContext::epoch`).
+    epoch: Arc<AtomicU64>,
 }
 
 impl State {
@@ -85,27 +86,40 @@ impl State {
         producer: Producer,
         workers: Arc<Semaphore>,
         wake: Arc<Doorbell>,
+        epoch: Arc<AtomicU64>,
     ) -> Self {
         let (reports_tx, reports) = std::sync::mpsc::channel();
         State {
+            executors: Executors {
+                config: config.clone(),
+                runtime,
+                producer,
+                workers,
+                reports: ReportSink::new(reports_tx, wake),
+                tasks: TaskTracker::new(),
+            },
             config,
             topics,
-            runtime,
-            producer,
-            workers,
-            reports_tx: ReportSink::new(reports_tx, wake),
             reports,
             retired: Vec::new(),
             next_generation: 1,
             closing: false,
             effects: Vec::new(),
             gathering: false,
+            quiet: false,
+            epoch,
         }
     }
 
-    /// Starts a machine and an executor for each newly assigned partition; `rebalances` is the
-    /// listener's rebalance count including this one.
-    pub(super) fn assign(&mut self, group: &str, assigned: &[(String, i32)], rebalances: u64) {
+    /// Starts a machine and an executor for each newly assigned partition; `epoch` is the
+    /// listener's epoch (see `ListenerContext::epoch`) including this assignment.
+    pub(super) fn assign(
+        &mut self,
+        consumer: &dyn PartitionClient,
+        group: &str,
+        assigned: &[(String, i32)],
+        epoch: u64,
+    ) {
         if self.closing {
             tracing::info!(subscription_group = group, partitions = ?assigned, "assigned while leaving the group: not processed, the next owner takes them");
             return;
@@ -133,18 +147,9 @@ impl State {
                 name.clone(),
                 *partition,
                 generation,
-                mark_sink(&self.reports_tx, &name, *partition, generation),
+                mark_sink(&self.executors.reports, &name, *partition, generation),
             ));
-            let (jobs, rx) = unbounded_channel();
-            let executor = Executor {
-                config: self.config.clone(),
-                topic: slots.topic.clone(),
-                handle: handle.clone(),
-                producer: self.producer.clone(),
-                workers: self.workers.clone(),
-                reports: self.reports_tx.clone(),
-            };
-            let task = self.runtime.spawn(executor.run(rx));
+            let (jobs, task) = self.executors.spawn(&slots.topic, &handle);
             let mut machine = Partition::new(
                 name,
                 *partition,
@@ -152,17 +157,22 @@ impl State {
                 slots.settings.clone(),
                 previous_running,
             );
+            let mut effects = std::mem::take(&mut self.effects);
+            machine.on_assigned(self.quiet, &mut effects);
             // Gathering starts nothing, so there is no effect to carry out.
-            machine.set_gathering(self.gathering, Instant::now(), &mut Vec::new());
-            let slot = Slot {
+            machine.set_gathering(self.gathering, Instant::now(), &mut effects);
+            let mut slot = Slot {
                 machine,
                 target: PartitionTarget::new(slots.topic.name.clone(), *partition),
-                assigned_at: rebalances,
+                assigned_at: epoch,
+                epoch: self.epoch.clone(),
                 handle,
                 jobs,
                 task,
                 stopped: false,
             };
+            apply(consumer, &mut slot, &mut effects);
+            self.effects = effects;
             slots.partitions.insert(*partition, slot);
         }
         tracing::info!(subscription_group = group, partitions = ?assigned, "partitions assigned");
@@ -184,7 +194,7 @@ impl State {
                 let _ = slot.jobs.send(Job::Cut);
             }
         }
-        let deadline = now + self.config.revocation_timeout;
+        let deadline = crate::processing::later(now, self.config.revocation_timeout);
         while Instant::now() < deadline
             && revoked
                 .iter()
@@ -223,7 +233,7 @@ impl State {
     /// Hands a poll burst's messages to their partitions' machines. Each message is kept as
     /// librdkafka's own (nothing is copied); the slot is looked up once per run of messages
     /// of one partition, not per message. A message polled before its partition's current
-    /// assignment (`rebalances` is the rebalance count when it was polled) belongs to an
+    /// assignment or seek (tagged with the listener's epoch when it was polled) belongs to an
     /// earlier assignment and is dropped: the new one fetches from the committed offset.
     pub(super) fn on_burst<'c>(
         &mut self,
@@ -234,7 +244,7 @@ impl State {
         let mut effects = std::mem::take(&mut self.effects);
         let mut current: Option<(usize, i32)> = None;
         let mut slot: Option<(&mut Slot, Arc<TopicInfo>)> = None;
-        for (rebalances, polled) in burst {
+        for (epoch, polled) in burst {
             let message = KafkaMessage::keep(polled);
             let key = (message.topic_handle(), message.partition());
             if current != Some(key) {
@@ -247,7 +257,7 @@ impl State {
             let Some((slot, info)) = slot.as_mut() else {
                 continue; // not assigned (any more)
             };
-            if rebalances < slot.assigned_at {
+            if epoch < slot.assigned_at {
                 continue;
             }
             let message = Message::from_kafka(info.clone(), message, received_at);
@@ -344,8 +354,10 @@ impl State {
     }
 
     /// Lets every machine act on the clock; retired executors that ended without a report
-    /// (aborted, or their runtime is gone) count as stopped.
+    /// (aborted, or their runtime is gone) count as stopped, and current ones that ended so are
+    /// replaced.
     pub(super) fn tick(&mut self, consumer: &dyn PartitionClient, now: Instant) {
+        self.replace_dead_executors(consumer, now);
         let ended: Vec<_> = self
             .retired
             .iter()
@@ -421,8 +433,10 @@ impl State {
             .any(|s| s.partitions.values().any(|slot| slot.machine.is_running()))
     }
 
-    /// Quiet mode: nothing new starts anywhere, fetching pauses, partitions stay.
+    /// Quiet mode: nothing new starts anywhere, fetching pauses, partitions stay; partitions
+    /// assigned later start quiet.
     pub(super) fn quiet(&mut self, consumer: &dyn PartitionClient, now: Instant) {
+        self.quiet = true;
         let mut effects = std::mem::take(&mut self.effects);
         for slot in self
             .topics
@@ -447,93 +461,6 @@ impl State {
             let _ = slot.jobs.send(Job::Cut);
         }
     }
-
-    /// Forgets every partition after a fatal error: running batches can no longer mark (their
-    /// work is redone by whoever gets the partition), executors stop without hooks.
-    pub(super) fn abandon_all(&mut self) {
-        for slots in self.topics.values_mut() {
-            for (_, mut slot) in slots.partitions.drain() {
-                slot.handle.revoked.store(true, Ordering::Release);
-                slot.machine.revoke();
-                slot.task.abort();
-            }
-        }
-        for retired in self.retired.drain(..) {
-            retired.task.abort();
-        }
-    }
-
-    /// Drops every polled message the listener still holds (machines, their batches, the
-    /// executors' queues) and waits until `deadline` for executor tasks to end, since a task
-    /// holds its batch. True when no message is left, so the consumer may be destroyed:
-    /// librdkafka's `rd_kafka_destroy` waits for outstanding messages.
-    pub(super) fn release_messages(&mut self, deadline: Instant) -> bool {
-        let mut tasks: Vec<_> = self
-            .topics
-            .values_mut()
-            .flat_map(|s| s.partitions.drain())
-            .map(|(_, slot)| slot.task)
-            .collect();
-        tasks.extend(self.retired.drain(..).map(|r| r.task));
-        while tasks.iter().any(|t| !t.is_finished()) {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        true
-    }
-
-    /// Runs `shutdown` hooks of idle executors and aborts running ones; true if any was
-    /// aborted.
-    pub(super) fn stop_executors(
-        &mut self,
-        consumer: &dyn PartitionClient,
-        deadline: Instant,
-    ) -> bool {
-        let mut forced = false;
-        for slot in self
-            .topics
-            .values_mut()
-            .flat_map(|s| s.partitions.values_mut())
-        {
-            if slot.machine.is_running() {
-                // Its marks must not land after we commit: the batch is redone after restart.
-                slot.handle.revoked.store(true, Ordering::Release);
-                slot.machine.revoke();
-                slot.task.abort();
-                slot.stopped = true;
-                forced = true;
-            } else {
-                let _ = slot.jobs.send(Job::Stop(FinalHook::Shutdown));
-            }
-        }
-        while Instant::now() < deadline
-            && self.topics.values().any(|s| {
-                s.partitions
-                    .values()
-                    .any(|slot| !slot.stopped && !slot.task.is_finished())
-            })
-        {
-            self.drain_reports(consumer, Some(deadline));
-        }
-        forced
-    }
-}
-
-/// Forwards a running batch's marks to the listener as progress reports.
-fn mark_sink(reports: &ReportSink, topic: &Arc<str>, partition: i32, generation: u64) -> MarkSink {
-    let reports = reports.clone();
-    let topic = topic.clone();
-    Box::new(move |batch, mark| {
-        let report = ExecutorReport {
-            topic: topic.clone(),
-            partition,
-            generation,
-            kind: ReportKind::Progress { batch, mark },
-        };
-        reports.send(report);
-    })
 }
 
 /// Carries out a machine's effects on the consumer and the partition's executor; a seek's
@@ -562,6 +489,12 @@ fn apply(consumer: &dyn PartitionClient, slot: &mut Slot, effects: &mut Vec<Effe
             Effect::Store(next) => consumer.store_offset(&mut slot.target, next),
             Effect::Seek(to) => {
                 let ok = consumer.seek(&slot.handle.topic, slot.handle.partition, to);
+                if ok {
+                    // Messages of the partition polled before the seek (still in the poll
+                    // loop's burst when a rebalance callback applied it) are from the old
+                    // position: they are dropped, like those of an earlier assignment.
+                    slot.assigned_at = slot.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+                }
                 slot.machine.on_seek_result(ok, Instant::now(), effects);
             }
         }

@@ -165,6 +165,11 @@ pub(crate) fn consumer(config: &Config, group_id: &str, topic: &TopicOverrides<'
         config.initial_offset.as_kafka(),
         config.source("initial_offset"),
     );
+    properties.set(
+        "auto.commit.interval.ms",
+        &config.commit_interval.as_millis().to_string(),
+        config.source("commit_interval"),
+    );
     app_wide(config, &mut properties, |_| true);
     let layer = Source::Topic(topic.topic.to_string());
     if let Some(offset) = topic.initial_offset {

@@ -27,11 +27,18 @@ impl KafkaMessage {
     /// alive until every message it polled was dropped (`connection::release`). librdkafka
     /// counts outstanding messages as references to its client: its `rd_kafka_destroy` waits
     /// for them rather than freeing what they point into.
+    ///
+    /// Its headers are parsed here, on the listener thread, before the message can reach
+    /// another thread: librdkafka parses them on first access and stores the result in the
+    /// message without a lock, so two threads reading a fresh message's headers at once would
+    /// race (and leak a header list). After this every access only reads.
     pub(crate) fn keep(message: BorrowedMessage<'_>) -> Self {
         // SAFETY: only the lifetime changes; see above for who keeps the consumer alive.
-        KafkaMessage(unsafe {
+        let kept = KafkaMessage(unsafe {
             std::mem::transmute::<BorrowedMessage<'_>, BorrowedMessage<'static>>(message)
-        })
+        });
+        let _parsed = kept.headers_ptr();
+        kept
     }
 
     pub(crate) fn partition(&self) -> i32 {

@@ -14,6 +14,8 @@ pub(crate) struct StopSignal {
     quiet: AtomicBool,
     #[cfg(feature = "testing")]
     fatal_drill: AtomicBool,
+    #[cfg(feature = "testing")]
+    executor_drill: AtomicBool,
     deadline: OnceLock<Instant>,
     timeout: Duration,
     /// The listeners' doorbells: a stop or quiet request wakes a sleeping listener at once
@@ -28,6 +30,8 @@ impl StopSignal {
             quiet: AtomicBool::new(false),
             #[cfg(feature = "testing")]
             fatal_drill: AtomicBool::new(false),
+            #[cfg(feature = "testing")]
+            executor_drill: AtomicBool::new(false),
             deadline: OnceLock::new(),
             timeout,
             bells: Mutex::new(Vec::new()),
@@ -43,7 +47,8 @@ impl StopSignal {
     }
 
     pub(crate) fn raise(&self) {
-        self.deadline.get_or_init(|| Instant::now() + self.timeout);
+        self.deadline
+            .get_or_init(|| super::later(Instant::now(), self.timeout));
         self.raised.store(true, Ordering::Release);
         self.ring();
     }
@@ -73,6 +78,19 @@ impl StopSignal {
         self.fatal_drill.swap(false, Ordering::AcqRel)
     }
 
+    /// Asks the listeners to end their executor tasks without a report (a fault drill).
+    #[cfg(feature = "testing")]
+    pub(crate) fn request_executor_drill(&self) {
+        self.executor_drill.store(true, Ordering::Release);
+        self.ring();
+    }
+
+    /// True once after `RunningServer::drill_executor_death` was called.
+    #[cfg(feature = "testing")]
+    pub(crate) fn take_executor_drill(&self) -> bool {
+        self.executor_drill.swap(false, Ordering::AcqRel)
+    }
+
     /// Always false: only the `testing` feature can request a fault drill.
     #[cfg(not(feature = "testing"))]
     pub(crate) fn take_fatal_drill(&self) -> bool {
@@ -89,7 +107,9 @@ impl StopSignal {
 
     /// When in-flight work must be done; only meaningful once raised.
     pub(crate) fn deadline(&self) -> Instant {
-        *self.deadline.get_or_init(|| Instant::now() + self.timeout)
+        *self
+            .deadline
+            .get_or_init(|| super::later(Instant::now(), self.timeout))
     }
 }
 

@@ -166,6 +166,7 @@ impl Lane {
             workers: Arc::new(Semaphore::new(1)),
             // Reports come back from `run_batch` directly; the channel is for the server.
             reports: ReportSink::new(channel().0, Default::default()),
+            tasks: Default::default(),
         };
         let info = Arc::new(TopicInfo {
             name: topic.name.clone(),

@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use ferrafka::admin::{Admin, TopicSpec};
 use ferrafka::{ConsumeResult, Consumer, Context, Messages, Producer, Record};
-use ferrafka_broker::EmbeddedBroker;
-
-/// A broker for one test plus an admin client and a producer on it.
+/// A test's broker (the embedded one, or the Apache Kafka cluster `FERRAFKA_TEST_KAFKA` names)
+/// plus an admin client and a producer on it.
 pub struct Cluster {
-    pub broker: EmbeddedBroker,
+    pub broker: ferrafka_testing::Broker,
     pub admin: Admin,
     pub producer: Producer,
 }
@@ -26,7 +25,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 impl Cluster {
     pub fn start() -> Self {
         init_logging();
-        let broker = EmbeddedBroker::start().expect("embedded broker starts");
+        let broker = ferrafka_testing::broker();
         let admin = Admin::connect(&broker.bootstrap_servers()).expect("admin connects");
         // Normal batching and compression: the embedded broker serves fetches from inside
         // record batches exactly.

@@ -17,6 +17,7 @@ use std::sync::mpsc::Sender;
 
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc::UnboundedReceiver, mpsc::error::TryRecvError};
+use tokio_util::task::TaskTracker;
 
 use super::doorbell::Doorbell;
 use super::partition::{Outcome, Report, Work};
@@ -115,6 +116,10 @@ pub(crate) struct Executor {
     pub(crate) producer: Producer,
     pub(crate) workers: Arc<Semaphore>,
     pub(crate) reports: ReportSink,
+    /// Every task of the listener that may hold its client's messages (executors and
+    /// virtual-partition groups), until its future is dropped: the client is destroyed only
+    /// once it is empty.
+    pub(crate) tasks: TaskTracker,
 }
 
 impl Executor {
@@ -128,7 +133,7 @@ impl Executor {
                 Some(job) => job,
                 None => match jobs.recv().await {
                     Some(job) => job,
-                    None => return,
+                    None => return self.discard(&mut instance),
                 },
             };
             let report = match job {
@@ -261,7 +266,7 @@ impl Executor {
         if !self.topic.consumer_persistence {
             // Without persistence every batch meets a fresh instance; the last one stays for
             // the `revoked`/`shutdown` hooks.
-            *instance = None;
+            self.discard(instance);
         }
         messages.metadata.processing_lag = messages.metadata.created_at.elapsed();
         let mut ctx = self.context(messages.metadata.attempt, Some(batch));
@@ -277,10 +282,10 @@ impl Executor {
                         }
                         Outcome::Consumed
                     }
-                    Ok(Err(e)) => Outcome::Failed(error_chain(&*e)),
+                    Ok(Err(e)) => Outcome::Failed(describe(e)),
                     Err(payload) => {
                         // The instance may be half-updated: retry with a fresh one.
-                        *instance = None;
+                        self.discard(instance);
                         Outcome::Failed(PanicError::from_payload(payload).to_string())
                     }
                 }
@@ -315,6 +320,7 @@ impl Executor {
                     factory.clone(),
                     self.workers.clone(),
                     self.topic.manual_offset_management,
+                    self.tasks.clone(),
                 );
                 *instance = Some(Box::new(split));
                 return Ok(instance.as_mut().expect("set above"));
@@ -381,7 +387,30 @@ impl Executor {
         self.report(ReportKind::Stopped);
     }
 
-    async fn final_hook(&self, mut consumer: Box<dyn DynConsumer>, hook: FinalHook) {
+    /// Drops the partition's consumer instance; its `Drop` is user code, and a panic there must
+    /// not end the executor without a report.
+    fn discard(&self, instance: &mut Option<Box<dyn DynConsumer>>) {
+        let Some(consumer) = instance.take() else {
+            return;
+        };
+        if let Err(panic) = guarded(move || drop(consumer)) {
+            tracing::error!(
+                topic = %self.handle.topic, partition = self.handle.partition,
+                error = %panic, "dropping the consumer instance panicked"
+            );
+        }
+    }
+
+    async fn final_hook(&self, consumer: Box<dyn DynConsumer>, hook: FinalHook) {
+        let mut instance = Some(consumer);
+        self.run_final_hook(&mut instance, hook).await;
+        self.discard(&mut instance);
+    }
+
+    async fn run_final_hook(&self, instance: &mut Option<Box<dyn DynConsumer>>, hook: FinalHook) {
+        let Some(consumer) = instance.as_mut() else {
+            return;
+        };
         let mut ctx = self.context(1, None);
         let fut = match hook {
             FinalHook::Revoked => consumer.revoked(&mut ctx),
@@ -392,7 +421,7 @@ impl Executor {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(
                 topic = %self.handle.topic, partition = self.handle.partition, hook,
-                error = %error_chain(&*e), "consumer hook failed"
+                error = %describe(e), "consumer hook failed"
             ),
             Err(payload) => tracing::error!(
                 topic = %self.handle.topic, partition = self.handle.partition, hook,
@@ -400,6 +429,19 @@ impl Executor {
             ),
         }
     }
+}
+
+/// Runs user code other than `consume` and the hooks (an error's `Display` and `Drop`, an
+/// instance's `Drop`), turning a panic into an error text.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, PanicError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(PanicError::from_payload)
+}
+
+/// A consumer's error as text. Its `Display` (and its `Drop`, which runs here too) are user
+/// code: a panic in them describes the error instead of ending the executor.
+pub(crate) fn describe(error: crate::error::BoxError) -> String {
+    guarded(move || error_chain(&*error))
+        .unwrap_or_else(|panic| format!("the error's Display or Drop panicked: {}", panic.0))
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ fn executor(script: &Arc<Script>) -> (Executor, Receiver<ExecutorReport>) {
         producer: Producer::capturing(Default::default()),
         workers: Arc::new(Semaphore::new(1)),
         reports: ReportSink::new(reports, Default::default()),
+        tasks: Default::default(),
     };
     (executor, received)
 }

@@ -28,6 +28,8 @@ use crate::messages::{Message, Messages};
 
 mod backlog;
 #[cfg(test)]
+mod edge_tests;
+#[cfg(test)]
 mod model;
 #[cfg(test)]
 mod run_tests;
@@ -247,6 +249,13 @@ pub(crate) struct Partition {
     fetch_paused: bool,
     /// A seek was handed to the listener and its result is not known yet.
     seek_pending: bool,
+    /// librdkafka's position moved back to this offset while the running batches held
+    /// messages from there on: what they hold there is stale (a truncated log re-uses the
+    /// offsets for new messages), so their marks stop here.
+    rewound_to: Option<i64>,
+    /// The highest mark the running batches sent as progress: their report may not repeat it
+    /// (a consumer that marked and then failed), and a retry must not redo what it covers.
+    progress: Option<i64>,
     /// The listener is taking fetched messages from librdkafka's queue; see `runs.rs`.
     gathering: bool,
     /// For logs.
@@ -268,6 +277,8 @@ impl Partition {
             topic,
             partition,
             seek_pending: false,
+            rewound_to: None,
+            progress: None,
             gathering: false,
             generation,
             buffer: backlog::Backlog::new(
@@ -290,9 +301,35 @@ impl Partition {
         }
     }
 
+    /// The partition was just assigned; `quiet` when the listener is in quiet mode.
+    /// librdkafka keeps a partition's pause across a revocation and the next assignment (only
+    /// a resume clears it), so the machine does not trust that fetching runs: it resumes the
+    /// partition, or pauses it in quiet mode, which makes its belief true.
+    pub(crate) fn on_assigned(&mut self, quiet: bool, out: &mut Vec<Effect>) {
+        if quiet && self.phase == Phase::Active {
+            self.phase = Phase::Quiet;
+        }
+        self.fetch_paused = self.phase == Phase::Quiet;
+        out.push(match self.fetch_paused {
+            true => Effect::Pause,
+            false => Effect::Resume,
+        });
+    }
+
+    /// Whether the machine told librdkafka to stop fetching the partition.
+    #[cfg(test)]
+    pub(crate) fn fetch_paused(&self) -> bool {
+        self.fetch_paused
+    }
+
     /// This assignment's generation.
     pub(crate) fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The first batch the executor works on, if any.
+    pub(crate) fn running_batch(&self) -> Option<u64> {
+        self.running.first().map(|r| r.batch)
     }
 
     /// True while a batch runs.
@@ -356,6 +393,9 @@ impl Partition {
             expected,
             "fetch position moved back (offset reset or log truncation): dropping buffered messages from there on, they are fetched again"
         );
+        if self.running.last().is_some_and(|r| r.end() > offset) {
+            self.rewound_to = Some(self.rewound_to.map_or(offset, |r| r.min(offset)));
+        }
         while self.buffer.back().is_some_and(|m| m.offset >= offset) {
             let dropped = self.buffer.pop_back().expect("checked above");
             self.buffered_bytes -= dropped.weight();
@@ -387,7 +427,8 @@ impl Partition {
         let Some(at) = self.running.iter().position(|r| r.batch == batch) else {
             return;
         };
-        if let Some(next) = clamp_mark(&self.running[..=at], mark) {
+        if let Some(next) = self.clamp_mark(at, mark) {
+            self.progress = self.progress.max(Some(next));
             self.store(next, out);
         }
     }
@@ -401,15 +442,17 @@ impl Partition {
             return;
         };
         // A dead-lettered message is done: its offset is stored like a processed one.
+        let progress = self.progress.take();
         let reported = match report.outcome {
             Outcome::DeadLettered => Some(self.running[at].end()),
-            _ => report.mark,
+            _ => report.mark.max(progress),
         };
-        let mark = reported.and_then(|m| clamp_mark(&self.running[..=at], m));
+        let mark = reported.and_then(|m| self.clamp_mark(at, m));
         if let Some(next) = mark {
             self.store(next, out);
         }
         let running = self.end_run(at, now);
+        self.rewound_to = None;
         match report.outcome {
             Outcome::Consumed | Outcome::DeadLettered => {
                 self.succeeded(&running);
@@ -511,7 +554,8 @@ impl Partition {
         } else if self.starts_at_once() {
             Some(now)
         } else {
-            self.buffered_since.map(|t| t + self.settings.max_wait)
+            self.buffered_since
+                .map(|t| crate::processing::later(t, self.settings.max_wait))
         };
         ready_at.max(blocked_until)
     }
@@ -534,12 +578,17 @@ impl Partition {
     }
 }
 
-/// The mark `mark` of the batches `ran` (a batch, or a run's batches up to the one that
-/// marked), limited to them: marks below them change nothing, marks past their end would cover
-/// messages they never held.
-fn clamp_mark(ran: &[Running], mark: i64) -> Option<i64> {
-    let (first, last) = (ran.first()?, ran.last()?);
-    (mark > first.first()).then(|| mark.min(last.end()))
+impl Partition {
+    /// The mark `mark` of the running batches up to `running[at]` (a batch, or a run's batches
+    /// up to the one that marked), limited to them: marks below them change nothing, marks
+    /// past their end would cover messages they never held, and marks past a point where
+    /// librdkafka's position moved back would cover stale copies of messages that have not run.
+    fn clamp_mark(&self, at: usize, mark: i64) -> Option<i64> {
+        let ran = &self.running[..=at];
+        let (first, last) = (ran.first()?, ran.last()?);
+        let limit = self.rewound_to.map_or(last.end(), |r| r.min(last.end()));
+        (mark > first.first() && limit > first.first()).then(|| mark.min(limit))
+    }
 }
 
 mod transitions;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::{ConsumerPause, Effect, Partition, Phase, Retry, Running, Work};
 use crate::consumer::{PartitionRequest, SeekTo};
 use crate::messages::{Message, Messages};
+use crate::processing::later;
 
 impl Partition {
     /// Ends expired pauses, starts the next batch when one is due, and fixes the fetch pause.
@@ -63,7 +64,7 @@ impl Partition {
         }
         let filled = self
             .buffered_since
-            .is_some_and(|t| now >= t + self.settings.max_wait);
+            .is_some_and(|t| now >= later(t, self.settings.max_wait));
         if !(self.starts_at_once() || filled) {
             return None;
         }
@@ -205,7 +206,7 @@ impl Partition {
         );
         self.retry = Some(Retry {
             error,
-            at: now + pause,
+            at: later(now, pause),
             ..retry
         });
         self.put_back(rest, now);
@@ -226,7 +227,7 @@ impl Partition {
         }
         if let Some(retry) = self.retry.as_mut().filter(|r| r.offset == message.offset) {
             retry.failures += 1;
-            retry.at = now + self.settings.backoff.after(retry.failures);
+            retry.at = later(now, self.settings.backoff.after(retry.failures));
             tracing::error!(
                 topic = %self.topic, partition = self.partition, offset = message.offset,
                 retry_in = ?retry.at.saturating_duration_since(now), %error,

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::task::{Id, JoinSet};
+use tokio_util::task::TaskTracker;
 
 pub(crate) use combiner::MarkCombiner;
 
@@ -61,6 +62,9 @@ pub(crate) struct VirtualConsumer {
     /// One slot per group, built on first use and kept across batches; a group whose consumer
     /// panicked gets a fresh one.
     instances: Vec<Option<Box<dyn DynConsumer>>>,
+    /// The listener's tasks that may hold its messages: a group aborted while stuck in user
+    /// code keeps its view of the batch until it returns, and the client waits for it.
+    tasks: TaskTracker,
 }
 
 /// One batch's groups while they run. Dropping it aborts the tasks still running (the
@@ -127,6 +131,7 @@ impl VirtualConsumer {
         factory: ConsumerFactory,
         workers: Arc<Semaphore>,
         manual_offset_management: bool,
+        tasks: TaskTracker,
     ) -> Self {
         let instances = (0..options.max_partitions).map(|_| None).collect();
         VirtualConsumer {
@@ -135,6 +140,7 @@ impl VirtualConsumer {
             workers,
             manual_offset_management,
             instances,
+            tasks,
         }
     }
 
@@ -180,6 +186,7 @@ impl VirtualConsumer {
             let group_ctx = group_context(ctx, Some(marks));
             let view = messages.select(indices.clone());
             let task = run_group(index, consumer, group_ctx, view, self.workers.clone());
+            let task = self.tasks.track_future(task);
             flight.ids.push((flight.tasks.spawn(task).id(), index));
         }
         flight

@@ -223,7 +223,13 @@ fn start(lagging: &'static [u8]) -> Run {
         }) as Box<dyn DynConsumer>
     });
     let (messages, options) = even_odd_batch();
-    let mut split = VirtualConsumer::new(options, factory, Arc::new(Semaphore::new(2)), false);
+    let mut split = VirtualConsumer::new(
+        options,
+        factory,
+        Arc::new(Semaphore::new(2)),
+        false,
+        Default::default(),
+    );
     let (mut ctx, sink) = partition_context();
     let handle = ctx.handle.clone();
     let task = tokio::spawn(async move {
@@ -315,7 +321,13 @@ async fn requests_are_merged_in_group_order_whatever_order_groups_end_in() {
         }) as Box<dyn DynConsumer>
     });
     let (messages, options) = even_odd_batch();
-    let mut split = VirtualConsumer::new(options, factory, Arc::new(Semaphore::new(2)), false);
+    let mut split = VirtualConsumer::new(
+        options,
+        factory,
+        Arc::new(Semaphore::new(2)),
+        false,
+        Default::default(),
+    );
     let (mut ctx, _) = partition_context();
     split.consume(&mut ctx, &messages).await.unwrap();
     assert_eq!(
@@ -368,7 +380,13 @@ async fn a_panicking_group_fails_the_batch_and_gets_a_fresh_instance_and_hooks_r
         }) as Box<dyn DynConsumer>
     });
     let (messages, options) = even_odd_batch();
-    let mut split = VirtualConsumer::new(options, factory, Arc::new(Semaphore::new(2)), false);
+    let mut split = VirtualConsumer::new(
+        options,
+        factory,
+        Arc::new(Semaphore::new(2)),
+        false,
+        Default::default(),
+    );
     let (mut ctx, _) = partition_context();
     let error = split.consume(&mut ctx, &messages).await.unwrap_err();
     assert!(

@@ -1,0 +1,84 @@
+//! An Apache Kafka cluster of the test's own, run by the repository's `scripts/kafka` (KRaft on
+//! loopback ports, data in a temporary directory).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A running cluster started by `scripts/kafka`; stopped (by pid) and deleted when dropped.
+#[derive(Debug)]
+pub struct KafkaCluster {
+    /// `host:port,...` of every broker.
+    pub bootstrap: String,
+    dir: PathBuf,
+}
+
+/// `scripts/kafka` of this repository.
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka")
+}
+
+impl KafkaCluster {
+    /// Installs Kafka when needed (Maven) and starts `brokers` combined broker/controller
+    /// nodes; returns once every broker answers metadata.
+    pub fn start(brokers: u32) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "ferrafka-kafka-{}-{}",
+            std::process::id(),
+            next_id()
+        ));
+        let output = Command::new(script())
+            .args(["start", "--brokers", &brokers.to_string(), "--dir"])
+            .arg(&dir)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let bootstrap = stdout
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("BOOTSTRAP="))
+            .map(str::to_string);
+        match (output.status.success(), bootstrap) {
+            (true, Some(bootstrap)) => Ok(KafkaCluster { bootstrap, dir }),
+            _ => Err(format!(
+                "Apache Kafka did not start ({}): {}\n(needs Java 17+ and Maven; see docs/kafka.md)",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )),
+        }
+    }
+
+    /// SIGKILLs node `index`.
+    pub fn kill_broker(&self, index: u32) {
+        self.run(&["kill-broker", &index.to_string()]);
+    }
+
+    /// Starts node `index` again and waits until every node lists it.
+    pub fn start_broker(&self, index: u32) {
+        self.run(&["start-broker", &index.to_string()]);
+    }
+
+    fn run(&self, args: &[&str]) {
+        let status = Command::new(script())
+            .args(args)
+            .arg("--dir")
+            .arg(&self.dir)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run scripts/kafka: {e}"));
+        assert!(status.success(), "scripts/kafka {args:?} failed: {status}");
+    }
+}
+
+impl Drop for KafkaCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .args(["stop", "--timeout", "0", "--dir"])
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+fn next_id() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
