@@ -3,7 +3,8 @@
 //!
 //! Configured by environment: `FAULT_TOPIC`, `FAULT_GROUP`, `FAULT_OUT` (the record file),
 //! `FAULT_BATCH_SLEEP_MS`, `FAULT_MAX_MESSAGES`, `FAULT_SHUTDOWN_TIMEOUT_MS`,
-//! `FAULT_COMMIT_INTERVAL_MS` (the `commit_interval` setting; its default when unset), and any librdkafka
+//! `FAULT_COMMIT_INTERVAL_MS` (the `commit_interval` setting; its default when unset),
+//! `FAULT_PARTITION_BUFFER_BYTES`, `FAULT_STALL_PARTITION` (its first batch never ends), and any librdkafka
 //! property through `FERRAFKA_KAFKA_*` — the group settings the suite varies are
 //! `FERRAFKA_KAFKA_PARTITION_ASSIGNMENT_STRATEGY`, `FERRAFKA_KAFKA_GROUP_INSTANCE_ID`,
 //! `FERRAFKA_KAFKA_SESSION_TIMEOUT_MS`, `FERRAFKA_KAFKA_HEARTBEAT_INTERVAL_MS` and
@@ -37,11 +38,17 @@ fn millis(name: &str, default: u64) -> Duration {
 struct RecordingConsumer {
     out: Arc<Mutex<File>>,
     batch_sleep: Duration,
+    /// A partition whose first batch never ends.
+    stall_partition: Option<i32>,
 }
 
 impl Consumer for RecordingConsumer {
     async fn consume(&mut self, _ctx: &mut Context, messages: &Messages) -> ConsumeResult {
         let meta = messages.metadata();
+        if Some(meta.partition) == self.stall_partition {
+            // Stalls for good: the memory case measures what the partition's backlog holds.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         let started = format!("S {} {}\n", meta.partition, meta.first_offset);
         self.out
             .lock()
@@ -51,7 +58,9 @@ impl Consumer for RecordingConsumer {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
         let mut lines = String::new();
         for m in messages {
-            let number = std::str::from_utf8(m.payload_or_empty())?;
+            // The number, then (in the memory case) padding after a space.
+            let payload = std::str::from_utf8(m.payload_or_empty())?;
+            let number = payload.split(' ').next().unwrap_or_default();
             lines.push_str(&format!(
                 "{now} {} {} {number} {}\n",
                 m.partition(),
@@ -74,6 +83,9 @@ fn main() -> ExitCode {
         .expect("record file opens");
     let out = Arc::new(Mutex::new(out));
     let batch_sleep = millis("FAULT_BATCH_SLEEP_MS", 0);
+    let stall_partition = std::env::var("FAULT_STALL_PARTITION")
+        .ok()
+        .map(|p| p.parse().expect("a partition"));
     let app = App::builder()
         .setup(|c| {
             c.client_id("fault-consumer")
@@ -85,6 +97,9 @@ fn main() -> ExitCode {
             );
             c.max_wait_time(Duration::from_millis(50));
             c.shutdown_timeout(millis("FAULT_SHUTDOWN_TIMEOUT_MS", 10_000));
+            if let Ok(bytes) = std::env::var("FAULT_PARTITION_BUFFER_BYTES") {
+                c.partition_buffer_bytes(bytes.parse().expect("a number of bytes"));
+            }
             if let Ok(ms) = std::env::var("FAULT_COMMIT_INTERVAL_MS") {
                 c.commit_interval(Duration::from_millis(ms.parse().expect("a number")));
             }
@@ -94,6 +109,7 @@ fn main() -> ExitCode {
                 .consumer(move || RecordingConsumer {
                     out: out.clone(),
                     batch_sleep,
+                    stall_partition,
                 });
         })
         .build();

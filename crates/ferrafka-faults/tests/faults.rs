@@ -1,4 +1,5 @@
-//! The fault suite on the embedded broker. Each case produces uniquely numbered messages, breaks
+//! The fault suite on the suite's broker: the embedded one, or Apache Kafka with
+//! `FERRAFKA_TEST_BROKER=kafka` (`scripts/test` runs both). Each case produces uniquely numbered messages, breaks
 //! something, and checks that every number was processed at least once and how many were
 //! processed twice. The rolling restart and the broker faults run on librdkafka's mock cluster
 //! (`tests/rolling_restart.rs`, `tests/mock_cluster.rs`).
@@ -9,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use ferrafka::admin::{Admin, TopicSpec};
 use ferrafka::{Producer, Record};
-use ferrafka_broker::EmbeddedBroker;
 use ferrafka_faults::*;
 
 struct Setup {
-    broker: EmbeddedBroker,
+    broker: ferrafka_testing::Broker,
     rt: tokio::runtime::Runtime,
     producer: Producer,
     dir: PathBuf,
@@ -21,7 +21,7 @@ struct Setup {
 
 impl Setup {
     fn new(name: &str) -> Self {
-        let broker = EmbeddedBroker::start().expect("broker");
+        let broker = ferrafka_testing::broker();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -272,5 +272,99 @@ fn a_strategy_mismatch_in_one_group_is_explained() {
         "no explanation in {} or {}",
         new.log.display(),
         old.log.display()
+    );
+}
+
+/// `VmHWM` and `VmRSS` of a process, in bytes.
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("procfs");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .expect("a memory field")
+            * 1024
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Case 6 (memory): partition 0 stalls (its first batch never ends) while 15 others flow
+/// through the same fetch responses, 300 MB of 1 KB messages in all. A message read in place
+/// keeps its whole fetch response alive, so without care the stalled backlog would pin about
+/// 16 times its own size. The consumer's peak RSS must stay within its idle RSS plus
+/// `partition_buffer_bytes` plus a stated constant: librdkafka's prefetch
+/// (`queued.max.messages.kbytes`), six fetch responses (`fetch.max.bytes`: the one librdkafka
+/// is reading, and those messages read in place keep: the stalled batch's own, the backlog's
+/// head until the batch counts as slow, the newest ones the flowing partitions work on) and
+/// 32 MB for the process's own churn (allocator arenas of the worker threads).
+/// Without copying the stalled backlog out, the peak on Kafka was 360 MB.
+#[test]
+fn a_stalled_partition_holds_about_its_byte_bound() {
+    const PARTITIONS: u64 = 16;
+    const N: u64 = 300_000;
+    const MB: u64 = 1 << 20;
+    let (bound, queued, fetch_max) = (16 * MB, 16 * MB, 16 * MB);
+    let s = Setup::new("memory");
+    let topic = s.topic("memory", PARTITIONS as i32);
+    let padding = "x".repeat(1000);
+    for chunk in (0..N).step_by(50_000) {
+        let payloads: Vec<(i32, String)> = (chunk..chunk + 50_000)
+            .map(|n| ((n % PARTITIONS) as i32, format!("{n} {padding}")))
+            .collect();
+        let records = payloads
+            .iter()
+            .map(|(p, v)| Record::to(&topic).partition(*p).payload(v));
+        s.rt.block_on(s.producer.produce_many(records)).unwrap();
+    }
+    let spec = |topic: &str, out: &str| {
+        s.spec(topic, &unique("memory-group"), out)
+            .with("FAULT_STALL_PARTITION", "0")
+            .with("FAULT_MAX_MESSAGES", "100")
+            .with("FAULT_PARTITION_BUFFER_BYTES", bound.to_string())
+            .with(
+                "FERRAFKA_KAFKA_QUEUED_MAX_MESSAGES_KBYTES",
+                (queued / 1024).to_string(),
+            )
+            .with("FERRAFKA_KAFKA_FETCH_MAX_BYTES", fetch_max.to_string())
+    };
+    // The same consumer with nothing to read: its RSS is the baseline.
+    let empty = s.topic("memory-empty", 1);
+    let idle = spec(&empty, "idle").spawn(&s.dir.join("idle.log"));
+    std::thread::sleep(Duration::from_secs(5));
+    let (_, baseline) = memory_of(idle.pid());
+    drop(idle);
+
+    let spec = spec(&topic, "records");
+    let mut consumer = spec.spawn(&s.dir.join("memory.log"));
+    let flowing = (N - N / PARTITIONS) as usize;
+    let done = wait_until(Duration::from_secs(240), || {
+        std::thread::sleep(Duration::from_millis(500));
+        Records::read(&spec.out).processed.len() >= flowing
+    });
+    // Whatever the stalled partition fetched by now is in its backlog or librdkafka's queue.
+    std::thread::sleep(Duration::from_secs(2));
+    let (peak, rss) = memory_of(consumer.pid());
+    consumer.signal("KILL");
+    let _ = consumer.wait(Duration::from_secs(10));
+    let constant = queued + 6 * fetch_max + 32 * MB;
+    let limit = baseline + bound + constant;
+    println!(
+        "fault case 6 (memory): 300 MB in 16 partitions, partition 0 stalled; idle RSS {} MB, \
+         peak {} MB, now {} MB; limit {} MB (idle + partition_buffer_bytes {} MB + constant {} MB)",
+        baseline / MB,
+        peak / MB,
+        rss / MB,
+        limit / MB,
+        bound / MB,
+        constant / MB
+    );
+    assert!(done, "the 15 flowing partitions were processed");
+    assert!(
+        peak <= limit,
+        "peak RSS {} MB above the limit {} MB",
+        peak / MB,
+        limit / MB
     );
 }

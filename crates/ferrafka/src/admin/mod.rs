@@ -339,10 +339,31 @@ impl Admin {
     }
 
     /// Low and high watermarks of a partition.
+    ///
+    /// Right after a topic is created its partitions may have no leader yet on every broker
+    /// (`NotLeaderForPartition`, `LeaderNotAvailable`, `UnknownTopicOrPartition`): those are
+    /// retried until [`Admin::timeout`].
     pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
-        self.metadata
-            .fetch_watermarks(topic, partition, self.timeout)
-            .map_err(|e| kafka_error("fetch watermarks", format!("{topic}/{partition}"), &e))
+        let deadline = crate::processing::later(std::time::Instant::now(), self.timeout);
+        loop {
+            match self
+                .metadata
+                .fetch_watermarks(topic, partition, self.timeout)
+            {
+                Err(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::NotLeaderForPartition
+                    | RDKafkaErrorCode::LeaderNotAvailable
+                    | RDKafkaErrorCode::UnknownTopicOrPartition,
+                )) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                result => {
+                    return result.map_err(|e| {
+                        kafka_error("fetch watermarks", format!("{topic}/{partition}"), &e)
+                    });
+                }
+            }
+        }
     }
 
     /// For every partition of `topic`, the offset of the first message with a timestamp at or

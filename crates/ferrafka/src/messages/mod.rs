@@ -99,6 +99,12 @@ pub struct Header<'a> {
     pub value: Option<&'a [u8]>,
 }
 
+/// What a held message costs besides its bytes: the `Message` itself, its copied body (or
+/// librdkafka's message and op while read in place) and the allocator's headers of each.
+const MESSAGE_OVERHEAD: usize = 192;
+/// The same for one header.
+const HEADER_OVERHEAD: usize = 32;
+
 /// One consumed message.
 ///
 /// A message from Kafka is librdkafka's own message: key, payload and headers are read where
@@ -129,15 +135,7 @@ impl Clone for Message {
     fn clone(&self) -> Self {
         let body = match &self.body {
             Body::Owned(owned) => owned.clone(),
-            Body::Kafka(_) => Box::new(OwnedBody {
-                timestamp: self.timestamp(),
-                key: self.key().map(<[u8]>::to_vec),
-                payload: self.payload().map(<[u8]>::to_vec),
-                headers: self
-                    .headers()
-                    .map(|h| (h.key.into_owned(), h.value.map(<[u8]>::to_vec)))
-                    .collect(),
-            }),
+            Body::Kafka(_) => self.owned_copy(),
         };
         Message {
             topic: self.topic.clone(),
@@ -324,10 +322,40 @@ impl Message {
         }
     }
 
-    /// What the message weighs for the partition's memory bound: key and payload, plus a
-    /// fixed share for the rest (headers are not read for it).
+    /// What the message weighs for the partition's memory bound: key, payload and headers,
+    /// plus what holding any message costs (see [`MESSAGE_OVERHEAD`]).
     pub(crate) fn weight(&self) -> usize {
-        self.payload().map_or(0, <[u8]>::len) + self.key().map_or(0, <[u8]>::len) + 64
+        let headers: usize = self
+            .headers()
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len) + HEADER_OVERHEAD)
+            .sum();
+        self.payload().map_or(0, <[u8]>::len)
+            + self.key().map_or(0, <[u8]>::len)
+            + headers
+            + MESSAGE_OVERHEAD
+    }
+
+    /// Copies key, payload and headers out of librdkafka's fetch buffer into memory of the
+    /// message's own. A message read in place keeps librdkafka's whole fetch response alive
+    /// (other partitions' messages included), so one that will wait long (its partition is
+    /// paused behind a retry or a full backlog) is better copied: what it then holds is what
+    /// it weighs.
+    pub(crate) fn detach(&mut self) {
+        if let Body::Kafka(_) = self.body {
+            self.body = Body::Owned(self.owned_copy());
+        }
+    }
+
+    fn owned_copy(&self) -> Box<OwnedBody> {
+        Box::new(OwnedBody {
+            timestamp: self.timestamp(),
+            key: self.key().map(<[u8]>::to_vec),
+            payload: self.payload().map(<[u8]>::to_vec),
+            headers: self
+                .headers()
+                .map(|h| (h.key.into_owned(), h.value.map(<[u8]>::to_vec)))
+                .collect(),
+        })
     }
 }
 

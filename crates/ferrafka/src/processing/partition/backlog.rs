@@ -60,6 +60,16 @@ impl Backlog {
         }
     }
 
+    /// Copies every waiting message out of librdkafka's fetch buffers (see
+    /// [`Message::detach`]).
+    pub(super) fn detach(&mut self) {
+        self.chunks
+            .iter_mut()
+            .flatten()
+            .chain(self.filling.iter_mut())
+            .for_each(Message::detach);
+    }
+
     #[inline]
     pub(super) fn push_back(&mut self, message: Message) {
         if self.filling.len() >= self.chunk {

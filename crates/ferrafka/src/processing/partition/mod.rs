@@ -54,6 +54,9 @@ const PAUSE_AFTER_MESSAGES: usize = 100_000;
 /// goes from one to the next without waiting for the listener. Each hand-over costs two
 /// thread wake-ups; with 100-message batches they were most of ferrafka's CPU per message.
 const RUN_MESSAGES: usize = 1_000;
+/// A batch running this long is slow: the messages waiting behind it are copied out of
+/// librdkafka's fetch buffers (see [`Partition::copy_backlog_behind_a_slow_batch`]).
+const SLOW_BATCH: Duration = Duration::from_millis(250);
 
 /// A partition's settings, taken from its topic route and the app config.
 #[derive(Debug, Clone)]
@@ -256,6 +259,9 @@ pub(crate) struct Partition {
     /// The highest mark the running batches sent as progress: their report may not repeat it
     /// (a consumer that marked and then failed), and a retry must not redo what it covers.
     progress: Option<i64>,
+    /// The running batch is slow: the backlog was copied out of librdkafka's fetch buffers and
+    /// new messages are copied as they come, until the batch ends.
+    backlog_copied: bool,
     /// The listener is taking fetched messages from librdkafka's queue; see `runs.rs`.
     gathering: bool,
     /// For logs.
@@ -279,6 +285,7 @@ impl Partition {
             seek_pending: false,
             rewound_to: None,
             progress: None,
+            backlog_copied: false,
             gathering: false,
             generation,
             buffer: backlog::Backlog::new(
@@ -299,27 +306,6 @@ impl Partition {
             consumer_pause: None,
             fetch_paused: false,
         }
-    }
-
-    /// The partition was just assigned; `quiet` when the listener is in quiet mode.
-    /// librdkafka keeps a partition's pause across a revocation and the next assignment (only
-    /// a resume clears it), so the machine does not trust that fetching runs: it resumes the
-    /// partition, or pauses it in quiet mode, which makes its belief true.
-    pub(crate) fn on_assigned(&mut self, quiet: bool, out: &mut Vec<Effect>) {
-        if quiet && self.phase == Phase::Active {
-            self.phase = Phase::Quiet;
-        }
-        self.fetch_paused = self.phase == Phase::Quiet;
-        out.push(match self.fetch_paused {
-            true => Effect::Pause,
-            false => Effect::Resume,
-        });
-    }
-
-    /// Whether the machine told librdkafka to stop fetching the partition.
-    #[cfg(test)]
-    pub(crate) fn fetch_paused(&self) -> bool {
-        self.fetch_paused
     }
 
     /// This assignment's generation.
@@ -353,7 +339,7 @@ impl Partition {
     }
 
     /// A message fetched by librdkafka.
-    pub(crate) fn on_message(&mut self, message: Message, now: Instant, out: &mut Vec<Effect>) {
+    pub(crate) fn on_message(&mut self, mut message: Message, now: Instant, out: &mut Vec<Effect>) {
         if self.phase != Phase::Active && self.phase != Phase::Quiet {
             return;
         }
@@ -364,6 +350,11 @@ impl Partition {
             self.position_moved_back(offset, expected);
         }
         self.next_fetch = Some(offset + 1);
+        if self.backlog_copied || self.buffer.len() >= self.detach_after() {
+            // Far behind the running batch: it will wait, and read in place it would keep a
+            // whole fetch response alive (every partition's messages in it).
+            message.detach();
+        }
         self.buffered_bytes += message.weight();
         self.buffer.push_back(message);
         self.buffered_since.get_or_insert(now);
@@ -453,6 +444,7 @@ impl Partition {
         }
         let running = self.end_run(at, now);
         self.rewound_to = None;
+        self.backlog_copied = false;
         match report.outcome {
             Outcome::Consumed | Outcome::DeadLettered => {
                 self.succeeded(&running);

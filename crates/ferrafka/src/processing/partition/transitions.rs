@@ -10,6 +10,27 @@ use crate::messages::{Message, Messages};
 use crate::processing::later;
 
 impl Partition {
+    /// The partition was just assigned; `quiet` when the listener is in quiet mode.
+    /// librdkafka keeps a partition's pause across a revocation and the next assignment (only
+    /// a resume clears it), so the machine does not trust that fetching runs: it resumes the
+    /// partition, or pauses it in quiet mode, which makes its belief true.
+    pub(crate) fn on_assigned(&mut self, quiet: bool, out: &mut Vec<Effect>) {
+        if quiet && self.phase == Phase::Active {
+            self.phase = Phase::Quiet;
+        }
+        self.fetch_paused = self.phase == Phase::Quiet;
+        out.push(match self.fetch_paused {
+            true => Effect::Pause,
+            false => Effect::Resume,
+        });
+    }
+
+    /// Whether the machine told librdkafka to stop fetching the partition.
+    #[cfg(test)]
+    pub(crate) fn fetch_paused(&self) -> bool {
+        self.fetch_paused
+    }
+
     /// Ends expired pauses, starts the next batch when one is due, and fixes the fetch pause.
     pub(super) fn step(&mut self, now: Instant, out: &mut Vec<Effect>) {
         if let Some(ConsumerPause::Until(t)) = self.consumer_pause
@@ -17,6 +38,7 @@ impl Partition {
         {
             self.consumer_pause = None;
         }
+        self.copy_backlog_behind_a_slow_batch(now);
         if self.may_start() {
             self.end_isolation_when_passed();
             if let Some(work) = self.next_work(now) {
@@ -285,6 +307,27 @@ impl Partition {
         }
     }
 
+    /// Messages a backlog keeps in librdkafka's fetch buffers; those behind them are copied
+    /// out. Two runs: what a consumer that keeps up has waiting while the listener gathers, so
+    /// the hot path copies nothing.
+    pub(super) fn detach_after(&self) -> usize {
+        2 * self.run_threshold()
+    }
+
+    /// Copies the backlog out of librdkafka's fetch buffers once the running batch is slow:
+    /// read in place, a waiting message keeps its whole fetch response alive (every partition's
+    /// messages in it) for as long as it waits.
+    fn copy_backlog_behind_a_slow_batch(&mut self, now: Instant) {
+        let slow = self
+            .running
+            .first()
+            .is_some_and(|r| now.saturating_duration_since(r.started) >= super::SLOW_BATCH);
+        if slow && !self.backlog_copied {
+            self.backlog_copied = true;
+            self.buffer.detach();
+        }
+    }
+
     /// Pauses fetching while the partition cannot take more, resumes it when it can.
     pub(super) fn update_fetch_pause(&mut self, now: Instant, out: &mut Vec<Effect>) {
         let want = match self.phase {
@@ -304,6 +347,11 @@ impl Partition {
         };
         if want != self.fetch_paused {
             self.fetch_paused = want;
+            if want {
+                // What waits now may wait long: copied, it no longer pins librdkafka's fetch
+                // responses, so the byte bound is what the partition really holds.
+                self.buffer.detach();
+            }
             out.push(if want { Effect::Pause } else { Effect::Resume });
         }
     }
