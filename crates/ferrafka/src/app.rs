@@ -163,6 +163,7 @@ impl AppBuilder {
         self.config.apply_env(vars);
         self.config.check(&mut problems);
         kafka::check_framework_owned(&self.config, &mut problems);
+        kafka::check_group_protocol(&self.config, &mut problems);
         let groups = routing::resolve(&self.config, &self.router.groups, &mut problems);
         let routed = routing::routed_topics(&self.config, &self.router.groups);
         let declared =

@@ -17,6 +17,15 @@ pub(crate) fn explain(code: RDKafkaErrorCode) -> Option<&'static str> {
              `group.instance.id`. Every process needs its own id (e.g. derived from the pod or \
              host name); this listener will rebuild its client after a backoff.",
         ),
+        RDKafkaErrorCode::UnreleasedInstanceId => Some(
+            "Unreleased static member id (group.protocol=consumer, KIP-848): the broker still \
+             holds a member with this `group.instance.id`, typically a process killed (kill -9) \
+             without leaving the group. Under the consumer protocol a duplicate id fences the \
+             NEW member, so a quick restart is refused until the broker's session timeout \
+             (`group.consumer.session.timeout.ms`, 45 s by default) expires the old one. Wait \
+             for it, or give every process its own id; this listener rebuilds its client after \
+             a backoff.",
+        ),
         _ => None,
     }
 }

@@ -21,7 +21,9 @@ use crate::processing::doorbell::Doorbell;
 use crate::processing::executor::{
     Executor, ExecutorReport, FinalHook, Job, ReportKind, ReportSink,
 };
-use crate::processing::partition::{Effect, Outcome, Partition, PartitionSettings, Report};
+use crate::processing::partition::{
+    Effect, Outcome, Partition, PartitionSettings, Report, listener_hold,
+};
 use crate::producer::Producer;
 use crate::routing::Topic;
 
@@ -407,13 +409,12 @@ impl State {
     /// partition whose backlog waits behind a young batch no longer asks it to
     /// ([`Partition::hold_fetch_until`]); `None` when polling is welcome.
     pub(super) fn hold_fetch(&self, now: Instant) -> Option<Duration> {
-        self.topics
+        let machines = self
+            .topics
             .values()
             .flat_map(|s| s.partitions.values())
-            .filter_map(|slot| slot.machine.hold_fetch_until())
-            .filter(|until| *until > now)
-            .min()
-            .map(|until| until - now)
+            .map(|slot| &slot.machine);
+        listener_hold(machines, now)
     }
 
     /// How long the listener may sleep before a machine's timer is due.

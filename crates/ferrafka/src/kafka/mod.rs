@@ -179,6 +179,20 @@ pub(crate) fn consumer(config: &Config, group_id: &str, topic: &TopicOverrides<'
         properties.set(k, v, layer.clone());
     }
     from_env(config, &mut properties, |_| true);
+    if uses_consumer_protocol(&properties.values()) {
+        // The broker assigns and times out members (KIP-848); librdkafka refuses these, so a
+        // profile's or framework default's value goes (one set by the user is a boot error,
+        // see `check_group_protocol`).
+        for name in CLASSIC_PROTOCOL_ONLY {
+            if properties
+                .values
+                .get(*name)
+                .is_some_and(|(_, s)| matches!(s, Source::Default | Source::Profile(_)))
+            {
+                properties.values.remove(*name);
+            }
+        }
+    }
     properties.set("group.id", group_id, Source::Framework);
     for (k, v, _) in FRAMEWORK_OWNED {
         properties.set(k, v, Source::Framework);
@@ -221,6 +235,64 @@ fn app_wide(config: &Config, properties: &mut Properties, keep: impl Fn(&str) ->
 fn from_env(config: &Config, properties: &mut Properties, keep: impl Fn(&str) -> bool) {
     for (k, (v, var)) in config.env_kafka.iter().filter(|(k, _)| keep(k)) {
         properties.set(k, v, Source::EnvVar(var.clone()));
+    }
+}
+
+/// Consumer properties of the classic group protocol that librdkafka refuses with
+/// `group.protocol=consumer` (KIP-848), where the broker assigns partitions and times members
+/// out.
+const CLASSIC_PROTOCOL_ONLY: &[&str] = &[
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+];
+
+/// Whether `kafka` selects the consumer group protocol of KIP-848.
+pub(crate) fn uses_consumer_protocol(kafka: &BTreeMap<String, String>) -> bool {
+    kafka
+        .get("group.protocol")
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("consumer"))
+}
+
+/// Reports classic-protocol properties the user set for consumers of the KIP-848 protocol: at
+/// boot, naming the broker settings that replace them, instead of librdkafka's refusal.
+pub(crate) fn check_group_protocol(config: &Config, problems: &mut Vec<Problem>) {
+    let mut app: BTreeMap<String, String> = config.kafka.clone();
+    app.extend(
+        config
+            .env_kafka
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone())),
+    );
+    if !uses_consumer_protocol(&app) {
+        return;
+    }
+    for name in CLASSIC_PROTOCOL_ONLY {
+        let in_code = config.kafka.contains_key(*name)
+            && !matches!(
+                config.source(&format!("kafka.{name}")),
+                Source::Default | Source::Profile(_)
+            );
+        let user_set = in_code || config.env_kafka.contains_key(*name);
+        if !user_set {
+            continue;
+        }
+        let replacement = match *name {
+            "partition.assignment.strategy" => {
+                "the broker assigns partitions: choose its assignor with `group.remote.assignor` \
+                 (`uniform` or `range`) or the broker's `group.consumer.assignors`"
+            }
+            _ => {
+                "the broker times members out: set the broker's \
+                 `group.consumer.session.timeout.ms` / `group.consumer.heartbeat.interval.ms`"
+            }
+        };
+        problems.push(Problem::new(
+            &format!("kafka.{name}"),
+            &app[*name],
+            &format!("is not allowed with group.protocol=consumer (KIP-848): {replacement}"),
+            &format!("remove `{name}`, or use group.protocol=classic"),
+        ));
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::app::App;
+use crate::config::Environment;
 use crate::{ConsumeResult, Consumer, Context, Messages};
 
 struct Noop;
@@ -131,4 +132,57 @@ fn changing_a_framework_owned_property_is_a_problem() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].setting, "kafka.enable.auto.offset.store");
     assert!(problems[0].problem.starts_with("needs to be false: "));
+}
+
+#[test]
+fn the_consumer_protocol_drops_the_profiles_assignor_and_refuses_the_users() {
+    // Production's profile sets cooperative-sticky; under KIP-848 librdkafka would refuse it.
+    let mut config = Config::for_env(Environment::Production);
+    config.kafka("group.protocol", "consumer");
+    let overrides = TopicOverrides {
+        topic: "orders",
+        initial_offset: None,
+        kafka: &BTreeMap::new(),
+    };
+    let values = consumer(&config, "shop", &overrides).values();
+    assert_eq!(values.get("partition.assignment.strategy"), None);
+    assert_eq!(values["group.protocol"], "consumer");
+    let mut problems = Vec::new();
+    check_group_protocol(&config, &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+
+    // Set by the user: a boot error naming the setting and what replaces it.
+    config.kafka("session.timeout.ms", "10000");
+    config.apply_env([(
+        "FERRAFKA_KAFKA_PARTITION_ASSIGNMENT_STRATEGY".to_string(),
+        "range".to_string(),
+    )]);
+    check_group_protocol(&config, &mut problems);
+    let settings: Vec<_> = problems.iter().map(|p| p.setting.as_str()).collect();
+    assert_eq!(
+        settings,
+        [
+            "kafka.partition.assignment.strategy",
+            "kafka.session.timeout.ms"
+        ]
+    );
+    assert!(
+        problems[0].problem.contains("group.remote.assignor"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1]
+            .problem
+            .contains("group.consumer.session.timeout.ms"),
+        "{problems:?}"
+    );
+
+    // The classic protocol keeps them.
+    let mut classic = Config::for_env(Environment::Production);
+    classic.kafka("group.protocol", "classic");
+    let values = consumer(&classic, "shop", &overrides).values();
+    assert_eq!(
+        values["partition.assignment.strategy"],
+        "cooperative-sticky"
+    );
 }

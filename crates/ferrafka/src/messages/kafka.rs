@@ -17,8 +17,9 @@ use rdkafka::message::BorrowedMessage;
 
 use super::{Header, Timestamp};
 
-/// A polled message, detached from the borrow of its consumer.
-pub(crate) struct KafkaMessage(BorrowedMessage<'static>);
+/// A polled message, detached from the borrow of its consumer, with the address of its parsed
+/// header list (0 without headers): parsed once on the listener thread, read from any.
+pub(crate) struct KafkaMessage(BorrowedMessage<'static>, usize);
 
 impl KafkaMessage {
     /// Keeps `message` past the borrow of the consumer that polled it.
@@ -34,11 +35,11 @@ impl KafkaMessage {
     /// race (and leak a header list). After this every access only reads.
     pub(crate) fn keep(message: BorrowedMessage<'_>) -> Self {
         // SAFETY: only the lifetime changes; see above for who keeps the consumer alive.
-        let kept = KafkaMessage(unsafe {
+        let message = unsafe {
             std::mem::transmute::<BorrowedMessage<'_>, BorrowedMessage<'static>>(message)
-        });
-        let _parsed = kept.headers_ptr();
-        kept
+        };
+        let headers = parse_headers(&message).map_or(0, |h| h as usize);
+        KafkaMessage(message, headers)
     }
 
     pub(crate) fn partition(&self) -> i32 {
@@ -107,13 +108,20 @@ impl KafkaMessage {
         Some(Header { key, value })
     }
 
+    /// The header list `keep` parsed; it lives as long as the message.
     fn headers_ptr(&self) -> Option<*const rdsys::rd_kafka_headers_t> {
-        let mut headers = ptr::null_mut();
-        // SAFETY: the message pointer is valid while `self` lives.
-        let err = unsafe { rdsys::rd_kafka_message_headers(self.0.ptr(), &mut headers) };
-        (err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && !headers.is_null())
-            .then_some(headers.cast_const())
+        (self.1 != 0).then_some(self.1 as *const rdsys::rd_kafka_headers_t)
     }
+}
+
+/// Parses `message`'s headers (librdkafka does it on first access and keeps the result in the
+/// message); `None` without headers.
+fn parse_headers(message: &BorrowedMessage<'_>) -> Option<*const rdsys::rd_kafka_headers_t> {
+    let mut headers = ptr::null_mut();
+    // SAFETY: the message pointer is valid while `message` lives.
+    let err = unsafe { rdsys::rd_kafka_message_headers(message.ptr(), &mut headers) };
+    (err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && !headers.is_null())
+        .then_some(headers.cast_const())
 }
 
 impl std::fmt::Debug for KafkaMessage {

@@ -81,3 +81,30 @@ fn a_progress_mark_stops_where_the_position_moved_back() {
     h.p.on_mark(h.p.generation(), batch, 3, &mut out);
     assert_eq!(stores(&out), [2], "{out:?}");
 }
+
+#[test]
+fn the_listener_holds_polling_for_one_partition_only_while_no_other_wants_messages() {
+    let settings = PartitionSettings {
+        run_messages: 3,
+        ..settings()
+    };
+    // A young batch with a long backlog behind it asks the listener to hold.
+    let mut busy = Harness::new(settings.clone());
+    let e = busy.fetch(0..3);
+    assert!(dispatched(&e).is_some());
+    busy.fetch(3..10);
+    assert!(busy.p.hold_fetch_until().is_some());
+    // Another partition has nothing waiting: a hold would starve it.
+    let idle = Partition::new("t".into(), 1, 1, settings.clone(), false);
+    assert!(idle.wants_messages());
+    assert_eq!(listener_hold([&busy.p, &idle].into_iter(), busy.now), None);
+    // Once it has a run waiting too, the hold applies.
+    let mut fed = Harness::new(settings);
+    fed.fetch(0..3);
+    fed.fetch(3..6);
+    assert!(!fed.p.wants_messages());
+    assert_eq!(
+        listener_hold([&busy.p, &fed.p].into_iter(), busy.now),
+        Some(HOLD_AT_MOST)
+    );
+}

@@ -34,6 +34,8 @@ mod model;
 #[cfg(test)]
 mod run_tests;
 mod runs;
+
+pub(crate) use runs::listener_hold;
 #[cfg(test)]
 mod tests;
 
@@ -350,7 +352,7 @@ impl Partition {
             self.position_moved_back(offset, expected);
         }
         self.next_fetch = Some(offset + 1);
-        if self.backlog_copied || self.buffer.len() >= self.detach_after() {
+        if self.backlog_copied || self.buffered_bytes >= self.detach_after_bytes() {
             // Far behind the running batch: it will wait, and read in place it would keep a
             // whole fetch response alive (every partition's messages in it).
             message.detach();

@@ -15,6 +15,25 @@ use crate::messages::{Message, Messages};
 /// Longest a full batch waits for the rest of its run while the listener gathers.
 const GATHER_AT_MOST: Duration = Duration::from_millis(2);
 
+/// How long the listener may leave messages in librdkafka's queue: until the first of
+/// `partitions` whose backlog waits behind a young batch stops asking for it
+/// ([`Partition::hold_fetch_until`]), and not at all while any partition wants messages.
+/// Polling is shared by every partition of the listener, so a hold for one must not starve
+/// another.
+pub(crate) fn listener_hold<'a>(
+    partitions: impl Iterator<Item = &'a Partition> + Clone,
+    now: Instant,
+) -> Option<Duration> {
+    if partitions.clone().any(Partition::wants_messages) {
+        return None;
+    }
+    partitions
+        .filter_map(Partition::hold_fetch_until)
+        .filter(|until| *until > now)
+        .min()
+        .map(|until| until - now)
+}
+
 impl Partition {
     /// Whether more full batches may follow `first` in a run: only on the plain path (no
     /// retry, no isolation of single messages), where each batch would start right after the
@@ -63,6 +82,15 @@ impl Partition {
         (self.gathering && self.plain_path() && len >= max && len < self.run_threshold())
             .then(|| self.buffered_since.map(|t| t + GATHER_AT_MOST))
             .flatten()
+    }
+
+    /// Whether the partition could use more messages soon: it fetches and less than a run
+    /// waits. While one does, the listener does not hold back polling for another (see
+    /// [`listener_hold`]).
+    pub(crate) fn wants_messages(&self) -> bool {
+        self.phase == super::Phase::Active
+            && !self.fetch_paused
+            && self.buffer.len() < self.run_threshold()
     }
 
     /// The messages of a full run: the most whole batches within `run_messages`.

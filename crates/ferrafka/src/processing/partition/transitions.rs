@@ -307,11 +307,12 @@ impl Partition {
         }
     }
 
-    /// Messages a backlog keeps in librdkafka's fetch buffers; those behind them are copied
-    /// out. Two runs: what a consumer that keeps up has waiting while the listener gathers, so
-    /// the hot path copies nothing.
-    pub(super) fn detach_after(&self) -> usize {
-        2 * self.run_threshold()
+    /// Bytes of a backlog kept in librdkafka's fetch buffers; messages behind them are copied
+    /// out. A quarter of the byte bound, at most 4 MiB: far more than a consumer that keeps up
+    /// has waiting while the listener gathers (so the hot path copies nothing), little enough
+    /// that the fetch responses a stalled backlog keeps alive stay few.
+    pub(super) fn detach_after_bytes(&self) -> usize {
+        (self.settings.pause_at_bytes / 4).min(4 << 20)
     }
 
     /// Copies the backlog out of librdkafka's fetch buffers once the running batch is slow:
