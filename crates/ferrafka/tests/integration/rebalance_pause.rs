@@ -202,7 +202,7 @@ fn paused_partitions_come_back(reason: Reason, strategy: &str) {
     let before = started.load(Ordering::SeqCst);
     join_and_leave(&bootstrap, &group, &topic, strategy);
 
-    if reason == Reason::Quiet {
+    let server = if reason == Reason::Quiet {
         // Quiet mode covers the partitions the rebalances assigned again.
         std::thread::sleep(Duration::from_secs(2));
         assert_eq!(
@@ -212,48 +212,38 @@ fn paused_partitions_come_back(reason: Reason, strategy: &str) {
         );
         assert_eq!(server.shutdown(), ServerExit::Clean);
         // The next process finishes the work.
-        let again = {
-            let (t, topic, bootstrap, group) = (tracker.clone(), topic.clone(), bootstrap, group);
-            App::builder()
-                .setup(move |c| {
-                    c.client_id("rebalance-pause")
-                        .group_id(group)
-                        .kafka("bootstrap.servers", bootstrap);
-                    c.max_messages(10).max_wait_time(Duration::from_millis(20));
-                })
-                .routes(move |r| {
-                    r.topic(topic).consumer(move || Recorder(t.clone()));
-                })
-                .build_with_env([])
-        };
-        let server = again.start(&Filters::default()).unwrap();
-        let done = wait_until(Duration::from_secs(30), || {
-            tracker.counts().len() == MESSAGES as usize
-        });
-        assert_eq!(server.shutdown(), ServerExit::Clean);
-        assert!(done, "processed {} of {MESSAGES}", tracker.counts().len());
+        let (t, topic, bootstrap, group) = (tracker.clone(), topic.clone(), bootstrap, group);
+        App::builder()
+            .setup(move |c| {
+                c.client_id("rebalance-pause")
+                    .group_id(group)
+                    .kafka("bootstrap.servers", bootstrap);
+                c.max_messages(10).max_wait_time(Duration::from_millis(20));
+            })
+            .routes(move |r| {
+                r.topic(topic).consumer(move || Recording {
+                    instance: 2,
+                    tracker: t.clone(),
+                    batch_sleep: Duration::ZERO,
+                });
+            })
+            .build_with_env([])
+            .start(&Filters::default())
+            .unwrap()
     } else {
-        let done = wait_until(Duration::from_secs(40), || {
-            tracker.counts().len() == MESSAGES as usize
-        });
-        assert_eq!(server.shutdown(), ServerExit::Clean);
-        assert!(
-            done,
-            "{reason:?}/{strategy}: processed {} of {MESSAGES} after the rebalances: a paused partition never fetched again",
-            tracker.counts().len()
-        );
-    }
+        server
+    };
+    let done = wait_until(Duration::from_secs(40), || {
+        tracker.counts().len() == MESSAGES as usize
+    });
+    assert_eq!(server.shutdown(), ServerExit::Clean);
+    assert!(
+        done,
+        "{reason:?}/{strategy}: processed {} of {MESSAGES} after the rebalances: a paused partition never fetched again",
+        tracker.counts().len()
+    );
     assert_contiguous_per_partition(&tracker.all());
     drop(broker);
-}
-
-/// Records what it processes.
-struct Recorder(Tracker);
-
-impl Consumer for Recorder {
-    async fn consume(&mut self, _ctx: &mut Context, messages: &Messages) -> ConsumeResult {
-        self.0.record(2, messages)
-    }
 }
 
 #[test]

@@ -223,13 +223,7 @@ fn start(lagging: &'static [u8]) -> Run {
         }) as Box<dyn DynConsumer>
     });
     let (messages, options) = even_odd_batch();
-    let mut split = VirtualConsumer::new(
-        options,
-        factory,
-        Arc::new(Semaphore::new(2)),
-        false,
-        Default::default(),
-    );
+    let mut split = two_worker_split(options, factory);
     let (mut ctx, sink) = partition_context();
     let handle = ctx.handle.clone();
     let task = tokio::spawn(async move {
@@ -321,13 +315,7 @@ async fn requests_are_merged_in_group_order_whatever_order_groups_end_in() {
         }) as Box<dyn DynConsumer>
     });
     let (messages, options) = even_odd_batch();
-    let mut split = VirtualConsumer::new(
-        options,
-        factory,
-        Arc::new(Semaphore::new(2)),
-        false,
-        Default::default(),
-    );
+    let mut split = two_worker_split(options, factory);
     let (mut ctx, _) = partition_context();
     split.consume(&mut ctx, &messages).await.unwrap();
     assert_eq!(
@@ -380,13 +368,7 @@ async fn a_panicking_group_fails_the_batch_and_gets_a_fresh_instance_and_hooks_r
         }) as Box<dyn DynConsumer>
     });
     let (messages, options) = even_odd_batch();
-    let mut split = VirtualConsumer::new(
-        options,
-        factory,
-        Arc::new(Semaphore::new(2)),
-        false,
-        Default::default(),
-    );
+    let mut split = two_worker_split(options, factory);
     let (mut ctx, _) = partition_context();
     let error = split.consume(&mut ctx, &messages).await.unwrap_err();
     assert!(
@@ -412,4 +394,15 @@ async fn a_panicking_group_fails_the_batch_and_gets_a_fresh_instance_and_hooks_r
         2,
         "every group's instance got the hook"
     );
+}
+
+/// A `VirtualConsumer` with two workers and automatic marking, as the executor builds it.
+fn two_worker_split(options: VirtualPartitions, factory: ConsumerFactory) -> VirtualConsumer {
+    VirtualConsumer::new(
+        options,
+        factory,
+        Arc::new(Semaphore::new(2)),
+        false,
+        Default::default(),
+    )
 }
