@@ -344,7 +344,7 @@ impl Admin {
     /// (`NotLeaderForPartition`, `LeaderNotAvailable`, `UnknownTopicOrPartition`): those are
     /// retried until [`Admin::timeout`].
     pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
-        let deadline = crate::processing::later(std::time::Instant::now(), self.timeout);
+        let deadline = crate::config::later(std::time::Instant::now(), self.timeout);
         loop {
             match self
                 .metadata

@@ -15,7 +15,7 @@ mod environment;
 mod problem;
 mod settings;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use self::environment::{Environment, InitialOffset, Source};
 pub use self::problem::{ConfigError, Problem};
@@ -39,6 +39,16 @@ pub(crate) struct Backoff {
 /// The longest a duration setting may be. Longer is a mistake (a unit mix-up, `Duration::MAX`
 /// for "never"), and deadlines computed from it must not overflow the clock.
 pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+/// `at + wait`, or a moment far beyond any deadline of a running process when that does not
+/// fit in an `Instant` (boot validation bounds the duration settings; this keeps any other
+/// duration from panicking the clock arithmetic).
+pub(crate) fn later(at: Instant, wait: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    at.checked_add(wait)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
+}
+
 /// The shortest `commit_interval`.
 const MIN_COMMIT_INTERVAL: Duration = Duration::from_millis(10);
 

@@ -196,7 +196,7 @@ impl State {
                 let _ = slot.jobs.send(Job::Cut);
             }
         }
-        let deadline = crate::processing::later(now, self.config.revocation_timeout);
+        let deadline = crate::config::later(now, self.config.revocation_timeout);
         while Instant::now() < deadline
             && revoked
                 .iter()

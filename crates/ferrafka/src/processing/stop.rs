@@ -48,7 +48,7 @@ impl StopSignal {
 
     pub(crate) fn raise(&self) {
         self.deadline
-            .get_or_init(|| super::later(Instant::now(), self.timeout));
+            .get_or_init(|| crate::config::later(Instant::now(), self.timeout));
         self.raised.store(true, Ordering::Release);
         self.ring();
     }
@@ -109,7 +109,7 @@ impl StopSignal {
     pub(crate) fn deadline(&self) -> Instant {
         *self
             .deadline
-            .get_or_init(|| super::later(Instant::now(), self.timeout))
+            .get_or_init(|| crate::config::later(Instant::now(), self.timeout))
     }
 }
 

@@ -549,7 +549,7 @@ impl Partition {
             Some(now)
         } else {
             self.buffered_since
-                .map(|t| crate::processing::later(t, self.settings.max_wait))
+                .map(|t| crate::config::later(t, self.settings.max_wait))
         };
         ready_at.max(blocked_until)
     }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{ConsumerPause, Effect, Partition, Phase, Retry, Running, Work};
+use crate::config::later;
 use crate::consumer::{PartitionRequest, SeekTo};
 use crate::messages::{Message, Messages};
-use crate::processing::later;
 
 impl Partition {
     /// The partition was just assigned; `quiet` when the listener is in quiet mode.
