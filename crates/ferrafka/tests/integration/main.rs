@@ -3,6 +3,7 @@
 mod support;
 
 mod admin_api;
+mod consumer_protocol;
 mod declarative;
 mod doctor;
 mod environments;

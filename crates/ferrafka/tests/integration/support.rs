@@ -24,8 +24,16 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 impl Cluster {
     pub fn start() -> Self {
+        Self::on(ferrafka_testing::broker())
+    }
+
+    /// Apache Kafka whichever half of the suite runs: for what only a real coordinator does.
+    pub fn kafka() -> Self {
+        Self::on(ferrafka_testing::kafka())
+    }
+
+    fn on(broker: ferrafka_testing::Broker) -> Self {
         init_logging();
-        let broker = ferrafka_testing::broker();
         let admin = Admin::connect(&broker.bootstrap_servers()).expect("admin connects");
         // Normal batching and compression: the embedded broker serves fetches from inside
         // record batches exactly.
