@@ -50,12 +50,13 @@ pub struct Broker {
 /// Which broker a [`Broker`] is.
 #[derive(Debug)]
 enum Cluster {
-    Embedded(EmbeddedBroker),
+    /// Kept for its `Drop`, which stops the broker.
+    Embedded { _broker: EmbeddedBroker },
     /// Named by `FERRAFKA_TEST_KAFKA`: shared by the tests, which use unique topic and group
     /// names.
     Kafka,
     /// Started by [`kafka`] for this test; stopped when dropped.
-    Started(kafka::KafkaCluster),
+    Started { _cluster: kafka::KafkaCluster },
 }
 
 /// The broker for one test: a fresh embedded broker, or Apache Kafka (see [`kafka`]) with
@@ -66,7 +67,7 @@ pub fn broker() -> Broker {
         Ok("embedded" | "") | Err(_) => {
             let broker = EmbeddedBroker::start().unwrap_or_else(|e| panic!("{e}"));
             let bootstrap = broker.bootstrap_servers();
-            Broker::connect(Cluster::Embedded(broker), bootstrap)
+            Broker::connect(Cluster::Embedded { _broker: broker }, bootstrap)
         }
         Ok(other) => panic!("{BROKER_VARIABLE}={other}: use `kafka` or `embedded`"),
     }
@@ -82,7 +83,7 @@ pub fn kafka() -> Broker {
         _ => {
             let cluster = kafka::KafkaCluster::start(1).unwrap_or_else(|e| panic!("{e}"));
             let bootstrap = cluster.bootstrap.clone();
-            Broker::connect(Cluster::Started(cluster), bootstrap)
+            Broker::connect(Cluster::Started { _cluster: cluster }, bootstrap)
         }
     }
 }
@@ -105,24 +106,7 @@ impl Broker {
 
     /// True when this is Apache Kafka, not the embedded broker.
     pub fn is_kafka(&self) -> bool {
-        !matches!(self.cluster, Cluster::Embedded(_))
-    }
-
-    /// The embedded broker, when this is one.
-    pub fn embedded(&self) -> Option<&EmbeddedBroker> {
-        match &self.cluster {
-            Cluster::Embedded(broker) => Some(broker),
-            _ => None,
-        }
-    }
-
-    /// The Kafka cluster [`kafka`] started for this test (to kill and restart its brokers);
-    /// `None` for the shared cluster of `FERRAFKA_TEST_KAFKA` and the embedded broker.
-    pub fn own_kafka(&self) -> Option<&KafkaCluster> {
-        match &self.cluster {
-            Cluster::Started(cluster) => Some(cluster),
-            _ => None,
-        }
+        !matches!(self.cluster, Cluster::Embedded { .. })
     }
 
     /// The admin client of this broker.
