@@ -9,7 +9,8 @@
 //!
 //! The eager protocol runs on the suite's broker; cooperative-sticky runs on librdkafka's mock
 //! cluster (the embedded broker's coordinator mishandles cooperative members), and on Kafka in
-//! the suite's Kafka half.
+//! the suite's Kafka half; KIP-848 (`group.protocol=consumer`, strategy `"consumer"` here) runs
+//! on Apache Kafka in both halves, as only its coordinator speaks that protocol.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,18 +83,31 @@ impl Broker {
     }
 }
 
+/// The group settings of `strategy`: the classic protocol with that assignor, or KIP-848
+/// (`"consumer"`), whose assignor and timeouts are the broker's.
+fn group_settings(strategy: &str) -> Vec<(&'static str, String)> {
+    match strategy {
+        "consumer" => vec![("group.protocol", "consumer".into())],
+        _ => vec![
+            ("partition.assignment.strategy", strategy.into()),
+            ("session.timeout.ms", "6000".into()),
+            ("heartbeat.interval.ms", "300".into()),
+        ],
+    }
+}
+
 /// A second member of the group: joining makes the group rebalance, leaving gives its
 /// partitions back. It commits nothing.
 fn join_and_leave(bootstrap: &str, group: &str, topic: &str, strategy: &str) {
-    let member: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("partition.assignment.strategy", strategy)
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "300")
-        .create()
-        .expect("second member");
+        .set("enable.auto.commit", "false");
+    for (key, value) in group_settings(strategy) {
+        config.set(key, value);
+    }
+    let member: BaseConsumer = config.create().expect("second member");
     member.subscribe(&[topic]).expect("subscribes");
     let assigned = wait_until(Duration::from_secs(30), || {
         let _ = member.poll(Duration::from_millis(50));
@@ -120,6 +134,10 @@ fn paused_partitions_come_back(reason: Reason, strategy: &str) {
         let mock = MockCluster::new(1).expect("mock cluster");
         mock.create_topic(&topic, 2, 1).expect("mock topic");
         Broker::Mock(mock)
+    } else if strategy == "consumer" {
+        let cluster = Cluster::kafka();
+        cluster.create_topic(&rt, &topic, 2);
+        Broker::Suite(Box::new(cluster))
     } else {
         let cluster = Cluster::start();
         cluster.create_topic(&rt, &topic, 2);
@@ -144,8 +162,9 @@ fn paused_partitions_come_back(reason: Reason, strategy: &str) {
     // An eager rebalance assigns every partition again, so a pause that outlasts the test
     // shows the stall. A cooperative one moves only one partition (to the second member and
     // back); the other keeps its machine, and its pause, which must end for the test to end.
+    // KIP-848 moves partitions one by one too.
     let pause = match strategy {
-        "cooperative-sticky" => Duration::from_secs(8),
+        "cooperative-sticky" | "consumer" => Duration::from_secs(8),
         _ => Duration::from_secs(120),
     };
     let group = unique("rebalance-pause");
@@ -166,10 +185,10 @@ fn paused_partitions_come_back(reason: Reason, strategy: &str) {
             .setup(move |c| {
                 c.client_id("rebalance-pause")
                     .group_id(group)
-                    .kafka("bootstrap.servers", bootstrap)
-                    .kafka("partition.assignment.strategy", strategy)
-                    .kafka("session.timeout.ms", "6000")
-                    .kafka("heartbeat.interval.ms", "300");
+                    .kafka("bootstrap.servers", bootstrap);
+                for (key, value) in group_settings(&strategy) {
+                    c.kafka(key, value);
+                }
                 c.max_messages(10).max_wait_time(Duration::from_millis(20));
                 c.pause_timeout(pause).pause_max_timeout(pause);
                 if reason == Reason::Backlog {
@@ -213,11 +232,17 @@ fn paused_partitions_come_back(reason: Reason, strategy: &str) {
         assert_eq!(server.shutdown(), ServerExit::Clean);
         // The next process finishes the work.
         let (t, topic, bootstrap, group) = (tracker.clone(), topic.clone(), bootstrap, group);
+        let protocol = group_settings(strategy)
+            .into_iter()
+            .find(|(k, _)| *k == "group.protocol");
         App::builder()
             .setup(move |c| {
                 c.client_id("rebalance-pause")
                     .group_id(group)
                     .kafka("bootstrap.servers", bootstrap);
+                if let Some((key, value)) = protocol {
+                    c.kafka(key, value);
+                }
                 c.max_messages(10).max_wait_time(Duration::from_millis(20));
             })
             .routes(move |r| {
@@ -284,4 +309,24 @@ fn cooperative_rebalance_resumes_a_partition_paused_for_its_backlog() {
 #[test]
 fn cooperative_rebalance_keeps_a_quiet_server_quiet() {
     paused_partitions_come_back(Reason::Quiet, "cooperative-sticky");
+}
+
+#[test]
+fn kip848_rebalance_resumes_a_partition_paused_for_a_retry() {
+    paused_partitions_come_back(Reason::Backoff, "consumer");
+}
+
+#[test]
+fn kip848_rebalance_resumes_a_partition_paused_by_the_consumer() {
+    paused_partitions_come_back(Reason::ConsumerPause, "consumer");
+}
+
+#[test]
+fn kip848_rebalance_resumes_a_partition_paused_for_its_backlog() {
+    paused_partitions_come_back(Reason::Backlog, "consumer");
+}
+
+#[test]
+fn kip848_rebalance_keeps_a_quiet_server_quiet() {
+    paused_partitions_come_back(Reason::Quiet, "consumer");
 }
