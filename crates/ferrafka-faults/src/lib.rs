@@ -1,5 +1,7 @@
 //! Helpers of the fault suite: running `fault-consumer` processes and reading their records.
 
+pub mod rolling;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,7 +1,7 @@
 //! An Apache Kafka cluster of the test's own, run by the repository's `scripts/kafka` (KRaft on
 //! loopback ports, data in a temporary directory).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A running cluster started by `scripts/kafka`; stopped (by pid) and deleted when dropped.
@@ -47,6 +47,11 @@ impl KafkaCluster {
         }
     }
 
+    /// The `server.log` of every node (Log4j 2 writes the coordinator's group events there).
+    pub fn server_logs(&self) -> Vec<PathBuf> {
+        server_logs(&self.dir)
+    }
+
     /// SIGKILLs node `index`.
     pub fn kill_broker(&self, index: u32) {
         self.run(&["kill-broker", &index.to_string()]);
@@ -75,6 +80,17 @@ impl Drop for KafkaCluster {
             .arg(&self.dir)
             .status();
     }
+}
+
+/// The `server.log` of every node of the cluster `scripts/kafka` runs in `dir`.
+pub(crate) fn server_logs(dir: &Path) -> Vec<PathBuf> {
+    let nodes = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let mut logs: Vec<PathBuf> = nodes
+        .map(|node| node.path().join("logs/server.log"))
+        .filter(|log| log.is_file())
+        .collect();
+    logs.sort();
+    logs
 }
 
 fn next_id() -> u32 {

@@ -20,6 +20,7 @@
 //! # });
 //! ```
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod kafka;
@@ -35,6 +36,9 @@ pub use ferrafka_broker::EmbeddedBroker;
 
 /// The variable naming a running Apache Kafka cluster (`host:port,...`) for the tests.
 pub const KAFKA_VARIABLE: &str = "FERRAFKA_TEST_KAFKA";
+/// The variable naming the `scripts/kafka --dir` of the `FERRAFKA_TEST_KAFKA` cluster, where
+/// [`Broker::server_logs`] finds the brokers' logs (`scripts/test` sets both).
+pub const KAFKA_DIR_VARIABLE: &str = "FERRAFKA_TEST_KAFKA_DIR";
 /// The variable choosing the broker [`broker`] gives: `kafka` or `embedded` (the default).
 pub const BROKER_VARIABLE: &str = "FERRAFKA_TEST_BROKER";
 
@@ -56,7 +60,7 @@ enum Cluster {
     /// names.
     Kafka,
     /// Started by [`kafka`] for this test; stopped when dropped.
-    Started { _cluster: kafka::KafkaCluster },
+    Started { cluster: kafka::KafkaCluster },
 }
 
 /// The broker for one test: a fresh embedded broker, or Apache Kafka (see [`kafka`]) with
@@ -83,7 +87,7 @@ pub fn kafka() -> Broker {
         _ => {
             let cluster = kafka::KafkaCluster::start(1).unwrap_or_else(|e| panic!("{e}"));
             let bootstrap = cluster.bootstrap.clone();
-            Broker::connect(Cluster::Started { _cluster: cluster }, bootstrap)
+            Broker::connect(Cluster::Started { cluster }, bootstrap)
         }
     }
 }
@@ -107,6 +111,21 @@ impl Broker {
     /// True when this is Apache Kafka, not the embedded broker.
     pub fn is_kafka(&self) -> bool {
         !matches!(self.cluster, Cluster::Embedded { .. })
+    }
+
+    /// The `server.log` of every Kafka node, where the group coordinator logs each generation
+    /// (classic protocol) and group epoch (KIP-848): rebalances counted by the broker.
+    /// `None` for the embedded broker, or a `FERRAFKA_TEST_KAFKA` cluster without
+    /// `FERRAFKA_TEST_KAFKA_DIR`.
+    pub fn server_logs(&self) -> Option<Vec<PathBuf>> {
+        let logs = match &self.cluster {
+            Cluster::Embedded { .. } => return None,
+            Cluster::Kafka => {
+                kafka::server_logs(&PathBuf::from(std::env::var_os(KAFKA_DIR_VARIABLE)?))
+            }
+            Cluster::Started { cluster } => cluster.server_logs(),
+        };
+        Some(logs).filter(|l| !l.is_empty())
     }
 
     /// The admin client of this broker.

@@ -30,6 +30,11 @@ pub(crate) struct ListenerContext {
     /// stops being empty, and by every callback below, since an event served inside a poll
     /// may leave more queued behind it.
     pub(super) wake: Arc<Doorbell>,
+    /// A static member (`group.instance.id`) of the classic protocol: it never leaves its group
+    /// on shutdown, so a restart within `session.timeout.ms` takes its partitions back without
+    /// a rebalance (KIP-345). librdkafka skips the LeaveGroup only when the client closes, not
+    /// on an unsubscribe.
+    pub(super) static_member: bool,
 }
 
 impl ClientContext for ListenerContext {

@@ -96,6 +96,8 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
         fatal_seen: std::sync::atomic::AtomicBool::new(false),
         epoch: epoch.clone(),
         group: label.clone(),
+        static_member: setup.group.kafka.contains_key("group.instance.id")
+            && !crate::kafka::uses_consumer_protocol(&setup.group.kafka),
         state: Mutex::new(State::new(
             setup.config,
             topics,
@@ -345,8 +347,18 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// client while the group hands it a new assignment (a rebalance that was already under way)
 /// trips an assertion inside librdkafka (`rd_kafka_cgrp_terminated`) and aborts the process;
 /// after unsubscribing no new assignment comes.
+///
+/// A static member of the classic protocol does not unsubscribe: that would send LeaveGroup
+/// and rebalance the group, which static membership exists to avoid. Closing the client
+/// revokes its partitions locally and keeps its place in the group until `session.timeout.ms`.
+/// (Under KIP-848 librdkafka leaves as a static member, epoch -2, which keeps the place too.)
 fn leave_group(consumer: &ListenerConsumer) {
     consumer.context().lock().closing = true;
+    if consumer.context().static_member {
+        tracing::info!(subscription_group = %consumer.context().group, "static member: keeping its place in the group for a restart within session.timeout.ms");
+        let _ = consumer.poll(Duration::from_millis(100));
+        return;
+    }
     consumer.unsubscribe();
     let until = Instant::now() + LEAVE_TIMEOUT;
     while Instant::now() < until && consumer.assignment().is_ok_and(|a| a.count() > 0) {
