@@ -35,11 +35,19 @@ pub(crate) struct ListenerContext {
     /// a rebalance (KIP-345). librdkafka skips the LeaveGroup only when the client closes, not
     /// on an unsubscribe.
     pub(super) static_member: bool,
+    /// Offset resets librdkafka logged, (topic, partition, offset it reset at): the poll loop
+    /// hands them to the partitions before the messages fetched after them.
+    pub(super) offset_resets: Mutex<Vec<(String, i32, i64)>>,
 }
 
 impl ClientContext for ListenerContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.wake.ring();
+        if fac == "OFFSET"
+            && let Some(reset) = parse_offset_reset(log_message)
+        {
+            self.offset_resets().push(reset);
+        }
         forward_log(&self.group, level, fac, log_message);
     }
 
@@ -66,6 +74,24 @@ impl ClientContext for ListenerContext {
             statistics = %String::from_utf8_lossy(statistics),
         );
     }
+}
+
+/// (topic, partition, offset) of librdkafka's warning that it reset a partition's position
+/// because the offset it fetched no longer exists, e.g. `orders [3]: offset reset (at offset 100
+/// (leader epoch 0), broker 1) to offset BEGINNING ...: Broker: Offset out of range`, after a
+/// thread prefix like `[thrd:main]: `. librdkafka
+/// reports the reset only in this log line (unless `auto.offset.reset=error`).
+pub(crate) fn parse_offset_reset(message: &str) -> Option<(String, i32, i64)> {
+    let (partition, rest) = message.split_once("]: offset reset (at offset ")?;
+    let (topic, partition) = partition.rsplit_once(" [")?;
+    // After librdkafka's thread prefix (`[thrd:main]: `); topic names have no spaces.
+    let topic = topic.rsplit(' ').next()?;
+    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    Some((
+        topic.to_string(),
+        partition.parse().ok()?,
+        digits.parse().ok()?,
+    ))
 }
 
 /// Sends librdkafka's log lines to `tracing`.
@@ -140,5 +166,29 @@ impl ListenerContext {
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic never happens while the lock is held by framework code; recover anyway.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Offset resets logged since the poll loop last took them.
+    pub(super) fn offset_resets(&self) -> MutexGuard<'_, Vec<(String, i32, i64)>> {
+        self.offset_resets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_offset_reset;
+
+    #[test]
+    fn offset_resets_are_read_from_librdkafkas_warning() {
+        let line = "[thrd:main]: orders.v2 [3]: offset reset (at offset 100 (leader epoch 0), broker 1) to \
+                    offset BEGINNING (leader epoch -1): fetch failed due to requested offset not \
+                    available on the broker: Broker: Offset out of range";
+        assert_eq!(
+            parse_offset_reset(line),
+            Some(("orders.v2".to_string(), 3, 100))
+        );
+        let logical = "t [0]: offset reset (at offset END, broker 1) to offset 5: no offset";
+        assert_eq!(parse_offset_reset(logical), None);
+        assert_eq!(parse_offset_reset("Fetch backoff for 500ms"), None);
     }
 }

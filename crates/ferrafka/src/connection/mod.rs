@@ -98,6 +98,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
         group: label.clone(),
         static_member: setup.group.kafka.contains_key("group.instance.id")
             && !crate::kafka::uses_consumer_protocol(&setup.group.kafka),
+        offset_resets: Mutex::new(Vec::new()),
         state: Mutex::new(State::new(
             setup.config,
             topics,
@@ -287,6 +288,10 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
         let mut state = consumer.context().lock();
         // While librdkafka's queue still holds messages, full batches wait for whole runs.
         state.set_gathering(consumer, !idle, Instant::now());
+        let resets = std::mem::take(&mut *consumer.context().offset_resets());
+        for (topic, partition, at) in resets {
+            state.on_offset_reset(&topic, partition, at);
+        }
         if !burst.is_empty() {
             // One clock read per burst: the receive time of a burst's messages is the same
             // for any practical purpose, and reading the clock per message shows in profiles.

@@ -271,6 +271,14 @@ impl State {
         self.effects = effects;
     }
 
+    /// librdkafka reset a partition's fetch position at offset `at` (see
+    /// `Partition::on_offset_reset`).
+    pub(super) fn on_offset_reset(&mut self, topic: &str, partition: i32, at: i64) {
+        if let Some(slot) = self.slot_mut(topic, partition) {
+            slot.machine.on_offset_reset(at);
+        }
+    }
+
     fn slot_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Slot> {
         self.topics.get_mut(topic)?.partitions.get_mut(&partition)
     }

@@ -258,6 +258,9 @@ pub(crate) struct Partition {
     /// messages from there on: what they hold there is stale (a truncated log re-uses the
     /// offsets for new messages), so their marks stop here.
     rewound_to: Option<i64>,
+    /// librdkafka reset the fetch position at this offset (`auto.offset.reset`): the records
+    /// there no longer exist. The next message fetched shows how many were skipped.
+    reset_at: Option<i64>,
     /// The highest mark the running batches sent as progress: their report may not repeat it
     /// (a consumer that marked and then failed), and a retry must not redo what it covers.
     progress: Option<i64>,
@@ -286,6 +289,7 @@ impl Partition {
             partition,
             seek_pending: false,
             rewound_to: None,
+            reset_at: None,
             progress: None,
             backlog_copied: false,
             gathering: false,
@@ -351,6 +355,9 @@ impl Partition {
         {
             self.position_moved_back(offset, expected);
         }
+        if let Some(at) = self.reset_at {
+            self.report_skipped(at, offset);
+        }
         self.next_fetch = Some(offset + 1);
         if self.backlog_copied || self.buffered_bytes >= self.detach_after_bytes() {
             // Far behind the running batch: it will wait, and read in place it would keep a
@@ -384,7 +391,10 @@ impl Partition {
             partition = self.partition,
             offset,
             expected,
-            "fetch position moved back (offset reset or log truncation): dropping buffered messages from there on, they are fetched again"
+            first_refetched = offset,
+            last_refetched = expected - 1,
+            "fetch position moved back: offsets {offset}..={} are fetched and processed again; after a log truncation (an unclean leader election) they may hold different messages than before",
+            expected - 1
         );
         if self.running.last().is_some_and(|r| r.end() > offset) {
             self.rewound_to = Some(self.rewound_to.map_or(offset, |r| r.min(offset)));

@@ -25,6 +25,32 @@ impl Partition {
         });
     }
 
+    /// librdkafka reset the fetch position at offset `at` (`auto.offset.reset`) because the
+    /// records there no longer exist on the broker.
+    pub(crate) fn on_offset_reset(&mut self, at: i64) {
+        self.reset_at = Some(at);
+    }
+
+    /// The first message after an offset reset at `at`: offsets `at..offset` were skipped and
+    /// are lost to this group, which deserves a warning that names them. A message fetched
+    /// before the reset (below `at`) says nothing yet.
+    pub(super) fn report_skipped(&mut self, at: i64, offset: i64) {
+        if offset < at {
+            return;
+        }
+        self.reset_at = None;
+        if offset > at {
+            tracing::warn!(
+                topic = %self.topic,
+                partition = self.partition,
+                first_skipped = at,
+                last_skipped = offset - 1,
+                "offsets {at}..={} were skipped and will never be processed by this group: they no longer exist on the broker (retention or DeleteRecords removed them before the group got to them), and auto.offset.reset moved the position to {offset}",
+                offset - 1
+            );
+        }
+    }
+
     /// Whether the machine told librdkafka to stop fetching the partition.
     #[cfg(test)]
     pub(crate) fn fetch_paused(&self) -> bool {
