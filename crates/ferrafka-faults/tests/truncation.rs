@@ -140,3 +140,114 @@ fn records_deleted_past_the_committed_offset_are_named_in_a_warning() {
         "one warning names offsets 100..=249 as skipped"
     );
 }
+
+/// Waits until partition 0 of `topic` has `leader` and exactly the in-sync replicas `isr`.
+fn wait_partition(admin: &ferrafka::admin::Admin, topic: &str, leader: i32, isr: &[i32]) {
+    let mut seen = None;
+    let reached = wait_until(Duration::from_secs(60), || {
+        let info = admin.topic_info(topic).ok().flatten();
+        seen = info.and_then(|t| t.partitions.into_iter().find(|p| p.id == 0));
+        seen.as_ref().is_some_and(|p| {
+            let mut got = p.isr.clone();
+            got.sort_unstable();
+            p.leader == leader && got == isr
+        })
+    });
+    assert!(
+        reached,
+        "partition 0: want leader {leader} and ISR {isr:?}, last seen {seen:?}"
+    );
+}
+
+#[test]
+fn a_log_truncated_by_an_unclean_election_is_followed_and_named_in_a_warning() {
+    // Node 0 alone is the controller, so nodes 1 and 2 (the topic's replicas) can both be down
+    // at once without losing the quorum; brokers are fenced 3 s after their last heartbeat.
+    let cluster = ferrafka_testing::KafkaCluster::start_with(
+        3,
+        &[
+            "--controllers",
+            "1",
+            "--broker-config",
+            "broker.session.timeout.ms=3000",
+            "--broker-config",
+            "broker.heartbeat.interval.ms=500",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bootstrap = cluster.bootstrap.clone();
+    let rt = runtime();
+    let topic = unique("unclean");
+    let client: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("admin client");
+    let new_topic = rdkafka::admin::NewTopic::new(
+        &topic,
+        1,
+        rdkafka::admin::TopicReplication::Variable(&[&[1, 2]]),
+    )
+    .set("unclean.leader.election.enable", "true")
+    .set("min.insync.replicas", "1");
+    let created = rt.block_on(client.create_topics([&new_topic], &AdminOptions::new()));
+    assert!(
+        created.is_ok_and(|r| r.iter().all(Result::is_ok)),
+        "topic created"
+    );
+    let admin = ferrafka::admin::Admin::connect(&bootstrap).expect("admin");
+    wait_partition(&admin, &topic, 1, &[1, 2]);
+    let producer = Producer::new(&BTreeMap::from([
+        ("bootstrap.servers".to_string(), bootstrap.clone()),
+        ("message.timeout.ms".to_string(), "120000".to_string()),
+    ]))
+    .expect("producer");
+    let dir = std::env::temp_dir().join(unique("unclean"));
+    std::fs::create_dir_all(&dir).expect("record dir");
+    let spec = spec(&bootstrap, &topic, &dir);
+    let consumer = spec.spawn(&dir.join("consumer.log"));
+
+    // Offsets 0..100 on both replicas, processed.
+    produce(&rt, &producer, &topic, 0..100);
+    assert!(processed(&spec.out, 0..100), "processed 0..100");
+    // The follower goes down; offsets 100..150 exist on the leader only, and are processed.
+    cluster.kill_broker(2);
+    wait_partition(&admin, &topic, 1, &[1]);
+    produce(&rt, &producer, &topic, 100..150);
+    assert!(processed(&spec.out, 100..150), "processed 100..150");
+    // The leader goes down and the stale follower comes back: an unclean election makes it the
+    // leader of a log that ends at 100, and new messages re-use offsets 100..130.
+    cluster.kill_broker(1);
+    cluster.start_broker(2);
+    wait_partition(&admin, &topic, 2, &[2]);
+    produce(&rt, &producer, &topic, 1000..1030);
+    assert!(
+        processed(&spec.out, 1000..1030),
+        "the messages at re-used offsets were processed"
+    );
+    let consumer = stop(consumer);
+
+    let records = Records::read(&spec.out);
+    let counts = records.counts();
+    for n in (0..150).chain(1000..1030) {
+        assert_eq!(counts.get(&n), Some(&1), "number {n} processed once");
+    }
+    let offsets: Vec<i64> = records
+        .processed
+        .iter()
+        .filter(|p| p.number >= 1000)
+        .map(|p| p.offset)
+        .collect();
+    assert_eq!(
+        offsets,
+        (100..130).collect::<Vec<_>>(),
+        "new messages at re-used offsets"
+    );
+    let named = warnings(&consumer, &["first_refetched=100", "last_refetched=149"]);
+    for line in &named {
+        println!("{line}");
+    }
+    assert!(
+        !named.is_empty(),
+        "a warning names offsets 100..=149 as fetched again"
+    );
+}

@@ -21,6 +21,13 @@ impl KafkaCluster {
     /// Installs Kafka when needed (Maven) and starts `brokers` combined broker/controller
     /// nodes; returns once every broker answers metadata.
     pub fn start(brokers: u32) -> Result<Self, String> {
+        Self::start_with(brokers, &[])
+    }
+
+    /// [`KafkaCluster::start`] with more `scripts/kafka start` arguments, e.g.
+    /// `["--controllers", "1"]` (only node 0 is a controller, so any other node can go down
+    /// without the quorum) or `["--broker-config", "key=value"]`.
+    pub fn start_with(brokers: u32, args: &[&str]) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!(
             "ferrafka-kafka-{}-{}",
             std::process::id(),
@@ -29,6 +36,7 @@ impl KafkaCluster {
         let output = Command::new(script())
             .args(["start", "--brokers", &brokers.to_string(), "--dir"])
             .arg(&dir)
+            .args(args)
             .output()
             .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
         let stdout = String::from_utf8_lossy(&output.stdout);

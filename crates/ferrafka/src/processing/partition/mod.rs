@@ -389,11 +389,9 @@ impl Partition {
         tracing::warn!(
             topic = %self.topic,
             partition = self.partition,
-            offset,
-            expected,
             first_refetched = offset,
             last_refetched = expected - 1,
-            "fetch position moved back: offsets {offset}..={} are fetched and processed again; after a log truncation (an unclean leader election) they may hold different messages than before",
+            "fetch position moved back from {expected} to {offset} (a log truncation after an unclean leader election, or an offset reset): what the log now holds from {offset} on is processed; offsets {offset}..={} were fetched before and may now hold different messages or none",
             expected - 1
         );
         if self.running.last().is_some_and(|r| r.end() > offset) {
