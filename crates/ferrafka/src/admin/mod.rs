@@ -487,7 +487,19 @@ impl Admin {
     /// commits on its own.
     fn consumer(&self, group: Option<&str>) -> Result<BaseConsumer> {
         let mut config = ClientConfig::new();
-        for (k, v) in &self.kafka {
+        // It reads and commits offsets but never joins the group: the app's membership
+        // settings do not apply, and `group.protocol=consumer` would make librdkafka refuse
+        // the classic properties the app's profile sets next to it.
+        const MEMBERSHIP: [&str; 3] = [
+            "group.protocol",
+            "group.remote.assignor",
+            "group.instance.id",
+        ];
+        for (k, v) in self
+            .kafka
+            .iter()
+            .filter(|(k, _)| !MEMBERSHIP.contains(&k.as_str()))
+        {
             config.set(k, v);
         }
         config

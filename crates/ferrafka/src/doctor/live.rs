@@ -14,6 +14,7 @@ use super::{
 use crate::admin::{Cluster, TopicInfo};
 
 mod admin_live;
+mod protocol;
 mod view;
 
 pub use admin_live::AdminLive;
@@ -130,6 +131,7 @@ pub fn check(
         }
     }
     assignor_changes(app, cluster, report);
+    protocol::group_protocol(app, cluster, report);
     if production {
         future_messages(app, opts, cluster, &existing, now, report);
         offsets_retention(app, cluster, &existing, now, report);

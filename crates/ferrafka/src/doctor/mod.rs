@@ -283,7 +283,8 @@ pub fn run(app: &dyn AppView, opts: &DoctorOptions) -> Report {
         live::run(app, opts, &mut report);
     } else {
         report.skipped.push(
-            "live checks (FD004, FD006, FD008-FD012 against the cluster): run with --live".into(),
+            "live checks (FD004, FD006, FD008-FD012, FD015 against the cluster): run with --live"
+                .into(),
         );
     }
     report.finish()
@@ -362,6 +363,7 @@ const WHY_IDEMPOTENCE: &str =
     "without idempotence a retried send can write a message twice or out of order";
 const WHY_SHUTDOWN_WAIT: &str = "a batch may wait max_wait_time to fill, so a shorter shutdown_timeout abandons batches at every stop and they run again after the restart";
 const WHY_SESSION: &str = "librdkafka refuses a consumer whose session.timeout.ms exceeds max.poll.interval.ms, and heartbeats must come several times per session or the broker drops live members";
+const WHY_KIP848_BROKER: &str = "under group.protocol=consumer the broker assigns partitions and times members out; a broker that does not enable the protocol refuses the consumer, which then never joins its group";
 const WHY_SESSION_BOUNDS: &str = "brokers reject session timeouts outside group.min.session.timeout.ms (6 s) to group.max.session.timeout.ms (30 min) by default, so the consumer cannot join";
 
 fn sg_subject(sg: &SubscriptionGroup) -> String {

@@ -204,3 +204,68 @@ fn doctor_env_production_re_runs_the_binary_as_production() {
     );
     assert_eq!(code, 1, "errors give exit code 1");
 }
+
+/// A production app on KIP-848 (`group.protocol=consumer`) with static membership, running
+/// on Apache Kafka: `doctor --live` reads the broker's group settings instead of the client
+/// properties KIP-848 does not use.
+#[test]
+fn doctor_reads_the_brokers_group_settings_under_kip848() {
+    let rt = runtime();
+    let cluster = Cluster::kafka();
+    let topic = unique("doctor-kip848");
+    cluster.create_topic(&rt, &topic, 3);
+    let group = unique("doctor-kip848-group");
+    let build = |shutdown: Duration| {
+        let (bootstrap, topic, group) = (cluster.bootstrap(), topic.clone(), group.clone());
+        App::builder_with_env([
+            ("FERRAFKA_ENV".to_string(), "production".to_string()),
+            (
+                "FERRAFKA_KAFKA_GROUP_INSTANCE_ID".to_string(),
+                "doctor-kip848-1".to_string(),
+            ),
+        ])
+        .setup(move |c| {
+            c.client_id("doctor-kip848")
+                .group_id(group)
+                .kafka("bootstrap.servers", bootstrap)
+                .kafka("group.protocol", "consumer")
+                .doctor_errors_block_boot(false);
+            c.shutdown_timeout(shutdown);
+        })
+        .routes(move |r| {
+            r.topic(topic)
+                .consumer(|| Recording {
+                    instance: 1,
+                    tracker: Tracker::default(),
+                    batch_sleep: Duration::ZERO,
+                })
+                .config(|t| t.partitions(3));
+        })
+        .build()
+    };
+    let app = build(Duration::from_secs(10));
+    let server = app.start(&Filters::default()).expect("starts");
+    let report = doctor::run(&app, &options(true));
+    let text = report.to_text();
+    println!("{text}");
+    // Kafka 4 enables KIP-848, and its 45 s member session outlasts a 10 s shutdown.
+    assert!(report.by_id("FD015").next().is_none(), "{text}");
+    // No advice about the client session or heartbeat, which KIP-848 does not use.
+    assert!(report.by_id("FD013").next().is_none(), "{text}");
+    assert!(!text.contains("session.timeout.ms="), "{text}");
+    // The admin client that reads the group's offsets does not inherit group.protocol.
+    assert!(!text.contains("cannot create the admin consumer"), "{text}");
+    assert_eq!(server.shutdown(), ServerExit::Clean);
+
+    // A shutdown longer than the broker's member session: a restart loses the partitions.
+    let report = doctor::run(&build(Duration::from_secs(60)), &options(true));
+    let text = report.to_text();
+    let session = report.by_id("FD015").next().expect("FD015");
+    assert_eq!(session.severity, Severity::Warning, "{text}");
+    assert!(
+        session
+            .found
+            .contains("group.consumer.session.timeout.ms=45000"),
+        "{text}"
+    );
+}

@@ -30,6 +30,11 @@ pub(crate) fn check_rebalancing(app: &dyn AppView, report: &mut Report) {
                  already, switch with a full stop (see FD009)",
             );
         }
+        // Under KIP-848 the session timeout is the broker's (FD015 reads it live).
+        let session_setting = match protocol == "consumer" {
+            true => "the brokers' group.consumer.session.timeout.ms",
+            false => "session.timeout.ms",
+        };
         match sg.kafka.get("group.instance.id") {
             None => report.push(
                 "FD005",
@@ -37,10 +42,13 @@ pub(crate) fn check_rebalancing(app: &dyn AppView, report: &mut Report) {
                 sg_subject(sg),
                 "no static membership (group.instance.id unset)",
                 WHY_STATIC_MEMBERSHIP,
-                "give every process a stable, unique id, e.g. \
-                 `FERRAFKA_KAFKA_GROUP_INSTANCE_ID=$HOSTNAME`, with session.timeout.ms longer \
-                 than a restart",
+                format!(
+                    "give every process a stable, unique id, e.g. \
+                     `FERRAFKA_KAFKA_GROUP_INSTANCE_ID=$HOSTNAME`, with {session_setting} longer \
+                     than a restart"
+                ),
             ),
+            Some(_) if protocol == "consumer" => {}
             Some(_) => {
                 let session = millis(&sg.kafka, "session.timeout.ms").unwrap_or(45_000);
                 if Duration::from_millis(session) <= shutdown {

@@ -129,7 +129,13 @@ pub(crate) fn check_timing(app: &dyn AppView, report: &mut Report) {
              time, or lower the max_wait_time",
         );
     }
-    for sg in app.subscription_groups() {
+    // Under KIP-848 (`group.protocol=consumer`) the broker sets the session and heartbeat
+    // intervals; librdkafka refuses the client properties (a boot error says so).
+    let classic = app
+        .subscription_groups()
+        .iter()
+        .filter(|sg| !crate::kafka::uses_consumer_protocol(&sg.kafka));
+    for sg in classic {
         let poll = millis(&sg.kafka, "max.poll.interval.ms").unwrap_or(300_000);
         let session = millis(&sg.kafka, "session.timeout.ms").unwrap_or(45_000);
         let heartbeat = millis(&sg.kafka, "heartbeat.interval.ms").unwrap_or(3_000);

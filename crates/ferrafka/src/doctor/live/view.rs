@@ -58,8 +58,8 @@ impl<'a, C: Cluster> Live<'a, C> {
         self.wait(self.cluster.topic_settings(topic))
     }
 
-    /// The brokers' `offsets.retention.minutes`.
-    pub(super) fn offsets_retention(&self) -> Result<Duration, String> {
+    /// One broker's setting `name` (the first broker's: the checks read cluster-wide defaults).
+    pub(super) fn broker_setting(&self, name: &str) -> Result<String, String> {
         let brokers = self.wait(self.cluster.brokers())?;
         let broker = brokers.first().ok_or("the cluster reported no broker")?;
         let config = self
@@ -72,12 +72,15 @@ impl<'a, C: Cluster> Live<'a, C> {
                     error_chain(&e)
                 )
             })?;
-        let value = config.get("offsets.retention.minutes").ok_or_else(|| {
-            format!(
-                "broker {} did not report offsets.retention.minutes",
-                broker.id
-            )
-        })?;
+        config
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("broker {} did not report {name}", broker.id))
+    }
+
+    /// The brokers' `offsets.retention.minutes`.
+    pub(super) fn offsets_retention(&self) -> Result<Duration, String> {
+        let value = self.broker_setting("offsets.retention.minutes")?;
         value
             .trim()
             .parse::<u64>()

@@ -7,6 +7,8 @@ struct Fake {
     topics: Vec<TopicInfo>,
     settings: BTreeMap<String, BTreeMap<String, String>>,
     retention: Option<Duration>,
+    /// Broker settings besides `offsets.retention.minutes`.
+    broker: BTreeMap<String, String>,
     groups: BTreeMap<String, GroupDescription>,
     newest: BTreeMap<String, Vec<(i32, i64)>>,
     unprocessed: BTreeMap<String, Vec<(i32, i64)>>,
@@ -100,6 +102,9 @@ impl Fake {
             }
             None => m.failing(Read::BrokerSettings, "", "describe broker config timed out"),
         };
+        for (k, v) in &self.broker {
+            m = m.with_broker_setting(k, v);
+        }
         for g in self.groups.values() {
             m = m.with_group_description(g.clone());
         }
@@ -328,4 +333,5 @@ fn fd011_offsets_retention() {
     none(&live(&app, &Fake::ready()), "FD011");
 }
 
+mod protocol;
 mod unknown;
