@@ -2,6 +2,8 @@
 
 pub mod rolling;
 
+pub use ferrafka_testing::{unique, wait_until};
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -298,29 +300,6 @@ fn parse_processed(at: &str, p: &str, o: &str, n: &str, pid: &str) -> Option<Pro
         number: n.parse().ok()?,
         pid: pid.parse().ok()?,
     })
-}
-
-/// Waits until `f` holds, at most `timeout`.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
-
-/// A name unique to this test process: `prefix-<pid>-<n>`.
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// Milliseconds since the epoch.

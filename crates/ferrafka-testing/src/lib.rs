@@ -10,6 +10,9 @@
 //!   Apache Kafka is the cluster `FERRAFKA_TEST_KAFKA` names (`host:port,...`), else a one-node
 //!   cluster started for the test with the repository's `scripts/kafka`.
 //!
+//! - Either way: [`unique`] names topics and groups, [`wait_until`] polls for a condition,
+//!   and [`Noop`] is a consumer for routes a test needs but does not process.
+//!
 //! ```no_run
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let broker = ferrafka_testing::broker();
@@ -196,4 +199,63 @@ pub fn read_topic(
     }
     out.sort_by_key(|m| (m.partition(), m.offset()));
     out
+}
+
+/// A name unique to this test process, for the topics and groups of tests sharing a broker:
+/// `prefix-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Polls `condition` until it holds or `timeout` passed, then checks it once more (it may have
+/// come true during the last sleep); returns its last answer. Blocks the thread.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    // 50 ms: conditions may read record files or ask the broker, and a finer poll takes CPU
+    // from the servers under test for no gain in tests that wait seconds.
+    const POLL: Duration = Duration::from_millis(50);
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(POLL);
+    }
+    condition()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ_and_carry_the_prefix_and_pid() {
+        let (a, b) = (unique("orders"), unique("orders"));
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with(&format!("orders-{}-", std::process::id())),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn wait_until_checks_once_more_after_the_deadline() {
+        let mut calls = 0;
+        assert!(wait_until(Duration::ZERO, || {
+            calls += 1;
+            true
+        }));
+        assert_eq!(calls, 1);
+        let mut polls = 0;
+        assert!(!wait_until(Duration::from_millis(120), || {
+            polls += 1;
+            false
+        }));
+        assert!(polls >= 2, "{polls} polls");
+    }
 }

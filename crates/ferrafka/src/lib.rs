@@ -42,6 +42,8 @@ pub mod error;
 mod kafka;
 mod librdkafka;
 pub mod messages;
+#[cfg(any(test, feature = "testing"))]
+mod noop;
 mod processing;
 pub mod producer;
 pub mod routing;

@@ -1,15 +1,8 @@
 //! Declarations resolved from routes and the declarations block.
 
 use super::*;
+use crate::noop::Noop;
 use crate::routing::{Router, routed_topics};
-use crate::{ConsumeResult, Consumer, Context, Messages};
-
-struct Noop;
-impl Consumer for Noop {
-    async fn consume(&mut self, _: &mut Context, _: &Messages) -> ConsumeResult {
-        Ok(())
-    }
-}
 
 fn run(
     strict: bool,

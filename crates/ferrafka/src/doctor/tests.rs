@@ -10,15 +10,8 @@ use crate::admin::{GroupDescription, GroupMember, PartitionInfo, TopicInfo};
 use crate::app::App;
 use crate::config::Config;
 use crate::declaratives::Declarations;
+use crate::noop::Noop;
 use crate::routing::{DeadLetterQueue, Router};
-use crate::{ConsumeResult, Consumer, Context, Messages};
-
-struct Noop;
-impl Consumer for Noop {
-    async fn consume(&mut self, _: &mut Context, _: &Messages) -> ConsumeResult {
-        Ok(())
-    }
-}
 
 const DAY: Duration = Duration::from_secs(86_400);
 

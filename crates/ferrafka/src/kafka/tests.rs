@@ -3,14 +3,7 @@
 use super::*;
 use crate::app::App;
 use crate::config::Environment;
-use crate::{ConsumeResult, Consumer, Context, Messages};
-
-struct Noop;
-impl Consumer for Noop {
-    async fn consume(&mut self, _: &mut Context, _: &Messages) -> ConsumeResult {
-        Ok(())
-    }
-}
+use crate::noop::Noop;
 
 /// An app with TLS and SASL credentials set in `setup`, one from an environment variable.
 fn secured_app() -> App {

@@ -1,14 +1,7 @@
 //! Tests of route resolution.
 
 use super::*;
-use crate::{ConsumeResult, Context, Messages};
-
-struct Noop;
-impl Consumer for Noop {
-    async fn consume(&mut self, _: &mut Context, _: &Messages) -> ConsumeResult {
-        Ok(())
-    }
-}
+use crate::noop::Noop;
 
 fn resolve_routes(
     config: &Config,

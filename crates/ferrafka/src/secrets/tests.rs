@@ -107,16 +107,10 @@ mod outputs {
     use crate::admin::Admin;
     use crate::doctor::{self, ClockStatus, DoctorOptions, HostClock};
     use crate::error::Error;
-    use crate::{App, ConsumeResult, Consumer, Context, Filters, Messages, Producer, Record};
+    use crate::noop::Noop;
+    use crate::{App, Filters, Producer, Record};
 
     const SECRETS: [&str; 3] = ["hunter2", "swordfish", "opensesame"];
-
-    struct Noop;
-    impl Consumer for Noop {
-        async fn consume(&mut self, _: &mut Context, _: &Messages) -> ConsumeResult {
-            Ok(())
-        }
-    }
 
     /// Misspelled secrets (not known to be sensitive by librdkafka) and a real one.
     fn kafka() -> BTreeMap<String, String> {

@@ -52,6 +52,7 @@ use crate::producer::{Capture, CapturedRecord, Producer};
 use crate::routing::Topic;
 use lane::Lane;
 
+pub use crate::noop::Noop;
 pub use lane::{Run, RunOutcome, TestRecord};
 
 /// Runs an app's routed consumers on messages you produce, without a broker.

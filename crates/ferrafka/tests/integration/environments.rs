@@ -10,13 +10,6 @@ use ferrafka::{App, ConsumeResult, Consumer, Context, Filters, Messages, ServerE
 
 use crate::support::*;
 
-struct Noop;
-impl Consumer for Noop {
-    async fn consume(&mut self, _: &mut Context, _: &Messages) -> ConsumeResult {
-        Ok(())
-    }
-}
-
 fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()

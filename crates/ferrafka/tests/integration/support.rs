@@ -1,11 +1,14 @@
-//! Shared helpers: a broker per test, unique topics, a tracker of processed messages.
+//! Shared helpers: a broker per test, a tracker of processed messages, and ferrafka-testing's
+//! `unique` names, `wait_until` and `Noop` consumer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferrafka::admin::{Admin, TopicSpec};
 use ferrafka::{ConsumeResult, Consumer, Context, Messages, Producer, Record};
+pub use ferrafka_testing::{Noop, unique, wait_until};
+
 /// A test's broker (the embedded one, or the Apache Kafka cluster `FERRAFKA_TEST_KAFKA` names)
 /// plus an admin client and a producer on it.
 pub struct Cluster {
@@ -113,16 +116,6 @@ fn tracing_subscriber_filter() -> tracing_subscriber::EnvFilter {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
 }
 
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// One processed message: which server instance, where, what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
@@ -172,17 +165,6 @@ impl Tracker {
     pub fn wait_for(&self, n: usize, timeout: Duration) -> bool {
         wait_until(timeout, || self.len() >= n)
     }
-}
-
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
 }
 
 /// Records every message it processes; optionally sleeps per batch.
