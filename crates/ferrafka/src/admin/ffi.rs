@@ -1,5 +1,5 @@
 //! IncrementalAlterConfigs through librdkafka's C API, which rdkafka 0.39 does not wrap; one of
-//! the four modules with `unsafe` code (see `docs/safety.md`). Its legacy `alter_configs` resets every setting it is not given and is not
+//! the modules with `unsafe` code (see `docs/safety.md`). Its legacy `alter_configs` resets every setting it is not given and is not
 //! implemented by every broker (tansu 0.6.0 lacks it), so ferrafka alters settings
 //! incrementally through `rdkafka-sys`.
 //!
@@ -35,7 +35,7 @@ pub(crate) struct FfiError {
 }
 
 impl FfiError {
-    fn new(code: Option<RDKafkaErrorCode>, reason: impl Into<String>) -> Self {
+    pub(super) fn new(code: Option<RDKafkaErrorCode>, reason: impl Into<String>) -> Self {
         FfiError {
             code,
             reason: reason.into(),
@@ -44,9 +44,9 @@ impl FfiError {
 }
 
 /// Destroys what it holds when dropped.
-struct Guard<T> {
-    ptr: *mut T,
-    destroy: unsafe extern "C" fn(*mut T),
+pub(super) struct Guard<T> {
+    pub(super) ptr: *mut T,
+    pub(super) destroy: unsafe extern "C" fn(*mut T),
 }
 
 impl<T> Drop for Guard<T> {
@@ -58,14 +58,14 @@ impl<T> Drop for Guard<T> {
     }
 }
 
-fn cstring(s: &str) -> Result<CString, FfiError> {
+pub(super) fn cstring(s: &str) -> Result<CString, FfiError> {
     CString::new(s).map_err(|_| FfiError::new(None, format!("{s:?} contains a NUL byte")))
 }
 
 /// Reads a C string librdkafka owns; empty for null.
 ///
 /// SAFETY: `ptr` is null or a NUL-terminated string that stays valid during the call.
-unsafe fn text(ptr: *const c_char) -> String {
+pub(super) unsafe fn text(ptr: *const c_char) -> String {
     if ptr.is_null() {
         String::new()
     } else {

@@ -48,6 +48,9 @@ pub struct GroupDescription {
     pub state: String,
     /// Protocol type, `consumer` for consumer groups.
     pub protocol_type: String,
+    /// The group protocol: `classic`, or `consumer` for a KIP-848 group (whose assignor is the
+    /// broker's, e.g. `uniform`).
+    pub group_protocol: String,
     /// The assignor in use, e.g. `range` or `cooperative-sticky` (empty on tansu 0.6.0).
     pub assignor: String,
     /// Its members.
@@ -79,7 +82,8 @@ impl Admin {
         Ok(list.groups().iter().map(copy_group).collect())
     }
 
-    /// Every consumer group the cluster knows, sorted by name.
+    /// Every consumer group the cluster knows, sorted by name. KIP-848 groups, which the
+    /// classic DescribeGroups reports as `Dead`, are described through ConsumerGroupDescribe.
     pub fn list_groups(&self) -> Result<Vec<GroupSummary>> {
         let mut groups: Vec<GroupSummary> = self
             .group_list(None)?
@@ -91,13 +95,31 @@ impl Admin {
                 members: g.members.len(),
             })
             .collect();
+        let dead: Vec<&str> = groups
+            .iter()
+            .filter(|g| g.state == "Dead")
+            .map(|g| g.name.as_str())
+            .collect();
+        let kip848 = match dead.is_empty() {
+            true => Vec::new(),
+            false => self.describe_kip848(&dead)?,
+        };
+        for described in kip848 {
+            if let Some(g) = groups.iter_mut().find(|g| g.name == described.name) {
+                g.state = described.state;
+                g.protocol_type = described.protocol_type;
+                g.members = described.members.len();
+            }
+        }
         groups.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(groups)
     }
 
-    /// One group in detail, or `None` when the cluster does not know it.
+    /// One group in detail, or `None` when the cluster does not know it. A KIP-848 group
+    /// (`group.protocol=consumer`), which the classic DescribeGroups reports as `Dead`, is
+    /// described through ConsumerGroupDescribe.
     pub fn describe_group(&self, group: &str) -> Result<Option<GroupDescription>> {
-        Ok(self
+        let classic = self
             .group_list(Some(group))?
             .into_iter()
             .find(|g| g.name == group && g.state != "Dead")
@@ -105,9 +127,32 @@ impl Admin {
                 name: g.name,
                 state: g.state,
                 protocol_type: g.protocol_type,
+                group_protocol: "classic".into(),
                 assignor: g.assignor,
                 members: g.members,
-            }))
+            });
+        match classic {
+            Some(description) => Ok(Some(description)),
+            None => Ok(self.describe_kip848(&[group])?.pop()),
+        }
+    }
+
+    /// The KIP-848 groups among `groups`, described by ConsumerGroupDescribe. A group the
+    /// broker does not know as a KIP-848 group is left out.
+    fn describe_kip848(&self, groups: &[&str]) -> Result<Vec<GroupDescription>> {
+        let client = self.client.clone();
+        let described = super::ffi_groups::describe_consumer_groups(&client, groups, self.timeout)
+            .map_err(|e| Error::Admin {
+                operation: "describe consumer groups",
+                resource: groups.join(", "),
+                reason: e.reason,
+                source: None,
+            })?;
+        Ok(described
+            .into_iter()
+            .flatten()
+            .filter(|g| g.group_protocol == "consumer" && g.state != "Dead")
+            .collect())
     }
 
     /// The group's committed offset and lag in every partition of `topics`.

@@ -239,6 +239,7 @@ pub(crate) fn group(
         name: name.into(),
         state: state.into(),
         protocol_type: "consumer".into(),
+        group_protocol: "classic".into(),
         assignor: assignor.into(),
         members: members
             .iter()

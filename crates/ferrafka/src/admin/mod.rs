@@ -14,6 +14,7 @@
 mod cluster;
 mod configs;
 mod ffi;
+mod ffi_groups;
 mod groups;
 mod topics;
 

@@ -338,8 +338,9 @@ pub(crate) fn assignor_changes(
             );
             continue;
         }
-        if protocol == "consumer" {
-            // KIP-848 groups are assigned by the broker; librdkafka's strategy is unused.
+        if protocol == "consumer" || description.group_protocol == "consumer" {
+            // KIP-848 groups are assigned by the broker; librdkafka's strategy is unused (and
+            // Kafka lets classic members join a KIP-848 group during a migration).
             continue;
         }
         let compatible = strategy

@@ -1,7 +1,9 @@
 //! The consumer group protocol of KIP-848 (`group.protocol=consumer`) on Apache Kafka (the
 //! embedded broker does not implement it): an app with production's profile boots (librdkafka
 //! refuses the profile's `partition.assignment.strategy` under this protocol, so ferrafka leaves
-//! it out), consumes, and shares its partitions with a second member the broker assigns.
+//! it out), consumes, and shares its partitions with a second member the broker assigns; the
+//! admin API describes and lists the running group (through ConsumerGroupDescribe) and refuses to
+//! move its offsets.
 
 use std::time::Duration;
 
@@ -59,6 +61,32 @@ fn a_production_app_on_the_consumer_protocol_boots_consumes_and_shares_partition
         "processed {}",
         tracker.counts().len()
     );
+    // The admin API sees the running KIP-848 group (the classic DescribeGroups calls it Dead).
+    let admin = ferrafka::admin::Admin::connect(&cluster.bootstrap()).expect("admin");
+    let described = admin.describe_group(&group).expect("described");
+    let described = described.expect("the running group is known");
+    assert_eq!(described.group_protocol, "consumer", "{described:?}");
+    assert_eq!(described.state, "Stable", "{described:?}");
+    assert_eq!(described.members.len(), 2, "{described:?}");
+    let topics = described
+        .members
+        .iter()
+        .flat_map(|m| m.topics.iter().flatten());
+    assert!(topics.clone().all(|t| *t == topic), "{described:?}");
+    let listed = admin.list_groups().expect("listed");
+    let listed = listed
+        .iter()
+        .find(|g| g.name == group)
+        .expect("listed group");
+    assert_eq!(
+        (listed.state.as_str(), listed.members),
+        ("Stable", 2),
+        "{listed:?}"
+    );
+    // So moving its offsets is refused while it runs, as for a classic group.
+    let refused = admin.move_offsets(&group, &topic, ferrafka::admin::OffsetSpec::Earliest);
+    let refused = refused.expect_err("refused while the group has members");
+    assert!(refused.to_string().contains("2 active member"), "{refused}");
     assert_eq!(b.shutdown(), ServerExit::Clean);
     assert_eq!(a.shutdown(), ServerExit::Clean);
     assert!(

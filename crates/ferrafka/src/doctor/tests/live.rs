@@ -60,6 +60,7 @@ impl Fake {
                 name: name.into(),
                 state: if members == 0 { "Empty" } else { "Stable" }.into(),
                 protocol_type: "consumer".into(),
+                group_protocol: "classic".into(),
                 assignor: assignor.into(),
                 members: (0..members)
                     .map(|i| GroupMember {
