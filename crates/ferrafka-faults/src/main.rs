@@ -4,7 +4,10 @@
 //! Configured by environment: `FAULT_TOPIC`, `FAULT_GROUP`, `FAULT_OUT` (the record file),
 //! `FAULT_BATCH_SLEEP_MS`, `FAULT_MAX_MESSAGES`, `FAULT_SHUTDOWN_TIMEOUT_MS`,
 //! `FAULT_COMMIT_INTERVAL_MS` (the `commit_interval` setting; its default when unset),
-//! `FAULT_PARTITION_BUFFER_BYTES`, `FAULT_STALL_PARTITION` (its first batch never ends), and any librdkafka
+//! `FAULT_PARTITION_BUFFER_BYTES`, `FAULT_STALL_PARTITION` (its first batch never ends),
+//! `FAULT_FAIL_FIRST_ATTEMPT` (the first attempt of every batch starting at an even offset fails,
+//! so its partition pauses for the retry backoff, `FAULT_PAUSE_TIMEOUT_MS`), `FAULT_CTX_PAUSE_MS`
+//! (every batch ends with `ctx.pause` for that long), and any librdkafka
 //! property through `FERRAFKA_KAFKA_*` — the group settings the suite varies are
 //! `FERRAFKA_KAFKA_PARTITION_ASSIGNMENT_STRATEGY`, `FERRAFKA_KAFKA_GROUP_INSTANCE_ID`,
 //! `FERRAFKA_KAFKA_SESSION_TIMEOUT_MS`, `FERRAFKA_KAFKA_HEARTBEAT_INTERVAL_MS` and
@@ -40,14 +43,24 @@ struct RecordingConsumer {
     batch_sleep: Duration,
     /// A partition whose first batch never ends.
     stall_partition: Option<i32>,
+    /// Fail the first attempt of batches that start at an even offset.
+    fail_first_attempt: bool,
+    /// Pause the partition this long after every batch.
+    ctx_pause: Option<Duration>,
 }
 
 impl Consumer for RecordingConsumer {
-    async fn consume(&mut self, _ctx: &mut Context, messages: &Messages) -> ConsumeResult {
+    async fn consume(&mut self, ctx: &mut Context, messages: &Messages) -> ConsumeResult {
         let meta = messages.metadata();
         if Some(meta.partition) == self.stall_partition {
             // Stalls for good: the memory case measures what the partition's backlog holds.
             tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        if self.fail_first_attempt && ctx.attempt() == 1 && meta.first_offset % 2 == 0 {
+            return Err("the first attempt of this batch fails (FAULT_FAIL_FIRST_ATTEMPT)".into());
+        }
+        if let Some(pause) = self.ctx_pause {
+            ctx.pause(pause);
         }
         let started = format!("S {} {}\n", meta.partition, meta.first_offset);
         self.out
@@ -86,6 +99,8 @@ fn main() -> ExitCode {
     let stall_partition = std::env::var("FAULT_STALL_PARTITION")
         .ok()
         .map(|p| p.parse().expect("a partition"));
+    let fail_first_attempt = std::env::var_os("FAULT_FAIL_FIRST_ATTEMPT").is_some();
+    let ctx_pause = std::env::var_os("FAULT_CTX_PAUSE_MS").map(|_| millis("FAULT_CTX_PAUSE_MS", 0));
     let app = App::builder()
         .setup(|c| {
             c.client_id("fault-consumer")
@@ -100,6 +115,10 @@ fn main() -> ExitCode {
             if let Ok(bytes) = std::env::var("FAULT_PARTITION_BUFFER_BYTES") {
                 c.partition_buffer_bytes(bytes.parse().expect("a number of bytes"));
             }
+            if std::env::var_os("FAULT_PAUSE_TIMEOUT_MS").is_some() {
+                let backoff = millis("FAULT_PAUSE_TIMEOUT_MS", 0);
+                c.pause_timeout(backoff).pause_max_timeout(backoff);
+            }
             if let Ok(ms) = std::env::var("FAULT_COMMIT_INTERVAL_MS") {
                 c.commit_interval(Duration::from_millis(ms.parse().expect("a number")));
             }
@@ -110,6 +129,8 @@ fn main() -> ExitCode {
                     out: out.clone(),
                     batch_sleep,
                     stall_partition,
+                    fail_first_attempt,
+                    ctx_pause,
                 });
         })
         .build();

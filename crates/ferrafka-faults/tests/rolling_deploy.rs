@@ -13,7 +13,9 @@
 //! (on the `FERRAFKA_TEST_KAFKA` cluster with `FERRAFKA_TEST_KAFKA_DIR`, else a one-node cluster
 //! the test starts).
 
-use ferrafka_faults::rolling::{Coordinator, Outcome, PARTITIONS, PROCESSES, Scenario, check, run};
+use ferrafka_faults::rolling::{
+    Coordinator, Outcome, PARTITIONS, PROCESSES, Pause, Scenario, check, run,
+};
 
 fn deploy(scenario: &Scenario, lossy_revocations: u64) -> Outcome {
     let kafka = Coordinator::kafka();
@@ -36,6 +38,7 @@ fn rolling_deploy_eager() {
         static_membership: false,
         surge: false,
         session_timeout_ms: 6000,
+        pause: Pause::None,
     };
     // Each restart: the leave and the join, each revoking every partition.
     let outcome = deploy(&scenario, PROCESSES as u64 * 2 * PARTITIONS);
@@ -50,6 +53,7 @@ fn rolling_deploy_cooperative_sticky() {
         static_membership: false,
         surge: false,
         session_timeout_ms: 6000,
+        pause: Pause::None,
     };
     // Each restart revokes the leaver's share and, when the successor joins, its share again.
     let outcome = deploy(&scenario, PROCESSES as u64 * 4);
@@ -64,6 +68,7 @@ fn rolling_deploy_static_membership() {
         static_membership: true,
         surge: false,
         session_timeout_ms: 30_000,
+        pause: Pause::None,
     };
     // The leaver revokes its own share when it stops; nothing else moves.
     let outcome = deploy(&scenario, PROCESSES as u64 * 2);
@@ -82,6 +87,7 @@ fn rolling_deploy_kip848() {
         static_membership: false,
         surge: false,
         session_timeout_ms: 0,
+        pause: Pause::None,
     };
     // Each restart revokes the leaver's share and, when the successor joins, its share again.
     let outcome = deploy(&scenario, PROCESSES as u64 * 4);
@@ -96,6 +102,7 @@ fn rolling_deploy_kip848_static_membership() {
         static_membership: true,
         surge: false,
         session_timeout_ms: 0,
+        pause: Pause::None,
     };
     // The leaver revokes its own share when it stops; nothing else moves.
     let outcome = deploy(&scenario, PROCESSES as u64 * 2);
@@ -103,5 +110,42 @@ fn rolling_deploy_kip848_static_membership() {
         outcome.broker_rebalances,
         vec![0; PROCESSES],
         "a static member restarted within the broker's session timeout bumped the group epoch"
+    );
+}
+
+/// An eager rolling deploy while partitions keep pausing for `pause`: every rebalance revokes
+/// every partition and hands most of them back to the same process, often while paused. A
+/// partition whose pause survived in librdkafka would never fetch again, and the group would
+/// not settle after the restart.
+fn eager_deploy_while_paused(name: &'static str, pause: Pause) {
+    let scenario = Scenario {
+        name,
+        strategy: "range",
+        static_membership: false,
+        surge: false,
+        session_timeout_ms: 6000,
+        pause,
+    };
+    deploy(&scenario, PROCESSES as u64 * 2 * PARTITIONS);
+}
+
+#[test]
+fn rolling_deploy_eager_while_partitions_wait_for_a_retry() {
+    eager_deploy_while_paused("eager, partitions paused for retries", Pause::Backoff);
+}
+
+#[test]
+fn rolling_deploy_eager_while_consumers_pause_their_partitions() {
+    eager_deploy_while_paused(
+        "eager, partitions paused by ctx.pause",
+        Pause::ConsumerPause,
+    );
+}
+
+#[test]
+fn rolling_deploy_eager_while_backlogs_pause_their_partitions() {
+    eager_deploy_while_paused(
+        "eager, partitions paused by the backlog bound",
+        Pause::Backlog,
     );
 }

@@ -10,7 +10,7 @@
 //! revocations per strategy. Figures:
 //! `cargo test -p ferrafka-faults --test rolling_restart -- --nocapture --test-threads 1`.
 
-use ferrafka_faults::rolling::{Coordinator, PARTITIONS, PROCESSES, Scenario, check, run};
+use ferrafka_faults::rolling::{Coordinator, PARTITIONS, PROCESSES, Pause, Scenario, check, run};
 
 fn restart(scenario: &Scenario, lossy_revocations: u64) {
     let mock = Coordinator::mock();
@@ -26,6 +26,7 @@ fn rolling_restart_eager() {
         static_membership: false,
         surge: false,
         session_timeout_ms: 3000,
+        pause: Pause::None,
     };
     // Each restart: up to three rebalances, each revoking every partition — the leave, and one
     // more for each member (the successor or a survivor) whose JoinGroup missed the mock's join
@@ -41,6 +42,7 @@ fn rolling_restart_cooperative_sticky() {
         static_membership: false,
         surge: false,
         session_timeout_ms: 3000,
+        pause: Pause::None,
     };
     // Each restart revokes only what moves to the successor: its share, two partitions.
     restart(&scenario, PROCESSES as u64 * 2);
@@ -54,6 +56,7 @@ fn rolling_restart_static_membership() {
         static_membership: true,
         surge: false,
         session_timeout_ms: 6000,
+        pause: Pause::None,
     };
     // The mock coordinator ignores `group.instance.id` when a member rejoins, so each restart
     // is a join plus the predecessor's session expiry: up to three rebalances, each revoking
@@ -69,6 +72,7 @@ fn rolling_restart_cooperative_sticky_surge() {
         static_membership: false,
         surge: true,
         session_timeout_ms: 3000,
+        pause: Pause::None,
     };
     // Each restart moves the successor's share to it and the predecessor's partitions away
     // from it: four partitions.

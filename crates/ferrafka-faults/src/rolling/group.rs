@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     BATCH_SLEEP_MS, COMMIT_INTERVAL_MS, HEARTBEAT_MS, MAX_MESSAGES, Outcome, PARTITIONS, PROCESSES,
-    Revocation, STALL_MS, Scenario, log_path,
+    Pause, Revocation, STALL_MS, Scenario, log_path,
 };
 use crate::{ConsumerProcess, ConsumerSpec, Records, now_ms, unique, wait_until};
 
@@ -41,6 +41,14 @@ pub(super) fn spec(
         std::env::var("FAULT_RUST_LOG").unwrap_or("info,librdkafka=warn".into()),
     )
     .with("NO_COLOR", "1");
+    spec = match scenario.pause {
+        Pause::None => spec,
+        Pause::Backoff => spec
+            .with("FAULT_FAIL_FIRST_ATTEMPT", "1")
+            .with("FAULT_PAUSE_TIMEOUT_MS", "200"),
+        Pause::ConsumerPause => spec.with("FAULT_CTX_PAUSE_MS", "200"),
+        Pause::Backlog => spec.with("FAULT_PARTITION_BUFFER_BYTES", "64"),
+    };
     spec = match scenario.kip848() {
         true => spec.with("FERRAFKA_KAFKA_GROUP_PROTOCOL", "consumer"),
         false => spec

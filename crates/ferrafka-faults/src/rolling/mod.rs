@@ -59,6 +59,22 @@ pub struct Scenario {
     pub surge: bool,
     /// `session.timeout.ms` of the classic protocol (ignored under KIP-848).
     pub session_timeout_ms: u64,
+    /// Why partitions are paused when the rebalances come, if they are.
+    pub pause: Pause,
+}
+
+/// Keeps partitions paused much of the time, so the restarts' rebalances catch some paused: a
+/// partition paused when a rebalance hands it back must fetch again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// Nothing pauses partitions.
+    None,
+    /// Half the batches fail their first attempt: a 200 ms retry backoff.
+    Backoff,
+    /// Every batch ends with `ctx.pause` for 200 ms.
+    ConsumerPause,
+    /// A 64-byte `partition_buffer_bytes`: the backlog bound pauses fetching.
+    Backlog,
 }
 
 impl Scenario {
