@@ -6,6 +6,7 @@
 
 use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{CommitMode, Consumer as _};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -235,10 +236,24 @@ impl Admin {
             moved.push((p.id, offset));
         }
         let consumer = self.consumer(Some(group))?;
-        consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| kafka_error("move offsets", group, &e))?;
-        Ok(moved)
+        // The group's coordinator may not be ready yet: on a fresh cluster the first commit
+        // creates `__consumer_offsets`, and after a broker failure its partitions move.
+        let deadline = crate::config::later(std::time::Instant::now(), self.timeout);
+        loop {
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Err(KafkaError::ConsumerCommit(
+                    RDKafkaErrorCode::NotCoordinator
+                    | RDKafkaErrorCode::CoordinatorNotAvailable
+                    | RDKafkaErrorCode::CoordinatorLoadInProgress,
+                )) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                result => {
+                    result.map_err(|e| kafka_error("move offsets", group, &e))?;
+                    return Ok(moved);
+                }
+            }
+        }
     }
 
     /// Deletes a consumer group and its committed offsets. Refused while it has members.

@@ -14,6 +14,7 @@ use super::{
 use crate::admin::{Cluster, TopicInfo};
 
 mod admin_live;
+mod brokers;
 mod protocol;
 mod view;
 
@@ -133,6 +134,7 @@ pub fn check(
     assignor_changes(app, cluster, report);
     protocol::group_protocol(app, cluster, report);
     if production {
+        brokers::broker_facts(cluster, &existing, report);
         future_messages(app, opts, cluster, &existing, now, report);
         offsets_retention(app, cluster, &existing, now, report);
     }
@@ -241,6 +243,22 @@ fn topic_facts(
                 report.findings.push(f);
             }
         }
+    }
+    let unclean = "unclean.leader.election.enable";
+    if let Ok(s) = &settings
+        && s.get(unclean).is_some_and(|v| v.trim() == "true")
+    {
+        report.push(
+            "FD012",
+            Severity::Warning,
+            format!("topic {name}"),
+            format!("{unclean}=true (on the cluster)"),
+            super::WHY_UNCLEAN,
+            format!(
+                "declare `.setting(\"{unclean}\", \"false\")` and run `topics align`; keep it \
+                 false on the brokers (Kafka's default)"
+            ),
+        );
     }
     match &settings {
         Ok(s) if !s.contains_key("min.insync.replicas") => report.push_unknown(

@@ -319,9 +319,11 @@ fn static_report(app: &dyn AppView, opts: &DoctorOptions) -> Report {
         check_host_clock(&opts.clock, &mut report);
         check_downtime_declared(app, &mut report);
         check_durability(app, &mut report);
+        check_client_security(app, &mut report);
+        check_delivery(app, &mut report);
     } else {
         report.skipped.push(format!(
-            "production-only checks (FD001-FD012): the app runs as {}; use --env production",
+            "production-only checks (FD001-FD012, FD016-FD021): the app runs as {}; use --env production",
             config.env()
         ));
     }
@@ -364,6 +366,17 @@ const WHY_IDEMPOTENCE: &str =
 const WHY_SHUTDOWN_WAIT: &str = "a batch may wait max_wait_time to fill, so a shorter shutdown_timeout abandons batches at every stop and they run again after the restart";
 const WHY_SESSION: &str = "librdkafka refuses a consumer whose session.timeout.ms exceeds max.poll.interval.ms, and heartbeats must come several times per session or the broker drops live members";
 const WHY_KIP848_BROKER: &str = "under group.protocol=consumer the broker assigns partitions and times members out; a broker that does not enable the protocol refuses the consumer, which then never joins its group";
+const WHY_BROKER_AUTO_CREATE: &str = "brokers that create topics on first use turn a typo in any client (or a client with allow.auto.create.topics) into a topic with broker defaults instead of an error";
+const WHY_OFFSETS_TOPIC_RF: &str = "every group's committed offsets live in __consumer_offsets: with fewer than three replicas one broker failure can lose them, and every group restarts from initial_offset";
+const WHY_UNCLEAN: &str = "an unclean leader election makes an out-of-sync replica the leader: acknowledged messages are lost and their offsets re-used by new messages";
+const WHY_TLS_VERIFY: &str = "without certificate or host name verification anyone between the app and the brokers can pose as a broker, read every message and collect the credentials";
+const WHY_CLEARTEXT: &str = "without TLS every message, and every credential a SASL mechanism sends, crosses the network readable by anyone on the path";
+const WHY_CLEARTEXT_PASSWORD: &str = "SASL/PLAIN sends the password itself; over a connection without TLS anyone on the path can read it and connect as the app";
+const WHY_UNSECURED_JWT: &str = "librdkafka then makes its own unsigned token from sasl.oauthbearer.config, which a broker accepts only with an unsecured validator: there is no authentication at all";
+const WHY_DELIVERY_RETRIES: &str = "a producer that does not retry fails a delivery on the first transient error, such as the NOT_LEADER answers of every leader election";
+const WHY_DELIVERY_TIMEOUT: &str = "a delivery that times out before a failed leader is replaced is reported as failed although the cluster recovers a few seconds later";
+const WHY_READ_UNCOMMITTED: &str = "a read_uncommitted consumer processes messages of transactions that were later aborted, and those of transactions still open";
+const WHY_API_VERSIONS: &str = "without ApiVersions negotiation librdkafka assumes broker.version.fallback and turns off features newer brokers have, such as idempotence, headers or zstd";
 const WHY_SESSION_BOUNDS: &str = "brokers reject session timeouts outside group.min.session.timeout.ms (6 s) to group.max.session.timeout.ms (30 min) by default, so the consumer cannot join";
 
 fn sg_subject(sg: &SubscriptionGroup) -> String {

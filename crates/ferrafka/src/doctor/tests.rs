@@ -19,6 +19,7 @@ fn ready_setup(c: &mut Config) {
     c.client_id("shop")
         .kafka("bootstrap.servers", "broker:9092")
         .kafka("session.timeout.ms", "90000")
+        .kafka("security.protocol", "ssl")
         .producer_kafka("compression.codec", "zstd")
         .producer_kafka("enable.idempotence", "true")
         .max_expected_downtime(3 * DAY);
@@ -587,7 +588,7 @@ fn outside_production_the_production_checks_are_listed_as_skipped() {
     let report = doctor(&app);
     assert!(report.findings.is_empty(), "{}", report.to_text());
     assert!(
-        report.skipped[0].contains("production-only checks (FD001-FD012)"),
+        report.skipped[0].contains("production-only checks (FD001-FD012, FD016-FD021)"),
         "{:?}",
         report.skipped
     );
@@ -624,4 +625,5 @@ fn text_groups_by_severity_and_json_carries_every_field() {
 }
 
 mod live;
+mod security;
 mod virtual_partitions;

@@ -18,6 +18,16 @@ fn librdkafka_default(property: &str, producer: bool) -> Option<&'static str> {
         "request.required.acks" => "-1",
         "enable.idempotence" => "false",
         "compression.codec" => "none",
+        "security.protocol" => "plaintext",
+        "sasl.mechanisms" => "GSSAPI",
+        "enable.ssl.certificate.verification" => "true",
+        "ssl.endpoint.identification.algorithm" => "https",
+        "enable.sasl.oauthbearer.unsecure.jwt" => "false",
+        "api.version.request" => "true",
+        "broker.version.fallback" => "0.10.0",
+        "message.send.max.retries" => "2147483647",
+        "message.timeout.ms" => "300000",
+        "isolation.level" => "read_committed",
         _ => return None,
     })
 }
@@ -28,6 +38,9 @@ fn aliases(property: &str) -> &'static [&'static str] {
         "request.required.acks" => &["request.required.acks", "acks"],
         "compression.codec" => &["compression.codec", "compression.type"],
         "topic.metadata.refresh.interval.ms" => &["topic.metadata.refresh.interval.ms"],
+        "sasl.mechanisms" => &["sasl.mechanisms", "sasl.mechanism"],
+        "message.send.max.retries" => &["message.send.max.retries", "retries"],
+        "message.timeout.ms" => &["message.timeout.ms", "delivery.timeout.ms"],
         _ => &[],
     }
 }
@@ -78,6 +91,15 @@ mod tests {
             "heartbeat.interval.ms",
             "max.poll.interval.ms",
             "enable.idempotence",
+            "security.protocol",
+            "sasl.mechanisms",
+            "enable.ssl.certificate.verification",
+            "ssl.endpoint.identification.algorithm",
+            "enable.sasl.oauthbearer.unsecure.jwt",
+            "api.version.request",
+            "broker.version.fallback",
+            "message.send.max.retries",
+            "isolation.level",
         ] {
             assert_eq!(
                 native.get(property).ok().as_deref(),

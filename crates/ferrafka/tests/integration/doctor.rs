@@ -106,8 +106,14 @@ fn live_checks_report_missing_topics_partitions_future_messages_and_unknown_rete
         .any(|f| f.found == "replication factor 1 (on the cluster)");
     if cluster.broker.is_kafka() {
         // Kafka answers DescribeConfigs for brokers; its offset retention (7 days) covers the
-        // declared downtime, so FD011 passes and reports nothing.
+        // declared downtime, so FD011 passes and reports nothing. The suite's brokers do not
+        // auto-create topics nor elect unclean leaders.
         assert!(report.by_id("FD011").all(|f| !f.unknown), "{text}");
+        assert!(report.by_id("FD003").next().is_none(), "{text}");
+        assert!(
+            !text.contains("unclean.leader.election.enable=true"),
+            "{text}"
+        );
     } else {
         // tansu does not answer DescribeConfigs for brokers: unknown, with a note, not a pass.
         let retention = report.by_id("FD011").next().expect("FD011");
@@ -268,4 +274,60 @@ fn doctor_reads_the_brokers_group_settings_under_kip848() {
             .contains("group.consumer.session.timeout.ms=45000"),
         "{text}"
     );
+}
+
+/// `doctor --live` against a Kafka whose brokers are configured to hurt: topics created on first
+/// use, a short offsets retention, unclean leader election, and (one node) a one-replica
+/// `__consumer_offsets`. Each is found, naming the broker setting.
+#[test]
+fn doctor_live_finds_what_a_misconfigured_kafka_breaks() {
+    let rt = runtime();
+    let kafka = ferrafka_testing::KafkaCluster::start_with(
+        1,
+        &[
+            "--broker-config",
+            "auto.create.topics.enable=true",
+            "--broker-config",
+            "unclean.leader.election.enable=true",
+            "--broker-config",
+            "offsets.retention.minutes=60",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let topic = unique("doctor-brokers");
+    let admin = ferrafka::admin::Admin::connect(&kafka.bootstrap).expect("admin");
+    rt.block_on(admin.create_topic(&ferrafka::admin::TopicSpec::new(&topic, 6)))
+        .expect("topic");
+    // A group commits once, which makes Kafka create __consumer_offsets.
+    let group = unique("doctor-brokers-group");
+    admin
+        .move_offsets(&group, &topic, ferrafka::admin::OffsetSpec::Earliest)
+        .expect("offsets committed");
+    let app = production_app(&kafka.bootstrap, &topic, 6);
+    let report = doctor::run(&app, &options(true));
+    let text = report.to_text();
+    println!("{text}");
+    let find = |id: &'static str, subject: &str| {
+        report
+            .by_id(id)
+            .find(|f| f.subject == subject)
+            .unwrap_or_else(|| panic!("no {id} {subject} in:\n{text}"))
+    };
+    let auto_create = find("FD003", "broker auto.create.topics.enable");
+    assert_eq!(auto_create.severity, Severity::Warning);
+    let offsets = find("FD012", "topic __consumer_offsets");
+    assert_eq!(offsets.severity, Severity::Error);
+    assert_eq!(offsets.found, "replication factor 1 (on the cluster)");
+    let unclean = report.by_id("FD012").find(|f| {
+        f.subject == format!("topic {topic}")
+            && f.found == "unclean.leader.election.enable=true (on the cluster)"
+    });
+    assert_eq!(
+        unclean.map(|f| f.severity),
+        Some(Severity::Warning),
+        "{text}"
+    );
+    let retention = find("FD011", "broker offsets.retention.minutes");
+    assert_eq!(retention.severity, Severity::Error);
+    assert!(retention.found.starts_with("60 (60m)"), "{text}");
 }

@@ -2,6 +2,7 @@
 //! [`AppView`](super::AppView) and adds its findings to the report.
 
 mod clients;
+mod security;
 mod settings;
 mod topics;
 
@@ -9,6 +10,7 @@ pub(crate) use clients::{
     check_compression, check_host_clock, check_metadata_refresh, check_rebalancing,
     compare_topic_codec, producer_codec,
 };
+pub(crate) use security::{check_client_security, check_delivery};
 pub(crate) use settings::{
     check_configuration, check_downtime_declared, check_persistence, check_timing,
     check_virtual_partitions,

@@ -47,6 +47,7 @@ impl Fake {
         let s = [("min.insync.replicas", "2"), ("compression.type", "zstd")];
         Fake {
             retention: Some(7 * DAY),
+            broker: BTreeMap::from([("auto.create.topics.enable".into(), "false".into())]),
             ..Fake::default()
         }
         .topic("orders", 6, 3, &s)
@@ -334,5 +335,6 @@ fn fd011_offsets_retention() {
     none(&live(&app, &Fake::ready()), "FD011");
 }
 
+mod brokers;
 mod protocol;
 mod unknown;
