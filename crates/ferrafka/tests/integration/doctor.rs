@@ -331,3 +331,64 @@ fn doctor_live_finds_what_a_misconfigured_kafka_breaks() {
     assert_eq!(retention.severity, Severity::Error);
     assert!(retention.found.starts_with("60 (60m)"), "{text}");
 }
+
+/// FD009 on Kafka: a group running with the `range` assignor, and an app about to be deployed
+/// with `cooperative-sticky` into it (a rolling update would fail with "Inconsistent group
+/// protocol"); the same app keeping `range` gets no FD009.
+#[test]
+fn doctor_live_finds_an_assignor_change_against_a_running_kafka_group() {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let rt = runtime();
+    let cluster = Cluster::kafka();
+    let topic = unique("doctor-assignor");
+    cluster.create_topic(&rt, &topic, 3);
+    let group = unique("doctor-assignor-group");
+    let member: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .set("group.id", &group)
+        .set("partition.assignment.strategy", "range")
+        .create()
+        .expect("running member");
+    member.subscribe(&[&topic]).expect("subscribes");
+    let joined = wait_until(Duration::from_secs(30), || {
+        let _ = member.poll(Duration::from_millis(50));
+        member.assignment().is_ok_and(|a| a.count() > 0)
+    });
+    assert!(joined, "the running member joined");
+    let app = |strategy: &str| {
+        let (bootstrap, topic, group, strategy) = (
+            cluster.bootstrap(),
+            topic.clone(),
+            group.clone(),
+            strategy.to_string(),
+        );
+        App::builder_with_env([])
+            .setup(move |c| {
+                c.client_id("doctor-assignor")
+                    .group_id(group)
+                    .kafka("bootstrap.servers", bootstrap)
+                    .kafka("partition.assignment.strategy", strategy);
+            })
+            .routes(move |r| {
+                r.topic(topic).consumer(|| Noop);
+            })
+            .build()
+    };
+    let report = doctor::run(&app("cooperative-sticky"), &options(true));
+    let text = report.to_text();
+    let change = report.by_id("FD009").next().expect("FD009");
+    assert_eq!(change.severity, Severity::Error, "{text}");
+    assert!(
+        change
+            .found
+            .contains("the running group uses range (1 member(s))"),
+        "{text}"
+    );
+    let report = doctor::run(&app("range"), &options(true));
+    assert!(
+        report.by_id("FD009").next().is_none(),
+        "{}",
+        report.to_text()
+    );
+    drop(member);
+}

@@ -369,3 +369,63 @@ fn create_only_creates_missing_topics() {
     );
     assert_eq!(cluster.admin.partition_count(&extra).unwrap(), Some(1));
 }
+
+/// Declared topics with replication factor 3 on a three-node Kafka cluster of the test's own:
+/// `migrate` creates them replicated with their settings, `align` puts back a setting changed
+/// behind its back, and `repartition` grows a replicated topic (CreatePartitions).
+#[test]
+fn replicated_topics_are_migrated_aligned_and_grown_on_kafka() {
+    let rt = runtime();
+    let kafka = ferrafka_testing::KafkaCluster::start(3).unwrap_or_else(|e| panic!("{e}"));
+    let admin = ferrafka::admin::Admin::connect(&kafka.bootstrap).expect("admin");
+    let topic = unique("replicated");
+    let declare = |partitions: i32| {
+        let (bootstrap, topic) = (kafka.bootstrap.clone(), topic.clone());
+        App::builder()
+            .setup(move |c| {
+                c.client_id("topics-rf3")
+                    .kafka("bootstrap.servers", bootstrap);
+            })
+            .routes(move |r| {
+                r.topic(topic).consumer(|| Noop).config(move |t| {
+                    t.partitions(partitions)
+                        .replication_factor(3)
+                        .setting("min.insync.replicas", "2")
+                        .setting("compression.type", "zstd")
+                });
+            })
+            .build_with_env([])
+    };
+    let (code, out, result) = run(&declare(3), &["migrate"]);
+    assert_eq!(code, 2, "{out} {result:?}");
+    let info = admin.topic_info(&topic).unwrap().expect("created");
+    assert_eq!((info.partitions.len(), info.replication_factor()), (3, 3));
+    assert!(info.partitions.iter().all(|p| p.isr.len() == 3), "{info:?}");
+    let setting = |name: &str| {
+        let settings = rt.block_on(admin.describe_topic_config(&topic)).unwrap();
+        settings[name].value.clone()
+    };
+    assert_eq!(setting("min.insync.replicas").as_deref(), Some("2"));
+    assert_eq!(setting("compression.type").as_deref(), Some("zstd"));
+
+    // Someone lowers min.insync.replicas by hand: align puts the declared value back.
+    let drift = [ConfigOp::Set("min.insync.replicas".into(), "1".into())];
+    rt.block_on(admin.alter_topic_config(&topic, &drift))
+        .unwrap();
+    let (code, out, _) = run(&declare(3), &["align"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("applied 1 change(s)"), "{out}");
+    assert_eq!(setting("min.insync.replicas").as_deref(), Some("2"));
+
+    // Six partitions declared: repartition grows the replicated topic.
+    let (code, out, _) = run(&declare(6), &["repartition"]);
+    assert_eq!(code, 2, "{out}");
+    let grown = wait_until(Duration::from_secs(20), || {
+        admin.topic_info(&topic).unwrap().is_some_and(|t| {
+            t.partitions.len() == 6 && t.partitions.iter().all(|p| p.replicas.len() == 3)
+        })
+    });
+    assert!(grown, "6 partitions of 3 replicas after repartition");
+    let (code, out, _) = run(&declare(6), &["plan"]);
+    assert_eq!(code, 0, "nothing left to do: {out}");
+}
