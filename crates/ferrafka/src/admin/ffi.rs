@@ -76,6 +76,66 @@ pub(super) unsafe fn text(ptr: *const c_char) -> String {
     }
 }
 
+/// Sends one admin request and waits for its answer: creates the options (`op`, with
+/// `timeout` as the request timeout) and a reply queue, lets `send` issue the request with the
+/// client handle, options and queue, and returns the reply event once it came without a
+/// request-level error. Blocks up to `timeout` plus a second.
+pub(super) fn request(
+    client: &AdminClient<DefaultClientContext>,
+    op: rd::rd_kafka_admin_op_t,
+    timeout: Duration,
+    send: impl FnOnce(*mut rd::rd_kafka_t, *mut rd::rd_kafka_AdminOptions_t, *mut rd::rd_kafka_queue_t),
+) -> Result<Guard<rd::rd_kafka_event_t>, FfiError> {
+    let rk = client.inner().native_ptr();
+    // SAFETY: rk is the live client handle; the options are destroyed by their guard.
+    let options = Guard {
+        ptr: unsafe { rd::rd_kafka_AdminOptions_new(rk, op) },
+        destroy: rd::rd_kafka_AdminOptions_destroy,
+    };
+    let timeout_ms = timeout.as_millis().min(i32::MAX as u128 - 1000) as i32;
+    let mut errbuf = [0 as c_char; 256];
+    // SAFETY: options is live; errbuf is writable for its length.
+    let set = unsafe {
+        rd::rd_kafka_AdminOptions_set_request_timeout(
+            options.ptr,
+            timeout_ms,
+            errbuf.as_mut_ptr(),
+            errbuf.len(),
+        )
+    };
+    if set != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        // SAFETY: librdkafka wrote a NUL-terminated message into errbuf.
+        return Err(FfiError::new(Some(set.into()), unsafe {
+            text(errbuf.as_ptr())
+        }));
+    }
+    // SAFETY: rk is live; the queue is destroyed by its guard after the event is taken.
+    let queue = Guard {
+        ptr: unsafe { rd::rd_kafka_queue_new(rk) },
+        destroy: rd::rd_kafka_queue_destroy,
+    };
+    send(rk, options.ptr, queue.ptr);
+    // SAFETY: queue is live; the event is destroyed by its guard.
+    let event = Guard {
+        ptr: unsafe { rd::rd_kafka_queue_poll(queue.ptr, timeout_ms + 1000) },
+        destroy: rd::rd_kafka_event_destroy,
+    };
+    if event.ptr.is_null() {
+        return Err(FfiError::new(
+            Some(RDKafkaErrorCode::OperationTimedOut),
+            format!("no answer within {timeout:?}"),
+        ));
+    }
+    // SAFETY: event is live and owned by its guard.
+    let code = unsafe { rd::rd_kafka_event_error(event.ptr) };
+    if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        // SAFETY: as above; librdkafka returns a NUL-terminated string or null.
+        let reason = unsafe { text(rd::rd_kafka_event_error_string(event.ptr)) };
+        return Err(FfiError::new(Some(code.into()), reason));
+    }
+    Ok(event)
+}
+
 /// Applies `ops` to the settings of `topic` and waits for the broker's answer. Blocks up to
 /// `timeout` (plus a second for the reply to arrive), so call it off the async runtime.
 pub(crate) fn incremental_alter_topic(
@@ -84,7 +144,6 @@ pub(crate) fn incremental_alter_topic(
     ops: &[IncrementalOp],
     timeout: Duration,
 ) -> Result<(), FfiError> {
-    let rk = client.inner().native_ptr();
     let name = cstring(topic)?;
     // SAFETY: `name` is a valid C string; the resource is destroyed by its guard.
     let resource = Guard {
@@ -138,64 +197,17 @@ pub(crate) fn incremental_alter_topic(
             return Err(FfiError::new(Some(code.into()), reason));
         }
     }
-    // SAFETY: rk is the live client handle; the options are destroyed by their guard.
-    let options = Guard {
-        ptr: unsafe {
-            rd::rd_kafka_AdminOptions_new(
-                rk,
-                rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS,
-            )
-        },
-        destroy: rd::rd_kafka_AdminOptions_destroy,
-    };
-    let timeout_ms = timeout.as_millis().min(i32::MAX as u128 - 1000) as i32;
-    let mut errbuf = [0 as c_char; 256];
-    // SAFETY: options is live; errbuf is writable for its length.
-    let set = unsafe {
-        rd::rd_kafka_AdminOptions_set_request_timeout(
-            options.ptr,
-            timeout_ms,
-            errbuf.as_mut_ptr(),
-            errbuf.len(),
-        )
-    };
-    if set != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-        // SAFETY: librdkafka wrote a NUL-terminated message into errbuf.
-        return Err(FfiError::new(Some(set.into()), unsafe {
-            text(errbuf.as_ptr())
-        }));
-    }
-    // SAFETY: rk is live; the queue is destroyed by its guard after the event is taken.
-    let queue = Guard {
-        ptr: unsafe { rd::rd_kafka_queue_new(rk) },
-        destroy: rd::rd_kafka_queue_destroy,
-    };
     let mut resources = [resource.ptr];
-    // SAFETY: every argument is live; librdkafka copies the resources and options.
-    unsafe {
-        rd::rd_kafka_IncrementalAlterConfigs(rk, resources.as_mut_ptr(), 1, options.ptr, queue.ptr)
-    };
-    // SAFETY: queue is live; the event is destroyed by its guard.
-    let event = Guard {
-        ptr: unsafe { rd::rd_kafka_queue_poll(queue.ptr, timeout_ms + 1000) },
-        destroy: rd::rd_kafka_event_destroy,
-    };
-    if event.ptr.is_null() {
-        return Err(FfiError::new(
-            Some(RDKafkaErrorCode::OperationTimedOut),
-            format!("no answer within {timeout:?}"),
-        ));
-    }
+    let op = rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS;
+    let event = request(client, op, timeout, |rk, options, queue| {
+        // SAFETY: every argument is live; librdkafka copies the resources and options.
+        unsafe {
+            rd::rd_kafka_IncrementalAlterConfigs(rk, resources.as_mut_ptr(), 1, options, queue)
+        }
+    })?;
     // SAFETY: event is live until its guard drops at the end of this function, and the result
     // and resource pointers read below belong to it.
     unsafe {
-        let code = rd::rd_kafka_event_error(event.ptr);
-        if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            return Err(FfiError::new(
-                Some(code.into()),
-                text(rd::rd_kafka_event_error_string(event.ptr)),
-            ));
-        }
         let result = rd::rd_kafka_event_IncrementalAlterConfigs_result(event.ptr);
         if result.is_null() {
             return Err(FfiError::new(None, "unexpected event type in reply"));

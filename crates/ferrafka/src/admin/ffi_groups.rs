@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka_sys::bindings as rd;
 
-use super::ffi::{FfiError, Guard, cstring, text};
+use super::ffi::{FfiError, cstring, request, text};
 use super::groups::{GroupDescription, GroupMember};
 
 /// What the broker says about each of `groups`, copied out of librdkafka's answer: the group's
@@ -27,75 +26,27 @@ pub(crate) fn describe_consumer_groups(
     groups: &[&str],
     timeout: Duration,
 ) -> Result<Vec<Result<GroupDescription, FfiError>>, FfiError> {
-    let rk = client.inner().native_ptr();
     let names: Vec<CString> = groups
         .iter()
         .map(|g| cstring(g))
         .collect::<Result<_, _>>()?;
     let mut pointers: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
-    // SAFETY: rk is the live client handle; the options are destroyed by their guard.
-    let options = Guard {
-        ptr: unsafe {
-            rd::rd_kafka_AdminOptions_new(
+    let op = rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS;
+    let event = request(client, op, timeout, |rk, options, queue| {
+        // SAFETY: every argument is live; librdkafka copies the group names and options.
+        unsafe {
+            rd::rd_kafka_DescribeConsumerGroups(
                 rk,
-                rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+                pointers.as_mut_ptr(),
+                pointers.len(),
+                options,
+                queue,
             )
-        },
-        destroy: rd::rd_kafka_AdminOptions_destroy,
-    };
-    let timeout_ms = timeout.as_millis().min(i32::MAX as u128 - 1000) as i32;
-    let mut errbuf = [0 as c_char; 256];
-    // SAFETY: options is live; errbuf is writable for its length.
-    let set = unsafe {
-        rd::rd_kafka_AdminOptions_set_request_timeout(
-            options.ptr,
-            timeout_ms,
-            errbuf.as_mut_ptr(),
-            errbuf.len(),
-        )
-    };
-    if set != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-        // SAFETY: librdkafka wrote a NUL-terminated message into errbuf.
-        return Err(FfiError::new(Some(set.into()), unsafe {
-            text(errbuf.as_ptr())
-        }));
-    }
-    // SAFETY: rk is live; the queue is destroyed by its guard after the event is taken.
-    let queue = Guard {
-        ptr: unsafe { rd::rd_kafka_queue_new(rk) },
-        destroy: rd::rd_kafka_queue_destroy,
-    };
-    // SAFETY: every argument is live; librdkafka copies the group names and options.
-    unsafe {
-        rd::rd_kafka_DescribeConsumerGroups(
-            rk,
-            pointers.as_mut_ptr(),
-            pointers.len(),
-            options.ptr,
-            queue.ptr,
-        )
-    };
-    // SAFETY: queue is live; the event is destroyed by its guard.
-    let event = Guard {
-        ptr: unsafe { rd::rd_kafka_queue_poll(queue.ptr, timeout_ms + 1000) },
-        destroy: rd::rd_kafka_event_destroy,
-    };
-    if event.ptr.is_null() {
-        return Err(FfiError::new(
-            Some(RDKafkaErrorCode::OperationTimedOut),
-            format!("no answer within {timeout:?}"),
-        ));
-    }
+        }
+    })?;
     // SAFETY: event is live until its guard drops at the end of this function; every pointer
     // read below belongs to it and is copied into owned values before then.
     unsafe {
-        let code = rd::rd_kafka_event_error(event.ptr);
-        if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            return Err(FfiError::new(
-                Some(code.into()),
-                text(rd::rd_kafka_event_error_string(event.ptr)),
-            ));
-        }
         let result = rd::rd_kafka_event_DescribeConsumerGroups_result(event.ptr);
         if result.is_null() {
             return Err(FfiError::new(None, "unexpected event type in reply"));
