@@ -1,7 +1,7 @@
 //! `ferrafka-bench`: what ferrafka costs over hand-written rdkafka loops.
 //!
 //! On one broker per run, it consumes N messages through ferrafka (no-op consumer), through a
-//! raw `BaseConsumer` poll loop and through confluent-kafka-python (the peer, optional), on one
+//! raw `BaseConsumer` poll loop and through the peers (optional: confluent-kafka-python, Kafka's Java client), on one
 //! topic per partition count; produces N messages through ferrafka's producer and a raw
 //! `BaseProducer` loop; and measures idle clients. It prints messages per second, client
 //! CPU-seconds per million messages, Rust allocations per message, idle CPU per second, and
@@ -230,10 +230,17 @@ fn run(cli: &Cli) -> Result<()> {
         payload: (0..cli.payload_bytes)
             .map(|i| b'a' + (i % 26) as u8)
             .collect(),
-        peer: Peer::find(cli.peer_python.as_deref()),
+        peers: Vec::new(),
         created: Vec::new(),
     };
-    report::print_header(cli, &cluster, bench.peer.as_ref().ok());
+    let mut peers_skipped = Vec::new();
+    for peer in [Peer::python(cli.peer_python.as_deref()), Peer::java()] {
+        match peer {
+            Ok(peer) => bench.peers.push(peer),
+            Err(why) => peers_skipped.push(why),
+        }
+    }
+    report::print_header(cli, &cluster, &bench.peers);
 
     let mut summary = Summary::default();
     if do_consume {
@@ -241,7 +248,7 @@ fn run(cli: &Cli) -> Result<()> {
             summary.consume.push(bench.consume(partitions)?);
         }
         if cli.client == Clients::All {
-            summary.peer_skipped = bench.peer.as_ref().err().cloned();
+            summary.peers_skipped = peers_skipped;
         }
     }
     if matches!(cli.phase, Phases::All | Phases::Produce) {

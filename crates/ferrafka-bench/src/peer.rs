@@ -1,11 +1,14 @@
-//! The peer row: confluent-kafka-python's `consume(num_messages=500)` loop
-//! (`peer/confluent_consume.py`) on the same broker and topic, in the same run.
+//! The peer rows, other clients on the same broker and topic, in the same run:
+//! confluent-kafka-python's `consume(num_messages=500)` loop (`peer/confluent_consume.py`) and
+//! the Java client's `KafkaConsumer` poll loop (`bench-consume` of the Java peer in
+//! `testing/kafka/peer`).
 //!
-//! The script measures its own window like the Rust clients: from the assignment to the last
-//! message, process CPU time of every thread (`time.process_time()`). The bench also reads the
-//! whole child's CPU (interpreter start, import, join, close included) from
-//! `getrusage(RUSAGE_CHILDREN)` around its `wait`, shown as `process` in the round's line.
-//! It is optional: without a Python that imports `confluent_kafka` the row is skipped.
+//! Each measures its own window like the Rust clients: from the assignment to the last
+//! message, process CPU time of every thread (`time.process_time()`; the JVM's process CPU
+//! time, JIT and GC included). The bench also reads the whole child's CPU (start-up, join and
+//! close included) from `getrusage(RUSAGE_CHILDREN)` around its `wait`, shown as `process` in
+//! the round's line. Both are optional: without a Python that imports `confluent_kafka`, or
+//! without the built Java peer, the row is skipped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,19 +31,34 @@ pub const DEFAULT_VENV_PYTHON: &str = "/var/tmp/ferrafka-peer-venv/bin/python";
 pub const INSTALL_HINT: &str = "python3 -m venv /var/tmp/ferrafka-peer-venv && \
      /var/tmp/ferrafka-peer-venv/bin/pip install confluent-kafka";
 
-/// A Python that imports `confluent_kafka`, and the script written where it can run it.
+/// The Java peer's jar, built by `mvn -q -f testing/kafka/peer/pom.xml package`.
+fn java_jar() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testing/kafka/peer/target/kafka-peer.jar")
+}
+
+/// Another client that consumes the bench's topic in a process of its own.
 #[derive(Debug)]
 pub struct Peer {
-    python: PathBuf,
-    script: PathBuf,
-    /// confluent-kafka's and its bundled librdkafka's versions, for the header.
+    /// The row's name.
+    pub name: &'static str,
+    how: How,
+    /// The client's (and its library's) versions, for the header.
     pub versions: String,
+}
+
+/// How to run a peer.
+#[derive(Debug)]
+enum How {
+    /// A Python that imports `confluent_kafka`, and the script written where it can run it.
+    Python { python: PathBuf, script: PathBuf },
+    /// `java -jar` the Java peer.
+    Java { jar: PathBuf },
 }
 
 impl Peer {
     /// Finds the peer: `python` if given, else the default virtualenv's. `Err` says why the
     /// row is skipped (and how to install it).
-    pub fn find(python: Option<&Path>) -> Result<Peer, String> {
+    pub fn python(python: Option<&Path>) -> Result<Peer, String> {
         let python = python.map_or_else(|| PathBuf::from(DEFAULT_VENV_PYTHON), Path::to_path_buf);
         let probe = Command::new(&python)
             .args([
@@ -74,13 +92,44 @@ impl Peer {
         std::fs::write(&script, SCRIPT)
             .map_err(|e| format!("writing {}: {e}", script.display()))?;
         Ok(Peer {
-            python,
-            script,
+            name: "confluent-kafka-python",
+            how: How::Python { python, script },
             versions,
         })
     }
 
-    /// Consumes `setup`'s topic with the script, given the raw loop's `properties` and `group`.
+    /// The Java peer, when its jar was built (and `java` runs). `Err` says why the row is
+    /// skipped.
+    pub fn java() -> Result<Peer, String> {
+        let jar = java_jar();
+        if !jar.exists() {
+            return Err(format!(
+                "no {}; build it with `mvn -q -f testing/kafka/peer/pom.xml package`",
+                jar.display()
+            ));
+        }
+        let lib = jar.with_file_name("lib");
+        let clients = std::fs::read_dir(&lib)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .find_map(|n| {
+                Some(
+                    n.strip_prefix("kafka-clients-")?
+                        .strip_suffix(".jar")?
+                        .to_string(),
+                )
+            })
+            .unwrap_or_else(|| "?".into());
+        Ok(Peer {
+            name: "Java KafkaConsumer",
+            how: How::Java { jar },
+            versions: format!("Java KafkaConsumer (kafka-clients {clients})"),
+        })
+    }
+
+    /// Consumes `setup`'s topic, given the raw loop's `properties` and `group`.
     pub fn consume(
         &self,
         setup: &Setup,
@@ -89,33 +138,53 @@ impl Peer {
     ) -> Result<(Outcome, Duration)> {
         let mut config = properties.clone();
         config.insert("group.id".into(), group.into());
+        let mut command = match &self.how {
+            How::Python { python, script } => {
+                let mut c = Command::new(python);
+                c.arg(script)
+                    .arg(serde_json::to_string(&config)?)
+                    .arg(&setup.topic)
+                    .arg(setup.messages.to_string())
+                    .arg(setup.max_messages.to_string());
+                c
+            }
+            How::Java { jar } => {
+                let mut c = Command::new("java");
+                c.arg("-jar")
+                    .arg(jar)
+                    .arg("bench-consume")
+                    .arg(&setup.bootstrap)
+                    .arg(group)
+                    .arg(&setup.topic)
+                    .arg(setup.messages.to_string());
+                c
+            }
+        };
+        command.arg(setup.timeout.as_secs_f64().to_string());
+        let name = self.name;
         let before = cpu::reaped_children_cpu();
-        let out = Command::new(&self.python)
-            .arg(&self.script)
-            .arg(serde_json::to_string(&config)?)
-            .arg(&setup.topic)
-            .arg(setup.messages.to_string())
-            .arg(setup.max_messages.to_string())
-            .arg(setup.timeout.as_secs_f64().to_string())
+        let out = command
             .stderr(Stdio::inherit())
             .output()
-            .context("running the Python peer")?;
+            .with_context(|| format!("running the {name} peer"))?;
         let process_cpu = cpu::reaped_children_cpu().saturating_sub(before);
         if !out.status.success() {
-            bail!("the Python peer failed ({})", out.status);
+            bail!("the {name} peer failed ({})", out.status);
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text
             .lines()
             .find_map(|l| l.strip_prefix("result "))
-            .context("the Python peer printed no result line")?;
+            .with_context(|| format!("the {name} peer printed no result line"))?;
         Ok((parse_result(line)?, process_cpu))
     }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.script);
+        if let How::Python { script, .. } = &self.how {
+            let _ = std::fs::remove_file(script);
+        }
     }
 }
 

@@ -160,7 +160,7 @@ pub fn print_table(series: &[&Series]) {
 }
 
 /// Prints what the run measures and on what: sizes, machine, load, broker, peer.
-pub fn print_header(cli: &Cli, cluster: &Cluster, peer: Option<&Peer>) {
+pub fn print_header(cli: &Cli, cluster: &Cluster, peers: &[Peer]) {
     let produce_messages = cli.produce_messages.unwrap_or(cli.messages * 5);
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
@@ -203,7 +203,7 @@ pub fn print_header(cli: &Cli, cluster: &Cluster, peer: Option<&Peer>) {
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into());
     println!("machine: {cpus} CPUs ({model}), load average {load}; {broker}");
-    if let Some(peer) = peer {
+    for peer in peers {
         println!("peer: {}", peer.versions);
     }
 }

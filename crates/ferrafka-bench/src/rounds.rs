@@ -1,5 +1,5 @@
 //! The measured rounds: consume on one topic per partition count (ferrafka, the raw loop and
-//! the optional Python peer), and produce (raw, `produce_async`, `produce_many`).
+//! the optional peers), and produce (raw, `produce_async`, `produce_many`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -24,8 +24,8 @@ pub struct Bench<'a> {
     pub run_id: String,
     /// The payload of every message.
     pub payload: Vec<u8>,
-    /// The Python peer, or why it is skipped.
-    pub peer: Result<Peer, String>,
+    /// The peers that can run (confluent-kafka-python, the Java client).
+    pub peers: Vec<Peer>,
     /// Topics this run created (deleted at the end on an external cluster).
     pub created: Vec<String>,
 }
@@ -38,8 +38,8 @@ pub struct ConsumeRows {
     pub raw: Series,
     /// The ferrafka server with a no-op consumer.
     pub ferrafka: Series,
-    /// confluent-kafka-python (empty when skipped).
-    pub peer: Series,
+    /// One per peer, in the order of `Bench::peers`.
+    pub peers: Vec<Series>,
 }
 
 /// The produce series.
@@ -126,17 +126,22 @@ impl Bench<'_> {
             partitions,
             raw: Series::new(&phase, "raw BaseConsumer"),
             ferrafka: Series::new(&phase, "ferrafka"),
-            peer: Series::new(&phase, "confluent-kafka-python"),
+            peers: self
+                .peers
+                .iter()
+                .map(|p| Series::new(&phase, p.name))
+                .collect(),
         };
+        // Clients by index: 0 ferrafka, 1 raw, 2.. the peers.
         let mut order = Vec::new();
         if cli.client != Clients::Raw {
-            order.push("ferrafka");
+            order.push(0);
         }
         if cli.client != Clients::Ferrafka {
-            order.push("raw");
+            order.push(1);
         }
-        if cli.client == Clients::All && self.peer.is_ok() {
-            order.push("peer");
+        if cli.client == Clients::All {
+            order.extend(2..2 + self.peers.len());
         }
         for round in 0..cli.rounds {
             for &which in &order {
@@ -145,14 +150,14 @@ impl Bench<'_> {
                     self.run_id
                 );
                 let (outcome, broker_cpu) = self.cluster.with_broker_cpu(|| match which {
-                    "ferrafka" => consume::ferrafka(&setup, &group).map(|o| (o, None)),
-                    "raw" => consume::raw(&setup, &group, &properties).map(|o| (o, None)),
-                    _ => self.peer_consume(&setup, &group, &properties),
+                    0 => consume::ferrafka(&setup, &group).map(|o| (o, None)),
+                    1 => consume::raw(&setup, &group, &properties).map(|o| (o, None)),
+                    peer => self.peer_consume(peer - 2, &setup, &group, &properties),
                 });
                 let series = match which {
-                    "ferrafka" => &mut rows.ferrafka,
-                    "raw" => &mut rows.raw,
-                    _ => &mut rows.peer,
+                    0 => &mut rows.ferrafka,
+                    1 => &mut rows.raw,
+                    peer => &mut rows.peers[peer - 2],
                 };
                 record_consume(round, series, outcome, broker_cpu, cli.payload_bytes);
             }
@@ -164,12 +169,12 @@ impl Bench<'_> {
 
     fn peer_consume(
         &self,
+        peer: usize,
         setup: &consume::Setup,
         group: &str,
         properties: &BTreeMap<String, String>,
     ) -> Result<(consume::Outcome, Option<Duration>)> {
-        let peer = self.peer.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (outcome, process) = peer.consume(setup, group, properties)?;
+        let (outcome, process) = self.peers[peer].consume(setup, group, properties)?;
         Ok((outcome, Some(process)))
     }
 
@@ -243,7 +248,7 @@ fn record(round: usize, series: &mut Series, sample: Result<Sample>, extra: &str
     }
 }
 
-/// Records a consume round; `process_cpu` is the whole Python peer process's CPU time.
+/// Records a consume round; `process_cpu` is the whole peer process's CPU time.
 fn record_consume(
     round: usize,
     series: &mut Series,

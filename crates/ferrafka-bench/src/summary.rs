@@ -25,8 +25,8 @@ pub struct Summary {
     pub produce: Option<ProduceRows>,
     /// Idle readings, when measured.
     pub idle: Vec<(&'static str, Reading)>,
-    /// Why the Python peer was skipped, if it was.
-    pub peer_skipped: Option<String>,
+    /// Why peers were skipped.
+    pub peers_skipped: Vec<String>,
 }
 
 fn verdict(value: f64, target: f64) -> &'static str {
@@ -49,7 +49,8 @@ impl Summary {
     pub fn print(&self) {
         let mut series: Vec<&Series> = Vec::new();
         for c in &self.consume {
-            series.extend([&c.raw, &c.ferrafka, &c.peer]);
+            series.extend([&c.raw, &c.ferrafka]);
+            series.extend(&c.peers);
         }
         if let Some(p) = &self.produce {
             series.extend([&p.raw, &p.produce_async, &p.produce_many]);
@@ -69,7 +70,7 @@ impl Summary {
                 println!("{name:<37} {:>12.1}", r.cpu_ms_per_s);
             }
         }
-        if let Some(why) = &self.peer_skipped {
+        for why in &self.peers_skipped {
             println!();
             println!("peer row skipped: {why}");
         }
@@ -103,11 +104,15 @@ impl Summary {
                 verdict(own, FRAMEWORK_ALLOCS)
             );
         }
-        if let Some((peer, _)) = comparable(&c.peer, &c.raw) {
+        for series in &c.peers {
+            let Some((peer, _)) = comparable(series, &c.raw) else {
+                continue;
+            };
             let p = peer.medians();
             println!(
-                "  {phase:<11} peer confluent-kafka-python/raw: msg/s x{:.3}, CPU/msg x{:.3} \
+                "  {phase:<11} peer {}/raw: msg/s x{:.3}, CPU/msg x{:.3} \
                  (ferrafka/peer CPU/msg x{:.3}; no target)",
+                peer.client,
                 p.rate / r.rate,
                 p.cpu_per_million / r.cpu_per_million,
                 f.cpu_per_million / p.cpu_per_million

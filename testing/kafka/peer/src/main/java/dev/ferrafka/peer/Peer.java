@@ -38,6 +38,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *   consume   &lt;bootstrap&gt; &lt;topic&gt; &lt;expected_count&gt; &lt;timeout_ms&gt;
  *   partition &lt;partitions&gt; &lt;key&gt;...          (key: a UTF-8 string)
  *   partition-b64 &lt;partitions&gt; &lt;b64key&gt;...   (key: standard base64 of the key bytes)
+ *   bench-consume &lt;bootstrap&gt; &lt;group&gt; &lt;topic&gt; &lt;messages&gt; &lt;timeout_s&gt;  (ferrafka-bench's Java row)
  * </pre>
  *
  * stdout carries only JSON objects, one per line (pure ASCII: non-ASCII is \\u-escaped);
@@ -77,7 +78,8 @@ public final class Peer {
     static final String USAGE = "usage: Peer produce <bootstrap> <topic> <partitions>\n"
             + "       Peer consume <bootstrap> <topic> <expected_count> <timeout_ms>\n"
             + "       Peer partition <partitions> <key>...\n"
-            + "       Peer partition-b64 <partitions> <base64 key>...";
+            + "       Peer partition-b64 <partitions> <base64 key>...\n"
+            + "       Peer bench-consume <bootstrap> <group> <topic> <messages> <timeout_s>";
 
     static final class Usage extends Exception {
         Usage(String msg) {
@@ -95,6 +97,10 @@ public final class Peer {
                 if (args.length != 5) throw new Usage("consume takes 4 arguments");
                 return consume(args[1], args[2], nonNegative(args[3], "expected_count"),
                         nonNegative(args[4], "timeout_ms"));
+            case "bench-consume":
+                if (args.length != 6) throw new Usage("bench-consume takes 5 arguments");
+                return BenchConsume.run(args[1], args[2], args[3], nonNegative(args[4], "messages"),
+                        Double.parseDouble(args[5]));
             case "partition":
             case "partition-b64": {
                 if (args.length < 2) throw new Usage(args[0] + " takes <partitions> <key>...");
