@@ -330,7 +330,7 @@ pub fn check(
     );
 }
 
-/// The directory of a record file, for the processes' logs.
+/// The log file of the process in `slot`, `generation`, beside the record file `out`.
 fn log_path(out: &Path, slot: usize, generation: usize) -> PathBuf {
     out.with_file_name(format!("p{slot}-{generation}.log"))
 }
