@@ -7,6 +7,9 @@ use std::time::Duration;
 use crate::admin::{Cluster, GroupDescription, MessageStamp, TopicInfo};
 use crate::error::error_chain;
 
+/// A broker's id and the settings it reported.
+type BrokerConfig = (i32, BTreeMap<String, String>);
+
 /// What the live checks read, over any [`Cluster`]: each read blocks on a runtime of its own,
 /// and its error is the reason the fact is unknown (a fact the cluster did not deliver is an
 /// error, never an empty answer).
@@ -16,6 +19,9 @@ pub struct Live<'a, C: Cluster> {
     /// (tansu 0.6.0) never answer DescribeConfigs on brokers.
     brokers: &'a C,
     runtime: tokio::runtime::Runtime,
+    /// The first broker's id and settings, read once: several checks ask for one setting
+    /// each, and a broker that never answers (tansu) costs the timeout only once.
+    broker_config: std::sync::OnceLock<Result<BrokerConfig, String>>,
 }
 
 impl<C: Cluster> std::fmt::Debug for Live<'_, C> {
@@ -38,6 +44,7 @@ impl<'a, C: Cluster> Live<'a, C> {
             cluster,
             brokers,
             runtime,
+            broker_config: std::sync::OnceLock::new(),
         })
     }
 
@@ -60,6 +67,18 @@ impl<'a, C: Cluster> Live<'a, C> {
 
     /// One broker's setting `name` (the first broker's: the checks read cluster-wide defaults).
     pub(super) fn broker_setting(&self, name: &str) -> Result<String, String> {
+        let (id, config) = self
+            .broker_config
+            .get_or_init(|| self.read_broker_config())
+            .as_ref()
+            .map_err(Clone::clone)?;
+        config
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("broker {id} did not report {name}"))
+    }
+
+    fn read_broker_config(&self) -> Result<BrokerConfig, String> {
         let brokers = self.wait(self.cluster.brokers())?;
         let broker = brokers.first().ok_or("the cluster reported no broker")?;
         let config = self
@@ -72,10 +91,7 @@ impl<'a, C: Cluster> Live<'a, C> {
                     error_chain(&e)
                 )
             })?;
-        config
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("broker {} did not report {name}", broker.id))
+        Ok((broker.id, config))
     }
 
     /// The brokers' `offsets.retention.minutes`.
