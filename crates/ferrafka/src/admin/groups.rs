@@ -213,7 +213,8 @@ impl Admin {
     }
 
     /// Moves the group's committed offsets on every partition of `topic` to `to`. Refused
-    /// while the group has members. Returns the new offset per partition.
+    /// while the group has members; retried while the group's coordinator is not ready.
+    /// Returns the new offset per partition.
     pub fn move_offsets(
         &self,
         group: &str,
@@ -238,22 +239,21 @@ impl Admin {
         let consumer = self.consumer(Some(group))?;
         // The group's coordinator may not be ready yet: on a fresh cluster the first commit
         // creates `__consumer_offsets`, and after a broker failure its partitions move.
-        let deadline = crate::config::later(std::time::Instant::now(), self.timeout);
-        loop {
-            match consumer.commit(&tpl, CommitMode::Sync) {
-                Err(KafkaError::ConsumerCommit(
+        let coordinator_not_ready = |e: &KafkaError| {
+            matches!(
+                e,
+                KafkaError::ConsumerCommit(
                     RDKafkaErrorCode::NotCoordinator
-                    | RDKafkaErrorCode::CoordinatorNotAvailable
-                    | RDKafkaErrorCode::CoordinatorLoadInProgress,
-                )) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                }
-                result => {
-                    result.map_err(|e| kafka_error("move offsets", group, &e))?;
-                    return Ok(moved);
-                }
-            }
-        }
+                        | RDKafkaErrorCode::CoordinatorNotAvailable
+                        | RDKafkaErrorCode::CoordinatorLoadInProgress,
+                )
+            )
+        };
+        self.retrying(coordinator_not_ready, || {
+            consumer.commit(&tpl, CommitMode::Sync)
+        })
+        .map_err(|e| kafka_error("move offsets", group, &e))?;
+        Ok(moved)
     }
 
     /// Deletes a consumer group and its committed offsets. Refused while it has members.

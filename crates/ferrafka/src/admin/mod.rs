@@ -345,24 +345,39 @@ impl Admin {
     /// (`NotLeaderForPartition`, `LeaderNotAvailable`, `UnknownTopicOrPartition`): those are
     /// retried until [`Admin::timeout`].
     pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
-        let deadline = crate::config::later(std::time::Instant::now(), self.timeout);
+        self.retrying(
+            |e| {
+                matches!(
+                    e,
+                    KafkaError::MetadataFetch(
+                        RDKafkaErrorCode::NotLeaderForPartition
+                            | RDKafkaErrorCode::LeaderNotAvailable
+                            | RDKafkaErrorCode::UnknownTopicOrPartition,
+                    )
+                )
+            },
+            || {
+                self.metadata
+                    .fetch_watermarks(topic, partition, self.timeout)
+            },
+        )
+        .map_err(|e| kafka_error("fetch watermarks", format!("{topic}/{partition}"), &e))
+    }
+
+    /// Runs `call` until it succeeds, fails with an error `transient` does not accept, or
+    /// [`Admin::timeout`] passed: for answers a cluster gives while it is still settling.
+    fn retrying<T>(
+        &self,
+        transient: impl Fn(&KafkaError) -> bool,
+        mut call: impl FnMut() -> rdkafka::error::KafkaResult<T>,
+    ) -> rdkafka::error::KafkaResult<T> {
+        let deadline = crate::config::later(Instant::now(), self.timeout);
         loop {
-            match self
-                .metadata
-                .fetch_watermarks(topic, partition, self.timeout)
-            {
-                Err(KafkaError::MetadataFetch(
-                    RDKafkaErrorCode::NotLeaderForPartition
-                    | RDKafkaErrorCode::LeaderNotAvailable
-                    | RDKafkaErrorCode::UnknownTopicOrPartition,
-                )) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+            match call() {
+                Err(e) if transient(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
                 }
-                result => {
-                    return result.map_err(|e| {
-                        kafka_error("fetch watermarks", format!("{topic}/{partition}"), &e)
-                    });
-                }
+                result => return result,
             }
         }
     }
