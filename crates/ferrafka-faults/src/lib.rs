@@ -130,6 +130,28 @@ impl Drop for ConsumerProcess {
     }
 }
 
+/// (number, partition, offset) of every message a [`Collector`] processed, in order.
+pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<(u64, i32, i64)>>>;
+
+/// A consumer for in-process servers: records the number in each payload with its partition
+/// and offset.
+pub struct Collector(pub Seen);
+
+impl ferrafka::Consumer for Collector {
+    async fn consume(
+        &mut self,
+        _ctx: &mut ferrafka::Context,
+        messages: &ferrafka::Messages,
+    ) -> ferrafka::ConsumeResult {
+        let mut seen = self.0.lock().expect("not poisoned");
+        for m in messages {
+            let number = std::str::from_utf8(m.payload_or_empty())?.parse()?;
+            seen.push((number, m.partition(), m.offset()));
+        }
+        Ok(())
+    }
+}
+
 /// A processed message as recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Processed {

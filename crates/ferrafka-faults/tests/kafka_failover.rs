@@ -10,13 +10,12 @@
 //! `cargo test -p ferrafka-faults --test kafka_failover -- --nocapture` prints the figures.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrafka::admin::{Admin, TopicSpec};
 use ferrafka::rdkafka::Message as _;
 use ferrafka::{Producer, Record, ServerExit};
-use ferrafka_faults::{unique, wait_until};
+use ferrafka_faults::{Collector, Seen, unique, wait_until};
 use ferrafka_testing::{KafkaCluster, read_topic};
 
 const N: u64 = 4000;
@@ -24,24 +23,7 @@ const N: u64 = 4000;
 const CHUNK: u64 = 20;
 const PARTITIONS: i32 = 3;
 
-/// Every number it processes, in order.
-struct Collector(Arc<Mutex<Vec<u64>>>);
-
-impl ferrafka::Consumer for Collector {
-    async fn consume(
-        &mut self,
-        _ctx: &mut ferrafka::Context,
-        messages: &ferrafka::Messages,
-    ) -> ferrafka::ConsumeResult {
-        let mut seen = self.0.lock().unwrap();
-        for m in messages {
-            seen.push(std::str::from_utf8(m.payload_or_empty())?.parse()?);
-        }
-        Ok(())
-    }
-}
-
-fn consumer(bootstrap: String, topic: String, seen: Arc<Mutex<Vec<u64>>>) -> ferrafka::App {
+fn consumer(bootstrap: String, topic: String, seen: Seen) -> ferrafka::App {
     ferrafka::App::builder()
         .setup(move |c| {
             c.client_id("failover")
@@ -78,7 +60,7 @@ fn killing_a_partition_leader_loses_nothing_and_duplicates_nothing_it_produced()
         ("message.timeout.ms".to_string(), "120000".to_string()),
     ]))
     .unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = Seen::default();
     let server = consumer(bootstrap.clone(), topic.clone(), seen.clone())
         .start(&ferrafka::Filters::default())
         .unwrap();
@@ -127,7 +109,7 @@ fn killing_a_partition_leader_loses_nothing_and_duplicates_nothing_it_produced()
 
     let all = wait_until(Duration::from_secs(90), || {
         let seen = seen.lock().unwrap();
-        let distinct: std::collections::HashSet<_> = seen.iter().collect();
+        let distinct: std::collections::HashSet<_> = seen.iter().map(|s| s.0).collect();
         distinct.len() as u64 == N
     });
     assert_eq!(server.shutdown(), ServerExit::Clean);
@@ -160,7 +142,7 @@ fn killing_a_partition_leader_loses_nothing_and_duplicates_nothing_it_produced()
     let written_twice = copies.values().filter(|c| **c > 1).count();
     let seen = seen.lock().unwrap();
     let mut processed: HashMap<u64, usize> = HashMap::new();
-    for n in seen.iter() {
+    for (n, _, _) in seen.iter() {
         *processed.entry(*n).or_default() += 1;
     }
     let processed_twice: usize = processed.values().map(|c| c - 1).sum();

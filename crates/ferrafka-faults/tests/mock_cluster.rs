@@ -4,37 +4,16 @@
 //! the server must stop cleanly.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrafka::{Producer, Record, ServerExit};
-use ferrafka_faults::{unique, wait_until};
+use ferrafka_faults::{Collector, Seen, unique, wait_until};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaApiKey;
 use rdkafka::types::RDKafkaRespErr::*;
 
 const N: u64 = 2000;
-
-/// (number, partition, offset) of every processed message.
-type Seen = Arc<Mutex<Vec<(u64, i32, i64)>>>;
-
-/// Collects what it processes in memory.
-struct Collector(Seen);
-
-impl ferrafka::Consumer for Collector {
-    async fn consume(
-        &mut self,
-        _ctx: &mut ferrafka::Context,
-        messages: &ferrafka::Messages,
-    ) -> ferrafka::ConsumeResult {
-        let mut seen = self.0.lock().unwrap();
-        for m in messages {
-            let number = std::str::from_utf8(m.payload_or_empty())?.parse()?;
-            seen.push((number, m.partition(), m.offset()));
-        }
-        Ok(())
-    }
-}
 
 fn produce(rt: &tokio::runtime::Runtime, producer: &Producer, topic: &str, numbers: &[String]) {
     let records = numbers.iter().map(|v| Record::to(topic).key(v).payload(v));
