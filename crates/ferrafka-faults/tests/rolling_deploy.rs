@@ -32,14 +32,7 @@ fn deploy(scenario: &Scenario, lossy_revocations: u64) -> Outcome {
 
 #[test]
 fn rolling_deploy_eager() {
-    let scenario = Scenario {
-        name: "eager (range)",
-        strategy: "range",
-        static_membership: false,
-        surge: false,
-        session_timeout_ms: 6000,
-        pause: Pause::None,
-    };
+    let scenario = Scenario::new("eager (range)", "range", 6000);
     // Each restart: the leave and the join, each revoking every partition.
     let outcome = deploy(&scenario, PROCESSES as u64 * 2 * PARTITIONS);
     assert!(outcome.broker_rebalances.iter().all(|&n| n >= 1));
@@ -47,14 +40,7 @@ fn rolling_deploy_eager() {
 
 #[test]
 fn rolling_deploy_cooperative_sticky() {
-    let scenario = Scenario {
-        name: "cooperative-sticky",
-        strategy: "cooperative-sticky",
-        static_membership: false,
-        surge: false,
-        session_timeout_ms: 6000,
-        pause: Pause::None,
-    };
+    let scenario = Scenario::new("cooperative-sticky", "cooperative-sticky", 6000);
     // Each restart revokes the leaver's share and, when the successor joins, its share again.
     let outcome = deploy(&scenario, PROCESSES as u64 * 4);
     assert!(outcome.broker_rebalances.iter().all(|&n| n >= 1));
@@ -63,12 +49,8 @@ fn rolling_deploy_cooperative_sticky() {
 #[test]
 fn rolling_deploy_static_membership() {
     let scenario = Scenario {
-        name: "static membership (range)",
-        strategy: "range",
         static_membership: true,
-        surge: false,
-        session_timeout_ms: 30_000,
-        pause: Pause::None,
+        ..Scenario::new("static membership (range)", "range", 30_000)
     };
     // The leaver revokes its own share when it stops; nothing else moves.
     let outcome = deploy(&scenario, PROCESSES as u64 * 2);
@@ -81,14 +63,7 @@ fn rolling_deploy_static_membership() {
 
 #[test]
 fn rolling_deploy_kip848() {
-    let scenario = Scenario {
-        name: "KIP-848 (group.protocol=consumer)",
-        strategy: "consumer",
-        static_membership: false,
-        surge: false,
-        session_timeout_ms: 0,
-        pause: Pause::None,
-    };
+    let scenario = Scenario::new("KIP-848 (group.protocol=consumer)", "consumer", 0);
     // Each restart revokes the leaver's share and, when the successor joins, its share again.
     let outcome = deploy(&scenario, PROCESSES as u64 * 4);
     assert!(outcome.broker_rebalances.iter().all(|&n| n >= 1));
@@ -97,12 +72,8 @@ fn rolling_deploy_kip848() {
 #[test]
 fn rolling_deploy_kip848_static_membership() {
     let scenario = Scenario {
-        name: "KIP-848 with static membership",
-        strategy: "consumer",
         static_membership: true,
-        surge: false,
-        session_timeout_ms: 0,
-        pause: Pause::None,
+        ..Scenario::new("KIP-848 with static membership", "consumer", 0)
     };
     // The leaver revokes its own share when it stops; nothing else moves.
     let outcome = deploy(&scenario, PROCESSES as u64 * 2);
@@ -119,12 +90,8 @@ fn rolling_deploy_kip848_static_membership() {
 /// not settle after the restart.
 fn eager_deploy_while_paused(name: &'static str, pause: Pause) {
     let scenario = Scenario {
-        name,
-        strategy: "range",
-        static_membership: false,
-        surge: false,
-        session_timeout_ms: 6000,
         pause,
+        ..Scenario::new(name, "range", 6000)
     };
     deploy(&scenario, PROCESSES as u64 * 2 * PARTITIONS);
 }

@@ -10,7 +10,7 @@
 //! revocations per strategy. Figures:
 //! `cargo test -p ferrafka-faults --test rolling_restart -- --nocapture --test-threads 1`.
 
-use ferrafka_faults::rolling::{Coordinator, PARTITIONS, PROCESSES, Pause, Scenario, check, run};
+use ferrafka_faults::rolling::{Coordinator, PARTITIONS, PROCESSES, Scenario, check, run};
 
 fn restart(scenario: &Scenario, lossy_revocations: u64) {
     let mock = Coordinator::mock();
@@ -20,14 +20,7 @@ fn restart(scenario: &Scenario, lossy_revocations: u64) {
 
 #[test]
 fn rolling_restart_eager() {
-    let scenario = Scenario {
-        name: "eager (range)",
-        strategy: "range",
-        static_membership: false,
-        surge: false,
-        session_timeout_ms: 3000,
-        pause: Pause::None,
-    };
+    let scenario = Scenario::new("eager (range)", "range", 3000);
     // Each restart: up to three rebalances, each revoking every partition — the leave, and one
     // more for each member (the successor or a survivor) whose JoinGroup missed the mock's join
     // window, which closes after a fixed time.
@@ -36,14 +29,7 @@ fn rolling_restart_eager() {
 
 #[test]
 fn rolling_restart_cooperative_sticky() {
-    let scenario = Scenario {
-        name: "cooperative-sticky",
-        strategy: "cooperative-sticky",
-        static_membership: false,
-        surge: false,
-        session_timeout_ms: 3000,
-        pause: Pause::None,
-    };
+    let scenario = Scenario::new("cooperative-sticky", "cooperative-sticky", 3000);
     // Each restart revokes only what moves to the successor: its share, two partitions.
     restart(&scenario, PROCESSES as u64 * 2);
 }
@@ -51,12 +37,8 @@ fn rolling_restart_cooperative_sticky() {
 #[test]
 fn rolling_restart_static_membership() {
     let scenario = Scenario {
-        name: "static membership (range)",
-        strategy: "range",
         static_membership: true,
-        surge: false,
-        session_timeout_ms: 6000,
-        pause: Pause::None,
+        ..Scenario::new("static membership (range)", "range", 6000)
     };
     // The mock coordinator ignores `group.instance.id` when a member rejoins, so each restart
     // is a join plus the predecessor's session expiry: up to three rebalances, each revoking
@@ -67,12 +49,12 @@ fn rolling_restart_static_membership() {
 #[test]
 fn rolling_restart_cooperative_sticky_surge() {
     let scenario = Scenario {
-        name: "cooperative-sticky, successor first",
-        strategy: "cooperative-sticky",
-        static_membership: false,
         surge: true,
-        session_timeout_ms: 3000,
-        pause: Pause::None,
+        ..Scenario::new(
+            "cooperative-sticky, successor first",
+            "cooperative-sticky",
+            3000,
+        )
     };
     // Each restart moves the successor's share to it and the predecessor's partitions away
     // from it: four partitions.

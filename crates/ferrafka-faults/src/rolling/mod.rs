@@ -78,6 +78,18 @@ pub enum Pause {
 }
 
 impl Scenario {
+    /// A plain rolling restart: dynamic members, stop before start, nothing paused.
+    pub fn new(name: &'static str, strategy: &'static str, session_timeout_ms: u64) -> Self {
+        Scenario {
+            name,
+            strategy,
+            static_membership: false,
+            surge: false,
+            session_timeout_ms,
+            pause: Pause::None,
+        }
+    }
+
     fn kip848(&self) -> bool {
         self.strategy == "consumer"
     }
