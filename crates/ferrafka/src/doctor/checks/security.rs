@@ -18,13 +18,22 @@ use crate::kafka::{effective, is_set};
 /// measured on Kafka 4.4, acknowledgements stopped for 10.5–12.5 s (docs/reliability.md).
 pub(crate) const FAILOVER_MS: u64 = 30_000;
 
-/// One client and its properties; `producer` picks librdkafka's producer defaults.
+/// Which client a [`Client`] is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Consumer,
+    Producer,
+    Admin,
+}
+
+/// One client and its properties.
 struct Client {
     subject: String,
     kafka: BTreeMap<String, String>,
-    producer: bool,
+    kind: Kind,
 }
 
+/// Each subscription group's consumer, the producer and the admin client.
 fn clients(app: &dyn AppView) -> Vec<Client> {
     let mut clients: Vec<Client> = app
         .subscription_groups()
@@ -32,25 +41,26 @@ fn clients(app: &dyn AppView) -> Vec<Client> {
         .map(|sg| Client {
             subject: sg_subject(sg),
             kafka: sg.kafka.clone(),
-            producer: false,
+            kind: Kind::Consumer,
         })
         .collect();
     clients.push(Client {
         subject: "producer".into(),
         kafka: app.producer_kafka(),
-        producer: true,
+        kind: Kind::Producer,
     });
     clients.push(Client {
         subject: "admin client".into(),
         kafka: app.admin_kafka(),
-        producer: false,
+        kind: Kind::Admin,
     });
     clients
 }
 
 impl Client {
+    /// The value the client uses (librdkafka's producer defaults for the producer).
     fn value(&self, property: &str) -> String {
-        effective(&self.kafka, property, self.producer)
+        effective(&self.kafka, property, self.kind == Kind::Producer)
             .unwrap_or_default()
             .trim()
             .to_ascii_lowercase()
@@ -143,11 +153,24 @@ fn cleartext(c: &Client, report: &mut Report) {
 /// FD019 and FD020: a producer that gives up before a failover ends; consumers that read
 /// aborted transactions.
 pub(crate) fn check_delivery(app: &dyn AppView, report: &mut Report) {
-    let producer = Client {
-        subject: "producer".into(),
-        kafka: app.producer_kafka(),
-        producer: true,
-    };
+    for c in clients(app) {
+        match c.kind {
+            Kind::Producer => producer_delivery(&c, report),
+            Kind::Consumer if c.value("isolation.level") == "read_uncommitted" => report.push(
+                "FD020",
+                Severity::Warning,
+                &c.subject,
+                "isolation.level=read_uncommitted",
+                WHY_READ_UNCOMMITTED,
+                "remove it (read_committed is librdkafka's default)",
+            ),
+            Kind::Consumer | Kind::Admin => {}
+        }
+    }
+}
+
+/// FD019: no retries, or a delivery timeout shorter than a failover.
+fn producer_delivery(producer: &Client, report: &mut Report) {
     if producer.value("message.send.max.retries") == "0" {
         report.push(
             "FD019",
@@ -171,22 +194,5 @@ pub(crate) fn check_delivery(app: &dyn AppView, report: &mut Report) {
             WHY_DELIVERY_TIMEOUT,
             format!("raise message.timeout.ms to at least {FAILOVER_MS} (librdkafka's default is 300000)"),
         );
-    }
-    for sg in app.subscription_groups() {
-        let consumer = Client {
-            subject: sg_subject(sg),
-            kafka: sg.kafka.clone(),
-            producer: false,
-        };
-        if consumer.value("isolation.level") == "read_uncommitted" {
-            report.push(
-                "FD020",
-                Severity::Warning,
-                consumer.subject,
-                "isolation.level=read_uncommitted",
-                WHY_READ_UNCOMMITTED,
-                "remove it (read_committed is librdkafka's default)",
-            );
-        }
     }
 }
