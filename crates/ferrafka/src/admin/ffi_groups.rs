@@ -16,8 +16,8 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka_sys::bindings as rd;
 
+use super::descriptions::{GroupDescription, GroupMember};
 use super::ffi::{FfiError, cstring, request, text};
-use super::groups::{GroupDescription, GroupMember};
 
 /// What the broker says about each of `groups`, copied out of librdkafka's answer: the group's
 /// description, or why it could not be described.

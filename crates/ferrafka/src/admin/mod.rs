@@ -13,6 +13,7 @@
 
 mod cluster;
 mod configs;
+mod descriptions;
 mod ffi;
 mod ffi_groups;
 mod groups;
@@ -37,7 +38,7 @@ use crate::error::{Error, Result};
 
 pub use cluster::{Cluster, MessageStamp};
 pub use configs::{ConfigOp, ConfigValue};
-pub use groups::{GroupDescription, GroupMember, GroupSummary, PartitionLag};
+pub use descriptions::{GroupDescription, GroupMember, GroupSummary, PartitionLag};
 
 /// A topic to create: what a declaration resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
