@@ -412,13 +412,16 @@ fn replicated_topics_are_migrated_aligned_and_grown_on_kafka() {
     let drift = [ConfigOp::Set("min.insync.replicas".into(), "1".into())];
     rt.block_on(admin.alter_topic_config(&topic, &drift))
         .unwrap();
-    let (code, out, _) = run(&declare(3), &["align"]);
-    assert_eq!(code, 2, "{out}");
-    assert!(out.contains("applied 1 change(s)"), "{out}");
-    // Each broker applies a config change on its own; any of them may answer the describe.
+    // Each broker applies a config change on its own, and any of them may answer a describe:
+    // align may still see the old value, so it runs until it applied the change and the
+    // declared value is what the brokers report.
+    let mut applied = false;
     let aligned = wait_until(Duration::from_secs(20), || {
-        setting("min.insync.replicas").as_deref() == Some("2")
+        let (code, out, _) = run(&declare(3), &["align"]);
+        applied |= code == 2 && out.contains("applied 1 change(s)");
+        applied && setting("min.insync.replicas").as_deref() == Some("2")
     });
+    assert!(applied, "align applied the declared min.insync.replicas");
     assert!(aligned, "min.insync.replicas back to 2");
 
     // Six partitions declared: repartition grows the replicated topic.
