@@ -1,6 +1,7 @@
 //! An Apache Kafka cluster of the test's own, run by the repository's `scripts/kafka` (KRaft on
 //! loopback ports, data in a temporary directory).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,6 +10,8 @@ use std::process::Command;
 pub struct KafkaCluster {
     /// `host:port,...` of every broker.
     pub bootstrap: String,
+    /// `host:port,...` of each extra listener (`--listener NAME=PROTOCOL`), by name.
+    listeners: BTreeMap<String, String>,
     dir: PathBuf,
 }
 
@@ -45,10 +48,42 @@ impl KafkaCluster {
             .next()
             .and_then(|l| l.strip_prefix("BOOTSTRAP="))
             .map(str::to_string);
+        let listeners = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("LISTENER_")?.split_once('='))
+            .map(|(name, addresses)| (name.to_string(), addresses.to_string()))
+            .collect();
         match (output.status.success(), bootstrap) {
-            (true, Some(bootstrap)) => Ok(KafkaCluster { bootstrap, dir }),
+            (true, Some(bootstrap)) => Ok(KafkaCluster {
+                bootstrap,
+                listeners,
+                dir,
+            }),
             _ => Err(format!(
                 "Apache Kafka did not start ({}): {}\n(needs Java 17+ and Maven; see docs/kafka.md)",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )),
+        }
+    }
+
+    /// `host:port,...` of the extra listener `name` (`--listener NAME=PROTOCOL`).
+    pub fn listener(&self, name: &str) -> Option<&str> {
+        self.listeners.get(name).map(String::as_str)
+    }
+
+    /// Runs a Kafka command-line tool (`scripts/kafka tool NAME ARGS`, e.g. `acls`, `configs`)
+    /// and returns its standard output, or its standard error when it fails.
+    pub fn tool(&self, name: &str, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(script())
+            .args(["tool", name])
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run scripts/kafka: {e}"))?;
+        match output.status.success() {
+            true => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+            false => Err(format!(
+                "scripts/kafka tool {name} failed ({}): {}",
                 output.status,
                 String::from_utf8_lossy(&output.stderr)
             )),

@@ -27,8 +27,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod kafka;
+mod secure;
 
 pub use kafka::KafkaCluster;
+pub use secure::{ADMIN_USER, APP_USER, SecureKafka, TLS_CLIENT};
 
 use ferrafka::admin::{Admin, TopicSpec};
 use ferrafka::rdkafka::consumer::{BaseConsumer, Consumer as _};

@@ -5,6 +5,7 @@ use std::fmt;
 
 use rdkafka::error::KafkaError;
 
+pub use crate::kafka::{ConnectionFailure, FailureKind};
 use crate::secrets::redact_kafka_error;
 
 /// A boxed error, what a consumer returns when a batch fails.
@@ -29,6 +30,17 @@ pub enum Error {
         /// librdkafka's verdict, secrets hidden (see [`Error::redacted`]).
         #[source]
         source: Box<rdkafka::error::KafkaError>,
+    },
+    /// A client cannot connect because of its security settings: credentials the broker
+    /// rejects, a certificate one side does not trust, a protocol the listener does not speak.
+    /// Retrying never helps; the text names the broker, the protocol and the settings to fix,
+    /// never a secret.
+    #[error("the {client} client cannot connect: {failure}")]
+    Connection {
+        /// Which client: "admin", "producer", "consumer of subscription group X".
+        client: String,
+        /// What was refused, and how to fix it.
+        failure: ConnectionFailure,
     },
     /// Subscribing a consumer to its topics failed.
     #[error("cannot subscribe subscription group {group} to {topics:?}")]

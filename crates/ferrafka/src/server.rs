@@ -118,6 +118,8 @@ fn check_topics_exist(app: &App, groups: &[SubscriptionGroup]) -> Result<()> {
         .and_then(|a| a.cluster_info());
     let info = match existing {
         Ok(info) => info,
+        // Rejected credentials or certificates never heal: stop in every environment.
+        Err(e @ Error::Connection { .. }) => return Err(e),
         Err(e) if production => return Err(e),
         Err(e) => {
             tracing::warn!(error = %crate::error::error_chain(&e), "cannot check that the routed topics exist; going on");

@@ -12,7 +12,7 @@ use rdkafka::message::Message as _;
 
 use super::{
     Admin, BrokerInfo, ConfigOp, GroupDescription, GroupSummary, OffsetSpec, PartitionLag,
-    TopicInfo, TopicSpec,
+    Permissions, ResourceKind, TopicInfo, TopicSpec,
 };
 use crate::error::Result;
 
@@ -64,6 +64,12 @@ pub trait Cluster: Sync {
         group: &str,
         topic: &str,
     ) -> impl Future<Output = Result<Vec<PartitionLag>>> + Send;
+    /// What this client's principal may do with each of `names`, resources of one `kind`.
+    fn permissions(
+        &self,
+        kind: ResourceKind,
+        names: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, Permissions>>> + Send;
     /// Creates a topic and waits until it is usable.
     fn create(&self, spec: &TopicSpec) -> impl Future<Output = Result<()>> + Send;
     /// Grows a topic to `total` partitions.
@@ -128,6 +134,15 @@ impl Cluster for Admin {
 
     async fn committed(&self, group: &str, topic: &str) -> Result<Vec<PartitionLag>> {
         self.lags(group, &[topic])
+    }
+
+    async fn permissions(
+        &self,
+        kind: ResourceKind,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Permissions>> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Admin::permissions(self, kind, &names)
     }
 
     async fn create(&self, spec: &TopicSpec) -> Result<()> {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use super::cluster::{Cluster, MessageStamp};
 use super::{
     BrokerInfo, ConfigOp, GroupDescription, GroupMember, GroupSummary, PartitionInfo, PartitionLag,
-    TopicInfo, TopicSpec,
+    Permissions, ResourceKind, TopicInfo, TopicSpec,
 };
 use crate::error::{Error, Result};
 
@@ -62,6 +62,8 @@ struct State {
     broker_settings: BTreeMap<String, String>,
     /// Message timestamps by topic, partition and offset (`None`: no timestamp).
     messages: BTreeMap<(String, i32, i64), Option<i64>>,
+    /// What the principal may do, by resource; absent ones allow Read, Write and Describe.
+    permissions: BTreeMap<(ResourceKind, String), Permissions>,
     /// Reads that fail, by read and resource ("" for every resource), with the reason.
     failing: BTreeMap<(Read, String), String>,
 }
@@ -150,6 +152,19 @@ impl Memory {
             .expect("an existing topic")
             .settings
             .insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets what the principal may do with one resource.
+    pub(crate) fn with_permissions(
+        self,
+        kind: ResourceKind,
+        name: &str,
+        permissions: Permissions,
+    ) -> Self {
+        self.state()
+            .permissions
+            .insert((kind, name.to_string()), permissions);
         self
     }
 
@@ -366,6 +381,22 @@ impl Cluster for Memory {
                     high_watermark: high,
                     lag: offset.map(|c| high - c),
                 }
+            })
+            .collect())
+    }
+
+    async fn permissions(
+        &self,
+        kind: ResourceKind,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Permissions>> {
+        let state = self.state();
+        Ok(names
+            .iter()
+            .map(|n| {
+                let found = state.permissions.get(&(kind, n.clone())).cloned();
+                let everything = ["READ", "WRITE", "DESCRIBE"].map(String::from).into();
+                (n.clone(), found.unwrap_or(Permissions::Allowed(everything)))
             })
             .collect())
     }

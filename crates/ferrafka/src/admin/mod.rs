@@ -16,7 +16,9 @@ mod configs;
 mod descriptions;
 mod ffi;
 mod ffi_groups;
+mod ffi_permissions;
 mod groups;
+mod permissions;
 mod topics;
 
 #[cfg(test)]
@@ -35,10 +37,12 @@ use rdkafka::message::{Message as _, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{Error, Result};
+use crate::kafka::{FailureWatch, WatchedContext};
 
 pub use cluster::{Cluster, MessageStamp};
 pub use configs::{ConfigOp, ConfigValue};
 pub use descriptions::{GroupDescription, GroupMember, GroupSummary, PartitionLag};
+pub use permissions::{Permissions, ResourceKind};
 
 /// A topic to create: what a declaration resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +136,10 @@ pub struct ClusterInfo {
 /// Admin operations against one cluster.
 pub struct Admin {
     client: Arc<AdminClient<DefaultClientContext>>,
-    metadata: BaseConsumer,
+    /// Reads metadata; its context keeps the configuration failures (rejected credentials,
+    /// untrusted certificates) a failed read is explained with.
+    metadata: BaseConsumer<WatchedContext>,
+    failures: Arc<FailureWatch>,
     kafka: BTreeMap<String, String>,
     timeout: Duration,
 }
@@ -252,12 +259,18 @@ impl Admin {
         let client = config
             .create()
             .map_err(|source| Error::create_client("admin", &source, kafka))?;
+        let failures = Arc::new(FailureWatch::new(kafka));
+        let context = WatchedContext {
+            client: "admin".into(),
+            watch: failures.clone(),
+        };
         let metadata = config
-            .create()
+            .create_with_context(context)
             .map_err(|source| Error::create_client("admin metadata", &source, kafka))?;
         Ok(Admin {
             client: Arc::new(client),
             metadata,
+            failures,
             kafka: kafka.clone(),
             timeout: Duration::from_secs(30),
         })
@@ -283,12 +296,31 @@ impl Admin {
         self.timeout
     }
 
+    /// The error for a failed metadata read: [`Error::Connection`] when the client reported a
+    /// configuration failure (its events are served here: nothing else polls this client),
+    /// else the admin error.
+    fn connection_error(&self, error: &KafkaError) -> Error {
+        // A served log event also reads as `None`, so an empty queue cannot be told apart:
+        // serve for a short while instead.
+        let until = Instant::now() + Duration::from_millis(300);
+        while self.failures.last().is_none() && Instant::now() < until {
+            self.metadata.poll(Duration::from_millis(10));
+        }
+        match self.failures.last() {
+            Some(failure) => Error::Connection {
+                client: "admin".into(),
+                failure,
+            },
+            None => kafka_error("fetch metadata", "cluster", error),
+        }
+    }
+
     /// Brokers and topics, from fresh metadata.
     pub fn cluster_info(&self) -> Result<ClusterInfo> {
         let md = self
             .metadata
             .fetch_metadata(None, self.timeout)
-            .map_err(|e| kafka_error("fetch metadata", "cluster", &e))?;
+            .map_err(|e| self.connection_error(&e))?;
         let brokers = md
             .brokers()
             .iter()

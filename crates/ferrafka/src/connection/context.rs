@@ -38,6 +38,8 @@ pub(crate) struct ListenerContext {
     /// Offset resets librdkafka logged, (topic, partition, offset it reset at): the poll loop
     /// hands them to the partitions before the messages fetched after them.
     pub(super) offset_resets: Mutex<Vec<(String, i32, i64)>>,
+    /// Recognises rejected credentials and certificates, to log them explained.
+    pub(super) failures: crate::kafka::FailureWatch,
 }
 
 impl ClientContext for ListenerContext {
@@ -48,12 +50,19 @@ impl ClientContext for ListenerContext {
         {
             self.offset_resets().push(reset);
         }
-        forward_log(&self.group, level, fac, log_message);
+        if let Some(failure) = self.failures.on_log(log_message) {
+            tracing::error!(subscription_group = %self.group, "{failure}");
+        }
+        crate::kafka::forward_log(&self.group, level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.fatal_seen.store(true, Ordering::Release);
         self.wake.ring();
+        if let Some(failure) = self.failures.on_error(&error, reason) {
+            tracing::error!(subscription_group = %self.group, %error, "{failure}");
+            return;
+        }
         match diagnostics::explanation(&error) {
             Some(explanation) => {
                 tracing::error!(subscription_group = %self.group, %error, reason, "{explanation}")
@@ -92,23 +101,6 @@ pub(crate) fn parse_offset_reset(message: &str) -> Option<(String, i32, i64)> {
         partition.parse().ok()?,
         digits.parse().ok()?,
     ))
-}
-
-/// Sends librdkafka's log lines to `tracing`.
-pub(crate) fn forward_log(client: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
-    match level {
-        RDKafkaLogLevel::Emerg
-        | RDKafkaLogLevel::Alert
-        | RDKafkaLogLevel::Critical
-        | RDKafkaLogLevel::Error => {
-            tracing::error!(target: "librdkafka", client, fac, "{message}")
-        }
-        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", client, fac, "{message}"),
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-            tracing::info!(target: "librdkafka", client, fac, "{message}")
-        }
-        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", client, fac, "{message}"),
-    }
 }
 
 impl ConsumerContext for ListenerContext {

@@ -26,6 +26,19 @@ pub(crate) fn explain(code: RDKafkaErrorCode) -> Option<&'static str> {
              for it, or give every process its own id; this listener rebuilds its client after \
              a backoff.",
         ),
+        RDKafkaErrorCode::GroupAuthorizationFailed => Some(
+            "Not authorized: the broker denied this app's principal Read on the consumer group \
+             (a consumer needs Read on its group.id). Grant it, e.g. `kafka-acls --add \
+             --allow-principal User:<principal> --operation Read --group <group.id>`; `doctor \
+             --live` checks every permission the app needs before it starts.",
+        ),
+        RDKafkaErrorCode::TopicAuthorizationFailed => Some(
+            "Not authorized: the broker denied this app's principal an operation on the topic \
+             the reason names (a consumer needs Read and Describe on every routed topic). Grant \
+             it, e.g. `kafka-acls --add --allow-principal User:<principal> --operation Read \
+             --topic <topic>`; `doctor --live` checks every permission the app needs before it \
+             starts.",
+        ),
         _ => None,
     }
 }

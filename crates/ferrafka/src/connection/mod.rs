@@ -99,6 +99,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
         static_member: setup.group.kafka.contains_key("group.instance.id")
             && !crate::kafka::uses_consumer_protocol(&setup.group.kafka),
         offset_resets: Mutex::new(Vec::new()),
+        failures: crate::kafka::FailureWatch::new(&setup.group.kafka),
         state: Mutex::new(State::new(
             setup.config,
             topics,

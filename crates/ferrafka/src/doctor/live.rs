@@ -15,6 +15,7 @@ use crate::admin::{Cluster, TopicInfo};
 
 mod admin_live;
 mod brokers;
+mod permissions;
 mod protocol;
 mod view;
 
@@ -133,6 +134,7 @@ pub fn check(
     }
     assignor_changes(app, cluster, report);
     protocol::group_protocol(app, cluster, report);
+    permissions::permissions(app, cluster, &opts.program, report);
     if production {
         brokers::broker_facts(cluster, &existing, report);
         future_messages(app, opts, cluster, &existing, now, report);

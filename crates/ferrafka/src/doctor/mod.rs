@@ -347,6 +347,7 @@ const WHY_ASSIGNOR: &str = "a rolling deploy of N processes causes N rebalances,
 const WHY_STATIC_MEMBERSHIP: &str = "without static membership every restart in a rolling deploy causes two rebalances (leave and join); a static member that returns within session.timeout.ms keeps its partitions";
 const WHY_STATIC_SESSION: &str = "a static member keeps its partitions only while it is gone less than session.timeout.ms, and a restart can take up to shutdown_timeout plus boot time";
 const WHY_MISSING_TOPIC: &str = "a consumer subscribed to a missing topic only notices it after a metadata refresh, which can take minutes, and the boot check refuses to start in production";
+const WHY_PERMISSIONS: &str = "with ACLs on, a consumer without Read on its group never joins it, one without Read on a topic never gets its messages, and a dead-letter queue without Write cannot take a failing message, so its partition stops on it";
 const WHY_CLUSTER: &str = "the live checks need the cluster; nothing about it could be verified";
 const WHY_REFRESH: &str = "every client re-reads the metadata of its topics at this interval, a load on the brokers for nothing once topics are created before consumers start";
 const WHY_NO_CODEC: &str = "without producer compression messages cross the network uncompressed and only the broker compresses them, so no bandwidth is saved";

@@ -8,6 +8,7 @@
 
 mod check;
 mod defaults;
+mod failures;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +20,8 @@ use crate::secrets::redact;
 
 pub(crate) use check::{check_clients, check_kafka};
 pub(crate) use defaults::{effective, is_set, millis};
+pub use failures::{ConnectionFailure, FailureKind};
+pub(crate) use failures::{FailureWatch, WatchedContext};
 
 /// The librdkafka properties of one client, each value with the layer it came from. Its
 /// `Debug` output redacts secrets.
@@ -310,5 +313,28 @@ pub(crate) fn check_framework_owned(config: &Config, problems: &mut Vec<Problem>
                 &format!("remove `{name}` from the kafka settings"),
             ));
         }
+    }
+}
+
+/// Sends librdkafka's log lines to `tracing`.
+pub(crate) fn forward_log(
+    client: &str,
+    level: rdkafka::config::RDKafkaLogLevel,
+    fac: &str,
+    message: &str,
+) {
+    use rdkafka::config::RDKafkaLogLevel;
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", client, fac, "{message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", client, fac, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", client, fac, "{message}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", client, fac, "{message}"),
     }
 }

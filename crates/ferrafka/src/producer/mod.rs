@@ -152,9 +152,23 @@ impl ManyState {
 /// Receives delivery reports on librdkafka's polling thread.
 pub(crate) struct DeliveryContext {
     failed: AtomicU64,
+    /// Rejected credentials and certificates, to explain a delivery that times out on them.
+    failures: crate::kafka::FailureWatch,
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.failures.on_log(log_message);
+        crate::kafka::forward_log("producer", level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        match self.failures.on_error(&error, reason) {
+            Some(failure) => tracing::error!(client = "producer", %error, "{failure}"),
+            None => tracing::error!(client = "producer", %error, reason, "librdkafka error"),
+        }
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Tracked;
@@ -229,6 +243,7 @@ impl Client {
         let producer: Arc<BaseProducer<DeliveryContext>> =
             Arc::new(config.create_with_context(DeliveryContext {
                 failed: AtomicU64::new(0),
+                failures: crate::kafka::FailureWatch::new(kafka),
             })?);
         let stop = Arc::new(AtomicBool::new(false));
         let (p, flag) = (producer.clone(), stop.clone());
@@ -345,14 +360,29 @@ impl Producer {
         self.enqueue(record.into_base(Some(tracker))).await?;
         match rx.await {
             Ok(Ok(delivery)) => Ok(delivery),
-            Ok(Err(source)) => Err(Error::Produce {
-                topic,
-                source: Box::new(source),
-            }),
+            Ok(Err(source)) => Err(self.delivery_error(topic, source)),
             Err(_) => Err(Error::Produce {
                 topic,
                 source: Box::new(KafkaError::Canceled),
             }),
+        }
+    }
+
+    /// The error for a failed delivery to `topic`: [`Error::Connection`] when it timed out
+    /// while the client could not connect because of its security settings,
+    /// [`Error::Produce`] otherwise (its source names a denied Write: `Topic authorization
+    /// failed`).
+    fn delivery_error(&self, topic: String, source: KafkaError) -> Error {
+        let timed_out = source.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut);
+        match self.created().and_then(|p| p.context().failures.last()) {
+            Some(failure) if timed_out => Error::Connection {
+                client: "producer".into(),
+                failure,
+            },
+            _ => Error::Produce {
+                topic,
+                source: Box::new(source),
+            },
         }
     }
 

@@ -17,6 +17,7 @@ mod reload;
 mod resilience;
 mod restarts;
 mod runs;
+mod security;
 mod slow_consumer;
 mod topics_cli;
 mod virtual_partitions;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::admin::{Cluster, GroupDescription, MessageStamp, TopicInfo};
+use crate::admin::{Cluster, GroupDescription, MessageStamp, Permissions, ResourceKind, TopicInfo};
 use crate::error::error_chain;
 
 /// A broker's id and the settings it reported.
@@ -58,6 +58,15 @@ impl<'a, C: Cluster> Live<'a, C> {
     /// Every topic with its partitions and replicas.
     pub(super) fn topics(&self) -> Result<Vec<TopicInfo>, String> {
         self.wait(self.cluster.topics())
+    }
+
+    /// What the principal may do with each of `names`.
+    pub(super) fn permissions(
+        &self,
+        kind: ResourceKind,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Permissions>, String> {
+        self.wait(self.cluster.permissions(kind, names))
     }
 
     /// A topic's settings as the broker reports them (some brokers report only explicit ones).

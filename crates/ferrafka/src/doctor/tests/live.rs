@@ -1,6 +1,7 @@
 //! Live checks against a fake cluster.
 
 use super::*;
+use crate::admin::{Permissions, ResourceKind};
 
 #[derive(Default)]
 struct Fake {
@@ -16,6 +17,8 @@ struct Fake {
     unreadable: BTreeMap<String, String>,
     /// Group, topic, partition and offset where the group stopped but no message is left.
     gaps: Vec<(&'static str, &'static str, i32, i64)>,
+    /// What the principal may do; resources not named allow Read, Write and Describe.
+    permissions: Vec<(ResourceKind, &'static str, Permissions)>,
 }
 
 impl Fake {
@@ -109,6 +112,9 @@ impl Fake {
         }
         for g in self.groups.values() {
             m = m.with_group_description(g.clone());
+        }
+        for (kind, name, permissions) in &self.permissions {
+            m = m.with_permissions(*kind, name, permissions.clone());
         }
         // Partitions with messages, and the newest message's timestamp when one is given.
         let mut filled: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
@@ -336,5 +342,6 @@ fn fd011_offsets_retention() {
 }
 
 mod brokers;
+mod permissions;
 mod protocol;
 mod unknown;

@@ -1,0 +1,121 @@
+//! What the cluster lets this client's principal do: the operations Kafka's authorizer allows it
+//! on each topic and consumer group, as the broker reports them to the principal itself
+//! (KIP-430), so no right to read the ACLs is needed. `doctor --live` checks them before a
+//! deploy.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rdkafka::error::RDKafkaErrorCode;
+
+use super::ffi::FfiError;
+use super::{Admin, ffi_permissions};
+use crate::error::Result;
+
+/// A kind of resource the broker's ACLs protect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ResourceKind {
+    /// A topic.
+    Topic,
+    /// A consumer group.
+    Group,
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResourceKind::Topic => "topic",
+            ResourceKind::Group => "group",
+        })
+    }
+}
+
+/// What the cluster says the principal may do with one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Permissions {
+    /// The operations allowed, upper case as Kafka's ACLs name them (`READ`, `WRITE`,
+    /// `DESCRIBE`, ...); implied ones included (`READ` implies `DESCRIBE`).
+    Allowed(BTreeSet<String>),
+    /// The broker refused to describe the resource: the principal lacks even Describe on it.
+    /// (For a topic Kafka gives the same answer whether or not it exists.)
+    DescribeDenied,
+    /// The cluster reports no operations: it runs no authorizer (everything is allowed), or a
+    /// broker predates KIP-430.
+    NotReported,
+    /// The resource could not be described for another reason (e.g. a topic that does not
+    /// exist).
+    Unknown(String),
+}
+
+impl Permissions {
+    fn from_ffi(answer: ffi_permissions::Operations) -> Self {
+        match answer {
+            Ok(Some(ops)) => {
+                Permissions::Allowed(ops.into_iter().map(|o| o.to_ascii_uppercase()).collect())
+            }
+            Ok(None) => Permissions::NotReported,
+            Err(FfiError {
+                code:
+                    Some(
+                        RDKafkaErrorCode::TopicAuthorizationFailed
+                        | RDKafkaErrorCode::GroupAuthorizationFailed,
+                    ),
+                ..
+            }) => Permissions::DescribeDenied,
+            Err(e) => Permissions::Unknown(match e.code {
+                Some(code) if e.reason.is_empty() => code.to_string(),
+                _ => e.reason,
+            }),
+        }
+    }
+}
+
+impl Admin {
+    /// What this client's principal may do with each of `names`, resources of one `kind`.
+    /// Blocks up to the admin timeout.
+    pub fn permissions(
+        &self,
+        kind: ResourceKind,
+        names: &[&str],
+    ) -> Result<BTreeMap<String, Permissions>> {
+        if names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let client = &self.client;
+        let answers = match kind {
+            ResourceKind::Topic => ffi_permissions::topic_operations(client, names, self.timeout),
+            ResourceKind::Group => ffi_permissions::group_operations(client, names, self.timeout),
+        }
+        .map_err(|e| {
+            super::code_error("describe permissions", kind.to_string(), e.code, e.reason)
+        })?;
+        Ok(answers
+            .into_iter()
+            .map(|(name, answer)| (name, Permissions::from_ffi(answer)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_map_to_what_a_check_needs() {
+        let allowed = Permissions::from_ffi(Ok(Some(BTreeSet::from(["Read".to_string()]))));
+        assert_eq!(
+            allowed,
+            Permissions::Allowed(BTreeSet::from(["READ".to_string()]))
+        );
+        assert_eq!(Permissions::from_ffi(Ok(None)), Permissions::NotReported);
+        let denied = FfiError::new(Some(RDKafkaErrorCode::GroupAuthorizationFailed), "denied");
+        assert_eq!(
+            Permissions::from_ffi(Err(denied)),
+            Permissions::DescribeDenied
+        );
+        let unknown = FfiError::new(Some(RDKafkaErrorCode::UnknownTopicOrPartition), "");
+        assert!(matches!(
+            Permissions::from_ffi(Err(unknown)),
+            Permissions::Unknown(text) if text.contains("Unknown topic")
+        ));
+    }
+}
