@@ -61,22 +61,23 @@ fn leaf(common_name: &str, issuer: &Issuer<'_, KeyPair>) -> Result<(String, Stri
     Ok((params.signed_by(&key, issuer)?.pem(), key.serialize_pem()))
 }
 
-/// A password nobody can guess from the code, so a test can search output for it.
-fn password(user: &str) -> String {
+/// `<pid>-<nanoseconds>`: different in every run.
+fn stamp() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    format!("{user}-pw-{}-{nanos:09}", std::process::id())
+    format!("{}-{nanos:09}", std::process::id())
+}
+
+/// A password nobody can guess from the code, so a test can search output for it.
+fn password(user: &str) -> String {
+    format!("{user}-pw-{}", stamp())
 }
 
 impl SecureKafka {
     /// Generates the certificates and starts the node (Kafka installed by Maven when needed).
     pub fn start() -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(format!(
-            "ferrafka-secure-{}-{}",
-            std::process::id(),
-            password("dir")
-        ));
+        let dir = std::env::temp_dir().join(format!("ferrafka-secure-{}", stamp()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir:?}: {e}"))?;
         let files = Self::certificates(&dir).map_err(|e| format!("certificates: {e}"))?;
         let (app_password, admin_password) = (password(APP_USER), password(ADMIN_USER));

@@ -42,6 +42,22 @@ pub enum Error {
         /// What was refused, and how to fix it.
         failure: ConnectionFailure,
     },
+    /// The broker's ACLs deny the client's principal an operation it needs.
+    #[error(
+        "the broker denied the {client}'s principal {operation} on {kind} {name}; grant it \
+         (kafka-acls --add --allow-principal User:<the app's principal> --operation {operation} \
+         --{kind} {name}); `doctor --live` lists every permission the app lacks"
+    )]
+    NotAuthorized {
+        /// Which client: "producer", "consumer of subscription group X".
+        client: String,
+        /// The operation as Kafka's ACLs name it: `Read`, `Write`, `Describe`.
+        operation: &'static str,
+        /// The kind of resource: `topic`, `group`, `transactional-id`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
     /// Subscribing a consumer to its topics failed.
     #[error("cannot subscribe subscription group {group} to {topics:?}")]
     Subscribe {

@@ -317,10 +317,27 @@ impl Admin {
 
     /// Brokers and topics, from fresh metadata.
     pub fn cluster_info(&self) -> Result<ClusterInfo> {
-        let md = self
-            .metadata
-            .fetch_metadata(None, self.timeout)
-            .map_err(|e| self.connection_error(&e))?;
+        // Asked in slices of a second, so rejected credentials or certificates (reported
+        // within a fraction of a second) end the wait instead of the whole timeout.
+        let deadline = crate::config::later(Instant::now(), self.timeout);
+        let md = loop {
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(1));
+            match self.metadata.fetch_metadata(None, slice) {
+                Ok(md) => break md,
+                Err(e) => {
+                    let error = self.connection_error(&e);
+                    // A seeming protocol mismatch may be a broker restarting while asked for
+                    // its API versions: it ends only the whole wait.
+                    let refused = matches!(&error, Error::Connection { failure, .. }
+                        if failure.kind != crate::kafka::FailureKind::ProtocolMismatch);
+                    if refused || Instant::now() >= deadline {
+                        return Err(error);
+                    }
+                }
+            }
+        };
         let brokers = md
             .brokers()
             .iter()

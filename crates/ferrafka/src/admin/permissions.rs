@@ -4,6 +4,7 @@
 //! deploy.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use rdkafka::error::RDKafkaErrorCode;
 
@@ -69,6 +70,21 @@ impl Permissions {
     }
 }
 
+/// True for an answer a cluster gives while a coordinator is still settling.
+fn settling(answer: &ffi_permissions::Operations) -> bool {
+    matches!(
+        answer,
+        Err(FfiError {
+            code: Some(
+                RDKafkaErrorCode::NotCoordinator
+                    | RDKafkaErrorCode::CoordinatorLoadInProgress
+                    | RDKafkaErrorCode::CoordinatorNotAvailable
+            ),
+            ..
+        })
+    )
+}
+
 impl Admin {
     /// What this client's principal may do with each of `names`, resources of one `kind`.
     /// Blocks up to the admin timeout.
@@ -81,13 +97,22 @@ impl Admin {
             return Ok(BTreeMap::new());
         }
         let client = &self.client;
-        let answers = match kind {
+        let ask = || match kind {
             ResourceKind::Topic => ffi_permissions::topic_operations(client, names, self.timeout),
             ResourceKind::Group => ffi_permissions::group_operations(client, names, self.timeout),
-        }
-        .map_err(|e| {
-            super::code_error("describe permissions", kind.to_string(), e.code, e.reason)
-        })?;
+        };
+        // A group's coordinator may still be loading (or not yet exist, before the first
+        // group of a fresh cluster): ask again until it answers.
+        let deadline = crate::config::later(Instant::now(), self.timeout);
+        let answers = loop {
+            let answers = ask().map_err(|e| {
+                super::code_error("describe permissions", kind.to_string(), e.code, e.reason)
+            })?;
+            if !answers.iter().any(|(_, a)| settling(a)) || Instant::now() >= deadline {
+                break answers;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         Ok(answers
             .into_iter()
             .map(|(name, answer)| (name, Permissions::from_ffi(answer)))

@@ -61,4 +61,12 @@ mod tests {
         assert_eq!(explanation(&error), Some(text));
         assert!(explain(RDKafkaErrorCode::BrokerTransportFailure).is_none());
     }
+
+    #[test]
+    fn denied_operations_name_the_operation_and_the_grant() {
+        let group = explain(RDKafkaErrorCode::GroupAuthorizationFailed).unwrap();
+        assert!(group.contains("Read on the consumer group"), "{group}");
+        let topic = explain(RDKafkaErrorCode::TopicAuthorizationFailed).unwrap();
+        assert!(topic.contains("--operation Read --topic"), "{topic}");
+    }
 }

@@ -41,7 +41,9 @@ pub enum FailureKind {
     /// The broker requires a client certificate (mutual TLS) and refused this client's, or got
     /// none.
     ClientCertificateRefused,
-    /// The listener speaks another security protocol than the client's.
+    /// The listener seems to speak another security protocol than the client's: it closed the
+    /// connection while the client asked for its API versions, which is what a TLS or SASL
+    /// listener does to a plaintext client (and, once, a broker that restarts).
     ProtocolMismatch,
 }
 
@@ -88,9 +90,10 @@ impl fmt::Display for ConnectionFailure {
             ),
             FailureKind::ProtocolMismatch => write!(
                 f,
-                "the listener at {broker} does not speak security.protocol {protocol} (a TLS \
-                 listener reached in plaintext, or the reverse); set security.protocol ({}) to \
-                 the protocol of the listener bootstrap.servers names",
+                "the listener at {broker} does not speak security.protocol {protocol}: it closes \
+                 the connection while the client asks for its API versions, as a TLS or SASL \
+                 listener does to a plaintext client; set security.protocol ({}) to the \
+                 protocol of the listener bootstrap.servers names",
                 env_var("security.protocol"),
             ),
         }
@@ -104,6 +107,9 @@ pub(crate) fn classify(
     reason: &str,
     kafka: &BTreeMap<String, String>,
 ) -> Option<ConnectionFailure> {
+    let protocol = kafka
+        .get("security.protocol")
+        .map_or("PLAINTEXT".into(), |p| p.to_ascii_uppercase());
     let kind = if code == Some(RDKafkaErrorCode::Authentication)
         && reason.contains("SASL authentication error")
     {
@@ -118,18 +124,28 @@ pub(crate) fn classify(
         || reason.contains("alert certificate required")
     {
         FailureKind::ClientCertificateRefused
-    } else if reason.contains("incorrect security.protocol configuration") {
+    } else if speaks_another_protocol(reason, &protocol) {
         FailureKind::ProtocolMismatch
     } else {
         return None;
     };
     Some(ConnectionFailure {
         broker: broker(reason),
-        protocol: kafka
-            .get("security.protocol")
-            .map_or("PLAINTEXT".into(), |p| p.to_ascii_uppercase()),
+        protocol,
         kind,
     })
+}
+
+/// librdkafka's signs of a client whose `protocol` the listener does not speak: its own hints,
+/// and a plaintext client disconnected while it asks the broker's API versions (what a TLS
+/// listener does to it; librdkafka 2.12 logs only `Disconnected: connection closed by peer ...
+/// in state APIVERSION_QUERY` then, and its source names this the typical cause).
+fn speaks_another_protocol(reason: &str, protocol: &str) -> bool {
+    reason.contains("incorrect security.protocol configuration")
+        || reason.contains("verify that security.protocol is correctly configured")
+        || (reason.contains("Disconnected")
+            && reason.contains("in state APIVERSION_QUERY")
+            && matches!(protocol, "PLAINTEXT" | "SASL_PLAINTEXT"))
 }
 
 /// `host:port` from librdkafka's `sasl_ssl://host:port/bootstrap: ...` prefix (or, in log
@@ -292,6 +308,16 @@ mod tests {
         assert_eq!(failure.kind, FailureKind::ProtocolMismatch);
         assert_eq!(failure.broker, "127.0.0.1:35015");
         assert!(watch.last().is_some());
+        // What librdkafka 2.12 logs for a plaintext client on a TLS listener of Kafka 4.4.
+        let seen = "[thrd:127.0.0.1:51145/bootstrap]: 127.0.0.1:51145/bootstrap: Disconnected: \
+                    connection closed by peer: receive 0 after POLLIN (after 1ms in state \
+                    APIVERSION_QUERY)";
+        assert!(classify(None, seen, &BTreeMap::new()).is_some());
+        let tls = kafka(&[("security.protocol", "ssl")]);
+        assert!(
+            classify(None, seen, &tls).is_none(),
+            "a TLS client is not told to use TLS"
+        );
         let down = KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
         assert!(
             FailureWatch::new(&BTreeMap::new())

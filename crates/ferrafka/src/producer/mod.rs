@@ -370,10 +370,19 @@ impl Producer {
 
     /// The error for a failed delivery to `topic`: [`Error::Connection`] when it timed out
     /// while the client could not connect because of its security settings,
-    /// [`Error::Produce`] otherwise (its source names a denied Write: `Topic authorization
-    /// failed`).
+    /// [`Error::NotAuthorized`] when the ACLs deny Write on the topic, [`Error::Produce`]
+    /// otherwise.
     fn delivery_error(&self, topic: String, source: KafkaError) -> Error {
-        let timed_out = source.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut);
+        let code = source.rdkafka_error_code();
+        if code == Some(RDKafkaErrorCode::TopicAuthorizationFailed) {
+            return Error::NotAuthorized {
+                client: "producer".into(),
+                operation: "Write",
+                kind: "topic",
+                name: topic,
+            };
+        }
+        let timed_out = code == Some(RDKafkaErrorCode::MessageTimedOut);
         match self.created().and_then(|p| p.context().failures.last()) {
             Some(failure) if timed_out => Error::Connection {
                 client: "producer".into(),
