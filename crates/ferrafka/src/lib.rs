@@ -18,12 +18,11 @@
 //! `Debug`) and every librdkafka error turned into an [`Error`] passes one redaction (see
 //! [`config::redact`]), which also covers misspelled secret names such as `sasl.pasword`.
 //!
-//! `unsafe` is denied workspace-wide and allowed in exactly four private modules, each for C
-//! calls no safe wrapper offers: `librdkafka` (librdkafka's property table, printed only to a C
-//! `FILE*`; with the `testing` feature also librdkafka's test-only fatal-error hook),
-//! `admin::ffi` (IncrementalAlterConfigs, not wrapped by rdkafka 0.39), `doctor::clock`
-//! (`adjtimex(2)`, read-only) and `messages::kafka` (a polled message kept without its
-//! consumer borrow, so batches are never copied). `docs/safety.md` gives the reasons and the invariants.
+//! `unsafe` is denied workspace-wide and allowed in one private module, `sys`, for the C calls
+//! no safe wrapper offers: librdkafka admin calls rdkafka 0.39 does not wrap, a polled message
+//! kept without its consumer borrow (so batches are never copied), the delivery tracker,
+//! librdkafka's property table (printed only to a C `FILE*`) and `adjtimex(2)`.
+//! `docs/safety.md` gives the reasons and the invariants.
 //!
 //! Cargo feature `testing` (off by default): fault drills such as
 //! `RunningServer::drill_fatal_error`, which call librdkafka's test-only API.
@@ -49,6 +48,7 @@ pub mod producer;
 pub mod routing;
 mod secrets;
 pub mod server;
+mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,12 +1,9 @@
 //! What the linked librdkafka knows about its own configuration: every property with its scope
 //! and allowed values, and the features it was built with.
 //!
-//! One of the four modules with `unsafe` code (see `docs/safety.md`). librdkafka prints its
-//! property table only to a C `FILE*` (`rd_kafka_conf_properties_show`), which neither
-//! `rdkafka` nor `rdkafka-sys` wraps; the table is written to an anonymous temporary file, read
-//! back once and cached. With the `testing` feature it also wraps librdkafka's test-only
-//! `rd_kafka_test_fatal_error` for fault drills.
-#![allow(unsafe_code)]
+//! librdkafka prints its property table only to a C `FILE*` (`sys::conf` reads it back); it
+//! is parsed once and cached. With the `testing` feature, `raise_fatal_error` raises a real
+//! fatal error for fault drills (`sys::conf::test_fatal_error`).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -39,7 +36,7 @@ pub(crate) struct Property {
 pub(crate) fn properties() -> &'static BTreeMap<String, Property> {
     static TABLE: OnceLock<BTreeMap<String, Property>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        read_properties_table()
+        crate::sys::conf::properties_table()
             .map(|text| parse_table(&text))
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot read librdkafka's property table; configuration checks will not suggest names or list allowed values");
@@ -61,31 +58,6 @@ pub(crate) fn builtin_features() -> Vec<String> {
 /// The linked librdkafka's version, e.g. `2.12.1`.
 pub(crate) fn version() -> String {
     rdkafka::util::get_rdkafka_version().1
-}
-
-fn read_properties_table() -> std::io::Result<String> {
-    // SAFETY: `tmpfile` returns an owned FILE* (or null, checked); librdkafka only writes to
-    // it; every libc call gets that valid pointer, and it is closed exactly once at the end.
-    unsafe {
-        let file = libc::tmpfile();
-        if file.is_null() {
-            return Err(std::io::Error::last_os_error());
-        }
-        rdkafka::bindings::rd_kafka_conf_properties_show(file);
-        libc::fflush(file);
-        libc::rewind(file);
-        let mut out = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = libc::fread(buf.as_mut_ptr().cast(), 1, buf.len(), file);
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        libc::fclose(file);
-        Ok(String::from_utf8_lossy(&out).into_owned())
-    }
 }
 
 /// Parses the markdown table librdkafka prints: `name | C/P | range | default | importance |
@@ -122,16 +94,7 @@ pub(crate) fn raise_fatal_error<C: rdkafka::ClientContext>(
     client: &rdkafka::client::Client<C>,
     reason: &str,
 ) {
-    let reason = std::ffi::CString::new(reason).unwrap_or_default();
-    // SAFETY: the client pointer is valid for the duration of the borrow; librdkafka copies the
-    // reason string.
-    unsafe {
-        rdkafka_sys::rd_kafka_test_fatal_error(
-            client.native_ptr(),
-            rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
-            reason.as_ptr(),
-        );
-    }
+    crate::sys::conf::test_fatal_error(client, reason);
 }
 
 /// Without the `testing` feature no drill can be requested (`StopSignal::take_fatal_drill` is

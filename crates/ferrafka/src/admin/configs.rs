@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use rdkafka::admin::{AdminOptions, ResourceSpecifier};
 
-use super::ffi::{self, IncrementalOp};
 use super::{Admin, code_error, kafka_error};
 use crate::error::{Error, Result};
+use crate::sys::admin::{self as ffi, IncrementalOp};
 
 /// One setting as the broker reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

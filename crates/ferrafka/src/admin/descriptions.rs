@@ -1,5 +1,5 @@
 //! What the admin API reports about consumer groups: plain data, read by `groups` and filled
-//! by both rdkafka's classic group list and librdkafka's DescribeConsumerGroups (`ffi_groups`).
+//! by both rdkafka's classic group list and librdkafka's DescribeConsumerGroups (`sys::groups`).
 
 /// A consumer group as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -83,7 +83,7 @@ impl Admin {
     /// broker does not know as a KIP-848 group is left out.
     fn describe_kip848(&self, groups: &[&str]) -> Result<Vec<GroupDescription>> {
         let client = self.client.clone();
-        let described = super::ffi_groups::describe_consumer_groups(&client, groups, self.timeout)
+        let described = crate::sys::groups::describe_consumer_groups(&client, groups, self.timeout)
             .map_err(|e| Error::Admin {
                 operation: "describe consumer groups",
                 resource: groups.join(", "),

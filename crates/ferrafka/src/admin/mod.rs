@@ -14,9 +14,6 @@
 mod cluster;
 mod configs;
 mod descriptions;
-mod ffi;
-mod ffi_groups;
-mod ffi_permissions;
 mod groups;
 mod permissions;
 mod topics;

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::RDKafkaErrorCode;
 
-use super::ffi::FfiError;
-use super::{Admin, ffi_permissions};
+use super::Admin;
 use crate::error::Result;
+use crate::sys::admin::FfiError;
+use crate::sys::permissions as ffi_permissions;
 
 /// A kind of resource the broker's ACLs protect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,9 +1,5 @@
 //! Whether the kernel says this host's clock is disciplined by NTP (or PTP, chrony, …).
-//!
-//! One of the four modules with `unsafe` code (see `docs/safety.md`): `adjtimex(2)` with
-//! `modes = 0` only reads the kernel's clock state; neither std nor a safe crate in our
-//! dependency tree exposes it.
-#![allow(unsafe_code)]
+//! The kernel is asked through `adjtimex(2)` in read-only mode (`sys::clock`).
 
 use serde::Serialize;
 
@@ -32,23 +28,12 @@ pub enum ClockStatus {
 /// Asks the kernel through `adjtimex` in read-only mode.
 #[cfg(target_os = "linux")]
 pub fn kernel_status() -> ClockStatus {
-    // SAFETY: `timex` is plain old data, so an all-zero value is valid; `modes = 0` makes the
-    // call read-only, and the pointer is to a live, exclusively borrowed local.
-    let (state, tx) = unsafe {
-        let mut tx: libc::timex = std::mem::zeroed();
-        tx.modes = 0;
-        let state = libc::adjtimex(&mut tx);
-        (state, tx)
-    };
-    if state == -1 {
-        return ClockStatus::Unknown {
-            reason: format!("adjtimex failed: {}", std::io::Error::last_os_error()),
-        };
+    match crate::sys::clock::adjtimex_read() {
+        Ok((state, status, max_error_us)) => interpret(state, status, max_error_us),
+        Err(e) => ClockStatus::Unknown {
+            reason: format!("adjtimex failed: {e}"),
+        },
     }
-    // `c_long` is 32 bits wide on some targets.
-    #[allow(clippy::useless_conversion)]
-    let max_error_us = i64::from(tx.maxerror);
-    interpret(state, tx.status, max_error_us)
 }
 
 /// Asks the kernel; only Linux is supported.

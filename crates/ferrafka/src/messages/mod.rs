@@ -13,11 +13,10 @@ use serde::de::DeserializeOwned;
 use crate::error::BoxError;
 
 mod batch;
-mod kafka;
 
 pub use batch::{BatchMetadata, Iter, Messages};
 
-pub(crate) use kafka::KafkaMessage;
+pub(crate) use crate::sys::message::KafkaMessage;
 
 /// Turns a payload into a `serde_json::Value`, the bridge every serde type can read from.
 ///

@@ -1,8 +1,8 @@
 //! Delivery reports: what each one settles (a fire-and-forget message, one awaited message, a
 //! batch of them), and the producer client's librdkafka callbacks.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
@@ -10,8 +10,11 @@ use rdkafka::producer::{DeliveryResult, ProducerContext};
 use tokio::sync::oneshot;
 
 use super::Delivery;
-use super::opaque::Tracked;
 use crate::error::{DeliveryFailure, Result};
+
+/// A message's delivery tracker, handed to librdkafka as the message's opaque and back with
+/// its delivery report (`sys::opaque`); `None` for fire-and-forget.
+pub(crate) struct Tracked(pub(crate) Option<Arc<Tracker>>);
 
 /// What to do with a delivery report.
 pub(crate) enum Tracker {

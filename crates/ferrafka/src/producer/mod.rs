@@ -24,12 +24,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use tokio::sync::oneshot;
 
 use crate::error::{DeliveryFailure, Error, Result};
-use opaque::Tracked;
 
 mod delivery;
-mod opaque;
 
-pub(crate) use delivery::{DeliveryContext, ManyState, Tracker};
+pub(crate) use delivery::{DeliveryContext, ManyState, Tracked, Tracker};
 
 /// Where an acknowledged message landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,17 +3,13 @@
 //! Fire-and-forget messages (`produce_async`) carry no tracker at all (a null pointer), so
 //! queueing one touches no reference count shared with the delivery thread; awaited ones carry
 //! their tracker's `Arc`.
-#![allow(unsafe_code)]
 
 use std::ffi::c_void;
 use std::sync::Arc;
 
 use rdkafka::util::IntoOpaque;
 
-use super::Tracker;
-
-/// A message's delivery tracker; `None` for fire-and-forget.
-pub(crate) struct Tracked(pub(crate) Option<Arc<Tracker>>);
+use crate::producer::{Tracked, Tracker};
 
 impl IntoOpaque for Tracked {
     fn into_ptr(self) -> *mut c_void {

@@ -1,12 +1,10 @@
-//! DescribeConsumerGroups through librdkafka's C API, which rdkafka 0.39 does not wrap; one of
-//! the modules with `unsafe` code (see `docs/safety.md`). rdkafka's group list asks the classic
+//! DescribeConsumerGroups through librdkafka's C API, which rdkafka 0.39 does not wrap. rdkafka's group list asks the classic
 //! DescribeGroups, to which Kafka answers "Dead" for a KIP-848 (`group.protocol=consumer`)
 //! group; librdkafka's DescribeConsumerGroups asks ConsumerGroupDescribe for those.
 //!
-//! Safety rests on the rules of [`super::ffi`]: every pointer librdkafka returns is checked for
+//! Safety rests on the rules of [`super::admin`]: every pointer librdkafka returns is checked for
 //! null, everything ferrafka creates is destroyed once by a guard, the `AdminClient` outlives the
 //! call, and everything read from the result event is copied before the event is destroyed.
-#![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::os::raw::c_char;
@@ -16,8 +14,8 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka_sys::bindings as rd;
 
-use super::descriptions::{GroupDescription, GroupMember};
-use super::ffi::{FfiError, cstring, request, text};
+use super::admin::{FfiError, cstring, request, text};
+use crate::admin::{GroupDescription, GroupMember};
 
 /// What the broker says about each of `groups`, copied out of librdkafka's answer: the group's
 /// description, or why it could not be described.

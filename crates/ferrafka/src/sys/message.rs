@@ -1,11 +1,10 @@
 //! librdkafka's own message, kept as it was polled: key, payload and headers are read in place.
 //!
-//! One of the modules with `unsafe` code (see `docs/safety.md`). `rdkafka` ties a polled
+//! `rdkafka` ties a polled
 //! message to a borrow of its consumer, which a batch handed to another task cannot carry;
 //! copying key, payload and headers out for every message is what this module avoids. The
 //! listener keeps the consumer alive until every message it polled is dropped (see
 //! `connection::release`): librdkafka's `rd_kafka_destroy` waits for outstanding messages.
-#![allow(unsafe_code)]
 
 use std::borrow::Cow;
 use std::ffi::CStr;
@@ -15,7 +14,7 @@ use rdkafka::Message as _;
 use rdkafka::bindings as rdsys;
 use rdkafka::message::BorrowedMessage;
 
-use super::{Header, Timestamp};
+use crate::messages::{Header, Timestamp};
 
 /// A polled message, detached from the borrow of its consumer, with the address of its parsed
 /// header list (0 without headers): parsed once on the listener thread, read from any.

@@ -1,5 +1,5 @@
-//! IncrementalAlterConfigs through librdkafka's C API, which rdkafka 0.39 does not wrap; one of
-//! the modules with `unsafe` code (see `docs/safety.md`). Its legacy `alter_configs` resets every setting it is not given and is not
+//! IncrementalAlterConfigs through librdkafka's C API, which rdkafka 0.39 does not wrap, and the
+//! request plumbing the other admin calls of `sys` share. Its legacy `alter_configs` resets every setting it is not given and is not
 //! implemented by every broker (tansu 0.6.0 lacks it), so ferrafka alters settings
 //! incrementally through `rdkafka-sys`.
 //!
@@ -7,7 +7,6 @@
 //! librdkafka returns is checked for null before use, every object ferrafka creates is destroyed
 //! exactly once by a guard (also on early return), and the `AdminClient` (which owns the
 //! `rd_kafka_t`) outlives the call because the caller holds it.
-#![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
@@ -35,7 +34,7 @@ pub(crate) struct FfiError {
 }
 
 impl FfiError {
-    pub(super) fn new(code: Option<RDKafkaErrorCode>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(code: Option<RDKafkaErrorCode>, reason: impl Into<String>) -> Self {
         FfiError {
             code,
             reason: reason.into(),

@@ -1,11 +1,9 @@
 //! What the cluster lets this client's principal do (KIP-430 authorized operations), through
-//! librdkafka's DescribeTopics and DescribeConsumerGroups, which rdkafka 0.39 does not wrap; one
-//! of the modules with `unsafe` code (see `docs/safety.md`).
+//! librdkafka's DescribeTopics and DescribeConsumerGroups, which rdkafka 0.39 does not wrap.
 //!
-//! Safety rests on the rules of [`super::ffi`]: every pointer librdkafka returns is checked for
+//! Safety rests on the rules of [`super::admin`]: every pointer librdkafka returns is checked for
 //! null, everything ferrafka creates is destroyed once by a guard, the `AdminClient` outlives the
 //! call, and everything read from the result event is copied before the event is destroyed.
-#![allow(unsafe_code)]
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
@@ -16,7 +14,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka_sys::bindings as rd;
 
-use super::ffi::{FfiError, Guard, cstring, request, text};
+use super::admin::{FfiError, Guard, cstring, request, text};
 
 /// The operations the principal may perform on one resource: `Ok(None)` when the cluster
 /// reports none (no authorizer, or a broker without KIP-430), `Err` when describing the
