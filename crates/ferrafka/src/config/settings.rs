@@ -75,6 +75,12 @@ macro_rules! config_table {
             }
         }
 
+        /// (setting, default as the docs say it) of every plain setting, in order: what the
+        /// README's settings table must show.
+        #[cfg(test)]
+        pub(crate) const PLAIN_SETTINGS: &[(&str, &str)] =
+            &[$( (stringify!($name), $default_doc), )*];
+
         impl $config {
             $(
                 $(#[$doc])*
@@ -273,5 +279,43 @@ mod tests {
         for name in &names[2..] {
             assert!(debug.contains(&format!("{name}: ")), "{name} in {debug}");
         }
+    }
+
+    /// The README's settings table lists every plain setting with the default the setting's
+    /// docs give: it drifted before (five settings were missing).
+    #[test]
+    fn the_readme_settings_table_matches_the_settings() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+        let table = readme
+            .split("\n## Settings\n")
+            .nth(1)
+            .expect("a Settings section")
+            .split("\n## ")
+            .next()
+            .unwrap();
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.split('|').map(str::trim).collect())
+            .collect();
+        let mut missing = Vec::new();
+        for (name, default) in PLAIN_SETTINGS {
+            let row = rows
+                .iter()
+                .find(|cells| cells[1].contains(&format!("`{name}`")));
+            match row {
+                Some(cells) if cells[2].contains(default) => {}
+                Some(cells) => missing.push(format!(
+                    "{name}: README says {:?}, the settings {default:?}",
+                    cells[2]
+                )),
+                None => missing.push(format!("{name}: no row (default {default:?})")),
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "README settings table:\n{}",
+            missing.join("\n")
+        );
     }
 }
