@@ -8,8 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::AppView;
 use super::{
     DoctorOptions, Report, Severity, WHY_ASSIGNOR_CHANGE, WHY_CLUSTER, WHY_FUTURE,
-    WHY_MISSING_TOPIC, WHY_RETENTION, WHY_RETENTION_UNKNOWN, WHY_SINGLE_PARTITION,
-    compare_topic_codec, effective, judge_durability, producer_codec, routed_topics,
+    WHY_MISSING_TOPIC, effective, producer_codec, routed_topics,
 };
 use crate::admin::{Cluster, TopicInfo};
 
@@ -17,6 +16,8 @@ mod admin_live;
 mod brokers;
 mod permissions;
 mod protocol;
+mod retention;
+mod topics;
 mod view;
 
 pub use admin_live::AdminLive;
@@ -122,7 +123,7 @@ pub fn check(
             let Some(info) = existing.get(name) else {
                 continue;
             };
-            topic_facts(
+            topics::topic_facts(
                 cluster,
                 info,
                 declared.get(name).copied(),
@@ -138,7 +139,7 @@ pub fn check(
     if production {
         brokers::broker_facts(cluster, &existing, report);
         future_messages(app, opts, cluster, &existing, now, report);
-        offsets_retention(app, cluster, &existing, now, report);
+        retention::offsets_retention(app, cluster, &existing, now, report);
     }
 }
 
@@ -180,135 +181,6 @@ fn missing_topics(
             WHY_MISSING_TOPIC,
             fix,
         );
-    }
-}
-
-/// FD004, FD008 and FD012 for one existing topic, skipping what the static checks already said
-/// about the same value.
-fn topic_facts(
-    cluster: &Live<'_, impl Cluster>,
-    info: &TopicInfo,
-    declared: Option<&crate::admin::TopicSpec>,
-    producer_codec: Option<&str>,
-    features: &[String],
-    report: &mut Report,
-) {
-    let name = &info.name;
-    let partitions = info.partitions.len();
-    if partitions == 1 && declared.is_none_or(|d| d.partitions != 1) {
-        report.push(
-            "FD004",
-            Severity::Warning,
-            format!("topic {name}"),
-            match declared {
-                Some(d) => format!(
-                    "1 partition on the cluster (declared {}; not migrated yet)",
-                    d.partitions
-                ),
-                None => "1 partition on the cluster".to_string(),
-            },
-            WHY_SINGLE_PARTITION,
-            if declared.is_some() {
-                "run `topics repartition` (or `topics migrate`)".to_string()
-            } else {
-                format!("declare `{name}` with more partitions and run `topics repartition`")
-            },
-        );
-    }
-    let settings = cluster.topic_settings(name);
-    let rf = info.replication_factor();
-    let min_isr = settings
-        .as_ref()
-        .ok()
-        .and_then(|s| s.get("min.insync.replicas"));
-    let static_rf = declared.map(|d| d.replication_factor);
-    let static_isr = declared.and_then(|d| d.settings.get("min.insync.replicas"));
-    if static_rf != Some(rf) || static_isr != min_isr {
-        let mut scratch = Report {
-            env: String::new(),
-            live: true,
-            findings: Vec::new(),
-            skipped: Vec::new(),
-        };
-        judge_durability(
-            name,
-            rf,
-            min_isr.map(String::as_str),
-            "on the cluster",
-            &mut scratch,
-        );
-        // Only what differs from the static findings about the declaration.
-        for f in scratch.findings {
-            let restates_rf = f.found.starts_with("replication factor") && static_rf == Some(rf);
-            let restates_isr = f.found.starts_with("min.insync") && static_isr == min_isr;
-            if !restates_rf && !restates_isr {
-                report.findings.push(f);
-            }
-        }
-    }
-    let unclean = "unclean.leader.election.enable";
-    if let Ok(s) = &settings
-        && s.get(unclean).is_some_and(|v| v.trim() == "true")
-    {
-        report.push(
-            "FD012",
-            Severity::Warning,
-            format!("topic {name}"),
-            format!("{unclean}=true (on the cluster)"),
-            super::WHY_UNCLEAN,
-            format!(
-                "declare `.setting(\"{unclean}\", \"false\")` and run `topics align`; keep it \
-                 false on the brokers (Kafka's default)"
-            ),
-        );
-    }
-    match &settings {
-        Ok(s) if !s.contains_key("min.insync.replicas") => report.push_unknown(
-            "FD012",
-            format!("topic {name}"),
-            "unknown: the broker did not report min.insync.replicas (it lists only explicitly \
-             set values, or hides defaults)",
-            super::WHY_MIN_ISR,
-            "check the brokers' default min.insync.replicas, or declare it on the topic and run \
-             `topics align`",
-        ),
-        Ok(_) => {}
-        Err(e) => report.push_unknown(
-            "FD012",
-            format!("topic {name}"),
-            format!("unknown: cannot describe the topic's settings: {e}"),
-            super::WHY_MIN_ISR,
-            "check min.insync.replicas and compression.type of the topic by hand",
-        ),
-    }
-    let Ok(settings) = &settings else {
-        return; // FD012 above already says the settings are unknown.
-    };
-    match settings.get("compression.type") {
-        None => report.push_unknown(
-            "FD008",
-            format!("topic {name}"),
-            "unknown: the broker did not report compression.type (it lists only explicitly set \
-             values, or hides defaults)",
-            super::WHY_CODEC_MISMATCH,
-            "check the topic's compression.type against the producer's compression.codec by \
-             hand, or declare it on the topic and run `topics align`",
-        ),
-        Some(codec)
-            if declared
-                .and_then(|d| d.settings.get("compression.type"))
-                .is_none_or(|d| d != codec) =>
-        {
-            compare_topic_codec(
-                name,
-                codec,
-                producer_codec,
-                features,
-                "on the cluster",
-                report,
-            );
-        }
-        Some(_) => {}
     }
 }
 
@@ -435,135 +307,6 @@ fn future_messages(
                 WHY_FUTURE,
                 "compare the topic's newest timestamps with this host's clock by hand",
             ),
-        }
-    }
-}
-
-/// FD011 (live): offsets retention against the declared downtime, and stopped groups.
-pub(crate) fn offsets_retention(
-    app: &dyn AppView,
-    cluster: &Live<'_, impl Cluster>,
-    existing: &BTreeMap<String, TopicInfo>,
-    now: SystemTime,
-    report: &mut Report,
-) {
-    let downtime = app.config().max_expected_downtime;
-    let retention = cluster.offsets_retention();
-    match (&retention, downtime) {
-        (Ok(r), Some(d)) if *r < d => report.push(
-            "FD011",
-            Severity::Error,
-            "broker offsets.retention.minutes",
-            format!(
-                "{} ({}), shorter than max_expected_downtime ({})",
-                r.as_secs() / 60,
-                human(*r),
-                human(d)
-            ),
-            WHY_RETENTION,
-            format!(
-                "raise offsets.retention.minutes on the brokers to at least {} (and restart \
-                 them), or plan for shorter downtimes",
-                d.as_secs().div_ceil(60)
-            ),
-        ),
-        (Ok(_), _) => {}
-        (Err(reason), _) => report.push_unknown(
-            "FD011",
-            "broker offsets.retention.minutes",
-            format!("unknown: {reason}"),
-            WHY_RETENTION_UNKNOWN,
-            match downtime {
-                Some(d) => format!(
-                    "check offsets.retention.minutes in the brokers' configuration by hand: it \
-                     must be at least {} (max_expected_downtime {}); Kafka's default is 10080 \
-                     (7 days)",
-                    d.as_secs().div_ceil(60),
-                    human(d)
-                ),
-                None => "check offsets.retention.minutes in the brokers' configuration by hand \
-                         against your longest expected downtime (Kafka's default is 7 days)"
-                    .to_string(),
-            },
-        ),
-    }
-    let now_ms = millis_since_epoch(now);
-    let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for sg in app.subscription_groups() {
-        for t in sg.active_topics() {
-            groups
-                .entry(sg.consumer_group.to_string())
-                .or_default()
-                .insert(t.to_string());
-        }
-    }
-    for (group, topics) in groups {
-        match cluster.group(&group) {
-            Ok(Some(d)) if !d.members.is_empty() => continue,
-            Ok(_) => {}
-            Err(_) => continue, // FD009 already says the group cannot be described.
-        }
-        let mut oldest: Option<(i64, String)> = None;
-        let mut unread = Vec::new();
-        for topic in topics.iter().filter(|t| existing.contains_key(*t)) {
-            match cluster.first_unprocessed(&group, topic) {
-                Ok(stamps) => {
-                    for (partition, ts) in stamps {
-                        if oldest.as_ref().is_none_or(|(o, _)| ts < *o) {
-                            oldest = Some((ts, format!("{topic}/{partition}")));
-                        }
-                    }
-                }
-                Err(e) => unread.push(format!("{topic}: {e}")),
-            }
-        }
-        if !unread.is_empty() {
-            report.push_unknown(
-                "FD011",
-                format!("consumer group {group}"),
-                format!(
-                    "unknown: the group has no members, and where it stopped cannot be read ({})",
-                    unread.join("; ")
-                ),
-                WHY_RETENTION,
-                format!(
-                    "check how long `{group}` has been stopped (the age of the first message \
-                     after its committed offsets) against offsets.retention.minutes by hand"
-                ),
-            );
-        }
-        let Some((ts, at)) = oldest else {
-            continue;
-        };
-        let stopped = Duration::from_millis((now_ms - ts).max(0) as u64);
-        let found = format!(
-            "no members, and its first unprocessed message ({at}) is {} old: stopped for at \
-             least that long",
-            human(stopped)
-        );
-        match (&retention, downtime) {
-            (Ok(r), _) if stopped > *r => report.push(
-                "FD011",
-                Severity::Error,
-                format!("consumer group {group}"),
-                format!("{found}, longer than offsets retention ({})", human(*r)),
-                WHY_RETENTION,
-                format!(
-                    "its committed offsets may be gone: check `{group}`'s offsets before \
-                     starting it and move them with the Admin API (move_offsets) if needed; \
-                     raise offsets.retention.minutes"
-                ),
-            ),
-            (_, Some(d)) if stopped > d => report.push(
-                "FD011",
-                Severity::Warning,
-                format!("consumer group {group}"),
-                format!("{found}, longer than max_expected_downtime ({})", human(d)),
-                WHY_RETENTION,
-                "start the group soon, and check offsets.retention.minutes covers how long it \
-                 has been stopped",
-            ),
-            _ => {}
         }
     }
 }
