@@ -1,6 +1,7 @@
 //! Tests of route resolution.
 
 use super::*;
+use crate::config::Problem;
 use crate::noop::Noop;
 
 fn resolve_routes(

@@ -1,0 +1,232 @@
+//! Resolving the routes against the settings: every route checked (all problems at once), its
+//! settings filled in from the app-wide ones, and the topics placed in subscription groups, one
+//! librdkafka consumer each.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ConsumerGroupRoute, DEFAULT_SUBSCRIPTION_GROUP, SubscriptionGroup, Topic, TopicRoute};
+use crate::config::{Config, Problem, Source};
+use crate::declaratives::check_topic_name;
+use crate::kafka::{self, TopicOverrides};
+
+/// Resolves routes into subscription groups and collects every routing problem.
+pub(crate) fn resolve(
+    config: &Config,
+    groups: &[ConsumerGroupRoute],
+    problems: &mut Vec<Problem>,
+) -> Vec<SubscriptionGroup> {
+    let mut resolved: Vec<SubscriptionGroup> = Vec::new();
+    for group in groups {
+        let group_id: Arc<str> = group
+            .name
+            .as_deref()
+            .unwrap_or(config.default_group_id())
+            .into();
+        if group_id.trim().is_empty() {
+            problems.push(Problem::new(
+                "routes.consumer_group",
+                &group_id,
+                "needs to be a non-empty consumer group id",
+                "give `consumer_group` a name",
+            ));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for route in &group.topics {
+            if seen.contains(&route.name.as_str()) {
+                problems.push(Problem::new(
+                    &format!("routes.{group_id}.{}", route.name),
+                    &route.name,
+                    &format!(
+                        "needs to be routed once per consumer group, {group_id} routes it twice"
+                    ),
+                    "remove the second route or move it to another consumer group",
+                ));
+            }
+            seen.push(&route.name);
+            let (max_messages, max_wait_time) = check_route(config, &group_id, route, problems);
+            let topic = Arc::new(Topic {
+                virtual_partitions: route.virtual_partitions.clone(),
+                dead_letter_queue: route.dead_letter_queue.clone(),
+                name: route.name.as_str().into(),
+                consumer_group: group_id.clone(),
+                max_messages,
+                max_wait_time,
+                manual_offset_management: route.manual_offset_management,
+                active: route.active,
+                consumer_persistence: route
+                    .consumer_persistence
+                    .unwrap_or(config.consumer_persistence),
+                factory: route.factory.clone(),
+                deserializer: route.deserializer.clone(),
+            });
+            let overrides = TopicOverrides {
+                topic: &route.name,
+                initial_offset: route.initial_offset,
+                kafka: &route.kafka,
+            };
+            let kafka = kafka::consumer(config, &group_id, &overrides).into_parts();
+            let base = route
+                .subscription_group
+                .as_deref()
+                .unwrap_or(DEFAULT_SUBSCRIPTION_GROUP);
+            place(&mut resolved, &group_id, base, kafka, topic);
+        }
+    }
+    distinguish_static_members(&mut resolved);
+    check_revocation_timeout(config, &resolved, problems);
+    resolved
+}
+
+/// Checks one route (topic name, consumer, batch settings, dead-letter queue, virtual
+/// partitions) and returns its resolved `max_messages` and `max_wait_time`.
+fn check_route(
+    config: &Config,
+    group_id: &str,
+    route: &TopicRoute,
+    problems: &mut Vec<Problem>,
+) -> (usize, Duration) {
+    let path = format!("routes.{group_id}.{}", route.name);
+    check_topic_name(&route.name, &path, problems);
+    if route.active && route.factory.is_none() {
+        problems.push(Problem::new(
+            &format!("{path}.consumer"),
+            "none",
+            "needs a consumer for an active topic",
+            "add `.consumer(|| MyConsumer)` or `.active(false)`",
+        ));
+    }
+    let max_messages = route.max_messages.unwrap_or(config.max_messages);
+    if max_messages == 0 {
+        problems.push(Problem::new(
+            &format!("{path}.max_messages"),
+            "0",
+            "needs to be at least 1",
+            "set `.max_messages(n)` with n >= 1",
+        ));
+    }
+    let max_wait_time = route.max_wait_time.unwrap_or(config.max_wait_time);
+    if route.max_wait_time.is_some() && max_wait_time >= config.shutdown_timeout {
+        problems.push(Problem::new(
+            &format!("{path}.max_wait_time"),
+            &format!("{max_wait_time:?}"),
+            &format!(
+                "needs to be shorter than shutdown_timeout ({:?})",
+                config.shutdown_timeout
+            ),
+            "lower the topic's `max_wait_time` or raise `shutdown_timeout`",
+        ));
+    }
+    if let Some(dlq) = &route.dead_letter_queue {
+        let dlq_path = format!("{path}.dead_letter_queue");
+        check_topic_name(&dlq.topic, &dlq_path, problems);
+        if dlq.topic == route.name {
+            problems.push(Problem::new(
+                &dlq_path,
+                &dlq.topic,
+                "needs to differ from the topic it serves, or failing messages would loop",
+                "name a separate dead-letter topic, e.g. `<topic>_dlq`",
+            ));
+        }
+    }
+    if let Some(vp) = &route.virtual_partitions {
+        vp.check(&path, problems);
+    }
+    (max_messages, max_wait_time)
+}
+
+/// A rebalance holds the poll thread for up to `revocation_timeout`; librdkafka expels a member
+/// that does not poll for `max.poll.interval.ms`, so the first must stay below the second.
+fn check_revocation_timeout(
+    config: &Config,
+    groups: &[SubscriptionGroup],
+    problems: &mut Vec<Problem>,
+) {
+    for sg in groups {
+        let poll = kafka::millis(&sg.kafka, "max.poll.interval.ms")
+            .map_or(Duration::MAX, Duration::from_millis);
+        if config.revocation_timeout >= poll {
+            problems.push(Problem::new(
+                "revocation_timeout",
+                &format!("{:?}", config.revocation_timeout),
+                &format!(
+                    "needs to be shorter than max.poll.interval.ms ({poll:?}) of subscription \
+                     group {}/{}, or a rebalance that waits for running batches gets the member \
+                     expelled from its group",
+                    sg.consumer_group, sg.name
+                ),
+                "lower `revocation_timeout` or raise `max.poll.interval.ms`",
+            ));
+        }
+    }
+}
+
+/// `group.instance.id` must be unique per member of a consumer group, and each subscription
+/// group is its own member: when a consumer group has several, each gets the id suffixed with
+/// its subscription group's name.
+fn distinguish_static_members(resolved: &mut [SubscriptionGroup]) {
+    const ID: &str = "group.instance.id";
+    let shared: Vec<Arc<str>> = resolved
+        .iter()
+        .filter(|sg| {
+            resolved
+                .iter()
+                .filter(|o| o.consumer_group == sg.consumer_group)
+                .count()
+                > 1
+        })
+        .map(|sg| sg.consumer_group.clone())
+        .collect();
+    for sg in resolved.iter_mut() {
+        if shared.contains(&sg.consumer_group)
+            && let Some(id) = sg.kafka.get(ID)
+        {
+            let unique = format!("{id}-{}", sg.name);
+            sg.kafka.insert(ID.to_string(), unique);
+        }
+    }
+}
+
+/// Adds `topic` to the subscription group with the same base name and kafka settings, or to a
+/// new one (`base`, then `base-2`, `base-3`, …).
+fn place(
+    resolved: &mut Vec<SubscriptionGroup>,
+    group_id: &Arc<str>,
+    base: &str,
+    (kafka, kafka_sources): (BTreeMap<String, String>, BTreeMap<String, Source>),
+    topic: Arc<Topic>,
+) {
+    let same_group = |sg: &&mut SubscriptionGroup| sg.consumer_group == *group_id;
+    let is_base = |name: &str| {
+        name == base
+            || name
+                .strip_prefix(base)
+                .and_then(|s| s.strip_prefix('-'))
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+    };
+    if let Some(sg) = resolved
+        .iter_mut()
+        .filter(same_group)
+        .find(|sg| is_base(&sg.name) && sg.kafka == kafka)
+    {
+        sg.topics.push(topic);
+        return;
+    }
+    let taken = resolved
+        .iter()
+        .filter(|sg| sg.consumer_group == *group_id && is_base(&sg.name))
+        .count();
+    let name = if taken == 0 {
+        base.to_string()
+    } else {
+        format!("{base}-{}", taken + 1)
+    };
+    resolved.push(SubscriptionGroup {
+        name,
+        consumer_group: group_id.clone(),
+        topics: vec![topic],
+        kafka,
+        kafka_sources,
+    });
+}
