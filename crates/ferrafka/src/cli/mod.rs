@@ -200,7 +200,36 @@ fn server(app: &App, args: &ServerArgs) -> Served {
         }
         None => None,
     };
-    let reload = signals.block_on(async {
+    let reload = until_stop(
+        &signals,
+        &stopper,
+        &mut changed,
+        app.config().shutdown_timeout,
+    );
+    let exit = running.wait();
+    match (reload, watch) {
+        (true, Some(exe)) => {
+            if exit == ServerExit::Forced {
+                tracing::warn!("reloading after a forced stop: abandoned batches will run again");
+            }
+            Served::Reload(exe)
+        }
+        _ => Served::Exit(match exit {
+            ServerExit::Clean => ExitCode::SUCCESS,
+            ServerExit::Forced => ExitCode::from(2),
+        }),
+    }
+}
+
+/// Waits for SIGTERM, SIGINT or a changed executable (SIGTSTP turns quiet mode on meanwhile),
+/// then starts the graceful stop; true when the executable changed (reload).
+fn until_stop(
+    signals: &tokio::runtime::Runtime,
+    stopper: &crate::server::Stopper,
+    changed: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+    shutdown_timeout: std::time::Duration,
+) -> bool {
+    signals.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
@@ -216,23 +245,10 @@ fn server(app: &App, args: &ServerArgs) -> Served {
                 }
             }
         };
-        tracing::info!(reason, timeout = ?app.config().shutdown_timeout, "shutdown requested");
+        tracing::info!(reason, timeout = ?shutdown_timeout, "shutdown requested");
         stopper.stop();
         reason == "executable changed"
-    });
-    let exit = running.wait();
-    match (reload, watch) {
-        (true, Some(exe)) => {
-            if exit == ServerExit::Forced {
-                tracing::warn!("reloading after a forced stop: abandoned batches will run again");
-            }
-            Served::Reload(exe)
-        }
-        _ => Served::Exit(match exit {
-            ServerExit::Clean => ExitCode::SUCCESS,
-            ServerExit::Forced => ExitCode::from(2),
-        }),
-    }
+    })
 }
 
 fn table(header: [&str; 3]) -> comfy_table::Table {

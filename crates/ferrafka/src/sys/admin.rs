@@ -158,43 +158,7 @@ pub(crate) fn incremental_alter_topic(
         return Err(FfiError::new(None, "librdkafka refused the topic resource"));
     }
     for op in ops {
-        let (key, op_type, value) = match op {
-            IncrementalOp::Set(k, v) => (
-                cstring(k)?,
-                rd::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET,
-                Some(cstring(v)?),
-            ),
-            IncrementalOp::Delete(k) => (
-                cstring(k)?,
-                rd::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_DELETE,
-                None,
-            ),
-        };
-        let value_ptr = value.as_ref().map_or(std::ptr::null(), |v| v.as_ptr());
-        // SAFETY: resource is live; key and value are valid C strings (or null for delete,
-        // which librdkafka accepts) that librdkafka copies.
-        let error = unsafe {
-            rd::rd_kafka_ConfigResource_add_incremental_config(
-                resource.ptr,
-                key.as_ptr(),
-                op_type,
-                value_ptr,
-            )
-        };
-        if !error.is_null() {
-            let error = Guard {
-                ptr: error,
-                destroy: rd::rd_kafka_error_destroy,
-            };
-            // SAFETY: error is a live rd_kafka_error_t owned by its guard.
-            let (code, reason) = unsafe {
-                (
-                    rd::rd_kafka_error_code(error.ptr),
-                    text(rd::rd_kafka_error_string(error.ptr)),
-                )
-            };
-            return Err(FfiError::new(Some(code.into()), reason));
-        }
+        add_op(&resource, op)?;
     }
     let mut resources = [resource.ptr];
     let op = rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS;
@@ -227,6 +191,51 @@ pub(crate) fn incremental_alter_topic(
                 return Err(FfiError::new(Some(code), reason));
             }
         }
+    }
+    Ok(())
+}
+
+/// Adds one incremental change to `resource`.
+fn add_op(
+    resource: &Guard<rd::rd_kafka_ConfigResource_t>,
+    op: &IncrementalOp,
+) -> Result<(), FfiError> {
+    let (key, op_type, value) = match op {
+        IncrementalOp::Set(k, v) => (
+            cstring(k)?,
+            rd::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET,
+            Some(cstring(v)?),
+        ),
+        IncrementalOp::Delete(k) => (
+            cstring(k)?,
+            rd::rd_kafka_AlterConfigOpType_t::RD_KAFKA_ALTER_CONFIG_OP_TYPE_DELETE,
+            None,
+        ),
+    };
+    let value_ptr = value.as_ref().map_or(std::ptr::null(), |v| v.as_ptr());
+    // SAFETY: resource is live; key and value are valid C strings (or null for delete,
+    // which librdkafka accepts) that librdkafka copies.
+    let error = unsafe {
+        rd::rd_kafka_ConfigResource_add_incremental_config(
+            resource.ptr,
+            key.as_ptr(),
+            op_type,
+            value_ptr,
+        )
+    };
+    if !error.is_null() {
+        let error = Guard {
+            ptr: error,
+            destroy: rd::rd_kafka_error_destroy,
+        };
+        // SAFETY: error is a live rd_kafka_error_t owned by its guard.
+        let (code, reason) = unsafe {
+            (
+                rd::rd_kafka_error_code(error.ptr),
+                text(rd::rd_kafka_error_string(error.ptr)),
+            )
+        };
+        return Err(FfiError::new(Some(code.into()), reason));
     }
     Ok(())
 }

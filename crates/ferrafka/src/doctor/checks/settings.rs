@@ -136,56 +136,58 @@ pub(crate) fn check_timing(app: &dyn AppView, report: &mut Report) {
         .iter()
         .filter(|sg| !crate::kafka::uses_consumer_protocol(&sg.kafka));
     for sg in classic {
-        let poll = millis(&sg.kafka, "max.poll.interval.ms").unwrap_or(300_000);
-        let session = millis(&sg.kafka, "session.timeout.ms").unwrap_or(45_000);
-        let heartbeat = millis(&sg.kafka, "heartbeat.interval.ms").unwrap_or(3_000);
-        if session > poll {
-            report.push(
-                "FD013",
-                Severity::Error,
-                sg_subject(sg),
-                format!("session.timeout.ms={session} exceeds max.poll.interval.ms={poll}"),
-                WHY_SESSION,
-                "keep session.timeout.ms at most max.poll.interval.ms",
-            );
-        }
-        if heartbeat >= session {
-            report.push(
-                "FD013",
-                Severity::Error,
-                sg_subject(sg),
-                format!(
-                    "heartbeat.interval.ms={heartbeat} is not below session.timeout.ms={session}"
-                ),
-                WHY_SESSION,
-                "set heartbeat.interval.ms to at most a third of session.timeout.ms",
-            );
-        } else if heartbeat.saturating_mul(3) > session {
-            report.push(
-                "FD013",
-                Severity::Warning,
-                sg_subject(sg),
-                format!(
-                    "heartbeat.interval.ms={heartbeat} is more than a third of \
-                     session.timeout.ms={session}"
-                ),
-                WHY_SESSION,
-                "set heartbeat.interval.ms to at most a third of session.timeout.ms",
-            );
-        }
-        if !(6_000..=1_800_000).contains(&session) && is_set(&sg.kafka, "session.timeout.ms") {
-            report.push(
-                "FD013",
-                Severity::Warning,
-                sg_subject(sg),
-                format!(
-                    "session.timeout.ms={session} is outside the broker defaults' 6000..1800000"
-                ),
-                WHY_SESSION_BOUNDS,
-                "keep session.timeout.ms between 6000 and 1800000, or make sure the brokers' \
-                 group.min/max.session.timeout.ms allow it",
-            );
-        }
+        check_group_timing(sg, report);
+    }
+}
+
+/// FD013 for one classic-protocol consumer: its session against its poll interval, its
+/// heartbeats against its session, its session within the brokers' default bounds.
+fn check_group_timing(sg: &crate::routing::SubscriptionGroup, report: &mut Report) {
+    let poll = millis(&sg.kafka, "max.poll.interval.ms").unwrap_or(300_000);
+    let session = millis(&sg.kafka, "session.timeout.ms").unwrap_or(45_000);
+    let heartbeat = millis(&sg.kafka, "heartbeat.interval.ms").unwrap_or(3_000);
+    if session > poll {
+        report.push(
+            "FD013",
+            Severity::Error,
+            sg_subject(sg),
+            format!("session.timeout.ms={session} exceeds max.poll.interval.ms={poll}"),
+            WHY_SESSION,
+            "keep session.timeout.ms at most max.poll.interval.ms",
+        );
+    }
+    if heartbeat >= session {
+        report.push(
+            "FD013",
+            Severity::Error,
+            sg_subject(sg),
+            format!("heartbeat.interval.ms={heartbeat} is not below session.timeout.ms={session}"),
+            WHY_SESSION,
+            "set heartbeat.interval.ms to at most a third of session.timeout.ms",
+        );
+    } else if heartbeat.saturating_mul(3) > session {
+        report.push(
+            "FD013",
+            Severity::Warning,
+            sg_subject(sg),
+            format!(
+                "heartbeat.interval.ms={heartbeat} is more than a third of \
+                 session.timeout.ms={session}"
+            ),
+            WHY_SESSION,
+            "set heartbeat.interval.ms to at most a third of session.timeout.ms",
+        );
+    }
+    if !(6_000..=1_800_000).contains(&session) && is_set(&sg.kafka, "session.timeout.ms") {
+        report.push(
+            "FD013",
+            Severity::Warning,
+            sg_subject(sg),
+            format!("session.timeout.ms={session} is outside the broker defaults' 6000..1800000"),
+            WHY_SESSION_BOUNDS,
+            "keep session.timeout.ms between 6000 and 1800000, or make sure the brokers' \
+             group.min/max.session.timeout.ms allow it",
+        );
     }
 }
 
