@@ -27,7 +27,7 @@ pub enum Error {
     CreateClient {
         /// Which client: "consumer of subscription group X", "producer", "admin".
         client: String,
-        /// librdkafka's verdict, secrets hidden (see [`Error::redacted`]).
+        /// librdkafka's verdict, secrets hidden.
         #[source]
         source: Box<rdkafka::error::KafkaError>,
     },

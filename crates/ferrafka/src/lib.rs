@@ -66,3 +66,30 @@ pub use server::{Filters, RunningServer, ServerExit};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// The guides of the repository's `docs/` directory, as rustdoc pages; their Rust examples are
+/// compiled (and, unless marked `no_run`, run) as doctests.
+pub mod guide {
+    #[doc = include_str!("../../../docs/testing.md")]
+    pub mod testing {}
+    #[doc = include_str!("../../../docs/environments.md")]
+    pub mod environments {}
+    #[doc = include_str!("../../../docs/topics.md")]
+    pub mod topics {}
+    #[doc = include_str!("../../../docs/doctor.md")]
+    pub mod doctor {}
+    #[doc = include_str!("../../../docs/security.md")]
+    pub mod security {}
+    #[doc = include_str!("../../../docs/reliability.md")]
+    pub mod reliability {}
+    #[doc = include_str!("../../../docs/virtual-partitions.md")]
+    pub mod virtual_partitions {}
+    #[doc = include_str!("../../../docs/kafka.md")]
+    pub mod kafka {}
+    #[doc = include_str!("../../../docs/embedded-broker.md")]
+    pub mod embedded_broker {}
+    #[doc = include_str!("../../../docs/performance.md")]
+    pub mod performance {}
+    #[doc = include_str!("../../../docs/safety.md")]
+    pub mod safety {}
+}

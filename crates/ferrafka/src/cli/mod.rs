@@ -1,9 +1,8 @@
 //! The command line a user's binary gets by calling [`run`] with its app.
 //!
-//! `server` runs the consumers (`--reload` re-executes the binary when it is rebuilt, see
-//! [`reload`](self::reload)); `info` prints routes and effective settings; `topics` manages the
-//! declared topics ([`topics`]); `doctor` checks the app against the production checklist
-//! ([`doctor`](self::doctor)). Exit codes: 0 ok, 1 configuration or startup error, 2 when the
+//! `server` runs the consumers (`--reload` re-executes the binary when it is rebuilt); `info`
+//! prints routes and effective settings; `topics` manages the declared topics ([`topics`]);
+//! `doctor` checks the app against the production checklist ([`doctor`]). Exit codes: 0 ok, 1 configuration or startup error, 2 when the
 //! shutdown timeout forced the stop or, for `topics --detailed-exitcode`, when changes were
 //! planned or applied (clap also uses 2 for a command line it cannot parse).
 
