@@ -1,13 +1,13 @@
 //! `ferrafka-bench`: what ferrafka costs over hand-written rdkafka loops.
 //!
 //! On one broker per run, it consumes N messages through ferrafka (no-op consumer), through a
-//! raw `BaseConsumer` poll loop and through the peers (optional: confluent-kafka-python, Kafka's Java client), on one
-//! topic per partition count; produces N messages through ferrafka's producer and a raw
-//! `BaseProducer` loop; and measures idle clients. It prints messages per second, client
-//! CPU-seconds per million messages, Rust allocations per message, idle CPU per second, and
-//! the ratios ferrafka/raw against issue 12's targets (printed, not asserted). The embedded
-//! broker runs in a child process so `getrusage(RUSAGE_SELF)` counts the client only. See the
-//! crate's README.
+//! raw `BaseConsumer` poll loop and through the peers (optional: confluent-kafka-python, Kafka's
+//! Java client, Confluent's pure-Rust `confluent-kafka` crate), on one topic per partition
+//! count; produces N messages through ferrafka's producer and a raw `BaseProducer` loop; and
+//! measures idle clients. It prints messages per second, client CPU-seconds per million
+//! messages, Rust allocations per message, idle CPU per second, and the ratios ferrafka/raw
+//! against issue 12's targets (printed, not asserted). The embedded broker runs in a child
+//! process so `getrusage(RUSAGE_SELF)` counts the client only. See the crate's README.
 
 mod alloc;
 mod broker;
@@ -104,6 +104,12 @@ struct Cli {
     /// /var/tmp/ferrafka-peer-venv when it exists. Without one the row is skipped.
     #[arg(long)]
     peer_python: Option<PathBuf>,
+
+    /// The pure-Rust peer's binary (`peer/pure-rust`); by default `ferrafka-pure-rust-peer`
+    /// next to this binary, in `$CARGO_TARGET_DIR/release` or in the peer crate's
+    /// `target/release`, the first that exists. Without one the row is skipped.
+    #[arg(long, value_name = "PATH")]
+    peer_pure_rust: Option<PathBuf>,
 
     /// Longest a consume phase may run before it counts as stalled, in seconds; a stalled
     /// phase is reported with the figures of the messages it got through.
@@ -234,7 +240,11 @@ fn run(cli: &Cli) -> Result<()> {
         created: Vec::new(),
     };
     let mut peers_skipped = Vec::new();
-    for peer in [Peer::python(cli.peer_python.as_deref()), Peer::java()] {
+    for peer in [
+        Peer::python(cli.peer_python.as_deref()),
+        Peer::java(),
+        Peer::pure_rust(cli.peer_pure_rust.as_deref()),
+    ] {
         match peer {
             Ok(peer) => bench.peers.push(peer),
             Err(why) => peers_skipped.push(why),

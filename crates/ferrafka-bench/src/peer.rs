@@ -1,14 +1,15 @@
 //! The peer rows, other clients on the same broker and topic, in the same run:
-//! confluent-kafka-python's `consume(num_messages=500)` loop (`peer/confluent_consume.py`) and
+//! confluent-kafka-python's `consume(num_messages=500)` loop (`peer/confluent_consume.py`),
 //! the Java client's `KafkaConsumer` poll loop (`bench-consume` of the Java peer in
-//! `testing/kafka/peer`).
+//! `testing/kafka/peer`), and Confluent's pure-Rust client, the `confluent-kafka` crate
+//! (`peer/pure-rust`, its own workspace, so the bench's build never compiles it).
 //!
 //! Each measures its own window like the Rust clients: from the assignment to the last
 //! message, process CPU time of every thread (`time.process_time()`; the JVM's process CPU
-//! time, JIT and GC included). The bench also reads the whole child's CPU (start-up, join and
-//! close included) from `getrusage(RUSAGE_CHILDREN)` around its `wait`, shown as `process` in
-//! the round's line. Both are optional: without a Python that imports `confluent_kafka`, or
-//! without the built Java peer, the row is skipped.
+//! time, JIT and GC included; `CLOCK_PROCESS_CPUTIME_ID`). The bench also reads the whole
+//! child's CPU (start-up, join and close included) from `getrusage(RUSAGE_CHILDREN)` around its
+//! `wait`, shown as `process` in the round's line. All are optional: without a Python that
+//! imports `confluent_kafka`, or without the built Java or Rust peer, the row is skipped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,31 @@ fn java_jar() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testing/kafka/peer/target/kafka-peer.jar")
 }
 
+/// The pure-Rust peer's binary name.
+const PURE_RUST_BINARY: &str = "ferrafka-pure-rust-peer";
+
+/// How to build the pure-Rust peer, printed when it is skipped. With the bench's
+/// `CARGO_TARGET_DIR` the binary lands next to `ferrafka-bench`, where it is looked for first.
+pub const PURE_RUST_BUILD_HINT: &str =
+    "cargo build --release --manifest-path crates/ferrafka-bench/peer/pure-rust/Cargo.toml";
+
+/// Where the pure-Rust peer may be, in order: next to this binary (both built into the same
+/// target directory), `$CARGO_TARGET_DIR/release`, and the peer crate's own `target/release`.
+fn pure_rust_candidates() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        dirs.push(dir);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        dirs.push(PathBuf::from(target).join("release"));
+    }
+    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peer/pure-rust/target/release"));
+    dirs.into_iter().map(|d| d.join(PURE_RUST_BINARY)).collect()
+}
+
 /// Another client that consumes the bench's topic in a process of its own.
 #[derive(Debug)]
 pub struct Peer {
@@ -53,6 +79,8 @@ enum How {
     Python { python: PathBuf, script: PathBuf },
     /// `java -jar` the Java peer.
     Java { jar: PathBuf },
+    /// The pure-Rust peer's binary (`peer/pure-rust`).
+    PureRust { binary: PathBuf },
 }
 
 impl Peer {
@@ -129,6 +157,47 @@ impl Peer {
         })
     }
 
+    /// The pure-Rust peer: `binary` if given, else the first of [`pure_rust_candidates`] that
+    /// exists. `Err` says why the row is skipped (and how to build it).
+    pub fn pure_rust(binary: Option<&Path>) -> Result<Peer, String> {
+        let binary = match binary {
+            Some(b) => b.to_path_buf(),
+            None => pure_rust_candidates()
+                .into_iter()
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    format!(
+                        "no {PURE_RUST_BINARY} next to ferrafka-bench, in $CARGO_TARGET_DIR/release \
+                         or in the peer crate's target/release; build it with \
+                         `{PURE_RUST_BUILD_HINT}` (or pass --peer-pure-rust)"
+                    )
+                })?,
+        };
+        let out = Command::new(&binary)
+            .arg("--version")
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| format!("running {} --version: {e}", binary.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = text
+            .trim()
+            .strip_prefix("confluent-kafka ")
+            .filter(|_| out.status.success())
+            .ok_or_else(|| {
+                format!(
+                    "{} --version printed {:?}, not `confluent-kafka <version>`; rebuild it with \
+                     `{PURE_RUST_BUILD_HINT}`",
+                    binary.display(),
+                    text.trim()
+                )
+            })?;
+        Ok(Peer {
+            name: "confluent-kafka (Rust)",
+            versions: format!("confluent-kafka {version} (pure Rust)"),
+            how: How::PureRust { binary },
+        })
+    }
+
     /// Consumes `setup`'s topic, given the raw loop's `properties` and `group`.
     pub fn consume(
         &self,
@@ -154,6 +223,14 @@ impl Peer {
                     .arg(jar)
                     .arg("bench-consume")
                     .arg(&setup.bootstrap)
+                    .arg(group)
+                    .arg(&setup.topic)
+                    .arg(setup.messages.to_string());
+                c
+            }
+            How::PureRust { binary } => {
+                let mut c = Command::new(binary);
+                c.arg(&setup.bootstrap)
                     .arg(group)
                     .arg(&setup.topic)
                     .arg(setup.messages.to_string());
