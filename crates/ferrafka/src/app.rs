@@ -276,11 +276,13 @@ impl App {
     }
 
     /// The producer's properties with their layers, as the kafka module built them.
+    #[cfg(feature = "cli")]
     pub(crate) fn producer_properties(&self) -> &Properties {
         &self.producer_kafka
     }
 
     /// The admin's properties with their layers, as the kafka module built them.
+    #[cfg(feature = "cli")]
     pub(crate) fn admin_properties(&self) -> &Properties {
         &self.admin_kafka
     }

@@ -31,6 +31,7 @@
 
 pub mod admin;
 pub mod app;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 mod connection;

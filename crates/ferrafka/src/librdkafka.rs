@@ -56,6 +56,7 @@ pub(crate) fn builtin_features() -> Vec<String> {
 }
 
 /// The linked librdkafka's version, e.g. `2.12.1`.
+#[cfg(any(feature = "cli", test))]
 pub(crate) fn version() -> String {
     rdkafka::util::get_rdkafka_version().1
 }

@@ -21,11 +21,13 @@ use std::time::Duration;
 use super::{Environment, InitialOffset, Source, redact};
 
 /// How `info` shows a value: its `Display`.
+#[cfg(any(feature = "cli", test))]
 fn text<T: ToString>(value: &T) -> String {
     value.to_string()
 }
 
 /// How `info` shows a value: its `Debug` (durations, as in `1s`).
+#[cfg(any(feature = "cli", test))]
 fn debug<T: fmt::Debug>(value: &T) -> String {
     format!("{value:?}")
 }
@@ -98,6 +100,7 @@ macro_rules! config_table {
 
             /// The (setting, value) rows `info` prints, in order: the client and group ids, then
             /// the plain settings.
+            #[cfg(any(feature = "cli", test))]
             pub(crate) fn setting_rows(&self) -> Vec<(&'static str, String)> {
                 let mut rows = vec![
                     ("client_id", self.client_id.clone()),

@@ -200,6 +200,7 @@ mod outputs {
     }
 
     #[test]
+    #[cfg(feature = "cli")]
     fn info_and_the_server_boot_error_show_no_secret() {
         let app = app("production", &kafka());
         assert_hidden("info", &crate::cli::info(&app));
