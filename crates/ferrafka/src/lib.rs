@@ -28,6 +28,7 @@
 //! `RunningServer::drill_fatal_error`, which call librdkafka's test-only API.
 //! `ferrafka` re-exports `rdkafka` rather than its items, since its `Consumer` trait would clash
 //! with ours.
+#![warn(unreachable_pub)]
 
 pub mod admin;
 pub mod app;
@@ -55,13 +56,13 @@ pub mod testing;
 
 pub use app::{App, AppBuilder};
 pub use config::{Config, Environment, InitialOffset, Source};
-pub use consumer::{ConsumeResult, Consumer, Context};
+pub use consumer::{ConsumeResult, Consumer, Context, SeekTo};
 pub use error::{BoxError, Error, Result};
 pub use messages::{Message, Messages};
 pub use producer::{Producer, Record};
 pub use rdkafka;
-pub use routing::VirtualPartitions;
-pub use server::{Filters, RunningServer, ServerExit};
+pub use routing::{DeadLetterQueue, VirtualPartitions};
+pub use server::{Filters, RunningServer, ServerExit, Stopper};
 
 /// Compiles the README's example as a doctest so it stays true.
 #[cfg(doctest)]
