@@ -27,7 +27,7 @@ pub enum ClockStatus {
 
 /// Asks the kernel through `adjtimex` in read-only mode.
 #[cfg(target_os = "linux")]
-pub fn kernel_status() -> ClockStatus {
+pub(crate) fn kernel_status() -> ClockStatus {
     match crate::sys::clock::adjtimex_read() {
         Ok((state, status, max_error_us)) => interpret(state, status, max_error_us),
         Err(e) => ClockStatus::Unknown {

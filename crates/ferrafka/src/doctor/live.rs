@@ -20,8 +20,8 @@ mod retention;
 mod topics;
 mod view;
 
-pub use admin_live::AdminLive;
-pub use view::Live;
+pub(crate) use admin_live::AdminLive;
+pub(crate) use view::Live;
 
 /// A duration as a person reads it: `90s`, `45m`, `36h`, `7d`.
 pub(crate) fn human(d: Duration) -> String {
@@ -82,7 +82,7 @@ pub(super) fn run(app: &dyn AppView, opts: &DoctorOptions, report: &mut Report) 
 }
 
 /// Runs the live checks against `cluster` as of `now`.
-pub fn check(
+pub(crate) fn check(
     app: &dyn AppView,
     opts: &DoctorOptions,
     cluster: &Live<'_, impl Cluster>,

@@ -16,8 +16,8 @@
 
 mod app_view;
 mod checks;
-pub mod clock;
-pub mod live;
+mod clock;
+mod live;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,7 +31,6 @@ use crate::routing::SubscriptionGroup;
 pub use app_view::AppView;
 use checks::*;
 pub use clock::ClockStatus;
-pub use live::{AdminLive, Live};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

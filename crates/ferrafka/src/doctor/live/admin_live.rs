@@ -7,7 +7,7 @@ use crate::admin::Admin;
 use crate::doctor::AppView;
 
 /// The [`Admin`] clients for the live checks, with the app's kafka properties.
-pub struct AdminLive {
+pub(crate) struct AdminLive {
     admin: Admin,
     /// A second client with a short timeout for DescribeConfigs on brokers, which some brokers
     /// (tansu 0.6.0) never answer.
@@ -25,7 +25,7 @@ const BROKER_CONFIG_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AdminLive {
     /// Connects with the app's kafka properties; `timeout` bounds each request.
-    pub fn connect(app: &dyn AppView, timeout: Duration) -> crate::Result<Self> {
+    pub(crate) fn connect(app: &dyn AppView, timeout: Duration) -> crate::Result<Self> {
         let kafka = &app.admin_kafka();
         Ok(AdminLive {
             admin: Admin::new(kafka)?.with_timeout(timeout),
@@ -34,7 +34,7 @@ impl AdminLive {
     }
 
     /// The live checks' view of the cluster through these clients.
-    pub fn live(&self) -> crate::Result<Live<'_, Admin>> {
+    pub(crate) fn live(&self) -> crate::Result<Live<'_, Admin>> {
         Live::new(&self.admin, &self.broker_admin)
     }
 }

@@ -13,7 +13,7 @@ type BrokerConfig = (i32, BTreeMap<String, String>);
 /// What the live checks read, over any [`Cluster`]: each read blocks on a runtime of its own,
 /// and its error is the reason the fact is unknown (a fact the cluster did not deliver is an
 /// error, never an empty answer).
-pub struct Live<'a, C: Cluster> {
+pub(crate) struct Live<'a, C: Cluster> {
     cluster: &'a C,
     /// Answers broker-config requests: a client with a shorter timeout, because some brokers
     /// (tansu 0.6.0) never answer DescribeConfigs on brokers.
@@ -32,7 +32,7 @@ impl<C: Cluster> std::fmt::Debug for Live<'_, C> {
 
 impl<'a, C: Cluster> Live<'a, C> {
     /// Reads `cluster`, and broker settings through `brokers`.
-    pub fn new(cluster: &'a C, brokers: &'a C) -> crate::Result<Self> {
+    pub(crate) fn new(cluster: &'a C, brokers: &'a C) -> crate::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
