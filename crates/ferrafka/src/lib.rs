@@ -1,18 +1,71 @@
-//! ferrafka: a Kafka processing framework on librdkafka, in the mould of Ruby's Karafka.
+//! ferrafka is a Kafka processing framework on librdkafka, in the mould of Ruby's Karafka: you
+//! describe topics and consumers in code, run `server`, and get batched, ordered,
+//! at-least-once processing with retries, dead-letter queues, declarative topics, an admin
+//! API, a production checklist (`doctor`) and a test harness.
 //!
-//! Describe topics and consumers in code, run `server`, and get batched, ordered,
-//! at-least-once processing:
+//! # High-level features
 //!
-//! * a [`Consumer`] gets [`Messages`] batches from one topic-partition at a time, in offset
-//!   order; different partitions run in parallel up to `concurrency`;
-//! * a batch is marked as consumed when `consume` returns `Ok`; marked offsets are committed
-//!   periodically and synchronously on rebalance and shutdown, so a restart redoes nothing marked
-//!   and skips nothing unmarked;
-//! * an `Err` or a panic pauses only that partition and retries the unmarked rest after a
-//!   backoff;
-//! * the app-wide [`Producer`] is awaitable, fire-and-forget or batched.
+//! | feature | where |
+//! |---|---|
+//! | batches of one partition at a time, in offset order; partitions in parallel up to `concurrency` | [`Consumer`], [`Messages`] |
+//! | a batch is marked when `consume` returns `Ok`; marks are committed periodically and on rebalance and shutdown | [`Context`] |
+//! | an `Err` or a panic pauses only that partition and retries after a backoff; dead letters after `max_retries` | [`DeadLetterQueue`], [`guide::reliability`] |
+//! | ordered parallelism inside one partition | [`VirtualPartitions`], [`guide::virtual_partitions`] |
+//! | an awaitable, fire-and-forget or batched producer | [`Producer`], [`Record`] |
+//! | topics as code: declare, plan, migrate, lock | [`declaratives`], [`guide::topics`] |
+//! | cluster administration without a server | [`admin::Admin`] |
+//! | the development-versus-production checklist, at boot and in CI | [`doctor`], [`guide::doctor`] |
+//! | settings per environment, from code and `FERRAFKA_KAFKA_*` variables | [`Config`], [`guide::environments`] |
+//! | TLS, SASL and ACLs, secrets never printed | [`guide::security`] |
+//! | testing consumers without a broker | `testing::Tester` (feature `testing`), [`guide::testing`] |
+//! | the command line: `server`, `info`, `topics`, `doctor` | `cli` (feature `cli`, on by default) |
 //!
-//! Start with [`App::builder`], hand the app to [`cli::run`], and see the README's quickstart.
+//! # A first app
+//!
+//! ```no_run
+//! use ferrafka::{App, ConsumeResult, Consumer, Context, Messages};
+//!
+//! struct Visits;
+//!
+//! impl Consumer for Visits {
+//!     async fn consume(&mut self, _ctx: &mut Context, messages: &Messages) -> ConsumeResult {
+//!         for m in messages {
+//!             println!("{} [{}] @{}", m.topic(), m.partition(), m.offset());
+//!         }
+//!         Ok(()) // marks the batch; an Err retries it after a pause
+//!     }
+//! }
+//!
+//! # #[cfg(feature = "cli")]
+//! fn main() -> std::process::ExitCode {
+//!     let app = App::builder()
+//!         .setup(|c| {
+//!             c.client_id("shop").kafka("bootstrap.servers", "127.0.0.1:9092");
+//!         })
+//!         .routes(|r| {
+//!             r.topic("visits").consumer(|| Visits);
+//!         })
+//!         .build();
+//!     ferrafka::cli::run(app) // `my-app server`, `my-app info`, `my-app doctor`, ...
+//! }
+//! # #[cfg(not(feature = "cli"))]
+//! # fn main() {}
+//! ```
+//!
+//! `cargo run -p quickstart` runs a complete app against an embedded broker; the
+//! `examples/` directory has one small crate per topic (dead letters, testing, topics).
+//!
+//! # Where things are
+//!
+//! - [`App`] and [`AppBuilder`]: settings ([`Config`]), routes ([`routing`]) and declarations;
+//!   [`App::start`] runs the server in-process, `cli::run` behind a command line.
+//! - [`consumer`]: the [`Consumer`] trait and what a batch can do ([`Context`]: mark, pause,
+//!   seek, produce).
+//! - [`messages`]: [`Message`] and [`Messages`], read in place from librdkafka.
+//! - [`admin`], [`declaratives`], [`doctor`]: the cluster, its topics, the checklist.
+//! - [`guide`]: the repository's guides, one page each.
+//!
+//! # Secrets and `unsafe`
 //!
 //! Secrets never reach output: every value shown (`info`, `doctor`, validation problems,
 //! `Debug`) and every librdkafka error turned into an [`Error`] passes one redaction (see
@@ -21,11 +74,16 @@
 //! `unsafe` is denied workspace-wide and allowed in one private module, `sys`, for the C calls
 //! no safe wrapper offers: librdkafka admin calls rdkafka 0.39 does not wrap, a polled message
 //! kept without its consumer borrow (so batches are never copied), the delivery tracker,
-//! librdkafka's property table (printed only to a C `FILE*`) and `adjtimex(2)`.
-//! `docs/safety.md` gives the reasons and the invariants.
+//! librdkafka's property table (printed only to a C `FILE*`) and `adjtimex(2)`
+//! ([`guide::safety`]).
 //!
-//! Cargo feature `testing` (off by default): fault drills such as
-//! `RunningServer::drill_fatal_error`, which call librdkafka's test-only API.
+//! # Cargo features
+//!
+//! - `cli` (on by default): the command line and what only it needs (clap, comfy-table,
+//!   indicatif, tracing-subscriber).
+//! - `testing` (off): `testing::Tester` and fault drills such as
+//!   `RunningServer::drill_fatal_error`, which call librdkafka's test-only API.
+//!
 //! `ferrafka` re-exports `rdkafka` rather than its items, since its `Consumer` trait would clash
 //! with ours.
 #![warn(unreachable_pub)]
