@@ -1,4 +1,5 @@
 //! FD016-FD021: client settings that weaken security or give up on messages, on every client.
+//! One table: the settings, the finding they must raise, and what it must say.
 
 use super::*;
 
@@ -30,138 +31,191 @@ fn subjects(report: &Report, id: &str) -> Vec<String> {
     s
 }
 
-const EVERY_CLIENT: [&str; 3] = [
+const EVERY_CLIENT: &[&str] = &[
     "admin client",
     "producer",
     "subscription group shop/default",
 ];
+const PRODUCER: &[&str] = &["producer"];
+const CONSUMERS: &[&str] = &["subscription group shop/default"];
 
-#[test]
-fn fd016_certificate_verification_off_is_an_error_on_every_client() {
-    let report = with(&[("enable.ssl.certificate.verification", "false")], &[]);
-    assert_eq!(subjects(&report, "FD016"), EVERY_CLIENT);
-    let f = one(&report, "FD016", "producer");
-    assert_eq!(f.severity, Severity::Error);
-    assert_eq!(f.found, "enable.ssl.certificate.verification=false");
-    assert!(f.fix.contains("ssl.ca.location"), "{}", f.fix);
+/// One row: settings in, one finding out.
+struct Case {
+    /// App-wide settings (every client).
+    kafka: &'static [(&'static str, &'static str)],
+    /// The producer's own settings.
+    producer: &'static [(&'static str, &'static str)],
+    id: &'static str,
+    /// Every subject the finding must be raised on, sorted.
+    on: &'static [&'static str],
+    /// The finding looked at closely: on this subject, of this severity, its `found` starting
+    /// with this, its fix containing that.
+    subject: &'static str,
+    severity: Severity,
+    found: &'static str,
+    fix: &'static str,
 }
 
-#[test]
-fn fd016_host_name_verification_off_is_an_error() {
-    let report = with(&[], &[("ssl.endpoint.identification.algorithm", "none")]);
-    let f = one(&report, "FD016", "producer");
-    assert_eq!(f.severity, Severity::Error);
-    assert_eq!(f.found, "ssl.endpoint.identification.algorithm=none");
-}
-
-#[test]
-fn fd017_no_tls_is_a_warning() {
-    let report = with(&[("security.protocol", "plaintext")], &[]);
-    assert_eq!(subjects(&report, "FD017"), EVERY_CLIENT);
-    let f = one(&report, "FD017", "admin client");
-    assert_eq!(f.severity, Severity::Warning);
-    assert_eq!(f.found, "security.protocol=plaintext: no TLS");
-}
-
-#[test]
-fn fd017_a_plain_password_without_tls_is_an_error() {
-    let report = with(
-        &[
+const CASES: &[Case] = &[
+    Case {
+        kafka: &[("enable.ssl.certificate.verification", "false")],
+        producer: &[],
+        id: "FD016",
+        on: EVERY_CLIENT,
+        subject: "producer",
+        severity: Severity::Error,
+        found: "enable.ssl.certificate.verification=false",
+        fix: "ssl.ca.location",
+    },
+    Case {
+        kafka: &[],
+        producer: &[("ssl.endpoint.identification.algorithm", "none")],
+        id: "FD016",
+        on: PRODUCER,
+        subject: "producer",
+        severity: Severity::Error,
+        found: "ssl.endpoint.identification.algorithm=none",
+        fix: "",
+    },
+    Case {
+        kafka: &[("security.protocol", "plaintext")],
+        producer: &[],
+        id: "FD017",
+        on: EVERY_CLIENT,
+        subject: "admin client",
+        severity: Severity::Warning,
+        found: "security.protocol=plaintext: no TLS",
+        fix: "",
+    },
+    // A plain password in clear is an error...
+    Case {
+        kafka: &[
             ("security.protocol", "SASL_PLAINTEXT"),
             ("sasl.mechanism", "PLAIN"),
         ],
-        &[],
-    );
-    let f = one(&report, "FD017", "subscription group shop/default");
-    assert_eq!(f.severity, Severity::Error);
-    assert!(f.fix.contains("sasl_ssl"), "{}", f.fix);
-    // SCRAM does not send the password, but the data still crosses in clear.
-    let scram = with(
-        &[
+        producer: &[],
+        id: "FD017",
+        on: EVERY_CLIENT,
+        subject: "subscription group shop/default",
+        severity: Severity::Error,
+        found: "",
+        fix: "sasl_ssl",
+    },
+    // ...SCRAM does not send the password, but the data still crosses in clear.
+    Case {
+        kafka: &[
             ("security.protocol", "sasl_plaintext"),
             ("sasl.mechanisms", "SCRAM-SHA-512"),
         ],
-        &[],
-    );
-    assert_eq!(one(&scram, "FD017", "producer").severity, Severity::Warning);
-}
-
-#[test]
-fn fd018_unsigned_oauthbearer_tokens_are_an_error() {
-    let report = with(
-        &[
+        producer: &[],
+        id: "FD017",
+        on: EVERY_CLIENT,
+        subject: "producer",
+        severity: Severity::Warning,
+        found: "",
+        fix: "",
+    },
+    Case {
+        kafka: &[
             ("security.protocol", "sasl_ssl"),
             ("sasl.mechanisms", "OAUTHBEARER"),
             ("enable.sasl.oauthbearer.unsecure.jwt", "true"),
         ],
-        &[],
-    );
-    assert_eq!(subjects(&report, "FD018"), EVERY_CLIENT);
-    assert_eq!(one(&report, "FD018", "producer").severity, Severity::Error);
-}
+        producer: &[],
+        id: "FD018",
+        on: EVERY_CLIENT,
+        subject: "producer",
+        severity: Severity::Error,
+        found: "",
+        fix: "",
+    },
+    Case {
+        kafka: &[],
+        producer: &[("message.send.max.retries", "0")],
+        id: "FD019",
+        on: PRODUCER,
+        subject: "producer",
+        severity: Severity::Warning,
+        found: "message.send.max.retries=0",
+        fix: "",
+    },
+    // `retries` is librdkafka's alias.
+    Case {
+        kafka: &[],
+        producer: &[("retries", "0")],
+        id: "FD019",
+        on: PRODUCER,
+        subject: "producer",
+        severity: Severity::Warning,
+        found: "message.send.max.retries=0",
+        fix: "",
+    },
+    Case {
+        kafka: &[],
+        producer: &[("delivery.timeout.ms", "10000")],
+        id: "FD019",
+        on: PRODUCER,
+        subject: "producer",
+        severity: Severity::Warning,
+        found: "message.timeout.ms=10000",
+        fix: "30000",
+    },
+    Case {
+        kafka: &[("isolation.level", "read_uncommitted")],
+        producer: &[],
+        id: "FD020",
+        on: CONSUMERS,
+        subject: "subscription group shop/default",
+        severity: Severity::Warning,
+        found: "",
+        fix: "",
+    },
+    Case {
+        kafka: &[
+            ("api.version.request", "false"),
+            ("broker.version.fallback", "0.9.0"),
+        ],
+        producer: &[],
+        id: "FD021",
+        on: EVERY_CLIENT,
+        subject: "producer",
+        severity: Severity::Warning,
+        found: "api.version.request=false (broker.version.fallback=0.9.0)",
+        fix: "",
+    },
+];
 
 #[test]
-fn fd019_a_producer_without_retries_warns() {
-    for name in ["message.send.max.retries", "retries"] {
-        let report = with(&[], &[(name, "0")]);
-        let f = one(&report, "FD019", "producer");
-        assert_eq!(f.severity, Severity::Warning);
-        assert_eq!(f.found, "message.send.max.retries=0");
+fn each_weakening_setting_raises_its_finding() {
+    for case in CASES {
+        let report = with(case.kafka, case.producer);
+        let what = format!("{} from {:?} {:?}", case.id, case.kafka, case.producer);
+        assert_eq!(subjects(&report, case.id), case.on, "{what}");
+        let f = one(&report, case.id, case.subject);
+        assert_eq!(f.severity, case.severity, "{what}");
+        assert!(f.found.starts_with(case.found), "{what}: {}", f.found);
+        assert!(f.fix.contains(case.fix), "{what}: {}", f.fix);
     }
 }
 
 #[test]
-fn fd019_a_delivery_timeout_shorter_than_a_failover_warns() {
-    let report = with(&[], &[("delivery.timeout.ms", "10000")]);
-    let f = one(&report, "FD019", "producer");
-    assert!(
-        f.found.starts_with("message.timeout.ms=10000"),
-        "{}",
-        f.found
-    );
-    assert!(f.fix.contains("30000"), "{}", f.fix);
-    // Long enough, or 0 (librdkafka: no timeout): nothing.
-    none(&with(&[], &[("message.timeout.ms", "60000")]), "FD019");
-    none(&with(&[], &[("message.timeout.ms", "0")]), "FD019");
-}
-
-#[test]
-fn fd020_consumers_reading_uncommitted_transactions_warn() {
-    let report = with(&[("isolation.level", "read_uncommitted")], &[]);
-    assert_eq!(
-        subjects(&report, "FD020"),
-        ["subscription group shop/default"]
-    );
-}
-
-#[test]
-fn fd021_clients_that_skip_protocol_negotiation_warn() {
-    let report = with(
-        &[
-            ("api.version.request", "false"),
-            ("broker.version.fallback", "0.9.0"),
-        ],
-        &[],
-    );
-    assert_eq!(subjects(&report, "FD021"), EVERY_CLIENT);
-    let f = one(&report, "FD021", "producer");
-    assert_eq!(
-        f.found,
-        "api.version.request=false (broker.version.fallback=0.9.0)"
-    );
-}
-
-#[test]
 fn secure_and_durable_settings_pass() {
-    let report = with(
-        &[
-            ("security.protocol", "sasl_ssl"),
-            ("sasl.mechanisms", "SCRAM-SHA-512"),
-            ("isolation.level", "read_committed"),
-        ],
-        &[("message.timeout.ms", "300000")],
-    );
-    for id in ["FD016", "FD017", "FD018", "FD019", "FD020", "FD021"] {
-        none(&report, id);
+    let reports = [
+        with(
+            &[
+                ("security.protocol", "sasl_ssl"),
+                ("sasl.mechanisms", "SCRAM-SHA-512"),
+                ("isolation.level", "read_committed"),
+            ],
+            &[("message.timeout.ms", "300000")],
+        ),
+        // 0 is librdkafka's "no timeout": nothing gives up.
+        with(&[], &[("message.timeout.ms", "0")]),
+        with(&[], &[("message.timeout.ms", "60000")]),
+    ];
+    for report in &reports {
+        for id in ["FD016", "FD017", "FD018", "FD019", "FD020", "FD021"] {
+            none(report, id);
+        }
     }
 }
