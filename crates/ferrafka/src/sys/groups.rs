@@ -15,6 +15,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka_sys::bindings as rd;
 
 use super::admin::{FfiError, cstring, request, text};
+use super::permissions::include_operations;
 use crate::admin::{GroupDescription, GroupMember};
 
 /// What the broker says about each of `groups`, copied out of librdkafka's answer: the group's
@@ -24,6 +25,22 @@ pub(crate) fn describe_consumer_groups(
     groups: &[&str],
     timeout: Duration,
 ) -> Result<Vec<Result<GroupDescription, FfiError>>, FfiError> {
+    // SAFETY: `describe_groups` hands each description while its reply is alive.
+    describe_groups(client, groups, timeout, false, |desc| unsafe {
+        copy_description(desc)
+    })
+}
+
+/// Sends DescribeConsumerGroups for `groups` (asking for the principal's authorized operations
+/// too when `operations`), and returns what `copy` makes of each description; `copy` is called
+/// while the reply is alive and must copy what it keeps.
+pub(super) fn describe_groups<T>(
+    client: &AdminClient<DefaultClientContext>,
+    groups: &[&str],
+    timeout: Duration,
+    operations: bool,
+    copy: impl Fn(*const rd::rd_kafka_ConsumerGroupDescription_t) -> T,
+) -> Result<Vec<T>, FfiError> {
     let names: Vec<CString> = groups
         .iter()
         .map(|g| cstring(g))
@@ -33,6 +50,9 @@ pub(crate) fn describe_consumer_groups(
     let event = request(client, op, timeout, |rk, options, queue| {
         // SAFETY: every argument is live; librdkafka copies the group names and options.
         unsafe {
+            if operations {
+                include_operations(options);
+            }
             rd::rd_kafka_DescribeConsumerGroups(
                 rk,
                 pointers.as_mut_ptr(),
@@ -42,8 +62,8 @@ pub(crate) fn describe_consumer_groups(
             )
         }
     })?;
-    // SAFETY: event is live until its guard drops at the end of this function; every pointer
-    // read below belongs to it and is copied into owned values before then.
+    // SAFETY: event is live until its guard drops at the end of this function; every
+    // description handed to `copy` belongs to it.
     unsafe {
         let result = rd::rd_kafka_event_DescribeConsumerGroups_result(event.ptr);
         if result.is_null() {
@@ -51,7 +71,7 @@ pub(crate) fn describe_consumer_groups(
         }
         let mut count = 0usize;
         let list = rd::rd_kafka_DescribeConsumerGroups_result_groups(result, &mut count);
-        Ok((0..count).map(|i| copy_description(*list.add(i))).collect())
+        Ok((0..count).map(|i| copy(*list.add(i))).collect())
     }
 }
 

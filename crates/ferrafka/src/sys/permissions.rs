@@ -25,7 +25,7 @@ pub(crate) type Operations = Result<Option<BTreeSet<String>>, FfiError>;
 /// Sets `include_authorized_operations` on `options`.
 ///
 /// SAFETY: `options` is live.
-unsafe fn include_operations(options: *mut rd::rd_kafka_AdminOptions_t) {
+pub(super) unsafe fn include_operations(options: *mut rd::rd_kafka_AdminOptions_t) {
     // SAFETY: the caller's promise; the returned error (none for a valid option) is destroyed.
     let error = unsafe { rd::rd_kafka_AdminOptions_set_include_authorized_operations(options, 1) };
     drop(Guard {
@@ -127,50 +127,21 @@ pub(crate) fn group_operations(
     groups: &[&str],
     timeout: Duration,
 ) -> Result<Vec<(String, Operations)>, FfiError> {
-    let names: Vec<CString> = groups
-        .iter()
-        .map(|g| cstring(g))
-        .collect::<Result<_, _>>()?;
-    let mut pointers: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
-    let op = rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS;
-    let event = request(client, op, timeout, |rk, options, queue| {
-        // SAFETY: every argument is live; librdkafka copies the group names and options.
+    super::groups::describe_groups(client, groups, timeout, true, |desc| {
+        // SAFETY: `describe_groups` hands each description while its reply is alive; what is
+        // kept is copied.
         unsafe {
-            include_operations(options);
-            rd::rd_kafka_DescribeConsumerGroups(
-                rk,
-                pointers.as_mut_ptr(),
-                pointers.len(),
-                options,
-                queue,
-            )
+            let name = text(rd::rd_kafka_ConsumerGroupDescription_group_id(desc));
+            let operations = match copy_error(rd::rd_kafka_ConsumerGroupDescription_error(desc)) {
+                Some(error) => Err(error),
+                None => {
+                    let mut n = 0usize;
+                    let ops =
+                        rd::rd_kafka_ConsumerGroupDescription_authorized_operations(desc, &mut n);
+                    Ok(copy_operations(ops, n))
+                }
+            };
+            (name, operations)
         }
-    })?;
-    // SAFETY: as in `topic_operations`.
-    unsafe {
-        let result = rd::rd_kafka_event_DescribeConsumerGroups_result(event.ptr);
-        if result.is_null() {
-            return Err(FfiError::new(None, "unexpected event type in reply"));
-        }
-        let mut count = 0usize;
-        let list = rd::rd_kafka_DescribeConsumerGroups_result_groups(result, &mut count);
-        Ok((0..count)
-            .map(|i| {
-                let desc = *list.add(i);
-                let name = text(rd::rd_kafka_ConsumerGroupDescription_group_id(desc));
-                let operations = match copy_error(rd::rd_kafka_ConsumerGroupDescription_error(desc))
-                {
-                    Some(error) => Err(error),
-                    None => {
-                        let mut n = 0usize;
-                        let ops = rd::rd_kafka_ConsumerGroupDescription_authorized_operations(
-                            desc, &mut n,
-                        );
-                        Ok(copy_operations(ops, n))
-                    }
-                };
-                (name, operations)
-            })
-            .collect())
-    }
+    })
 }
