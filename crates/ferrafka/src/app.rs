@@ -8,7 +8,8 @@ use crate::config::{Config, ConfigError, ENV_VAR, Environment, Problem, Source};
 use crate::declaratives::{self, Declarations};
 use crate::doctor::AppView;
 use crate::error::Result;
-use crate::kafka::{self, Properties};
+use crate::kafka;
+pub use crate::kafka::ClientProperties;
 use crate::producer::Producer;
 use crate::routing::{self, Router, SubscriptionGroup};
 
@@ -45,8 +46,8 @@ pub struct App {
     groups: Vec<SubscriptionGroup>,
     declared: Vec<TopicSpec>,
     problems: Vec<Problem>,
-    producer_kafka: Properties,
-    admin_kafka: Properties,
+    producer_kafka: ClientProperties,
+    admin_kafka: ClientProperties,
     producer: OnceLock<Producer>,
 }
 
@@ -196,14 +197,17 @@ impl AppBuilder {
 /// every verdict.
 fn check_client_properties(
     groups: &[SubscriptionGroup],
-    producer: &Properties,
+    producer: &ClientProperties,
     problems: &mut Vec<Problem>,
 ) {
-    let mut clients: Vec<(String, Properties)> = groups
+    let mut clients: Vec<(String, ClientProperties)> = groups
         .iter()
         .map(|sg| {
             let label = format!("subscription group {}/{}", sg.consumer_group, sg.name);
-            (label, Properties::from_parts(&sg.kafka, &sg.kafka_sources))
+            (
+                label,
+                ClientProperties::from_parts(&sg.kafka, &sg.kafka_sources),
+            )
         })
         .collect();
     clients.push(("producer".into(), producer.clone()));
@@ -253,43 +257,27 @@ impl App {
         &self.declared
     }
 
-    /// The librdkafka properties of the producer: the shared ones without consumer-only
-    /// properties, plus the producer's own, plus environment variables.
-    pub fn producer_kafka(&self) -> BTreeMap<String, String> {
-        self.producer_kafka.values()
-    }
-
-    /// [`App::producer_kafka`] with the layer each value came from.
-    pub fn producer_kafka_sources(&self) -> BTreeMap<String, (String, Source)> {
-        self.producer_kafka.with_sources().clone()
-    }
-
-    /// The librdkafka properties of the admin client: `client.id` and every app-wide property
-    /// (security settings and environment variables included).
-    pub fn admin_kafka(&self) -> BTreeMap<String, String> {
-        self.admin_kafka.values()
-    }
-
-    /// [`App::admin_kafka`] with the layer each value came from.
-    pub fn admin_kafka_sources(&self) -> BTreeMap<String, (String, Source)> {
-        self.admin_kafka.with_sources().clone()
+    /// The librdkafka properties of the app's clients besides its consumers (whose properties
+    /// each [`SubscriptionGroup`] carries), each value with the layer it came from.
+    pub fn clients(&self) -> Clients<'_> {
+        Clients { app: self }
     }
 
     /// The producer's properties with their layers, as the kafka module built them.
     #[cfg(feature = "cli")]
-    pub(crate) fn producer_properties(&self) -> &Properties {
+    pub(crate) fn producer_properties(&self) -> &ClientProperties {
         &self.producer_kafka
     }
 
     /// The admin's properties with their layers, as the kafka module built them.
     #[cfg(feature = "cli")]
-    pub(crate) fn admin_properties(&self) -> &Properties {
+    pub(crate) fn admin_properties(&self) -> &ClientProperties {
         &self.admin_kafka
     }
 
     /// An admin client with the app's properties ([`App::admin_kafka`]).
     pub fn admin(&self) -> Result<Admin> {
-        Admin::new(&self.admin_kafka())
+        Admin::new(&self.admin_kafka.values())
     }
 
     /// The app-wide producer, created on first use.
@@ -297,8 +285,28 @@ impl App {
         if let Some(p) = self.producer.get() {
             return Ok(p.clone());
         }
-        let created = Producer::lazy(&self.producer_kafka());
+        let created = Producer::lazy(&self.producer_kafka.values());
         Ok(self.producer.get_or_init(|| created).clone())
+    }
+}
+
+/// The librdkafka properties of an app's producer and admin client: [`App::clients`].
+#[derive(Debug, Clone, Copy)]
+pub struct Clients<'a> {
+    app: &'a App,
+}
+
+impl<'a> Clients<'a> {
+    /// The producer's: the app-wide properties without consumer-only ones, plus the
+    /// producer's own, plus `FERRAFKA_KAFKA_*` variables.
+    pub fn producer(&self) -> &'a ClientProperties {
+        &self.app.producer_kafka
+    }
+
+    /// The admin client's: `client.id` and every app-wide property (security settings and
+    /// `FERRAFKA_KAFKA_*` variables included).
+    pub fn admin(&self) -> &'a ClientProperties {
+        &self.app.admin_kafka
     }
 }
 
@@ -320,14 +328,14 @@ impl AppView for App {
     }
 
     fn producer_kafka(&self) -> BTreeMap<String, String> {
-        App::producer_kafka(self)
+        self.producer_kafka.values()
     }
 
     fn producer_kafka_sources(&self) -> BTreeMap<String, (String, Source)> {
-        App::producer_kafka_sources(self)
+        self.producer_kafka.with_sources().clone()
     }
 
     fn admin_kafka(&self) -> BTreeMap<String, String> {
-        App::admin_kafka(self)
+        self.admin_kafka.values()
     }
 }

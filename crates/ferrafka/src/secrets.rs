@@ -14,7 +14,7 @@ use rdkafka::types::RDKafkaConfRes;
 /// What a hidden value is shown as.
 pub(crate) const REDACTED: &str = "[redacted]";
 
-/// Properties librdkafka 2.12 flags as sensitive (it redacts them in its own debug output);
+/// ClientProperties librdkafka 2.12 flags as sensitive (it redacts them in its own debug output);
 /// librdkafka offers no API to read the flag, so the list is kept here.
 const LIBRDKAFKA_SENSITIVE: &[&str] = &[
     "ssl.key.location",

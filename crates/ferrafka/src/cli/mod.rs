@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
-use crate::kafka::Properties;
+use crate::kafka::ClientProperties;
 use crate::server::{Filters, ServerExit};
 
 /// Command line of a ferrafka app.
@@ -329,7 +329,7 @@ pub fn info(app: &App) -> String {
                 }
             );
         }
-        let properties = Properties::from_parts(&sg.kafka, &sg.kafka_sources);
+        let properties = ClientProperties::from_parts(&sg.kafka, &sg.kafka_sources);
         out.push_str(&indented(&properties_table(&properties), "  "));
     }
     let clients = [
@@ -344,7 +344,7 @@ pub fn info(app: &App) -> String {
 }
 
 /// A client's properties as `info` shows them: secrets redacted, with their layer.
-fn properties_table(properties: &Properties) -> comfy_table::Table {
+fn properties_table(properties: &ClientProperties) -> comfy_table::Table {
     let mut shown = table(["kafka property", "value", "source"]);
     for row in properties.shown() {
         shown.add_row(row);

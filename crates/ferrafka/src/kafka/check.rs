@@ -13,7 +13,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;
 
-use super::Properties;
+use super::ClientProperties;
 use crate::config::{ConfigError, Problem, Source};
 use crate::librdkafka::{self, Property};
 use crate::secrets::{self, is_sensitive, redact};
@@ -239,7 +239,7 @@ pub(crate) fn check_kafka(
 /// Checks the properties of every client, each named by its label (`subscription group
 /// shop/default`, `producer`). A property with the same value in several clients is reported
 /// once, naming all of them.
-pub(crate) fn check_clients(clients: &[(String, Properties)], problems: &mut Vec<Problem>) {
+pub(crate) fn check_clients(clients: &[(String, ClientProperties)], problems: &mut Vec<Problem>) {
     check_clients_with(
         clients,
         &librdkafka::builtin_features(),
@@ -249,7 +249,7 @@ pub(crate) fn check_clients(clients: &[(String, Properties)], problems: &mut Vec
 }
 
 pub(crate) fn check_clients_with(
-    clients: &[(String, Properties)],
+    clients: &[(String, ClientProperties)],
     features: &[String],
     table: &BTreeMap<String, Property>,
     problems: &mut Vec<Problem>,
@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn a_misspelled_secret_is_redacted_like_the_property_it_resembles() {
-        let group = Properties::from_parts(
+        let group = ClientProperties::from_parts(
             &BTreeMap::from([("sasl.pasword".to_string(), "hunter2".to_string())]),
             &BTreeMap::from([("sasl.pasword".to_string(), Source::Setup)]),
         );

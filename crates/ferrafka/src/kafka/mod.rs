@@ -23,14 +23,15 @@ pub(crate) use defaults::{effective, is_set, millis};
 pub use failures::{ConnectionFailure, FailureKind};
 pub(crate) use failures::{FailureWatch, WatchedContext};
 
-/// The librdkafka properties of one client, each value with the layer it came from. Its
-/// `Debug` output redacts secrets.
+/// The librdkafka properties of one client (the producer, the admin client), each value with
+/// the layer it came from: what [`App::clients`](crate::App::clients) returns. Its `Debug`
+/// output redacts secrets.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub(crate) struct Properties {
+pub struct ClientProperties {
     values: BTreeMap<String, (String, Source)>,
 }
 
-impl fmt::Debug for Properties {
+impl fmt::Debug for ClientProperties {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
             .entries(self.shown().into_iter().map(|[k, v, s]| (k, (v, s))))
@@ -38,7 +39,7 @@ impl fmt::Debug for Properties {
     }
 }
 
-impl Properties {
+impl ClientProperties {
     /// The properties of `values`, each from the layer `sources` names (default if none).
     pub(crate) fn from_parts(
         values: &BTreeMap<String, String>,
@@ -51,7 +52,7 @@ impl Properties {
                 (k.clone(), (v.clone(), source))
             })
             .collect();
-        Properties { values }
+        ClientProperties { values }
     }
 
     fn set(&mut self, name: &str, value: &str, source: Source) {
@@ -59,8 +60,27 @@ impl Properties {
             .insert(name.to_string(), (value.to_string(), source));
     }
 
-    /// The values alone, as a client is configured with them.
-    pub(crate) fn values(&self) -> BTreeMap<String, String> {
+    /// The value of `property`, if set.
+    pub fn get(&self, property: &str) -> Option<&str> {
+        self.values.get(property).map(|(v, _)| v.as_str())
+    }
+
+    /// The layer `property`'s value came from, if set.
+    pub fn source(&self, property: &str) -> Option<&Source> {
+        self.values.get(property).map(|(_, s)| s)
+    }
+
+    /// Every property with its value and layer, by name. Values of secrets are included: show
+    /// them through [`ferrafka::config::redact`](crate::config::redact).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &Source)> {
+        self.values
+            .iter()
+            .map(|(k, (v, s))| (k.as_str(), v.as_str(), s))
+    }
+
+    /// The values alone, as a client is configured with them (e.g. for
+    /// [`Admin::new`](crate::admin::Admin::new) or [`Producer::new`](crate::Producer::new)).
+    pub fn values(&self) -> BTreeMap<String, String> {
         self.values
             .iter()
             .map(|(k, (v, _))| (k.clone(), v.clone()))
@@ -157,8 +177,12 @@ pub(crate) struct TopicOverrides<'a> {
 /// The properties of the consumer of `group_id` that reads `topic`, lowest layer first: the
 /// consumer defaults, `client.id` and `initial_offset`, the app's properties, the topic's
 /// overrides, environment variables, then the properties ferrafka owns.
-pub(crate) fn consumer(config: &Config, group_id: &str, topic: &TopicOverrides<'_>) -> Properties {
-    let mut properties = Properties::default();
+pub(crate) fn consumer(
+    config: &Config,
+    group_id: &str,
+    topic: &TopicOverrides<'_>,
+) -> ClientProperties {
+    let mut properties = ClientProperties::default();
     for (k, v) in CONSUMER_DEFAULTS {
         properties.set(k, v, Source::Default);
     }
@@ -205,8 +229,8 @@ pub(crate) fn consumer(config: &Config, group_id: &str, topic: &TopicOverrides<'
 
 /// The producer's properties: `client.id`, the app's properties without consumer-only ones,
 /// the producer's own, then environment variables.
-pub(crate) fn producer(config: &Config) -> Properties {
-    let mut properties = Properties::default();
+pub(crate) fn producer(config: &Config) -> ClientProperties {
+    let mut properties = ClientProperties::default();
     properties.set("client.id", &config.client_id, config.source("client_id"));
     app_wide(config, &mut properties, |k| !is_consumer_only(k));
     for (k, v) in &config.producer_kafka {
@@ -219,8 +243,8 @@ pub(crate) fn producer(config: &Config) -> Properties {
 /// The admin's properties: `client.id` and every app-wide property, environment variables
 /// included. [`crate::admin::Admin`] keeps consumer-only ones for the short-lived consumers of
 /// group operations and leaves them out of its admin client.
-pub(crate) fn admin(config: &Config) -> Properties {
-    let mut properties = Properties::default();
+pub(crate) fn admin(config: &Config) -> ClientProperties {
+    let mut properties = ClientProperties::default();
     properties.set("client.id", &config.client_id, config.source("client_id"));
     app_wide(config, &mut properties, |_| true);
     from_env(config, &mut properties, |_| true);
@@ -228,14 +252,14 @@ pub(crate) fn admin(config: &Config) -> Properties {
 }
 
 /// Sets the app's `c.kafka` properties that `keep` admits.
-fn app_wide(config: &Config, properties: &mut Properties, keep: impl Fn(&str) -> bool) {
+fn app_wide(config: &Config, properties: &mut ClientProperties, keep: impl Fn(&str) -> bool) {
     for (k, v) in config.kafka.iter().filter(|(k, _)| keep(k)) {
         properties.set(k, v, config.source(&format!("kafka.{k}")));
     }
 }
 
 /// Sets the `FERRAFKA_KAFKA_*` properties that `keep` admits; they win over every other layer.
-fn from_env(config: &Config, properties: &mut Properties, keep: impl Fn(&str) -> bool) {
+fn from_env(config: &Config, properties: &mut ClientProperties, keep: impl Fn(&str) -> bool) {
     for (k, (v, var)) in config.env_kafka.iter().filter(|(k, _)| keep(k)) {
         properties.set(k, v, Source::EnvVar(var.clone()));
     }

@@ -25,8 +25,9 @@ fn secured_app() -> App {
 
 #[test]
 fn the_admin_client_gets_client_id_and_the_security_settings() {
-    let admin = secured_app().admin_kafka_sources();
-    let value = |k: &str| admin.get(k).map(|(v, s)| (v.as_str(), s.clone()));
+    let app = secured_app();
+    let admin = app.clients().admin();
+    let value = |k: &str| admin.get(k).zip(admin.source(k).cloned());
     assert_eq!(value("client.id"), Some(("shop", Source::Setup)));
     assert_eq!(
         value("security.protocol"),
@@ -43,8 +44,8 @@ fn every_client_gets_client_id_and_the_security_settings() {
     let consumer = app.subscription_groups()[0].kafka.clone();
     for (client, kafka) in [
         ("consumer", consumer),
-        ("producer", app.producer_kafka()),
-        ("admin", app.admin_kafka()),
+        ("producer", app.clients().producer().values()),
+        ("admin", app.clients().admin().values()),
     ] {
         for (k, v) in [
             ("client.id", "shop"),

@@ -97,20 +97,21 @@ fn each_environment_gets_its_profile_defaults() {
         // Consumer-only profile properties stay away from the producer, except that production
         // turns topic auto-creation off for the producer too (librdkafka's producer default is
         // on).
-        let producer = app.producer_kafka_sources();
+        let producer = app.clients().producer();
         if env == "production" {
+            assert_eq!(producer.get("allow.auto.create.topics"), Some("false"));
             assert_eq!(
-                producer["allow.auto.create.topics"],
-                ("false".to_string(), Source::Profile("production".into()))
+                producer.source("allow.auto.create.topics"),
+                Some(&Source::Profile("production".into()))
             );
         } else {
-            assert!(!producer.contains_key("allow.auto.create.topics"), "{env}");
+            assert!(producer.get("allow.auto.create.topics").is_none(), "{env}");
         }
         assert!(
-            !producer.contains_key("partition.assignment.strategy"),
+            producer.get("partition.assignment.strategy").is_none(),
             "{env}"
         );
-        assert!(producer.contains_key("topic.metadata.refresh.interval.ms"));
+        assert!(producer.get("topic.metadata.refresh.interval.ms").is_some());
     }
 }
 
@@ -218,13 +219,11 @@ fn each_layer_overrides_the_one_below_and_remembers_it() {
         kafka(orders, "bootstrap.servers"),
         Some(("env:9092", "env:FERRAFKA_KAFKA_BOOTSTRAP_SERVERS".into()))
     );
-    let producer = app.producer_kafka_sources();
+    let producer = app.clients().producer();
+    assert_eq!(producer.get("bootstrap.servers"), Some("env:9092"));
     assert_eq!(
-        producer["bootstrap.servers"],
-        (
-            "env:9092".to_string(),
-            Source::EnvVar("FERRAFKA_KAFKA_BOOTSTRAP_SERVERS".into())
-        )
+        producer.source("bootstrap.servers"),
+        Some(&Source::EnvVar("FERRAFKA_KAFKA_BOOTSTRAP_SERVERS".into()))
     );
     // consumer_persistence: profile (on) < setup (off) < topic (on).
     assert_eq!(app.config().source("consumer_persistence"), Source::Setup);
