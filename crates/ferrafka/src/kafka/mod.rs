@@ -113,12 +113,6 @@ impl ClientProperties {
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     // Statistics feed metrics; librdkafka emits none unless an interval is set.
     ("statistics.interval.ms", "5000"),
-    // Once a partition's local queue holds `queued.min.messages`, librdkafka postpones its
-    // next fetch by this long: 1 s by default, which caps one partition at ~230 k msg/s of
-    // 100-byte messages on Kafka 4.4 here, ferrafka and a raw loop alike. At 10 ms ferrafka
-    // read 746-761 k msg/s in the same runs at the same CPU per message (crates/ferrafka-bench,
-    // README "fetch.queue.backoff.ms"); a paused partition is not fetched either way.
-    ("fetch.queue.backoff.ms", "10"),
 ];
 
 /// librdkafka properties whose value ferrafka depends on, with the reason.
