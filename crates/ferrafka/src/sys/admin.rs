@@ -75,6 +75,18 @@ pub(super) unsafe fn text(ptr: *const c_char) -> String {
     }
 }
 
+/// Sets `include_authorized_operations` on `options`.
+///
+/// SAFETY: `options` is live.
+pub(super) unsafe fn include_operations(options: *mut rd::rd_kafka_AdminOptions_t) {
+    // SAFETY: the caller's promise; the returned error (none for a valid option) is destroyed.
+    let error = unsafe { rd::rd_kafka_AdminOptions_set_include_authorized_operations(options, 1) };
+    drop(Guard {
+        ptr: error,
+        destroy: rd::rd_kafka_error_destroy,
+    });
+}
+
 /// Sends one admin request and waits for its answer: creates the options (`op`, with
 /// `timeout` as the request timeout) and a reply queue, lets `send` issue the request with the
 /// client handle, options and queue, and returns the reply event once it came without a

@@ -14,8 +14,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka_sys::bindings as rd;
 
-use super::admin::{FfiError, cstring, request, text};
-use super::permissions::include_operations;
+use super::admin::{FfiError, cstring, include_operations, request, text};
 use crate::admin::{GroupDescription, GroupMember};
 
 /// What the broker says about each of `groups`, copied out of librdkafka's answer: the group's

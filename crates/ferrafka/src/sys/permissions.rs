@@ -14,25 +14,13 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka_sys::bindings as rd;
 
-use super::admin::{FfiError, Guard, cstring, request, text};
+use super::admin::{FfiError, Guard, cstring, include_operations, request, text};
 
 /// The operations the principal may perform on one resource: `Ok(None)` when the cluster
 /// reports none (no authorizer, or a broker without KIP-430), `Err` when describing the
 /// resource failed (a denied Describe shows as `TopicAuthorizationFailed` or
 /// `GroupAuthorizationFailed`).
 pub(crate) type Operations = Result<Option<BTreeSet<String>>, FfiError>;
-
-/// Sets `include_authorized_operations` on `options`.
-///
-/// SAFETY: `options` is live.
-pub(super) unsafe fn include_operations(options: *mut rd::rd_kafka_AdminOptions_t) {
-    // SAFETY: the caller's promise; the returned error (none for a valid option) is destroyed.
-    let error = unsafe { rd::rd_kafka_AdminOptions_set_include_authorized_operations(options, 1) };
-    drop(Guard {
-        ptr: error,
-        destroy: rd::rd_kafka_error_destroy,
-    });
-}
 
 /// Copies an authorized-operations array; `None` for null (not reported).
 ///
