@@ -398,7 +398,19 @@ fn replicated_topics_are_migrated_aligned_and_grown_on_kafka() {
     };
     let (code, out, result) = run(&declare(3), &["migrate"]);
     assert_eq!(code, 2, "{out} {result:?}");
-    let info = admin.topic_info(&topic).unwrap().expect("created");
+    // `migrate` waited until its own client saw the topic; this client may ask a broker that
+    // has not caught up yet (Kafka propagates metadata asynchronously).
+    let shown = || {
+        admin
+            .topic_info(&topic)
+            .unwrap()
+            .filter(|i| i.partitions.iter().all(|p| p.isr.len() == 3))
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || shown().is_some()),
+        "created"
+    );
+    let info = shown().expect("created");
     assert_eq!((info.partitions.len(), info.replication_factor()), (3, 3));
     assert!(info.partitions.iter().all(|p| p.isr.len() == 3), "{info:?}");
     let setting = |name: &str| {
