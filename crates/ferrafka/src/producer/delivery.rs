@@ -52,20 +52,17 @@ impl ManyState {
 pub(crate) struct DeliveryContext {
     pub(super) failed: AtomicU64,
     /// Rejected credentials and certificates, to explain a delivery that times out on them.
-    pub(super) failures: crate::kafka::FailureWatch,
+    pub(super) watched: crate::kafka::WatchedContext,
 }
 
+/// Logs and errors as every watched client handles them (`kafka::WatchedContext`).
 impl ClientContext for DeliveryContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        self.failures.on_log(log_message);
-        crate::kafka::forward_log("producer", level, fac, log_message);
+        self.watched.log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        match self.failures.on_error(&error, reason) {
-            Some(failure) => tracing::error!(client = "producer", %error, "{failure}"),
-            None => tracing::error!(client = "producer", %error, reason, "librdkafka error"),
-        }
+        self.watched.error(error, reason);
     }
 }
 

@@ -144,7 +144,10 @@ impl Client {
         let producer: Arc<BaseProducer<DeliveryContext>> =
             Arc::new(config.create_with_context(DeliveryContext {
                 failed: AtomicU64::new(0),
-                failures: crate::kafka::FailureWatch::new(kafka),
+                watched: crate::kafka::WatchedContext {
+                    client: "producer".into(),
+                    watch: Arc::new(crate::kafka::FailureWatch::new(kafka)),
+                },
             })?);
         let stop = Arc::new(AtomicBool::new(false));
         let (p, flag) = (producer.clone(), stop.clone());
@@ -284,7 +287,10 @@ impl Producer {
             };
         }
         let timed_out = code == Some(RDKafkaErrorCode::MessageTimedOut);
-        match self.created().and_then(|p| p.context().failures.last()) {
+        match self
+            .created()
+            .and_then(|p| p.context().watched.watch.last())
+        {
             Some(failure) if timed_out => Error::Connection {
                 client: "producer".into(),
                 failure,
