@@ -1,6 +1,5 @@
-//! What the listener's partitions ask of librdkafka, as one small trait: the machines'
-//! effects that touch the consumer go through it, so the partition bookkeeping in `state.rs`
-//! does not depend on the consumer's concrete type.
+//! The driver's [`PartitionClient`] on librdkafka: what a partition's effects ask of the
+//! consumer (pause, resume, store, seek, commit).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +9,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::consumer::SeekTo;
+use crate::processing::driver::PartitionClient;
 
 /// How long a seek (and a seek by time's offset lookup) may wait for librdkafka.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,19 +33,6 @@ impl PartitionTarget {
     }
 }
 
-/// The consumer operations a partition's effects need. Failures are logged here; only a
-/// seek's result matters to the state machine.
-pub(crate) trait PartitionClient {
-    /// Stops or restarts fetching one partition.
-    fn set_paused(&self, target: &PartitionTarget, paused: bool);
-    /// Stores `next` as the partition's offset for the next commit.
-    fn store_offset(&self, target: &mut PartitionTarget, next: i64);
-    /// Moves the partition's fetch position; false when librdkafka refused.
-    fn seek(&self, topic: &str, partition: i32, to: SeekTo) -> bool;
-    /// Commits every stored offset now.
-    fn commit_sync(&self, group: &str);
-}
-
 fn partition_list(topic: &str, partition: i32, offset: Option<Offset>) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::with_capacity(1);
     match offset {
@@ -60,6 +47,12 @@ fn partition_list(topic: &str, partition: i32, offset: Option<Offset>) -> TopicP
 }
 
 impl<C: ConsumerContext> PartitionClient for BaseConsumer<C> {
+    type Target = PartitionTarget;
+
+    fn target(&self, topic: &Arc<str>, partition: i32) -> PartitionTarget {
+        PartitionTarget::new(topic.clone(), partition)
+    }
+
     fn set_paused(&self, target: &PartitionTarget, paused: bool) {
         let result = if paused {
             self.pause(&target.list)
@@ -87,7 +80,8 @@ impl<C: ConsumerContext> PartitionClient for BaseConsumer<C> {
         }
     }
 
-    fn seek(&self, topic: &str, partition: i32, to: SeekTo) -> bool {
+    fn seek(&self, target: &PartitionTarget, to: SeekTo) -> bool {
+        let (topic, partition) = (&*target.topic, target.partition);
         let offset = match to {
             SeekTo::Offset(o) => Offset::Offset(o),
             SeekTo::Earliest => Offset::Beginning,

@@ -130,8 +130,12 @@ impl ConsumerContext for ListenerContext {
                 .iter()
                 .map(|e| (e.topic().to_string(), e.partition()))
                 .collect();
-            let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-            self.lock().assign(consumer, &self.group, &assigned, epoch);
+            let mut state = self.lock();
+            let epoch = state.driver.next_epoch();
+            let now = std::time::Instant::now();
+            state
+                .driver
+                .assign(consumer, &self.group, &assigned, (epoch, now));
         }
     }
 

@@ -26,15 +26,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::Consumer as _;
 use tokio::sync::Semaphore;
 
-use client::PartitionClient;
 pub(crate) use context::{ListenerConsumer, ListenerContext};
-use state::{State, TopicSlots};
+use state::State;
 
 use crate::config::Config;
 use crate::error::{Error, Result, error_chain};
-use crate::messages::TopicInfo;
+use crate::messages::KafkaMessage;
 use crate::processing::doorbell::Doorbell;
-use crate::processing::partition::PartitionSettings;
+use crate::processing::driver::PartitionClient;
 use crate::processing::stop::StopSignal;
 use crate::producer::Producer;
 use crate::routing::SubscriptionGroup;
@@ -73,21 +72,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
         .topics
         .iter()
         .filter(|t| t.active)
-        .map(|t| {
-            let info = Arc::new(TopicInfo {
-                name: t.name.clone(),
-                deserializer: t.deserializer.clone(),
-            });
-            (
-                t.name.clone(),
-                TopicSlots {
-                    topic: t.clone(),
-                    info,
-                    settings: PartitionSettings::new(&setup.config, t),
-                    partitions: Default::default(),
-                },
-            )
-        })
+        .cloned()
         .collect();
     let wake = Arc::new(Doorbell::default());
     let epoch = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -103,9 +88,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
         state: Mutex::new(State::new(
             setup.config,
             topics,
-            setup.runtime,
-            setup.producer,
-            setup.workers,
+            (setup.runtime, setup.producer, setup.workers),
             wake.clone(),
             epoch.clone(),
         )),
@@ -192,9 +175,9 @@ fn rebuild(
     tracing::error!(subscription_group = %group, reason, "fatal consumer error: abandoning running batches (they will be processed again) and rebuilding the client");
     let (released, handed_over) = {
         let mut state = consumer.context().lock();
-        state.abandon_all();
+        state.driver.abandon_all();
         let released = state.release_messages(Instant::now() + RELEASE_TIMEOUT);
-        (released, state.hand_over())
+        (released, state.driver.hand_over())
     };
     if !released {
         // Destroying it would wait for the batch that holds its messages, maybe for ever.
@@ -224,7 +207,7 @@ fn rebuild(
             Ok(fresh) => {
                 // Executors of the old client still stuck in user code: a new assignment of
                 // their partitions waits for them, so a partition never runs twice at once.
-                fresh.context().lock().take_over(handed_over);
+                fresh.context().lock().driver.take_over(handed_over);
                 tracing::info!(subscription_group = %group, "client rebuilt after a fatal error");
                 return Some(fresh);
             }
@@ -250,7 +233,11 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
         if stop.is_quiet() && !quieted {
             quieted = true;
             tracing::info!(subscription_group = %group, "quiet: finishing running batches, starting no new ones, keeping the partitions");
-            consumer.context().lock().quiet(consumer, Instant::now());
+            consumer
+                .context()
+                .lock()
+                .driver
+                .quiet(consumer, Instant::now());
         }
         if idle {
             // librdkafka's queue is empty: sleep until it fills, a report comes or a timer is
@@ -266,7 +253,7 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
             Some(Ok(message)) => {
                 idle = false;
                 let epoch = consumer.context().epoch.load(Ordering::Acquire);
-                burst.push((epoch, message));
+                burst.push((epoch, KafkaMessage::keep(message)));
                 if burst.len() < BURST {
                     continue;
                 }
@@ -288,25 +275,27 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
         }
         let mut state = consumer.context().lock();
         // While librdkafka's queue still holds messages, full batches wait for whole runs.
-        state.set_gathering(consumer, !idle, Instant::now());
+        state.driver.set_gathering(consumer, !idle, Instant::now());
         let resets = std::mem::take(&mut *consumer.context().offset_resets());
         for (topic, partition, at) in resets {
-            state.on_offset_reset(&topic, partition, at);
+            state.driver.on_offset_reset(&topic, partition, at);
         }
         if !burst.is_empty() {
             // One clock read per burst: the receive time of a burst's messages is the same
             // for any practical purpose, and reading the clock per message shows in profiles.
             let received_at = (SystemTime::now(), Instant::now());
-            state.on_burst(consumer, burst.drain(..), received_at);
+            state
+                .driver
+                .on_burst(consumer, burst.drain(..), received_at);
         }
         state.drain_reports(consumer, None);
         #[cfg(feature = "testing")]
         if stop.take_executor_drill() {
-            state.abort_executors();
+            state.driver.abort_executors();
         }
         let now = Instant::now();
-        state.tick(consumer, now);
-        hold = state.hold_fetch(now);
+        state.driver.tick(consumer, now);
+        hold = state.driver.hold_fetch(now);
         drop(state);
         if stop.take_fatal_drill() {
             crate::librdkafka::raise_fatal_error(consumer.client(), "fault drill");
@@ -326,13 +315,13 @@ fn shutdown(consumer: &ListenerConsumer, stop: &StopSignal, group: &str) -> List
     if let Ok(assignment) = consumer.assignment() {
         let _ = consumer.pause(&assignment);
     }
-    consumer.context().lock().drain_all();
+    consumer.context().lock().driver.drain_all();
     // Keep serving librdkafka (callbacks, rebalances) while batches finish.
     loop {
         let _ = consumer.poll(Duration::from_millis(10));
         let mut state = consumer.context().lock();
         state.drain_reports(consumer, None);
-        if !state.any_running() || Instant::now() >= deadline {
+        if !state.driver.any_running() || Instant::now() >= deadline {
             break;
         }
     }
@@ -359,7 +348,7 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// revokes its partitions locally and keeps its place in the group until `session.timeout.ms`.
 /// (Under KIP-848 librdkafka leaves as a static member, epoch -2, which keeps the place too.)
 fn leave_group(consumer: &ListenerConsumer) {
-    consumer.context().lock().closing = true;
+    consumer.context().lock().driver.close();
     if consumer.context().static_member {
         tracing::info!(subscription_group = %consumer.context().group, "static member: keeping its place in the group for a restart within session.timeout.ms");
         let _ = consumer.poll(Duration::from_millis(100));

@@ -3,6 +3,7 @@
 //! server shares with its listeners. The listener that feeds them lives in `connection`.
 
 pub(crate) mod doorbell;
+pub(crate) mod driver;
 pub(crate) mod executor;
 pub(crate) mod partition;
 pub(crate) mod stop;

@@ -1,10 +1,12 @@
 //! Testing your consumers without a broker (feature `testing`).
 //!
 //! [`Tester`] takes your real [`App`]: you produce messages to its routed topics, call
-//! [`Tester::consume`], and look at what happened. Batches run through the *same* per-partition
-//! state machine and executor as in `server` — batching by `max_messages`, retries with the
-//! app's backoff (on a virtual clock, so a test never sleeps), dead-letter isolation, marks,
-//! `ctx.pause`/`ctx.seek` — with a producer that keeps what your consumer produces.
+//! [`Tester::consume`], and look at what happened. Batches run through the *same* driver,
+//! per-partition state machines and executor tasks as in `server` — batching by
+//! `max_messages`, runs of full batches, retries with the app's backoff (on a virtual clock,
+//! so a test never sleeps), dead-letter isolation, marks, `ctx.pause`/`ctx.seek` — over an
+//! in-memory log instead of librdkafka, with a producer that keeps what your consumer
+//! produces.
 //!
 //! ```
 //! use ferrafka::testing::Tester;
@@ -37,31 +39,52 @@
 //! For a unit test of one `consume` call, build its arguments with [`context`] and
 //! [`crate::Messages::from_messages`].
 
-mod lane;
+mod log;
+mod runs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::error::RDKafkaErrorCode;
+use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::config::Config;
 use crate::consumer::{Context, PartitionHandle};
+use crate::messages::TopicInfo;
+use crate::processing::doorbell::Doorbell;
+use crate::processing::driver::{Partitions, Spawned};
+use crate::processing::executor::{ExecutorReport, ReportKind, ReportSink};
 use crate::producer::{Capture, CapturedRecord, Producer};
 use crate::routing::Topic;
-use lane::Lane;
+use log::TestLog;
+use runs::{Recorded, since};
 
 pub use crate::noop::Noop;
-pub use lane::{Run, RunOutcome, TestRecord};
+pub use log::TestRecord;
+pub use runs::{Run, RunOutcome};
+
+/// A `consume()` call that runs more batches than this, plus as many as every message of the
+/// log failing every allowed attempt four times over, is looping.
+const LOOP_RUNS: usize = 1_000;
+
+/// The server's driver, over the tester's log and recording executors.
+type Driver = Partitions<Recorded, TestLog>;
 
 /// Runs an app's routed consumers on messages you produce, without a broker.
 pub struct Tester {
     config: Arc<Config>,
-    topics: BTreeMap<String, Arc<Topic>>,
+    topics: BTreeMap<String, (Arc<Topic>, Arc<TopicInfo>)>,
     capture: Arc<Capture>,
     producer: Producer,
-    lanes: BTreeMap<(String, i32), Lane>,
+    log: TestLog,
+    /// Started by the first `consume`, on its runtime.
+    driver: Option<(Driver, Receiver<ExecutorReport>)>,
+    assigned: BTreeSet<(String, i32)>,
+    runs: Vec<Run>,
     /// The virtual clock: backoffs, pauses and `max_wait_time` pass without sleeping.
     now: Instant,
     started: Instant,
@@ -85,7 +108,13 @@ impl Tester {
             .iter()
             .flat_map(|sg| sg.topics.iter())
             .filter(|t| t.active)
-            .map(|t| (t.name.to_string(), t.clone()))
+            .map(|t| {
+                let info = Arc::new(TopicInfo {
+                    name: t.name.clone(),
+                    deserializer: t.deserializer.clone(),
+                });
+                (t.name.to_string(), (t.clone(), info))
+            })
             .collect();
         let capture = Arc::new(Capture::default());
         let now = Instant::now();
@@ -94,7 +123,10 @@ impl Tester {
             topics,
             producer: Producer::capturing(capture.clone()),
             capture,
-            lanes: BTreeMap::new(),
+            log: TestLog::default(),
+            driver: None,
+            assigned: BTreeSet::new(),
+            runs: Vec::new(),
             now,
             started: now,
             max_attempts: 10,
@@ -111,9 +143,8 @@ impl Tester {
     /// Appends a message to `topic` (partition 0 unless the record names one); returns its
     /// offset. Offsets count from 0 per partition.
     pub fn produce(&mut self, topic: &str, record: impl Into<TestRecord>) -> i64 {
-        let record = record.into();
-        let partition = record.partition;
-        self.lane(topic, partition).append(record)
+        let info = self.route(topic).1;
+        self.log.append(&info, record.into())
     }
 
     /// Runs every partition until nothing more can happen without new messages: all
@@ -122,25 +153,130 @@ impl Tester {
     /// consumer's `ctx.pause`) pass on the virtual clock; [`Run::at`] tells when each batch
     /// ran.
     pub async fn consume(&mut self) {
-        let max_attempts = self.max_attempts;
-        for lane in self.lanes.values_mut() {
-            lane.drive(self.started, &mut self.now, max_attempts).await;
+        self.start();
+        let runs_before = self.runs.len();
+        loop {
+            self.assign_new();
+            self.fetch();
+            self.wait_for_reports().await;
+            let (driver, _) = self.driver.as_mut().expect("started");
+            driver.tick(&self.log, self.now);
+            let ran = self.runs.len() - runs_before;
+            let bound = LOOP_RUNS + 4 * self.log.len() * self.max_attempts as usize;
+            assert!(
+                ran < bound,
+                "consume() ran {ran} batches without becoming idle; does a consumer seek back \
+                 or pause forever? (last run: {:?})",
+                self.runs.last()
+            );
+            if driver.any_running() || self.log.fetchable() {
+                continue;
+            }
+            let given_up = given_up(&self.runs[runs_before..], self.max_attempts);
+            let next = driver.next_wakeup_where(self.now, |topic, partition| {
+                !given_up.contains(&(topic, partition))
+            });
+            match next {
+                Some(t) => self.now = self.now.max(t),
+                None => return,
+            }
+        }
+    }
+
+    /// Starts the driver on the current runtime (once), and points its executors at it.
+    fn start(&mut self) {
+        let runtime = tokio::runtime::Handle::current();
+        if let Some((driver, _)) = &mut self.driver {
+            driver.workers().spawned.runtime = runtime;
+            return;
+        }
+        let (reports_tx, reports) = std::sync::mpsc::channel();
+        let spawned = Spawned {
+            config: self.config.clone(),
+            runtime,
+            producer: self.producer.clone(),
+            workers: Arc::new(Semaphore::new(self.config.concurrency)),
+            reports: ReportSink::new(reports_tx, Arc::new(Doorbell::default())),
+            tasks: Default::default(),
+        };
+        let topics = self.topics.values().map(|(t, _)| t.clone());
+        let epoch = Arc::new(AtomicU64::new(0));
+        let driver = Partitions::new(&self.config, topics, Recorded::new(spawned), epoch);
+        self.driver = Some((driver, reports));
+    }
+
+    /// Assigns the partitions produced to since the last call.
+    fn assign_new(&mut self) {
+        let (driver, _) = self.driver.as_mut().expect("started");
+        let new: Vec<_> = self
+            .log
+            .partitions()
+            .into_iter()
+            .filter(|p| !self.assigned.contains(p))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.assigned.extend(new.iter().cloned());
+        let epoch = driver.next_epoch();
+        driver.assign(&self.log, "tester", &new, (epoch, self.now));
+    }
+
+    /// Fetches every message the log can deliver now, as a burst: like librdkafka's queue,
+    /// full batches gather into runs while more is there to take.
+    fn fetch(&mut self) {
+        let (driver, _) = self.driver.as_mut().expect("started");
+        driver.workers().at = since(self.started, self.now);
+        if !self.log.fetchable() {
+            return;
+        }
+        driver.set_gathering(&self.log, true, self.now);
+        while let Some(message) = self.log.fetch() {
+            let fetched = std::iter::once((driver.epoch(), message));
+            driver.on_burst(&self.log, fetched, (SystemTime::now(), self.now));
+        }
+        driver.set_gathering(&self.log, false, self.now);
+    }
+
+    /// Hands executor reports to the driver until no batch runs.
+    async fn wait_for_reports(&mut self) {
+        let mut quiet_rounds = 0u32;
+        loop {
+            let (driver, reports) = self.driver.as_mut().expect("started");
+            let mut got = false;
+            while let Ok(report) = reports.try_recv() {
+                got = true;
+                if let ReportKind::Finished(r) = &report.kind {
+                    let key = (&*report.topic, report.partition);
+                    let runs = driver.workers().finished(key, r.batch, &r.outcome);
+                    self.runs.extend(runs);
+                }
+                driver.workers().at = since(self.started, self.now);
+                driver.on_report(&self.log, report, self.now);
+            }
+            if !driver.any_running() {
+                return;
+            }
+            quiet_rounds = if got { 0 } else { quiet_rounds + 1 };
+            // Executors are tasks of this runtime: let them run; a consumer that awaits a
+            // real timer is waited for without spinning.
+            if quiet_rounds < 64 {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
     }
 
     /// The next offset stored for commit on `topic`/`partition`, as the server would commit
     /// it; `None` when nothing was marked.
     pub fn marked(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.lanes
-            .get(&(topic.to_string(), partition))
-            .and_then(|l| l.stored)
+        self.log.stored(topic, partition)
     }
 
     /// Every batch run so far, in order, with its attempt number and outcome.
     pub fn runs(&self) -> Vec<Run> {
-        let mut runs: Vec<Run> = self.lanes.values().flat_map(|l| l.runs.clone()).collect();
-        runs.sort_by_key(|r| r.seq);
-        runs
+        self.runs.clone()
     }
 
     /// Every record your consumers produced (dead letters included), in order.
@@ -159,6 +295,7 @@ impl Tester {
     pub fn dead_lettered(&self, topic: &str) -> Vec<CapturedRecord> {
         let dlq = self
             .route(topic)
+            .0
             .dead_letter_queue
             .as_ref()
             .map(|d| d.topic.clone());
@@ -178,7 +315,7 @@ impl Tester {
         self
     }
 
-    fn route(&self, topic: &str) -> Arc<Topic> {
+    fn route(&self, topic: &str) -> (Arc<Topic>, Arc<TopicInfo>) {
         match self.topics.get(topic) {
             Some(t) => t.clone(),
             None => panic!(
@@ -187,14 +324,23 @@ impl Tester {
             ),
         }
     }
+}
 
-    fn lane(&mut self, topic: &str, partition: i32) -> &mut Lane {
-        let route = self.route(topic);
-        let (config, producer) = (self.config.clone(), self.producer.clone());
-        self.lanes
-            .entry((topic.to_string(), partition))
-            .or_insert_with(|| Lane::new(config, route, producer, partition))
+/// Partitions whose last batch in `runs` failed for the `max_attempts`th time (or later).
+fn given_up(runs: &[Run], max_attempts: u32) -> BTreeSet<(&str, i32)> {
+    let mut last = BTreeMap::new();
+    for run in runs {
+        last.insert((run.topic.as_str(), run.partition), run);
     }
+    last.into_iter()
+        .filter(|(_, r)| {
+            matches!(
+                r.outcome,
+                RunOutcome::Failed(_) | RunOutcome::DeadLetterFailed(_)
+            ) && r.attempt >= max_attempts
+        })
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// A [`Context`] for a unit test of one `consume` call on `topic`/`partition`: its producer

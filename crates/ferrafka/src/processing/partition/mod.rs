@@ -37,7 +37,7 @@ mod runs;
 
 pub(crate) use runs::listener_hold;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// A busy partition pauses fetching once its backlog reaches this many batches, or
 /// `PAUSE_AFTER_MESSAGES` messages if that is more (or `partition_buffer_bytes`). A pause makes

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-pub(super) fn settings() -> PartitionSettings {
+pub(crate) fn settings() -> PartitionSettings {
     PartitionSettings {
         max_messages: 3,
         max_wait: Duration::from_millis(100),

@@ -1,0 +1,516 @@
+//! The driver: one [`Partition`] state machine and one executor per assigned partition, fed
+//! what happens (assignments, revocations, fetched messages, executor reports, the clock,
+//! quiet mode, shutdown) and carrying out what the machines answer. Every decision is the
+//! machines'; the driver only routes events to them and their [`Effect`]s to a
+//! [`PartitionClient`] and to [`Workers`].
+//!
+//! The same driver runs under `server` (librdkafka, tokio tasks), under
+//! `ferrafka::testing` (an in-memory log, the same tokio tasks) and under the model test (a
+//! simulated librdkafka and executor), so what users test and what the model checks is what
+//! the server runs. It takes the time as an argument and never reads a clock.
+
+mod lifecycle;
+mod seams;
+mod spawned;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::config::Config;
+use crate::consumer::PartitionHandle;
+use crate::messages::TopicInfo;
+use crate::processing::executor::{ExecutorReport, Job, ReportKind};
+use crate::processing::partition::{
+    Effect, Outcome, Partition, PartitionSettings, Report, listener_hold,
+};
+use crate::routing::Topic;
+
+pub(crate) use lifecycle::Retired;
+pub(crate) use seams::{Fetched, PartitionClient, Workers};
+pub(crate) use spawned::Spawned;
+
+/// A routed topic and its assigned partitions.
+struct TopicSlots<K, T> {
+    topic: Arc<Topic>,
+    info: Arc<TopicInfo>,
+    settings: PartitionSettings,
+    partitions: HashMap<i32, Slot<K, T>>,
+}
+
+/// One assigned partition: its state machine, its client target and its executor.
+struct Slot<K, T> {
+    machine: Partition,
+    target: T,
+    /// The driver's epoch when it was assigned or last seeked: messages fetched before
+    /// belong to an earlier assignment or position.
+    assigned_at: u64,
+    handle: Arc<PartitionHandle>,
+    worker: K,
+    /// The executor reported that it ran its final hook.
+    stopped: bool,
+}
+
+/// The slot type of a driver over `W` and `C`.
+type SlotOf<W, C> = Slot<<W as Workers>::Worker, <C as PartitionClient>::Target>;
+
+/// Every assigned partition of one consumer, with what it needs between events.
+pub(crate) struct Partitions<W: Workers, C: PartitionClient> {
+    topics: HashMap<Arc<str>, TopicSlots<W::Worker, C::Target>>,
+    workers: W,
+    retired: Vec<Retired<W::Worker>>,
+    next_generation: u64,
+    /// The consumer is leaving its group: an assignment that still arrives starts nothing.
+    closing: bool,
+    /// Reused for every event, so the hot path does not allocate.
+    effects: Vec<Effect>,
+    /// Fetched messages are being taken from the client's queue (see `set_gathering`).
+    gathering: bool,
+    /// Quiet mode began: nothing new starts, now or on later assignments.
+    quiet: bool,
+    /// Assignments and seeks so far; the fetcher tags each message with it when fetched, so
+    /// one fetched before its partition's current assignment or last seek is recognised.
+    epoch: Arc<AtomicU64>,
+}
+
+impl<W: Workers, C: PartitionClient> Partitions<W, C> {
+    /// A driver for the active routed `topics`, starting executors with `workers`; `epoch` is
+    /// shared with whatever tags fetched messages.
+    pub(crate) fn new(
+        config: &Config,
+        topics: impl IntoIterator<Item = Arc<Topic>>,
+        workers: W,
+        epoch: Arc<AtomicU64>,
+    ) -> Self {
+        let topics = topics.into_iter().map(|topic| {
+            let settings = PartitionSettings::new(config, &topic);
+            (topic, settings)
+        });
+        Self::with_settings(topics, workers, epoch)
+    }
+
+    /// [`Self::new`] with each topic's partition settings given.
+    pub(crate) fn with_settings(
+        topics: impl IntoIterator<Item = (Arc<Topic>, PartitionSettings)>,
+        workers: W,
+        epoch: Arc<AtomicU64>,
+    ) -> Self {
+        let topics = topics
+            .into_iter()
+            .map(|(topic, settings)| {
+                let info = Arc::new(TopicInfo {
+                    name: topic.name.clone(),
+                    deserializer: topic.deserializer.clone(),
+                });
+                let slots = TopicSlots {
+                    settings,
+                    topic: topic.clone(),
+                    info,
+                    partitions: HashMap::default(),
+                };
+                (topic.name.clone(), slots)
+            })
+            .collect();
+        Partitions {
+            topics,
+            workers,
+            retired: Vec::new(),
+            next_generation: 1,
+            closing: false,
+            effects: Vec::new(),
+            gathering: false,
+            quiet: false,
+            epoch,
+        }
+    }
+
+    /// The executors.
+    pub(crate) fn workers(&mut self) -> &mut W {
+        &mut self.workers
+    }
+
+    /// The consumer is leaving its group: later assignments start nothing.
+    pub(crate) fn close(&mut self) {
+        self.closing = true;
+    }
+
+    /// The epoch a message fetched now is tagged with.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Moves the epoch on for an assignment; returns the new one.
+    pub(crate) fn next_epoch(&self) -> u64 {
+        self.epoch.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Starts a machine and an executor for each newly assigned partition; `epoch` is the
+    /// epoch including this assignment.
+    pub(crate) fn assign(
+        &mut self,
+        client: &C,
+        group: &str,
+        assigned: &[(String, i32)],
+        (epoch, now): (u64, Instant),
+    ) {
+        if self.closing {
+            tracing::info!(subscription_group = group, partitions = ?assigned, "assigned while leaving the group: not processed, the next owner takes them");
+            return;
+        }
+        for (topic, partition) in assigned {
+            let Some(slots) = self.topics.get_mut(topic.as_str()) else {
+                tracing::warn!(
+                    subscription_group = group,
+                    topic,
+                    "assigned a topic that is not routed"
+                );
+                continue;
+            };
+            if slots.partitions.contains_key(partition) {
+                continue;
+            }
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            let name = slots.topic.name.clone();
+            let previous_running = self
+                .retired
+                .iter()
+                .any(|r| r.topic == name && r.partition == *partition);
+            let marks = self.workers.mark_sink(&name, *partition, generation);
+            let handle = Arc::new(PartitionHandle::new(
+                name.clone(),
+                *partition,
+                generation,
+                marks,
+            ));
+            let worker = self.workers.start(&slots.topic, &handle);
+            let settings = slots.settings.clone();
+            let mut machine =
+                Partition::new(name, *partition, generation, settings, previous_running);
+            let mut effects = std::mem::take(&mut self.effects);
+            machine.on_assigned(self.quiet, &mut effects);
+            // Gathering starts nothing, so there is no effect to carry out.
+            machine.set_gathering(self.gathering, now, &mut effects);
+            let mut slot = Slot {
+                machine,
+                target: client.target(&slots.topic.name, *partition),
+                assigned_at: epoch,
+                handle,
+                worker,
+                stopped: false,
+            };
+            apply(
+                client,
+                &mut self.workers,
+                &self.epoch,
+                &mut slot,
+                &mut effects,
+                now,
+            );
+            self.effects = effects;
+            slots.partitions.insert(*partition, slot);
+        }
+        tracing::info!(subscription_group = group, partitions = ?assigned, "partitions assigned");
+    }
+
+    /// Hands fetched messages to their partitions' machines, each tagged with the epoch when
+    /// it was fetched. The slot is looked up once per run of messages of one partition, not
+    /// per message. A message fetched before its partition's current assignment or seek
+    /// belongs to an earlier one and is dropped: the new one fetches from the committed
+    /// offset (or the seek's target).
+    pub(crate) fn on_burst<F: Fetched>(
+        &mut self,
+        client: &C,
+        burst: impl Iterator<Item = (u64, F)>,
+        (received_at, now): (SystemTime, Instant),
+    ) {
+        let mut effects = std::mem::take(&mut self.effects);
+        let mut current: Option<(usize, i32)> = None;
+        let mut slot: Option<(&mut SlotOf<W, C>, Arc<TopicInfo>)> = None;
+        for (epoch, fetched) in burst {
+            let key = (fetched.topic_key(), fetched.partition());
+            if current != Some(key) {
+                current = Some(key);
+                slot = self.topics.get_mut(fetched.topic()).and_then(|slots| {
+                    let info = slots.info.clone();
+                    slots.partitions.get_mut(&key.1).map(|slot| (slot, info))
+                });
+            }
+            let Some((slot, info)) = slot.as_mut() else {
+                continue; // not assigned (any more)
+            };
+            if epoch < slot.assigned_at {
+                continue;
+            }
+            let message = fetched.into_message(info, received_at);
+            slot.machine.on_message(message, now, &mut effects);
+            if !effects.is_empty() {
+                apply(
+                    client,
+                    &mut self.workers,
+                    &self.epoch,
+                    slot,
+                    &mut effects,
+                    now,
+                );
+            }
+        }
+        self.effects = effects;
+    }
+
+    /// The client reset a partition's fetch position at offset `at` (see
+    /// `Partition::on_offset_reset`).
+    pub(crate) fn on_offset_reset(&mut self, topic: &str, partition: i32, at: i64) {
+        if let Some(slot) = self.slot_mut(topic, partition) {
+            slot.machine.on_offset_reset(at);
+        }
+    }
+
+    fn slot_mut(&mut self, topic: &str, partition: i32) -> Option<&mut SlotOf<W, C>> {
+        self.topics.get_mut(topic)?.partitions.get_mut(&partition)
+    }
+
+    /// An executor's report: a mark, a finished batch, or that it stopped.
+    pub(crate) fn on_report(&mut self, client: &C, report: ExecutorReport, now: Instant) {
+        if let ReportKind::Stopped = report.kind {
+            self.retired_stopped(
+                client,
+                &report.topic,
+                report.partition,
+                report.generation,
+                now,
+            );
+        }
+        let mut effects = std::mem::take(&mut self.effects);
+        if let Some(slot) = self
+            .topics
+            .get_mut(&*report.topic)
+            .and_then(|s| s.partitions.get_mut(&report.partition))
+            && slot.machine.generation() == report.generation
+        {
+            match report.kind {
+                ReportKind::Progress { batch, mark } => {
+                    slot.machine
+                        .on_mark(report.generation, batch, mark, &mut effects)
+                }
+                ReportKind::Finished(r) => slot.machine.on_report(r, now, &mut effects),
+                ReportKind::Stopped => slot.stopped = true,
+            }
+            apply(
+                client,
+                &mut self.workers,
+                &self.epoch,
+                slot,
+                &mut effects,
+                now,
+            );
+        }
+        self.effects = effects;
+    }
+
+    /// Lets every machine act on the clock; retired executors that ended without a report
+    /// count as stopped, and current ones that ended so are replaced.
+    pub(crate) fn tick(&mut self, client: &C, now: Instant) {
+        self.replace_dead_executors(client, now);
+        let ended: Vec<_> = self
+            .retired
+            .iter()
+            .filter(|r| self.workers.has_ended(&r.worker))
+            .map(|r| (r.topic.clone(), r.partition, r.generation))
+            .collect();
+        for (topic, partition, generation) in ended {
+            self.retired_stopped(client, &topic, partition, generation, now);
+        }
+        self.for_each(client, now, |slot, now, effects| {
+            slot.machine.on_tick(now, effects)
+        });
+    }
+
+    /// Fetched messages are (or no longer are) being taken from the client's queue (see
+    /// [`Partition::set_gathering`]); cheap when nothing changed.
+    pub(crate) fn set_gathering(&mut self, client: &C, gathering: bool, now: Instant) {
+        if self.gathering == gathering {
+            return;
+        }
+        self.gathering = gathering;
+        self.for_each(client, now, |slot, now, effects| {
+            slot.machine.set_gathering(gathering, now, effects)
+        });
+    }
+
+    /// Quiet mode: nothing new starts anywhere, fetching pauses, partitions stay; partitions
+    /// assigned later start quiet.
+    pub(crate) fn quiet(&mut self, client: &C, now: Instant) {
+        self.quiet = true;
+        self.for_each_cut(client, now, |machine, now, effects| {
+            machine.quiet(now, effects)
+        });
+    }
+
+    /// Shutdown begins: waiting messages and retries are dropped, running batches finish.
+    pub(crate) fn drain_all(&mut self) {
+        for slot in self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.values_mut())
+        {
+            slot.machine.drain();
+            let _ = self.workers.send(&slot.worker, Job::Cut);
+        }
+    }
+
+    /// Runs `event` on every machine and carries out what it answers.
+    fn for_each(
+        &mut self,
+        client: &C,
+        now: Instant,
+        mut event: impl FnMut(&mut SlotOf<W, C>, Instant, &mut Vec<Effect>),
+    ) {
+        let mut effects = std::mem::take(&mut self.effects);
+        for slot in self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.values_mut())
+        {
+            event(slot, now, &mut effects);
+            apply(
+                client,
+                &mut self.workers,
+                &self.epoch,
+                slot,
+                &mut effects,
+                now,
+            );
+        }
+        self.effects = effects;
+    }
+
+    /// [`Self::for_each`] for an event that also ends every running run after its batch.
+    fn for_each_cut(
+        &mut self,
+        client: &C,
+        now: Instant,
+        mut event: impl FnMut(&mut Partition, Instant, &mut Vec<Effect>),
+    ) {
+        let mut effects = std::mem::take(&mut self.effects);
+        for slot in self
+            .topics
+            .values_mut()
+            .flat_map(|s| s.partitions.values_mut())
+        {
+            event(&mut slot.machine, now, &mut effects);
+            let _ = self.workers.send(&slot.worker, Job::Cut);
+            apply(
+                client,
+                &mut self.workers,
+                &self.epoch,
+                slot,
+                &mut effects,
+                now,
+            );
+        }
+        self.effects = effects;
+    }
+
+    /// How long fetched messages should stay in the client's queue: until the first
+    /// partition whose backlog waits behind a young batch no longer asks for it
+    /// ([`Partition::hold_fetch_until`]); `None` when fetching is welcome.
+    pub(crate) fn hold_fetch(&self, now: Instant) -> Option<std::time::Duration> {
+        listener_hold(self.machines(), now)
+    }
+
+    /// The earliest timer of any machine.
+    pub(crate) fn next_wakeup(&self, now: Instant) -> Option<Instant> {
+        self.machines().filter_map(|m| m.next_wakeup(now)).min()
+    }
+
+    /// The earliest timer of the machines of partitions `keep` accepts.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn next_wakeup_where(
+        &self,
+        now: Instant,
+        keep: impl Fn(&str, i32) -> bool,
+    ) -> Option<Instant> {
+        self.topics
+            .iter()
+            .flat_map(|(topic, s)| s.partitions.iter().map(move |(p, slot)| (topic, p, slot)))
+            .filter(|(topic, p, _)| keep(topic, **p))
+            .filter_map(|(_, _, slot)| slot.machine.next_wakeup(now))
+            .min()
+    }
+
+    /// A batch runs on some partition.
+    pub(crate) fn any_running(&self) -> bool {
+        self.machines().any(Partition::is_running)
+    }
+
+    /// A batch runs on one of `partitions`.
+    pub(crate) fn any_running_of(&self, partitions: &[(String, i32)]) -> bool {
+        partitions.iter().any(|(t, p)| {
+            self.topics
+                .get(t.as_str())
+                .and_then(|s| s.partitions.get(p))
+                .is_some_and(|slot| slot.machine.is_running())
+        })
+    }
+
+    fn machines(&self) -> impl Iterator<Item = &Partition> + Clone {
+        self.topics
+            .values()
+            .flat_map(|s| s.partitions.values())
+            .map(|slot| &slot.machine)
+    }
+}
+
+/// Carries out a machine's effects on the client and the partition's executor; a seek's
+/// result goes back to the machine, and what it answers is carried out too.
+fn apply<W: Workers, C: PartitionClient>(
+    client: &C,
+    workers: &mut W,
+    epoch: &AtomicU64,
+    slot: &mut SlotOf<W, C>,
+    effects: &mut Vec<Effect>,
+    now: Instant,
+) {
+    let mut i = 0;
+    while i < effects.len() {
+        // Taken out, not cloned: a dispatched batch moves to its executor as it is.
+        let effect = std::mem::replace(&mut effects[i], Effect::Resume);
+        match effect {
+            Effect::Dispatch { batch, work } => {
+                if !workers.send(&slot.worker, Job::Run { batch, work }) {
+                    // The executor is gone (aborted at shutdown): the batch never ran.
+                    let report = Report {
+                        generation: slot.machine.generation(),
+                        batch,
+                        outcome: Outcome::Failed("the partition's executor has stopped".into()),
+                        mark: None,
+                        requests: Vec::new(),
+                    };
+                    slot.machine.on_report(report, now, effects);
+                }
+            }
+            Effect::Pause => client.set_paused(&slot.target, true),
+            Effect::Resume => client.set_paused(&slot.target, false),
+            Effect::Store(next) => client.store_offset(&mut slot.target, next),
+            Effect::Seek(to) => {
+                let ok = client.seek(&slot.target, to);
+                if ok {
+                    // Messages of the partition fetched before the seek (still in a burst
+                    // when a rebalance callback applied it) are from the old position: they
+                    // are dropped, like those of an earlier assignment.
+                    slot.assigned_at = epoch.fetch_add(1, Ordering::AcqRel) + 1;
+                }
+                slot.machine.on_seek_result(ok, now, effects);
+            }
+        }
+        i += 1;
+    }
+    effects.clear();
+}
+
+#[cfg(test)]
+mod tests;

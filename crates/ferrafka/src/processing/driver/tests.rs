@@ -1,0 +1,250 @@
+//! The driver's own duties, on a recording client and executors: what fetched messages it
+//! drops, when a new assignment may start, and how a dead executor is replaced. The model
+//! test (`partition::model`) drives it through long random histories.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use super::*;
+use crate::consumer::{MarkSink, PartitionRequest, SeekTo};
+use crate::messages::Message;
+use crate::processing::partition::Work;
+use crate::processing::partition::tests::settings;
+
+/// A client that records what it was asked.
+#[derive(Default)]
+struct Client {
+    seeks: RefCell<Vec<(i32, SeekTo)>>,
+    stored: RefCell<Vec<(i32, i64)>>,
+}
+
+impl PartitionClient for Client {
+    type Target = i32;
+
+    fn target(&self, _topic: &Arc<str>, partition: i32) -> i32 {
+        partition
+    }
+
+    fn set_paused(&self, _target: &i32, _paused: bool) {}
+
+    fn store_offset(&self, target: &mut i32, next: i64) {
+        self.stored.borrow_mut().push((*target, next));
+    }
+
+    fn seek(&self, target: &i32, to: SeekTo) -> bool {
+        self.seeks.borrow_mut().push((*target, to));
+        true
+    }
+
+    fn commit_sync(&self, _group: &str) {}
+}
+
+/// Executors that keep their jobs; a test ends one by hand.
+#[derive(Default)]
+struct Jobs {
+    /// (worker id, generation, job)
+    sent: Vec<(usize, u64, Job)>,
+    ended: Vec<bool>,
+}
+
+impl Workers for Jobs {
+    type Worker = (usize, u64);
+
+    fn mark_sink(&self, _: &Arc<str>, _: i32, _: u64) -> MarkSink {
+        Box::new(|_, _| {})
+    }
+
+    fn start(&mut self, _topic: &Arc<Topic>, handle: &Arc<PartitionHandle>) -> (usize, u64) {
+        self.ended.push(false);
+        (self.ended.len() - 1, handle.generation)
+    }
+
+    fn send(&mut self, worker: &(usize, u64), job: Job) -> bool {
+        if self.ended[worker.0] {
+            return false;
+        }
+        self.sent.push((worker.0, worker.1, job));
+        true
+    }
+
+    fn has_ended(&self, worker: &(usize, u64)) -> bool {
+        self.ended[worker.0]
+    }
+
+    fn abort(&mut self, worker: &(usize, u64)) {
+        self.ended[worker.0] = true;
+    }
+}
+
+impl Jobs {
+    /// The offsets of every batch handed over, in order, with the worker and generation.
+    fn payloads(&self) -> Vec<Vec<String>> {
+        self.sent
+            .iter()
+            .filter_map(|(_, _, job)| match job {
+                Job::Run {
+                    work: Work::Consume(m),
+                    ..
+                } => Some(
+                    m.iter()
+                        .map(|m| String::from_utf8_lossy(m.payload_or_empty()).into_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn batches(&self) -> Vec<(usize, u64, u64, Vec<i64>)> {
+        self.sent
+            .iter()
+            .filter_map(|(w, g, job)| match job {
+                Job::Run {
+                    batch,
+                    work: Work::Consume(m),
+                } => Some((*w, *g, *batch, m.iter().map(|m| m.offset()).collect())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn driver() -> Partitions<Jobs, Client> {
+    let app = crate::App::builder()
+        .routes(|r| {
+            r.topic("t").consumer(|| crate::noop::Noop);
+        })
+        .build_with_env([]);
+    let topic = app.subscription_groups()[0].topics[0].clone();
+    Partitions::with_settings([(topic, settings())], Jobs::default(), Default::default())
+}
+
+fn fetched(epoch: u64, offsets: std::ops::Range<i64>) -> impl Iterator<Item = (u64, Message)> {
+    fetched_as(epoch, offsets, "x")
+}
+
+fn fetched_as(
+    epoch: u64,
+    offsets: std::ops::Range<i64>,
+    payload: &'static str,
+) -> impl Iterator<Item = (u64, Message)> {
+    offsets.map(move |o| (epoch, Message::builder("t", 0, o).payload(payload).build()))
+}
+
+fn finished(generation: u64, batch: u64, requests: Vec<PartitionRequest>) -> ExecutorReport {
+    ExecutorReport {
+        topic: "t".into(),
+        partition: 0,
+        generation,
+        kind: ReportKind::Finished(Report {
+            generation,
+            batch,
+            outcome: Outcome::Consumed,
+            mark: None,
+            requests,
+        }),
+    }
+}
+
+fn p0() -> Vec<(String, i32)> {
+    vec![("t".to_string(), 0)]
+}
+
+#[test]
+fn messages_fetched_before_a_seek_are_dropped_and_the_seeked_position_runs() {
+    let (client, mut d, now) = (Client::default(), driver(), Instant::now());
+    let received = SystemTime::now();
+    d.assign(&client, "g", &p0(), (d.next_epoch(), now));
+    d.on_burst(&client, fetched(d.epoch(), 0..3), (received, now));
+    // The batch asks to go on from offset 3: a seek, applied while messages 3..6 of the old
+    // fetch position were already polled (a burst a rebalance callback's seek overtook).
+    let polled_before_the_seek = d.epoch();
+    d.on_report(
+        &client,
+        finished(1, 0, vec![PartitionRequest::Seek(SeekTo::Offset(3))]),
+        now,
+    );
+    assert_eq!(client.seeks.borrow().as_slice(), &[(0, SeekTo::Offset(3))]);
+    d.on_burst(
+        &client,
+        fetched_as(polled_before_the_seek, 3..6, "old"),
+        (received, now),
+    );
+    // What the seeked position delivers is what runs (after a truncation or a seek to the
+    // same offsets, the old fetch's copies may differ).
+    d.on_burst(&client, fetched_as(d.epoch(), 3..6, "new"), (received, now));
+    let ran = d.workers().payloads();
+    assert_eq!(
+        ran[1..],
+        [["new", "new", "new"]],
+        "messages of the old fetch position ran after the seek"
+    );
+}
+
+#[test]
+fn a_new_assignment_waits_for_the_revoked_batch_that_still_runs() {
+    let (client, mut d, now) = (Client::default(), driver(), Instant::now());
+    let received = SystemTime::now();
+    d.assign(&client, "g", &p0(), (d.next_epoch(), now));
+    d.on_burst(&client, fetched(d.epoch(), 0..3), (received, now));
+    d.revoke_begin(&p0());
+    assert!(d.any_running_of(&p0()));
+    d.revoke_end("g", &p0(), Duration::ZERO);
+    // The partition comes back while generation 1's batch still runs.
+    d.assign(&client, "g", &p0(), (d.next_epoch(), now));
+    d.on_burst(&client, fetched(d.epoch(), 0..3), (received, now));
+    d.tick(&client, now + Duration::from_secs(1));
+    assert_eq!(
+        d.workers().batches().len(),
+        1,
+        "two batches of one partition at once"
+    );
+    // Its executor ends the batch and stops: the new assignment's batch starts.
+    d.on_report(&client, finished(1, 0, Vec::new()), now);
+    let stopped = ExecutorReport {
+        kind: ReportKind::Stopped,
+        ..finished(1, 0, Vec::new())
+    };
+    d.on_report(&client, stopped, now);
+    let batches = d.workers().batches();
+    assert_eq!(batches.len(), 2);
+    assert_eq!((batches[1].1, &batches[1].3), (2, &vec![0, 1, 2]));
+    assert!(
+        client.stored.borrow().is_empty(),
+        "a revoked batch stored an offset"
+    );
+}
+
+#[test]
+fn an_executor_that_dies_without_a_report_is_replaced_and_its_batch_retried() {
+    let (client, mut d, now) = (Client::default(), driver(), Instant::now());
+    let received = SystemTime::now();
+    d.assign(&client, "g", &p0(), (d.next_epoch(), now));
+    d.on_burst(&client, fetched(d.epoch(), 0..3), (received, now));
+    d.abort_executors();
+    d.tick(&client, now);
+    assert!(
+        !d.any_running(),
+        "the dead executor's batch still counts as running"
+    );
+    // The retry runs on the new executor after the backoff.
+    d.tick(&client, now + Duration::from_secs(2));
+    let batches = d.workers().batches();
+    assert_eq!(batches.len(), 2);
+    assert_eq!((batches[1].0, &batches[1].3), (1, &vec![0, 1, 2]));
+}
+
+#[test]
+fn a_stale_report_of_an_earlier_assignment_changes_nothing() {
+    let (client, mut d, now) = (Client::default(), driver(), Instant::now());
+    let received = SystemTime::now();
+    d.assign(&client, "g", &p0(), (d.next_epoch(), now));
+    d.on_burst(&client, fetched(d.epoch(), 0..3), (received, now));
+    let stale = ExecutorReport {
+        generation: 0,
+        ..finished(0, 0, vec![PartitionRequest::Seek(SeekTo::Earliest)])
+    };
+    d.on_report(&client, stale, now);
+    assert!(d.any_running());
+    assert!(client.seeks.borrow().is_empty() && client.stored.borrow().is_empty());
+}
