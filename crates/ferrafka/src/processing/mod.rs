@@ -1,6 +1,8 @@
 //! Processing: the per-partition state machine that decides what runs and what is stored
-//! ([`partition`]), the executors that run consumers ([`executor`]), and the stop signal the
-//! server shares with its listeners. The listener that feeds them lives in `connection`.
+//! ([`partition`]), the driver that feeds every assigned partition's machine and carries out
+//! its effects ([`driver`], the one used by `server`, `ferrafka::testing` and the model test),
+//! the executors that run consumers ([`executor`]), and the stop signal the server shares with
+//! its listeners. The listener that feeds the driver from librdkafka lives in `connection`.
 
 pub(crate) mod doorbell;
 pub(crate) mod driver;

@@ -195,7 +195,8 @@ impl Tester {
             config: self.config.clone(),
             runtime,
             producer: self.producer.clone(),
-            workers: Arc::new(Semaphore::new(self.config.concurrency)),
+            // One batch at a time, in the order handed over: the same runs on every test run.
+            workers: Arc::new(Semaphore::new(1)),
             reports: ReportSink::new(reports_tx, Arc::new(Doorbell::default())),
             tasks: Default::default(),
         };

@@ -457,6 +457,16 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         })
     }
 
+    /// The machine of `topic`/`partition`, for the model test's invariants.
+    #[cfg(test)]
+    pub(crate) fn machine(&self, topic: &str, partition: i32) -> Option<&Partition> {
+        self.topics
+            .get(topic)?
+            .partitions
+            .get(&partition)
+            .map(|s| &s.machine)
+    }
+
     fn machines(&self) -> impl Iterator<Item = &Partition> + Clone {
         self.topics
             .values()

@@ -1,10 +1,13 @@
 //! A randomized model test of the partition state machine: long random sequences of fetches,
 //! successes, failures, marks, revocations, re-assignments, seeks, offset resets, log
 //! truncations, pauses, quiet mode, shutdown, runs of batches (with cuts) and the listener's
-//! gathering, against a simulated librdkafka and executor. After every step it checks the
-//! machine's invariants (see the module docs of `partition`), among them that the machine's idea
-//! of the fetch pause is librdkafka's: the simulated librdkafka keeps a partition's pause across
-//! a revocation and the next assignment, as the real one does.
+//! gathering. The machine is driven by the server's own driver
+//! ([`crate::processing::driver::Partitions`], which carries out its effects, keeps earlier
+//! assignments' executors and drops stale reports), over a simulated librdkafka and executor.
+//! After every step it checks the machine's invariants (see the module docs of `partition`),
+//! among them that the machine's idea of the fetch pause is librdkafka's: the simulated
+//! librdkafka keeps a partition's pause across a revocation and the next assignment, as the
+//! real one does, and that one partition never runs two batches at once across assignments.
 //!
 //! Every case ends with a liveness check: from then on consumers are healthy (a quiet or
 //! stopped process is restarted, an endless consumer pause ends with a rebalance), and every
