@@ -148,7 +148,7 @@ pub fn ferrafka_properties(setup: &Setup, group: &str) -> Result<BTreeMap<String
     let [group] = groups else {
         bail!("expected one subscription group, got {}", groups.len());
     };
-    Ok(group.kafka.clone())
+    Ok(group.kafka().values())
 }
 
 fn app(setup: &Setup, group: &str, progress: Arc<Progress>) -> App {

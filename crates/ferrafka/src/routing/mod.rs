@@ -274,26 +274,74 @@ impl std::fmt::Debug for TopicRoute {
 /// A routed topic with every setting resolved.
 pub struct Topic {
     /// Topic name.
-    pub name: Arc<str>,
+    pub(crate) name: Arc<str>,
     /// Id of its consumer group.
-    pub consumer_group: Arc<str>,
+    pub(crate) consumer_group: Arc<str>,
     /// Most messages per batch.
-    pub max_messages: usize,
+    pub(crate) max_messages: usize,
     /// Longest wait for a batch to fill.
-    pub max_wait_time: Duration,
+    pub(crate) max_wait_time: Duration,
     /// Whether successful batches are left unmarked.
-    pub manual_offset_management: bool,
+    pub(crate) manual_offset_management: bool,
     /// Whether the server consumes it.
-    pub active: bool,
+    pub(crate) active: bool,
     /// Where failing messages go, if anywhere.
-    pub dead_letter_queue: Option<DeadLetterQueue>,
+    pub(crate) dead_letter_queue: Option<DeadLetterQueue>,
     /// Whether a partition's consumer instance is kept across batches; when false a fresh one
     /// is built for every batch.
-    pub consumer_persistence: bool,
+    pub(crate) consumer_persistence: bool,
     /// How batches are split into groups that run in parallel, if they are.
-    pub virtual_partitions: Option<VirtualPartitions>,
+    pub(crate) virtual_partitions: Option<VirtualPartitions>,
     pub(crate) factory: Option<ConsumerFactory>,
     pub(crate) deserializer: Arc<dyn Deserializer>,
+}
+
+impl Topic {
+    /// Topic name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Id of its consumer group.
+    pub fn consumer_group(&self) -> &str {
+        &self.consumer_group
+    }
+
+    /// Most messages per batch.
+    pub fn max_messages(&self) -> usize {
+        self.max_messages
+    }
+
+    /// Longest wait for a batch to fill.
+    pub fn max_wait_time(&self) -> Duration {
+        self.max_wait_time
+    }
+
+    /// Whether successful batches are left unmarked.
+    pub fn manual_offset_management(&self) -> bool {
+        self.manual_offset_management
+    }
+
+    /// Whether the server consumes it.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Where failing messages go, if anywhere.
+    pub fn dead_letter_queue(&self) -> Option<&DeadLetterQueue> {
+        self.dead_letter_queue.as_ref()
+    }
+
+    /// Whether a partition's consumer instance is kept across batches; when false a fresh one
+    /// is built for every batch.
+    pub fn consumer_persistence(&self) -> bool {
+        self.consumer_persistence
+    }
+
+    /// How batches are split into groups that run in parallel, if they are.
+    pub fn virtual_partitions(&self) -> Option<&VirtualPartitions> {
+        self.virtual_partitions.as_ref()
+    }
 }
 
 impl std::fmt::Debug for Topic {
@@ -316,15 +364,38 @@ impl std::fmt::Debug for Topic {
 #[derive(Clone)]
 pub struct SubscriptionGroup {
     /// Name, unique within its consumer group.
-    pub name: String,
+    pub(crate) name: String,
     /// Id of the consumer group it belongs to.
-    pub consumer_group: Arc<str>,
+    pub(crate) consumer_group: Arc<str>,
     /// Its topics (active or not).
-    pub topics: Vec<Arc<Topic>>,
+    pub(crate) topics: Vec<Arc<Topic>>,
     /// librdkafka properties of its consumer, framework-owned ones included.
-    pub kafka: BTreeMap<String, String>,
+    pub(crate) kafka: BTreeMap<String, String>,
     /// The layer each of `kafka`'s values came from.
-    pub kafka_sources: BTreeMap<String, Source>,
+    pub(crate) kafka_sources: BTreeMap<String, Source>,
+}
+
+impl SubscriptionGroup {
+    /// Name, unique within its consumer group.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Id of the consumer group it belongs to.
+    pub fn consumer_group(&self) -> &str {
+        &self.consumer_group
+    }
+
+    /// Its topics (active or not).
+    pub fn topics(&self) -> &[Arc<Topic>] {
+        &self.topics
+    }
+
+    /// The librdkafka properties of its consumer, framework-owned ones included, each with
+    /// the layer it came from.
+    pub fn kafka(&self) -> crate::kafka::ClientProperties {
+        crate::kafka::ClientProperties::from_parts(&self.kafka, &self.kafka_sources)
+    }
 }
 
 impl std::fmt::Debug for SubscriptionGroup {

@@ -42,9 +42,9 @@ fn a_production_app_on_the_consumer_protocol_boots_consumes_and_shares_partition
             .build()
     };
     let first = server(1);
-    let kafka = &first.subscription_groups()[0].kafka;
+    let kafka = first.subscription_groups()[0].kafka();
     assert_eq!(kafka.get("partition.assignment.strategy"), None);
-    assert_eq!(kafka["group.protocol"], "consumer");
+    assert_eq!(kafka.get("group.protocol"), Some("consumer"));
     let a = first.start(&Filters::default()).expect("a starts");
     cluster.produce_numbered(&rt, &topic, 0, 400, 13);
     assert!(

@@ -28,10 +28,10 @@ fn app_in(env: &str) -> App {
         .build()
 }
 
-fn kafka<'a>(sg: &'a SubscriptionGroup, name: &str) -> Option<(&'a str, String)> {
-    sg.kafka
-        .get(name)
-        .map(|v| (v.as_str(), sg.kafka_sources[name].to_string()))
+fn kafka(sg: &SubscriptionGroup, name: &str) -> Option<(String, String)> {
+    let kafka = sg.kafka();
+    let value = kafka.get(name)?.to_string();
+    Some((value, kafka.source(name)?.to_string()))
 }
 
 #[test]
@@ -43,18 +43,18 @@ fn each_environment_gets_its_profile_defaults() {
         let profile = format!("profile:{env}");
         assert_eq!(
             kafka(sg, "allow.auto.create.topics"),
-            Some(("true", profile.clone())),
+            Some(("true".into(), profile.clone())),
             "{env}"
         );
         assert_eq!(
             kafka(sg, "topic.metadata.refresh.interval.ms"),
-            Some(("5000", profile.clone())),
+            Some(("5000".into(), profile.clone())),
             "{env}"
         );
         assert_eq!(kafka(sg, "partition.assignment.strategy"), None, "{env}");
         let persistent = env != "development";
         assert_eq!(app.config().is_consumer_persistent(), persistent, "{env}");
-        assert_eq!(sg.topics[0].consumer_persistence, persistent, "{env}");
+        assert_eq!(sg.topics()[0].consumer_persistence(), persistent, "{env}");
     }
 
     let app = app_in("production");
@@ -62,15 +62,15 @@ fn each_environment_gets_its_profile_defaults() {
     let profile = "profile:production".to_string();
     assert_eq!(
         kafka(sg, "allow.auto.create.topics"),
-        Some(("false", profile.clone()))
+        Some(("false".into(), profile.clone()))
     );
     assert_eq!(
         kafka(sg, "topic.metadata.refresh.interval.ms"),
-        Some(("300000", profile.clone()))
+        Some(("300000".into(), profile.clone()))
     );
     assert_eq!(
         kafka(sg, "partition.assignment.strategy"),
-        Some(("cooperative-sticky", profile.clone()))
+        Some(("cooperative-sticky".into(), profile.clone()))
     );
     assert!(app.config().is_consumer_persistent());
     assert_eq!(
@@ -84,15 +84,15 @@ fn each_environment_gets_its_profile_defaults() {
         let sg = &app.subscription_groups()[0];
         assert_eq!(
             kafka(sg, "statistics.interval.ms"),
-            Some(("5000", "default".into()))
+            Some(("5000".into(), "default".into()))
         );
         assert_eq!(
             kafka(sg, "enable.auto.offset.store"),
-            Some(("false", "framework".into()))
+            Some(("false".into(), "framework".into()))
         );
         assert_eq!(
             kafka(sg, "enable.auto.commit"),
-            Some(("true", "framework".into()))
+            Some(("true".into(), "framework".into()))
         );
         // Consumer-only profile properties stay away from the producer, except that production
         // turns topic auto-creation off for the producer too (librdkafka's producer default is
@@ -192,32 +192,38 @@ fn each_layer_overrides_the_one_below_and_remembers_it() {
     // default < profile < setup: a user value wins even against production's profile.
     assert_eq!(
         kafka(orders, "topic.metadata.refresh.interval.ms"),
-        Some(("60000", "setup".into()))
+        Some(("60000".into(), "setup".into()))
     );
     assert_eq!(
         kafka(orders, "allow.auto.create.topics"),
-        Some(("true", "setup".into()))
+        Some(("true".into(), "setup".into()))
     );
     assert_eq!(
         kafka(orders, "partition.assignment.strategy"),
-        Some(("cooperative-sticky", "profile:production".into()))
+        Some(("cooperative-sticky".into(), "profile:production".into()))
     );
     // setup < topic
     assert_eq!(
         kafka(orders, "queued.min.messages"),
-        Some(("700", "topic:orders".into()))
+        Some(("700".into(), "topic:orders".into()))
     );
     assert_eq!(
         kafka(refunds, "queued.min.messages"),
-        Some(("500", "setup".into()))
+        Some(("500".into(), "setup".into()))
     );
     // topic < environment variable
-    let env_fetch = Some(("3000", "env:FERRAFKA_KAFKA_FETCH_MAX_BYTES".to_string()));
+    let env_fetch = Some((
+        "3000".into(),
+        "env:FERRAFKA_KAFKA_FETCH_MAX_BYTES".to_string(),
+    ));
     assert_eq!(kafka(orders, "fetch.max.bytes"), env_fetch);
     assert_eq!(kafka(refunds, "fetch.max.bytes"), env_fetch);
     assert_eq!(
         kafka(orders, "bootstrap.servers"),
-        Some(("env:9092", "env:FERRAFKA_KAFKA_BOOTSTRAP_SERVERS".into()))
+        Some((
+            "env:9092".into(),
+            "env:FERRAFKA_KAFKA_BOOTSTRAP_SERVERS".into()
+        ))
     );
     let producer = app.clients().producer();
     assert_eq!(producer.get("bootstrap.servers"), Some("env:9092"));
@@ -227,7 +233,7 @@ fn each_layer_overrides_the_one_below_and_remembers_it() {
     );
     // consumer_persistence: profile (on) < setup (off) < topic (on).
     assert_eq!(app.config().source("consumer_persistence"), Source::Setup);
-    let persistence = |sg: &SubscriptionGroup| sg.topics[0].consumer_persistence;
+    let persistence = |sg: &SubscriptionGroup| sg.topics()[0].consumer_persistence();
     assert!(persistence(orders));
     assert!(!persistence(refunds));
 }
@@ -503,8 +509,10 @@ fn the_production_profile_consumes_with_cooperative_rebalances() {
     };
     let first = server(1);
     assert_eq!(
-        first.subscription_groups()[0].kafka["partition.assignment.strategy"],
-        "cooperative-sticky"
+        first.subscription_groups()[0]
+            .kafka()
+            .get("partition.assignment.strategy"),
+        Some("cooperative-sticky")
     );
     let a = first.start(&Filters::default()).expect("a starts");
     cluster.produce_numbered(&rt, &topic, 0, 400, 13);
