@@ -275,6 +275,13 @@ impl App {
         &self.admin_kafka
     }
 
+    /// Runs doctor, the production checklist, on this app and returns its report. With
+    /// [`DoctorOptions::live`](crate::doctor::DoctorOptions::live) it also checks the cluster
+    /// and blocks; call it from synchronous code (or `spawn_blocking`).
+    pub fn doctor(&self, options: &crate::doctor::DoctorOptions) -> crate::doctor::Report {
+        crate::doctor::run(self, options)
+    }
+
     /// An admin client with the app's properties ([`App::admin_kafka`]).
     pub fn admin(&self) -> Result<Admin> {
         Admin::new(&self.admin_kafka.values())

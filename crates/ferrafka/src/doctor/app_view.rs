@@ -9,8 +9,8 @@ use crate::config::{Config, ConfigError, Source};
 use crate::routing::SubscriptionGroup;
 
 /// An app as doctor examines it, resolved for its environment. Implemented by
-/// [`App`](crate::App), which is what `doctor::run` is normally given.
-pub trait AppView {
+/// [`App`](crate::App); doctor reads nothing else of it.
+pub(crate) trait AppView {
     /// The settings.
     fn config(&self) -> &Config;
     /// Every problem found in the settings and routes, or `Ok`.

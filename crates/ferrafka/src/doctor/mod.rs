@@ -28,7 +28,7 @@ use crate::declaratives::lock;
 use crate::kafka::effective;
 use crate::routing::SubscriptionGroup;
 
-pub use app_view::AppView;
+pub(crate) use app_view::AppView;
 use checks::*;
 pub use clock::ClockStatus;
 
@@ -274,9 +274,8 @@ fn program_name() -> String {
         .unwrap_or_else(|| "<app>".to_string())
 }
 
-/// Runs every check that applies and returns the report. With [`DoctorOptions::live`] it
-/// talks to the cluster and blocks; call it from synchronous code (or `spawn_blocking`).
-pub fn run(app: &dyn AppView, opts: &DoctorOptions) -> Report {
+/// Runs every check that applies and returns the report (see [`App::doctor`](crate::App::doctor)).
+pub(crate) fn run(app: &dyn AppView, opts: &DoctorOptions) -> Report {
     let mut report = static_report(app, opts);
     if opts.live {
         live::run(app, opts, &mut report);
@@ -290,7 +289,7 @@ pub fn run(app: &dyn AppView, opts: &DoctorOptions) -> Report {
 }
 
 /// The static checks only: what the server runs at boot.
-pub fn run_static(app: &dyn AppView, opts: &DoctorOptions) -> Report {
+pub(crate) fn run_static(app: &dyn AppView, opts: &DoctorOptions) -> Report {
     static_report(app, opts).finish()
 }
 

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferrafka::doctor::{self, ClockStatus, DoctorOptions, HostClock, Severity};
+use ferrafka::doctor::{ClockStatus, DoctorOptions, HostClock, Severity};
 use ferrafka::{App, Error, Filters, Record, ServerExit};
 
 use crate::support::*;
@@ -64,7 +64,7 @@ fn live_checks_report_missing_topics_partitions_future_messages_and_unknown_rete
     assert!(app.validate().is_ok(), "{:?}", app.validate());
 
     // The routed topic does not exist yet.
-    let report = doctor::run(&app, &options(true));
+    let report = app.doctor(&options(true));
     let missing: Vec<_> = report.by_id("FD006").collect();
     assert_eq!(missing.len(), 1, "{}", report.to_text());
     assert_eq!(missing[0].severity, Severity::Error);
@@ -88,7 +88,7 @@ fn live_checks_report_missing_topics_partitions_future_messages_and_unknown_rete
             .produce(Record::to(&topic).payload("1").timestamp(in_an_hour)),
     )
     .expect("produced");
-    let report = doctor::run(&app, &options(true));
+    let report = app.doctor(&options(true));
     let text = report.to_text();
     assert!(report.by_id("FD006").next().is_none(), "{text}");
     let partitions = report.by_id("FD004").next().expect("FD004");
@@ -251,7 +251,7 @@ fn doctor_reads_the_brokers_group_settings_under_kip848() {
     };
     let app = build(Duration::from_secs(10));
     let server = app.start(&Filters::default()).expect("starts");
-    let report = doctor::run(&app, &options(true));
+    let report = app.doctor(&options(true));
     let text = report.to_text();
     println!("{text}");
     // Kafka 4 enables KIP-848, and its 45 s member session outlasts a 10 s shutdown.
@@ -264,7 +264,7 @@ fn doctor_reads_the_brokers_group_settings_under_kip848() {
     assert_eq!(server.shutdown(), ServerExit::Clean);
 
     // A shutdown longer than the broker's member session: a restart loses the partitions.
-    let report = doctor::run(&build(Duration::from_secs(60)), &options(true));
+    let report = build(Duration::from_secs(60)).doctor(&options(true));
     let text = report.to_text();
     let session = report.by_id("FD015").next().expect("FD015");
     assert_eq!(session.severity, Severity::Warning, "{text}");
@@ -304,7 +304,7 @@ fn doctor_live_finds_what_a_misconfigured_kafka_breaks() {
         .move_offsets(&group, &topic, ferrafka::admin::OffsetSpec::Earliest)
         .expect("offsets committed");
     let app = production_app(&kafka.bootstrap, &topic, 6);
-    let report = doctor::run(&app, &options(true));
+    let report = app.doctor(&options(true));
     let text = report.to_text();
     println!("{text}");
     let find = |id: &'static str, subject: &str| {
@@ -374,7 +374,7 @@ fn doctor_live_finds_an_assignor_change_against_a_running_kafka_group() {
             })
             .build()
     };
-    let report = doctor::run(&app("cooperative-sticky"), &options(true));
+    let report = app("cooperative-sticky").doctor(&options(true));
     let text = report.to_text();
     let change = report.by_id("FD009").next().expect("FD009");
     assert_eq!(change.severity, Severity::Error, "{text}");
@@ -384,7 +384,7 @@ fn doctor_live_finds_an_assignor_change_against_a_running_kafka_group() {
             .contains("the running group uses range (1 member(s))"),
         "{text}"
     );
-    let report = doctor::run(&app("range"), &options(true));
+    let report = app("range").doctor(&options(true));
     assert!(
         report.by_id("FD009").next().is_none(),
         "{}",

@@ -274,16 +274,13 @@ impl Consumer for FailsOn {
 
 /// The FD022 findings of `doctor --live`: subject → what was found.
 fn permission_findings(app: &App) -> BTreeMap<String, String> {
-    let report = ferrafka::doctor::run(
-        app,
-        &DoctorOptions {
-            live: true,
-            clock: HostClock::Assume(ClockStatus::Synchronised { max_error_us: 100 }),
-            lock_file: "/nonexistent/topics.lock".into(),
-            timeout: Duration::from_secs(10),
-            ..DoctorOptions::default()
-        },
-    );
+    let report = app.doctor(&DoctorOptions {
+        live: true,
+        clock: HostClock::Assume(ClockStatus::Synchronised { max_error_us: 100 }),
+        lock_file: "/nonexistent/topics.lock".into(),
+        timeout: Duration::from_secs(10),
+        ..DoctorOptions::default()
+    });
     report
         .findings
         .iter()
