@@ -33,7 +33,8 @@ pub struct BatchMetadata {
 ///
 /// With virtual partitions a consumer sees a *view* of its partition's batch: the messages of
 /// its group only, still in offset order, sharing the batch's storage (no message is copied).
-/// Cloning a batch copies its messages (see [`Message`]), so a consumer may keep the clone.
+/// [`Messages::detach`] copies its messages (see [`Message::detach`]), so a consumer may keep
+/// the copy.
 #[derive(Debug)]
 pub struct Messages {
     // A Vec behind the Arc: the listener's buffer becomes the batch without a copy, and the
@@ -44,10 +45,12 @@ pub struct Messages {
     pub(crate) metadata: BatchMetadata,
 }
 
-impl Clone for Messages {
-    fn clone(&self) -> Self {
+impl Messages {
+    /// An owned copy of the batch (see [`Message::detach`]): to keep after `consume`
+    /// returns, or to hand to another task.
+    pub fn detach(&self) -> Messages {
         Messages {
-            messages: Arc::new(self.iter().cloned().collect()),
+            messages: Arc::new(self.iter().map(Message::detach).collect()),
             selection: None,
             metadata: self.metadata.clone(),
         }

@@ -107,7 +107,8 @@ const HEADER_OVERHEAD: usize = 32;
 /// One consumed message.
 ///
 /// A message from Kafka is librdkafka's own message: key, payload and headers are read where
-/// librdkafka put them, never copied. Cloning one copies them into memory of its own.
+/// librdkafka put them, never copied. [`Message::detach`] copies them into memory of its own,
+/// to keep the message after its batch.
 pub struct Message {
     pub(crate) topic: Arc<TopicInfo>,
     pub(crate) partition: i32,
@@ -130,8 +131,12 @@ struct OwnedBody {
     headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
-impl Clone for Message {
-    fn clone(&self) -> Self {
+impl Message {
+    /// An owned copy of the message: its key, payload and headers copied out of librdkafka's
+    /// fetch buffer into memory of its own, so it may be kept after the batch, sent to
+    /// another task, or outlive the server and its client. A message is not `Clone`: a
+    /// message read in place is librdkafka's, and copying it is a cost to ask for by name.
+    pub fn detach(&self) -> Message {
         let body = match &self.body {
             Body::Owned(owned) => owned.clone(),
             Body::Kafka(_) => self.owned_copy(),
@@ -339,7 +344,7 @@ impl Message {
     /// (other partitions' messages included), so one that will wait long (its partition is
     /// paused behind a retry or a full backlog) is better copied: what it then holds is what
     /// it weighs.
-    pub(crate) fn detach(&mut self) {
+    pub(crate) fn detach_in_place(&mut self) {
         if let Body::Kafka(_) = self.body {
             self.body = Body::Owned(self.owned_copy());
         }

@@ -131,7 +131,7 @@ impl TestLog {
             .values_mut()
             .find(|l| !l.paused && (l.position as usize) < l.messages.len())?;
         log.position += 1;
-        Some(log.messages[log.position as usize - 1].clone())
+        Some(log.messages[log.position as usize - 1].detach())
     }
 
     /// How many messages the log holds.

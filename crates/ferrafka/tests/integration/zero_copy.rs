@@ -1,6 +1,6 @@
 //! Messages are librdkafka's own, read in place: what a consumer reads must be exactly what was
-//! produced, and what it keeps (clones of messages and batches) must outlive the batch and the
-//! server, without holding the client open.
+//! produced, and what it keeps (detached copies of messages and batches) must outlive the batch
+//! and the server, without holding the client open.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use ferrafka::{App, ConsumeResult, Consumer, Context, Filters, Message, Messages
 
 use crate::support::*;
 
-/// Checks every message in place and keeps clones of the messages and of the batch.
+/// Checks every message in place and keeps detached copies of the messages and of the batch.
 struct Keeper {
     kept: Arc<Mutex<Vec<Message>>>,
     batches: Arc<Mutex<Vec<Messages>>>,
@@ -22,8 +22,11 @@ impl Consumer for Keeper {
         for m in messages {
             check(m);
         }
-        self.kept.lock().unwrap().extend(messages.iter().cloned());
-        self.batches.lock().unwrap().push(messages.clone());
+        self.kept
+            .lock()
+            .unwrap()
+            .extend(messages.iter().map(Message::detach));
+        self.batches.lock().unwrap().push(messages.detach());
         Ok(())
     }
 }

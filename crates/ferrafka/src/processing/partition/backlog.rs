@@ -61,13 +61,13 @@ impl Backlog {
     }
 
     /// Copies every waiting message out of librdkafka's fetch buffers (see
-    /// [`Message::detach`]).
+    /// `Message::detach_in_place`).
     pub(super) fn detach(&mut self) {
         self.chunks
             .iter_mut()
             .flatten()
             .chain(self.filling.iter_mut())
-            .for_each(Message::detach);
+            .for_each(Message::detach_in_place);
     }
 
     #[inline]

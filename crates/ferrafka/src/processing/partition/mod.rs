@@ -205,7 +205,8 @@ impl Running {
     /// The batch's messages, to put back for a retry. The executor dropped its share before it
     /// reported, so this normally takes them without a copy.
     fn into_messages(self) -> Vec<Message> {
-        Arc::try_unwrap(self.messages).unwrap_or_else(|shared| shared.as_ref().clone())
+        Arc::try_unwrap(self.messages)
+            .unwrap_or_else(|shared| shared.iter().map(Message::detach).collect())
     }
 }
 
@@ -362,7 +363,7 @@ impl Partition {
         if self.backlog_copied || self.buffered_bytes >= self.detach_after_bytes() {
             // Far behind the running batch: it will wait, and read in place it would keep a
             // whole fetch response alive (every partition's messages in it).
-            message.detach();
+            message.detach_in_place();
         }
         self.buffered_bytes += message.weight();
         self.buffer.push_back(message);
