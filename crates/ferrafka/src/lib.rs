@@ -53,7 +53,8 @@
 //! ```
 //!
 //! `cargo run -p quickstart` runs a complete app against an embedded broker; the
-//! `examples/` directory has one small crate per topic (dead letters, testing, topics).
+//! `examples/` directory has one small crate per topic: `basics` (hello, manual offsets,
+//! virtual partitions, producer), dead letters, testing, topics.
 //!
 //! # Where things are
 //!

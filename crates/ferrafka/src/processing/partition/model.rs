@@ -15,6 +15,10 @@
 //! reach the end of the log. Duplicates are counted and bounded by the events that may cause
 //! them (rebalances, restarts, moves of the fetch position).
 //!
+//! Listener events interleave as in the server: a poll burst overtaken by a seek or an
+//! assignment delivers stale messages late (which must never run), and an executor may end
+//! without a report (its partition must recover).
+//!
 //! `FERRAFKA_MODEL_CASES=100000 cargo test -p ferrafka --lib model` runs more cases.
 
 use std::time::Duration;
@@ -58,6 +62,12 @@ enum Op {
     Shutdown,
     /// The listener begins or ends taking messages from librdkafka's queue.
     Gathering(bool),
+    /// Messages polled before the partition's last assignment or seek reach the driver late
+    /// (a poll burst a rebalance callback or a seek overtook): they must never run.
+    StaleFetch(usize),
+    /// The executor of the running batch ends without a report (a panic outside its guards,
+    /// an abort): its partition must recover.
+    ExecutorDies,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +126,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Quiet),
         1 => Just(Op::Shutdown),
         3 => any::<bool>().prop_map(Op::Gathering),
+        1 => (1usize..4).prop_map(Op::StaleFetch),
+        1 => Just(Op::ExecutorDies),
     ]
 }
 

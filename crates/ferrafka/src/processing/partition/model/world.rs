@@ -70,10 +70,13 @@ pub(super) struct World {
     run_messages: usize,
 }
 
+/// The content version of a stale message (see `Op::StaleFetch`).
+const STALE: u32 = u32::MAX;
+
 impl World {
     pub(super) fn new(dead_letter: bool, run_messages: usize) -> Self {
         let mut world = World {
-            driver: Self::driver(dead_letter, run_messages),
+            driver: Self::driver(dead_letter, run_messages, Arc::default()),
             kafka: SimClient(RefCell::new(Librdkafka::new(LOG_START as usize))),
             assigned: false,
             now: Instant::now(),
@@ -88,12 +91,25 @@ impl World {
             dead_letter,
             run_messages,
         };
+        world.restart_driver();
         world.assign();
         world
     }
 
+    /// A new process's driver, sharing its epoch with the simulated librdkafka.
+    fn restart_driver(&mut self) {
+        let epoch = Arc::default();
+        self.driver = Self::driver(self.dead_letter, self.run_messages, Arc::clone(&epoch));
+        let mut kafka = self.kafka.0.borrow_mut();
+        (kafka.epoch, kafka.stale_epoch) = (epoch, None);
+    }
+
     /// A process's driver of the routed topic `t`.
-    fn driver(dead_letter: bool, run_messages: usize) -> Partitions<SimWorkers, SimClient> {
+    fn driver(
+        dead_letter: bool,
+        run_messages: usize,
+        epoch: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Partitions<SimWorkers, SimClient> {
         let app = crate::App::builder()
             .routes(|r| {
                 r.topic("t").consumer(|| crate::noop::Noop);
@@ -105,7 +121,7 @@ impl World {
             run_messages,
             ..settings()
         };
-        Partitions::with_settings([(topic, settings)], SimWorkers::default(), Arc::default())
+        Partitions::with_settings([(topic, settings)], SimWorkers::default(), epoch)
     }
 
     fn machine(&self) -> Option<&Partition> {
@@ -133,6 +149,7 @@ impl World {
             kafka.skipped.clear();
         }
         self.endless_pause = false;
+        self.kafka.0.borrow_mut().stale_epoch = Some(self.driver.epoch());
         let epoch = self.driver.next_epoch();
         self.driver
             .assign(&self.kafka, "g", &p0(), (epoch, self.now));
@@ -142,7 +159,7 @@ impl World {
     /// The process restarts: a new librdkafka (nothing paused), a new driver, its executors
     /// gone.
     fn restart(&mut self) {
-        self.driver = Self::driver(self.dead_letter, self.run_messages);
+        self.restart_driver();
         self.assigned = false;
         {
             let mut kafka = self.kafka.0.borrow_mut();
@@ -163,6 +180,10 @@ impl World {
 
     fn message(&self, offset: i64) -> Message {
         let version = self.kafka.0.borrow().log[offset as usize];
+        Self::message_of(offset, version)
+    }
+
+    fn message_of(offset: i64, version: u32) -> Message {
         Message::builder("t", 0, offset)
             .payload(version.to_string().into_bytes())
             .build()
@@ -251,6 +272,10 @@ impl World {
                 (vec![messages(&Messages::new(message.clone(), 1))], true)
             }
         };
+        assert!(
+            batches.iter().flatten().all(|m| m.1 != STALE),
+            "a message polled before its partition's last assignment or seek ran: {batches:?}"
+        );
         let all: Vec<i64> = batches.iter().flatten().map(|m| m.0).collect();
         assert!(
             all.len() <= self.run_messages.max(self.max_messages()),

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::consumer::{MarkSink, PartitionHandle, SeekTo};
 use crate::processing::driver::{PartitionClient, Workers};
@@ -39,6 +40,10 @@ pub(super) struct Librdkafka {
     pub(super) seek_ok: bool,
     /// Calls the driver made, to see that an event had no effect.
     pub(super) calls: u64,
+    /// The driver's epoch (shared with it), and its value when the fetch position last moved
+    /// on purpose (an assignment, a seek): what messages polled before that move carry.
+    pub(super) epoch: Arc<AtomicU64>,
+    pub(super) stale_epoch: Option<u64>,
 }
 
 impl Librdkafka {
@@ -57,6 +62,8 @@ impl Librdkafka {
             disruptions: 0,
             seek_ok: true,
             calls: 0,
+            epoch: Arc::default(),
+            stale_epoch: None,
         }
     }
 
@@ -146,6 +153,7 @@ impl PartitionClient for SimClient {
         kafka.calls += 1;
         if kafka.seek_ok {
             kafka.seek(to);
+            kafka.stale_epoch = Some(kafka.epoch.load(Ordering::Acquire));
         }
         kafka.seek_ok
     }
@@ -159,31 +167,51 @@ impl PartitionClient for SimClient {
 }
 
 /// Executors that keep the jobs they are sent, each with the generation it serves; the world
-/// takes them and runs them.
+/// takes them and runs them. A worker the world killed (it ended without a report) takes no
+/// more jobs.
 #[derive(Default)]
 pub(super) struct SimWorkers {
     pub(super) jobs: Vec<(u64, Job)>,
+    /// The generation of each worker started, by id.
+    started: Vec<u64>,
+    dead: BTreeSet<usize>,
+}
+
+impl SimWorkers {
+    /// Ends the newest worker of `generation` without a report.
+    pub(super) fn kill(&mut self, generation: u64) {
+        if let Some(id) = self.started.iter().rposition(|g| *g == generation) {
+            self.dead.insert(id);
+        }
+    }
 }
 
 impl Workers for SimWorkers {
-    type Worker = u64;
+    /// Its id and generation.
+    type Worker = (usize, u64);
 
     fn mark_sink(&self, _: &Arc<str>, _: i32, _: u64) -> MarkSink {
         Box::new(|_, _| {})
     }
 
-    fn start(&mut self, _topic: &Arc<Topic>, handle: &Arc<PartitionHandle>) -> u64 {
-        handle.generation
+    fn start(&mut self, _topic: &Arc<Topic>, handle: &Arc<PartitionHandle>) -> (usize, u64) {
+        self.started.push(handle.generation);
+        (self.started.len() - 1, handle.generation)
     }
 
-    fn send(&mut self, generation: &u64, job: Job) -> bool {
-        self.jobs.push((*generation, job));
+    fn send(&mut self, &(id, generation): &(usize, u64), job: Job) -> bool {
+        if self.dead.contains(&id) {
+            return false;
+        }
+        self.jobs.push((generation, job));
         true
     }
 
-    fn has_ended(&self, _: &u64) -> bool {
-        false
+    fn has_ended(&self, (id, _): &(usize, u64)) -> bool {
+        self.dead.contains(id)
     }
 
-    fn abort(&mut self, _: &u64) {}
+    fn abort(&mut self, (id, _): &(usize, u64)) {
+        self.dead.insert(*id);
+    }
 }

@@ -33,6 +33,8 @@ impl World {
                 }
             }
             Op::Gathering(gathering) => self.driver.set_gathering(&self.kafka, gathering, self.now),
+            Op::StaleFetch(n) => self.stale_fetch(n),
+            Op::ExecutorDies => self.executor_dies(),
         }
         self.after_event();
     }
@@ -60,6 +62,38 @@ impl World {
             self.driver.on_burst(&self.kafka, fetched, received);
             self.after_event();
         }
+    }
+
+    /// Messages polled before the last assignment or seek arrive now, tagged with the epoch
+    /// they were polled in; the driver must drop them.
+    fn stale_fetch(&mut self, n: usize) {
+        let (Some(epoch), true) = (self.kafka.0.borrow().stale_epoch, self.assigned) else {
+            return;
+        };
+        let position = self.kafka.0.borrow().position;
+        let stale = (position..position + n as i64).map(|o| (epoch, Self::message_of(o, STALE)));
+        let calls = self.kafka.0.borrow().calls;
+        self.driver
+            .on_burst(&self.kafka, stale, (SystemTime::now(), self.now));
+        assert_eq!(
+            calls,
+            self.kafka.0.borrow().calls,
+            "stale messages had effects"
+        );
+    }
+
+    /// The executor running the oldest batch ends without a report; the batch's work is lost
+    /// (nothing of it was marked done by this end) and the driver must notice on its own.
+    fn executor_dies(&mut self) {
+        let Some(b) = self.running.first() else {
+            return;
+        };
+        let generation = b.generation;
+        self.driver.workers().kill(generation);
+        self.running.clear();
+        self.cut = false;
+        self.run_mark = None;
+        self.stopping.remove(&generation);
     }
 
     fn mark(&mut self, n: usize) {
