@@ -1,5 +1,6 @@
 //! The [`App`]: settings plus routes, validated once, then run by the server or the CLI.
 
+use crate::instrumentation::{Monitor, Subscriber};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -49,6 +50,7 @@ pub struct App {
     producer_kafka: ClientProperties,
     admin_kafka: ClientProperties,
     producer: OnceLock<Producer>,
+    monitor: Monitor,
 }
 
 impl std::fmt::Debug for App {
@@ -71,6 +73,7 @@ pub struct AppBuilder {
     router: Router,
     vars: Vec<(String, String)>,
     declarations: Declarations,
+    subscribers: Vec<Box<dyn Subscriber>>,
 }
 
 impl Default for AppBuilder {
@@ -104,6 +107,7 @@ impl AppBuilder {
             router: Router::default(),
             vars,
             declarations: Declarations::default(),
+            subscribers: Vec::new(),
         }
     }
 
@@ -129,6 +133,13 @@ impl AppBuilder {
     /// called more than once. See [`crate::declaratives`].
     pub fn declarations(mut self, declare: impl FnOnce(&mut Declarations)) -> Self {
         declare(&mut self.declarations);
+        self
+    }
+
+    /// Subscribes to the server's [`Event`](crate::instrumentation::Event)s; may be called
+    /// more than once (subscribers are called in this order). See [`crate::instrumentation`].
+    pub fn subscribe(mut self, subscriber: impl Subscriber) -> Self {
+        self.subscribers.push(Box::new(subscriber));
         self
     }
 
@@ -188,6 +199,7 @@ impl AppBuilder {
             producer_kafka,
             admin_kafka,
             producer: OnceLock::new(),
+            monitor: Monitor::new(self.subscribers),
         }
     }
 }
@@ -275,6 +287,11 @@ impl App {
         &self.admin_kafka
     }
 
+    /// The app's event subscribers.
+    pub(crate) fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
     /// Runs doctor, the production checklist, on this app and returns its report. With
     /// [`DoctorOptions::live`](crate::doctor::DoctorOptions::live) it also checks the cluster
     /// and blocks; call it from synchronous code (or `spawn_blocking`).
@@ -282,7 +299,7 @@ impl App {
         crate::doctor::run(self, options)
     }
 
-    /// An admin client with the app's properties ([`App::admin_kafka`]).
+    /// An admin client with the app's properties (`app.clients().admin()`).
     pub fn admin(&self) -> Result<Admin> {
         Admin::new(&self.admin_kafka.values())
     }

@@ -17,6 +17,7 @@
 //! | the development-versus-production checklist, at boot and in CI | [`doctor`], [`guide::doctor`] |
 //! | settings per environment, from code and `FERRAFKA_KAFKA_*` variables | [`Config`], [`guide::environments`] |
 //! | TLS, SASL and ACLs, secrets never printed | [`guide::security`] |
+//! | typed events of what the server does: batches, partitions, pauses, offsets | [`instrumentation`], [`guide::instrumentation`] |
 //! | testing consumers without a broker | `testing::Tester` (feature `testing`), [`guide::testing`] |
 //! | the command line: `server`, `info`, `topics`, `doctor` | `cli` (feature `cli`, on by default) |
 //!
@@ -99,6 +100,7 @@ pub mod consumer;
 pub mod declaratives;
 pub mod doctor;
 pub mod error;
+pub mod instrumentation;
 mod kafka;
 mod librdkafka;
 pub mod messages;
@@ -153,4 +155,6 @@ pub mod guide {
     pub mod performance {}
     #[doc = include_str!("../../../docs/safety.md")]
     pub mod safety {}
+    #[doc = include_str!("../../../docs/instrumentation.md")]
+    pub mod instrumentation {}
 }

@@ -6,6 +6,7 @@
 //! still running at the deadline are abandoned unmarked (they run again after a restart) and the
 //! exit is reported as [`ServerExit::Forced`].
 
+use crate::instrumentation::{AppState, Event, Monitor};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -197,6 +198,7 @@ pub struct RunningServer {
     listeners: Vec<(String, JoinHandle<ListenerExit>)>,
     runtime: Option<tokio::runtime::Runtime>,
     producer: Producer,
+    monitor: Monitor,
 }
 
 impl App {
@@ -236,7 +238,8 @@ impl RunningServer {
                 source: Some(e),
             })?;
         let workers = Arc::new(Semaphore::new(config.concurrency));
-        let stop = Arc::new(StopSignal::new(config.shutdown_timeout));
+        let monitor = app.monitor().clone();
+        let stop = Arc::new(StopSignal::new(config.shutdown_timeout, monitor.clone()));
         let mut consumers = Vec::new();
         for group in groups {
             let label = format!("{}/{}", group.consumer_group, group.name);
@@ -246,6 +249,7 @@ impl RunningServer {
                 runtime: runtime.handle().clone(),
                 producer: producer.clone(),
                 workers: workers.clone(),
+                monitor: monitor.clone(),
             };
             let consumer =
                 connection::connect(setup.clone()).map_err(|e| e.redacted(&setup.group.kafka))?;
@@ -268,11 +272,13 @@ impl RunningServer {
             concurrency = config.concurrency,
             "server running"
         );
+        monitor.emit(|| Event::AppState(AppState::Running));
         Ok(RunningServer {
             stop,
             listeners,
             runtime: Some(runtime),
             producer,
+            monitor,
         })
     }
 
@@ -327,6 +333,7 @@ impl RunningServer {
             runtime.shutdown_background();
         }
         tracing::info!(forced, "server stopped");
+        self.monitor.emit(|| Event::AppState(AppState::Stopped));
         if forced {
             ServerExit::Forced
         } else {

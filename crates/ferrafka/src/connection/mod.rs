@@ -18,6 +18,7 @@ mod context;
 pub(crate) mod diagnostics;
 mod state;
 
+use crate::instrumentation::{Event, Monitor};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -58,6 +59,7 @@ pub(crate) struct ListenerSetup {
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) producer: Producer,
     pub(crate) workers: Arc<Semaphore>,
+    pub(crate) monitor: Monitor,
 }
 
 /// Creates the consumer and subscribes it; errors surface before any thread starts.
@@ -89,6 +91,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
             setup.config,
             topics,
             (setup.runtime, setup.producer, setup.workers),
+            setup.monitor.clone(),
             wake.clone(),
             epoch.clone(),
         )),
@@ -173,6 +176,10 @@ fn rebuild(
 ) -> Option<Arc<ListenerConsumer>> {
     let group = consumer.context().group.clone();
     tracing::error!(subscription_group = %group, reason, "fatal consumer error: abandoning running batches (they will be processed again) and rebuilding the client");
+    setup.monitor.emit(|| Event::ClientRebuilding {
+        subscription_group: &group,
+        reason,
+    });
     let (released, handed_over) = {
         let mut state = consumer.context().lock();
         state.driver.abandon_all();

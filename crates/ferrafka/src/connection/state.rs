@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::ListenerConsumer;
 use crate::config::Config;
+use crate::instrumentation::Monitor;
 use crate::processing::doorbell::Doorbell;
 use crate::processing::driver::{PartitionClient, Partitions, Spawned};
 use crate::processing::executor::{ExecutorReport, ReportSink};
@@ -35,6 +36,7 @@ impl State {
         config: Arc<Config>,
         topics: Vec<Arc<Topic>>,
         (runtime, producer, workers): (tokio::runtime::Handle, Producer, Arc<Semaphore>),
+        monitor: Monitor,
         wake: Arc<Doorbell>,
         epoch: Arc<AtomicU64>,
     ) -> Self {
@@ -46,9 +48,10 @@ impl State {
             workers,
             reports: ReportSink::new(reports_tx, wake),
             tasks: TaskTracker::new(),
+            monitor: monitor.clone(),
         };
         State {
-            driver: Partitions::new(&config, topics, spawned, epoch),
+            driver: Partitions::new(&config, topics, spawned, epoch, monitor),
             config,
             reports,
         }

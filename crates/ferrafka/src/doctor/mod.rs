@@ -1,6 +1,6 @@
 //! `doctor`: the development-versus-production checklist as code.
 //!
-//! [`run`] examines an [`App`](crate::App) (through [`AppView`]) as built for its environment
+//! [`App::doctor`](crate::App::doctor) examines an [`App`](crate::App) as built for its environment
 //! (`FERRAFKA_ENV`) and, with [`DoctorOptions::live`], the cluster it will run against, and returns a [`Report`] of
 //! [`Finding`]s. Each finding has a stable id (`FD001`…, listed in `docs/doctor.md`), a
 //! severity, the subject it is about, what was found, why it matters and how to fix it.
@@ -74,7 +74,7 @@ pub struct Finding {
     pub unknown: bool,
 }
 
-/// The result of [`run`].
+/// The result of [`App::doctor`](crate::App::doctor).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
     /// The environment the app was evaluated for.
@@ -224,7 +224,7 @@ pub enum HostClock {
     Assume(ClockStatus),
 }
 
-/// What [`run`] checks and how.
+/// What [`App::doctor`](crate::App::doctor) checks and how.
 #[derive(Debug, Clone)]
 pub struct DoctorOptions {
     /// Also check the cluster (the app's `bootstrap.servers`).

@@ -1,6 +1,7 @@
 //! The stop request the server shares with its listener threads: stop, quiet mode, and (with
 //! the `testing` feature) a fault drill.
 
+use crate::instrumentation::{AppState, Event, Monitor};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -21,10 +22,11 @@ pub(crate) struct StopSignal {
     /// The listeners' doorbells: a stop or quiet request wakes a sleeping listener at once
     /// (a listener between batches of a run may otherwise sleep its idle wait first).
     bells: Mutex<Vec<Weak<Doorbell>>>,
+    monitor: Monitor,
 }
 
 impl StopSignal {
-    pub(crate) fn new(timeout: Duration) -> Self {
+    pub(crate) fn new(timeout: Duration, monitor: Monitor) -> Self {
         StopSignal {
             raised: AtomicBool::new(false),
             quiet: AtomicBool::new(false),
@@ -35,6 +37,7 @@ impl StopSignal {
             deadline: OnceLock::new(),
             timeout,
             bells: Mutex::new(Vec::new()),
+            monitor,
         }
     }
 
@@ -49,12 +52,16 @@ impl StopSignal {
     pub(crate) fn raise(&self) {
         self.deadline
             .get_or_init(|| crate::config::later(Instant::now(), self.timeout));
-        self.raised.store(true, Ordering::Release);
+        if !self.raised.swap(true, Ordering::AcqRel) {
+            self.monitor.emit(|| Event::AppState(AppState::Stopping));
+        }
         self.ring();
     }
 
     pub(crate) fn quiet(&self) {
-        self.quiet.store(true, Ordering::Release);
+        if !self.quiet.swap(true, Ordering::AcqRel) {
+            self.monitor.emit(|| Event::AppState(AppState::Quieting));
+        }
         self.ring();
     }
 
@@ -120,7 +127,7 @@ mod tests {
     #[test]
     fn stop_and_quiet_requests_wake_a_sleeping_listener() {
         for request in [StopSignal::raise, StopSignal::quiet] {
-            let stop = Arc::new(StopSignal::new(Duration::from_secs(1)));
+            let stop = Arc::new(StopSignal::new(Duration::from_secs(1), Monitor::default()));
             let bell = Arc::new(Doorbell::default());
             stop.wake_on_request(&bell);
             let sleeper = {

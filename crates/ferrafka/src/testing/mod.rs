@@ -54,6 +54,7 @@ use tokio::sync::Semaphore;
 use crate::app::App;
 use crate::config::Config;
 use crate::consumer::{Context, PartitionHandle};
+use crate::instrumentation::Monitor;
 use crate::messages::TopicInfo;
 use crate::processing::doorbell::Doorbell;
 use crate::processing::driver::{Partitions, Spawned};
@@ -89,6 +90,8 @@ pub struct Tester {
     now: Instant,
     started: Instant,
     max_attempts: u32,
+    /// The app's event subscribers: they see what the server would emit.
+    monitor: Monitor,
 }
 
 impl std::fmt::Debug for Tester {
@@ -130,6 +133,7 @@ impl Tester {
             now,
             started: now,
             max_attempts: 10,
+            monitor: app.monitor().clone(),
         }
     }
 
@@ -199,10 +203,13 @@ impl Tester {
             workers: Arc::new(Semaphore::new(1)),
             reports: ReportSink::new(reports_tx, Arc::new(Doorbell::default())),
             tasks: Default::default(),
+            monitor: self.monitor.clone(),
         };
         let topics = self.topics.values().map(|(t, _)| t.clone());
         let epoch = Arc::new(AtomicU64::new(0));
-        let driver = Partitions::new(&self.config, topics, Recorded::new(spawned), epoch);
+        let workers = Recorded::new(spawned);
+        let monitor = self.monitor.clone();
+        let driver = Partitions::new(&self.config, topics, workers, epoch, monitor);
         self.driver = Some((driver, reports));
     }
 

@@ -9,6 +9,7 @@ mod doctor;
 mod environments;
 mod executor_faults;
 mod happy_path;
+mod instrumentation;
 mod java_peer;
 mod partition_core;
 mod producer;

@@ -3,6 +3,7 @@
 //! batches at once, even across assignments and clients.
 
 use super::*;
+use crate::instrumentation::ErrorKind;
 use crate::processing::executor::FinalHook;
 
 /// An executor of an earlier assignment (or of a client abandoned after a fatal error) that
@@ -65,6 +66,10 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             });
         }
         tracing::info!(subscription_group = group, partitions = ?revoked, "partitions revoked");
+        self.monitor.emit(|| Event::PartitionsRevoked {
+            subscription_group: group,
+            partitions: revoked,
+        });
     }
 
     /// An earlier assignment's executor stopped: a new assignment of its partition may start.
@@ -98,7 +103,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             apply(
                 client,
                 &mut self.workers,
-                &self.epoch,
+                (&self.epoch, &self.monitor),
                 slot,
                 &mut effects,
                 now,
@@ -122,6 +127,11 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                     topic = %topic, partition,
                     "the partition's executor ended without a report; starting a new one, its batch is retried"
                 );
+                self.monitor.emit(|| Event::Error {
+                    kind: ErrorKind::Executor,
+                    partition: Some(PartitionRef { topic, partition }),
+                    error: "the partition's executor ended without a report",
+                });
                 slot.worker = self.workers.start(&slots.topic, &slot.handle);
                 if let Some(batch) = slot.machine.running_batch() {
                     let report = Report {
@@ -135,7 +145,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                     apply(
                         client,
                         &mut self.workers,
-                        &self.epoch,
+                        (&self.epoch, &self.monitor),
                         slot,
                         &mut effects,
                         now,

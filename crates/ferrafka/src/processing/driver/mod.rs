@@ -21,6 +21,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::Config;
 use crate::consumer::PartitionHandle;
+use crate::instrumentation::{Event, Monitor, PartitionRef};
 use crate::messages::TopicInfo;
 use crate::processing::executor::{ExecutorReport, Job, ReportKind};
 use crate::processing::partition::{
@@ -51,6 +52,9 @@ struct Slot<K, T> {
     worker: K,
     /// The executor reported that it ran its final hook.
     stopped: bool,
+    /// The last pause event said paused: a resume is worth an event only after one (an
+    /// assignment resumes a partition librdkafka may have kept paused, which is no news).
+    paused: bool,
 }
 
 /// The slot type of a driver over `W` and `C`.
@@ -73,6 +77,8 @@ pub(crate) struct Partitions<W: Workers, C: PartitionClient> {
     /// Assignments and seeks so far; the fetcher tags each message with it when fetched, so
     /// one fetched before its partition's current assignment or last seek is recognised.
     epoch: Arc<AtomicU64>,
+    /// Where the partitions' events go.
+    monitor: Monitor,
 }
 
 impl<W: Workers, C: PartitionClient> Partitions<W, C> {
@@ -83,12 +89,13 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         topics: impl IntoIterator<Item = Arc<Topic>>,
         workers: W,
         epoch: Arc<AtomicU64>,
+        monitor: Monitor,
     ) -> Self {
         let topics = topics.into_iter().map(|topic| {
             let settings = PartitionSettings::new(config, &topic);
             (topic, settings)
         });
-        Self::with_settings(topics, workers, epoch)
+        Self::with_settings(topics, workers, epoch, monitor)
     }
 
     /// [`Self::new`] with each topic's partition settings given.
@@ -96,6 +103,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         topics: impl IntoIterator<Item = (Arc<Topic>, PartitionSettings)>,
         workers: W,
         epoch: Arc<AtomicU64>,
+        monitor: Monitor,
     ) -> Self {
         let topics = topics
             .into_iter()
@@ -123,6 +131,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             gathering: false,
             quiet: false,
             epoch,
+            monitor,
         }
     }
 
@@ -160,6 +169,10 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             tracing::info!(subscription_group = group, partitions = ?assigned, "assigned while leaving the group: not processed, the next owner takes them");
             return;
         }
+        self.monitor.emit(|| Event::PartitionsAssigned {
+            subscription_group: group,
+            partitions: assigned,
+        });
         for (topic, partition) in assigned {
             let Some(slots) = self.topics.get_mut(topic.as_str()) else {
                 tracing::warn!(
@@ -201,11 +214,12 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                 handle,
                 worker,
                 stopped: false,
+                paused: false,
             };
             apply(
                 client,
                 &mut self.workers,
-                &self.epoch,
+                (&self.epoch, &self.monitor),
                 &mut slot,
                 &mut effects,
                 now,
@@ -251,7 +265,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                 apply(
                     client,
                     &mut self.workers,
-                    &self.epoch,
+                    (&self.epoch, &self.monitor),
                     slot,
                     &mut effects,
                     now,
@@ -302,7 +316,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             apply(
                 client,
                 &mut self.workers,
-                &self.epoch,
+                (&self.epoch, &self.monitor),
                 slot,
                 &mut effects,
                 now,
@@ -379,7 +393,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             apply(
                 client,
                 &mut self.workers,
-                &self.epoch,
+                (&self.epoch, &self.monitor),
                 slot,
                 &mut effects,
                 now,
@@ -406,7 +420,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             apply(
                 client,
                 &mut self.workers,
-                &self.epoch,
+                (&self.epoch, &self.monitor),
                 slot,
                 &mut effects,
                 now,
@@ -480,11 +494,15 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
 fn apply<W: Workers, C: PartitionClient>(
     client: &C,
     workers: &mut W,
-    epoch: &AtomicU64,
+    (epoch, monitor): (&AtomicU64, &Monitor),
     slot: &mut SlotOf<W, C>,
     effects: &mut Vec<Effect>,
     now: Instant,
 ) {
+    let partition = PartitionRef {
+        topic: &slot.handle.topic,
+        partition: slot.handle.partition,
+    };
     let mut i = 0;
     while i < effects.len() {
         // Taken out, not cloned: a dispatched batch moves to its executor as it is.
@@ -503,9 +521,23 @@ fn apply<W: Workers, C: PartitionClient>(
                     slot.machine.on_report(report, now, effects);
                 }
             }
-            Effect::Pause => client.set_paused(&slot.target, true),
-            Effect::Resume => client.set_paused(&slot.target, false),
-            Effect::Store(next) => client.store_offset(&mut slot.target, next),
+            Effect::Pause => {
+                client.set_paused(&slot.target, true);
+                if !std::mem::replace(&mut slot.paused, true) {
+                    let reason = slot.machine.pause_reason(now);
+                    monitor.emit(|| Event::Paused { partition, reason });
+                }
+            }
+            Effect::Resume => {
+                client.set_paused(&slot.target, false);
+                if std::mem::replace(&mut slot.paused, false) {
+                    monitor.emit(|| Event::Resumed { partition });
+                }
+            }
+            Effect::Store(next) => {
+                client.store_offset(&mut slot.target, next);
+                monitor.emit(|| Event::OffsetStored { partition, next });
+            }
             Effect::Seek(to) => {
                 let ok = client.seek(&slot.target, to);
                 if ok {
@@ -514,6 +546,7 @@ fn apply<W: Workers, C: PartitionClient>(
                     // are dropped, like those of an earlier assignment.
                     slot.assigned_at = epoch.fetch_add(1, Ordering::AcqRel) + 1;
                 }
+                monitor.emit(|| Event::Seeked { partition, to, ok });
                 slot.machine.on_seek_result(ok, now, effects);
             }
         }

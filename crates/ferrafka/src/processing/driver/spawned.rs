@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use super::Workers;
 use crate::config::Config;
 use crate::consumer::{MarkSink, PartitionHandle};
+use crate::instrumentation::Monitor;
 use crate::processing::executor::{Executor, ExecutorReport, Job, ReportKind, ReportSink};
 use crate::producer::Producer;
 use crate::routing::Topic;
@@ -23,6 +24,8 @@ pub(crate) struct Spawned {
     pub(crate) reports: ReportSink,
     /// Every task that may hold the client's messages, until its future is dropped.
     pub(crate) tasks: TaskTracker,
+    /// Where executors' events go.
+    pub(crate) monitor: Monitor,
 }
 
 /// One executor task and its job queue.
@@ -58,6 +61,7 @@ impl Workers for Spawned {
             workers: self.workers.clone(),
             reports: self.reports.clone(),
             tasks: self.tasks.clone(),
+            monitor: self.monitor.clone(),
         };
         let task = self
             .runtime

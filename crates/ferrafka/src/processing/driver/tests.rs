@@ -116,7 +116,8 @@ fn driver() -> Partitions<Jobs, Client> {
         })
         .build_with_env([]);
     let topic = app.subscription_groups()[0].topics[0].clone();
-    Partitions::with_settings([(topic, settings())], Jobs::default(), Default::default())
+    let (epoch, monitor) = Default::default();
+    Partitions::with_settings([(topic, settings())], Jobs::default(), epoch, monitor)
 }
 
 fn fetched(epoch: u64, offsets: std::ops::Range<i64>) -> impl Iterator<Item = (u64, Message)> {

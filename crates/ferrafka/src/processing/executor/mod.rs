@@ -25,6 +25,7 @@ use super::virtual_partitions::VirtualConsumer;
 use crate::config::Config;
 use crate::consumer::{Context, DynConsumer, PartitionHandle};
 use crate::error::{PanicError, error_chain};
+use crate::instrumentation::{ErrorKind, Event, Monitor, PartitionRef};
 use crate::messages::{Message, Messages};
 use crate::producer::{Producer, Record};
 
@@ -120,6 +121,8 @@ pub(crate) struct Executor {
     /// virtual-partition groups), until its future is dropped: the client is destroyed only
     /// once it is empty.
     pub(crate) tasks: TaskTracker,
+    /// Where batch events go.
+    pub(crate) monitor: Monitor,
 }
 
 impl Executor {
@@ -217,6 +220,14 @@ impl Executor {
         }
     }
 
+    /// This executor's partition, as events name it.
+    fn partition_ref(&self) -> PartitionRef<'_> {
+        PartitionRef {
+            topic: &self.handle.topic,
+            partition: self.handle.partition,
+        }
+    }
+
     /// Sends a report to the listener.
     fn report(&self, kind: ReportKind) {
         self.reports.send(self.addressed(kind));
@@ -269,7 +280,17 @@ impl Executor {
             self.discard(instance);
         }
         messages.metadata.processing_lag = messages.metadata.created_at.elapsed();
-        let mut ctx = self.context(messages.metadata.attempt, Some(batch));
+        let attempt = messages.metadata.attempt;
+        let offsets = (messages.first().offset(), messages.last().offset());
+        let partition = self.partition_ref();
+        self.monitor.emit(|| Event::BatchStarted {
+            partition,
+            offsets,
+            messages: messages.len(),
+            attempt,
+        });
+        let started = std::time::Instant::now();
+        let mut ctx = self.context(attempt, Some(batch));
         let outcome = match self.instance(instance) {
             Ok(consumer) => {
                 let result = AssertUnwindSafe(consumer.consume(&mut ctx, &messages))
@@ -292,6 +313,23 @@ impl Executor {
             }
             Err(panic) => Outcome::Failed(panic),
         };
+        let duration = started.elapsed();
+        self.monitor.emit(|| match &outcome {
+            Outcome::Failed(error) => Event::BatchFailed {
+                partition,
+                offsets,
+                attempt,
+                duration,
+                error,
+            },
+            _ => Event::BatchConsumed {
+                partition,
+                offsets,
+                messages: messages.len(),
+                attempt,
+                duration,
+            },
+        });
         Report {
             generation: self.handle.generation,
             batch,
@@ -369,13 +407,27 @@ impl Executor {
                     dead_letter_topic = %dlq.topic, dead_letter_offset = delivery.offset, attempts, %error,
                     "message moved to the dead-letter queue"
                 );
+                self.monitor.emit(|| Event::DeadLettered {
+                    partition: self.partition_ref(),
+                    offset: message.offset(),
+                    dead_letter_topic: &dlq.topic,
+                    attempts,
+                });
                 Outcome::DeadLettered
             }
-            Err(e) => Outcome::DeadLetterFailed(format!(
-                "cannot dead-letter offset {}: {}",
-                message.offset(),
-                error_chain(&e)
-            )),
+            Err(e) => {
+                let error = format!(
+                    "cannot dead-letter offset {}: {}",
+                    message.offset(),
+                    error_chain(&e)
+                );
+                self.monitor.emit(|| Event::Error {
+                    kind: ErrorKind::DeadLetter,
+                    partition: Some(self.partition_ref()),
+                    error: &error,
+                });
+                Outcome::DeadLetterFailed(error)
+            }
         }
     }
 
@@ -416,18 +468,25 @@ impl Executor {
             FinalHook::Revoked => consumer.revoked(&mut ctx),
             FinalHook::Shutdown => consumer.shutdown(&mut ctx),
         };
+        let kind = match hook {
+            FinalHook::Revoked => ErrorKind::RevokedHook,
+            FinalHook::Shutdown => ErrorKind::ShutdownHook,
+        };
         let hook = hook.name();
-        match AssertUnwindSafe(fut).catch_unwind().await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(
-                topic = %self.handle.topic, partition = self.handle.partition, hook,
-                error = %describe(e), "consumer hook failed"
-            ),
-            Err(payload) => tracing::error!(
-                topic = %self.handle.topic, partition = self.handle.partition, hook,
-                error = %PanicError::from_payload(payload), "consumer hook panicked"
-            ),
-        }
+        let error = match AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => describe(e),
+            Err(payload) => format!("panicked: {}", PanicError::from_payload(payload)),
+        };
+        tracing::error!(
+            topic = %self.handle.topic, partition = self.handle.partition, hook,
+            %error, "consumer hook failed"
+        );
+        self.monitor.emit(|| Event::Error {
+            kind,
+            partition: Some(self.partition_ref()),
+            error: &error,
+        });
     }
 }
 

@@ -57,6 +57,7 @@ fn executor(script: &Arc<Script>) -> (Executor, Receiver<ExecutorReport>) {
         workers: Arc::new(Semaphore::new(1)),
         reports: ReportSink::new(reports, Default::default()),
         tasks: Default::default(),
+        monitor: Default::default(),
     };
     (executor, received)
 }

@@ -1,6 +1,7 @@
 //! How a [`Partition`] moves: starting batches, booking their outcomes, consumer requests and
 //! the fetch pause.
 
+use crate::instrumentation::PauseReason;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -352,6 +353,19 @@ impl Partition {
         if slow && !self.backlog_copied {
             self.backlog_copied = true;
             self.buffer.detach();
+        }
+    }
+
+    /// Why fetching is paused now (meaningful right after an [`Effect::Pause`]).
+    pub(crate) fn pause_reason(&self, now: Instant) -> PauseReason {
+        if self.phase == Phase::Quiet {
+            PauseReason::Quiet
+        } else if self.consumer_pause.is_some() {
+            PauseReason::Consumer
+        } else if self.retry.as_ref().is_some_and(|r| now < r.at) {
+            PauseReason::Retry
+        } else {
+            PauseReason::Backlog
         }
     }
 

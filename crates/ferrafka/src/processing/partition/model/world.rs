@@ -121,7 +121,8 @@ impl World {
             run_messages,
             ..settings()
         };
-        Partitions::with_settings([(topic, settings)], SimWorkers::default(), epoch)
+        let monitor = Default::default();
+        Partitions::with_settings([(topic, settings)], SimWorkers::default(), epoch, monitor)
     }
 
     fn machine(&self) -> Option<&Partition> {
@@ -192,6 +193,20 @@ impl World {
     /// Runs what the driver handed the executors, and checks that the machine's idea of the
     /// fetch pause is librdkafka's.
     fn after_event(&mut self) {
+        // A batch handed to a dead executor fails without running (the driver says so).
+        for (generation, job) in std::mem::take(&mut self.driver.workers().rejected) {
+            if let Job::Run {
+                work: Work::Consume(m),
+                ..
+            } = job
+                && m.len() == 1
+            {
+                *self
+                    .alone_failures
+                    .entry((generation, m.first().offset()))
+                    .or_default() += 1;
+            }
+        }
         loop {
             let jobs = std::mem::take(&mut self.driver.workers().jobs);
             if jobs.is_empty() {

@@ -172,6 +172,8 @@ impl PartitionClient for SimClient {
 #[derive(Default)]
 pub(super) struct SimWorkers {
     pub(super) jobs: Vec<(u64, Job)>,
+    /// Jobs sent to a dead worker: the driver books them as failed batches.
+    pub(super) rejected: Vec<(u64, Job)>,
     /// The generation of each worker started, by id.
     started: Vec<u64>,
     dead: BTreeSet<usize>,
@@ -201,6 +203,7 @@ impl Workers for SimWorkers {
 
     fn send(&mut self, &(id, generation): &(usize, u64), job: Job) -> bool {
         if self.dead.contains(&id) {
+            self.rejected.push((generation, job));
             return false;
         }
         self.jobs.push((generation, job));

@@ -89,6 +89,13 @@ impl World {
             return;
         };
         let generation = b.generation;
+        if !b.dead_letter && self.running.len() == 1 && b.messages.len() == 1 {
+            // The driver books the batch as failed when it notices.
+            *self
+                .alone_failures
+                .entry((generation, b.first()))
+                .or_default() += 1;
+        }
         self.driver.workers().kill(generation);
         self.running.clear();
         self.cut = false;
