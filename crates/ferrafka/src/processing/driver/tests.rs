@@ -249,3 +249,48 @@ fn a_stale_report_of_an_earlier_assignment_changes_nothing() {
     assert!(d.any_running());
     assert!(client.seeks.borrow().is_empty() && client.stored.borrow().is_empty());
 }
+
+#[test]
+fn an_executor_that_dies_in_a_run_keeps_the_progress_of_the_run_s_finished_batches() {
+    let app = crate::App::builder()
+        .routes(|r| {
+            r.topic("t").consumer(|| crate::noop::Noop);
+        })
+        .build_with_env([]);
+    let topic = app.subscription_groups()[0].topics[0].clone();
+    let settings = PartitionSettings {
+        run_messages: 9,
+        ..settings()
+    };
+    let (epoch, monitor) = Default::default();
+    let mut d: Partitions<Jobs, Client> =
+        Partitions::with_settings([(topic, settings)], Jobs::default(), epoch, monitor);
+    let (client, now, received) = (Client::default(), Instant::now(), SystemTime::now());
+    d.assign(&client, "g", &p0(), (d.next_epoch(), now));
+    d.set_gathering(&client, true, now);
+    d.on_burst(&client, fetched(d.epoch(), 0..9), (received, now));
+    d.set_gathering(&client, false, now);
+    // A run of three batches: the first two finish (their marks arrive as progress), then the
+    // executor dies in the third.
+    for (batch, mark) in [(0, 3), (1, 6)] {
+        let progress = ExecutorReport {
+            kind: ReportKind::Progress { batch, mark },
+            ..finished(1, batch, Vec::new())
+        };
+        d.on_report(&client, progress, now);
+    }
+    d.abort_executors();
+    d.tick(&client, now);
+    assert_eq!(
+        client.stored.borrow().last(),
+        Some(&(0, 6)),
+        "the finished batches' marks"
+    );
+    d.tick(&client, now + Duration::from_secs(2));
+    let batches = d.workers().batches();
+    assert_eq!(
+        batches.last().map(|b| b.3.clone()),
+        Some(vec![6, 7, 8]),
+        "only the batch that died is retried: {batches:?}"
+    );
+}

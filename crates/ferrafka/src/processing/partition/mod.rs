@@ -320,9 +320,11 @@ impl Partition {
         self.generation
     }
 
-    /// The first batch the executor works on, if any.
+    /// The last batch of what the executor works on (a run's last batch), if any: the one to
+    /// report failed when the executor died, so the run's progress marks (of the batches that
+    /// finished) still count and only the rest is retried.
     pub(crate) fn running_batch(&self) -> Option<u64> {
-        self.running.first().map(|r| r.batch)
+        self.running.last().map(|r| r.batch)
     }
 
     /// True while a batch runs.
