@@ -23,10 +23,14 @@
 //! # let _ = app;
 //! ```
 
+mod metrics;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::consumer::SeekTo;
+
+pub use metrics::Metrics;
 
 /// Something the server did. Topic names and error texts are borrowed for the call: copy
 /// what you keep.

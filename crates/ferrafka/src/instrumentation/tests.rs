@@ -158,4 +158,42 @@ mod through_the_driver {
             "{events:#?}"
         );
     }
+
+    #[tokio::test]
+    async fn metrics_count_what_the_events_say() {
+        let metrics = crate::instrumentation::Metrics::new();
+        let app = App::builder()
+            .setup(|c| {
+                c.max_messages(2).pause_timeout(Duration::from_secs(1));
+            })
+            .routes(|r| {
+                r.topic("in")
+                    .consumer(|| Scripted)
+                    .dead_letter_queue(DeadLetterQueue::to("in-dlq").max_retries(1));
+            })
+            .subscribe(metrics.clone())
+            .build_with_env([]);
+        let mut tester = Tester::new(&app);
+        for p in ["a", "b", "bad", "c"] {
+            tester.produce("in", p);
+        }
+        tester.consume().await;
+        let text = metrics.render();
+        for line in [
+            "ferrafka_messages_consumed_total{topic=\"in\",partition=\"0\"} 3",
+            // [0, 1] and [3]; [2, 3] failed once, then [2] alone twice and was dead-lettered.
+            "ferrafka_batches_total{topic=\"in\",partition=\"0\",outcome=\"consumed\"} 2",
+            "ferrafka_batches_total{topic=\"in\",partition=\"0\",outcome=\"failed\"} 3",
+            "ferrafka_messages_dead_lettered_total{topic=\"in\",partition=\"0\"} 1",
+            "ferrafka_offset_stored{topic=\"in\",partition=\"0\"} 4",
+            // Paused for each retry, resumed after each: nothing paused at the end.
+            "ferrafka_partition_paused{topic=\"in\",partition=\"0\",reason=\"retry\"} 0",
+            "ferrafka_batch_duration_seconds_count{topic=\"in\"} 5",
+            "ferrafka_partitions_assigned_total{subscription_group=\"tester\"} 1",
+            "# TYPE ferrafka_batch_duration_seconds histogram",
+            "# UNIT ferrafka_batch_duration_seconds seconds",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
 }

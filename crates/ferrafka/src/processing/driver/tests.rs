@@ -252,6 +252,16 @@ fn a_stale_report_of_an_earlier_assignment_changes_nothing() {
 
 #[test]
 fn an_executor_that_dies_in_a_run_keeps_the_progress_of_the_run_s_finished_batches() {
+    executor_dies_in_a_run(2);
+}
+
+#[test]
+fn an_executor_that_dies_at_the_start_of_a_run_stores_nothing_and_retries_it_all() {
+    executor_dies_in_a_run(0);
+}
+
+/// A run of three batches; `batches_done` of them report their marks, then the executor dies.
+fn executor_dies_in_a_run(batches_done: usize) {
     let app = crate::App::builder()
         .routes(|r| {
             r.topic("t").consumer(|| crate::noop::Noop);
@@ -270,9 +280,7 @@ fn an_executor_that_dies_in_a_run_keeps_the_progress_of_the_run_s_finished_batch
     d.set_gathering(&client, true, now);
     d.on_burst(&client, fetched(d.epoch(), 0..9), (received, now));
     d.set_gathering(&client, false, now);
-    // A run of three batches: the first two finish (their marks arrive as progress), then the
-    // executor dies in the third.
-    for (batch, mark) in [(0, 3), (1, 6)] {
+    for (batch, mark) in [(0, 3), (1, 6)].into_iter().take(batches_done) {
         let progress = ExecutorReport {
             kind: ReportKind::Progress { batch, mark },
             ..finished(1, batch, Vec::new())
@@ -281,16 +289,18 @@ fn an_executor_that_dies_in_a_run_keeps_the_progress_of_the_run_s_finished_batch
     }
     d.abort_executors();
     d.tick(&client, now);
+    let done = 3 * batches_done as i64;
+    let stored = client.stored.borrow().last().map(|s| s.1);
     assert_eq!(
-        client.stored.borrow().last(),
-        Some(&(0, 6)),
-        "the finished batches' marks"
+        stored,
+        (done > 0).then_some(done),
+        "only the finished batches' marks"
     );
     d.tick(&client, now + Duration::from_secs(2));
     let batches = d.workers().batches();
     assert_eq!(
-        batches.last().map(|b| b.3.clone()),
-        Some(vec![6, 7, 8]),
-        "only the batch that died is retried: {batches:?}"
+        batches.first().map(|b| b.3[0]),
+        Some(done),
+        "the retry starts at the first message not finished: {batches:?}"
     );
 }

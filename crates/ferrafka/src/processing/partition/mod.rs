@@ -320,11 +320,14 @@ impl Partition {
         self.generation
     }
 
-    /// The last batch of what the executor works on (a run's last batch), if any: the one to
-    /// report failed when the executor died, so the run's progress marks (of the batches that
-    /// finished) still count and only the rest is retried.
+    /// The batch the executor works on now, as far as the machine can tell: the first of the
+    /// run that its progress marks do not cover (the earlier ones finished). The one to report
+    /// failed when the executor died: the finished batches' marks still count, and only the
+    /// rest is retried.
     pub(crate) fn running_batch(&self) -> Option<u64> {
-        self.running.last().map(|r| r.batch)
+        let done = self.progress.unwrap_or(i64::MIN);
+        let unfinished = self.running.iter().find(|r| r.end() > done);
+        unfinished.or(self.running.last()).map(|r| r.batch)
     }
 
     /// True while a batch runs.
