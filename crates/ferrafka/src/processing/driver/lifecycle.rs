@@ -24,7 +24,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             let slots = self.topics.get_mut(topic.as_str());
             if let Some(slot) = slots.and_then(|s| s.partitions.get_mut(partition)) {
                 slot.machine.drain();
-                let _ = self.workers.send(&slot.worker, Job::Cut);
+                let _ = self.hands.workers.send(&slot.worker, Job::Cut);
             }
         }
     }
@@ -56,6 +56,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                 );
             }
             let _ = self
+                .hands
                 .workers
                 .send(&slot.worker, Job::Stop(FinalHook::Revoked));
             self.retired.push(Retired {
@@ -66,7 +67,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             });
         }
         tracing::info!(subscription_group = group, partitions = ?revoked, "partitions revoked");
-        self.monitor.emit(|| Event::PartitionsRevoked {
+        self.hands.monitor.emit(|| Event::PartitionsRevoked {
             subscription_group: group,
             partitions: revoked,
         });
@@ -100,14 +101,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             .and_then(|s| s.partitions.get_mut(&partition))
         {
             slot.machine.on_previous_stopped(now, &mut effects);
-            apply(
-                client,
-                &mut self.workers,
-                (&self.epoch, &self.monitor),
-                slot,
-                &mut effects,
-                now,
-            );
+            self.hands.apply(client, slot, &mut effects, now);
         }
         self.effects = effects;
     }
@@ -119,7 +113,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         let mut effects = std::mem::take(&mut self.effects);
         for slots in self.topics.values_mut() {
             for slot in slots.partitions.values_mut() {
-                if slot.stopped || !self.workers.has_ended(&slot.worker) {
+                if slot.stopped || !self.hands.workers.has_ended(&slot.worker) {
                     continue;
                 }
                 let (topic, partition) = (&slots.topic.name, slot.handle.partition);
@@ -127,12 +121,12 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                     topic = %topic, partition,
                     "the partition's executor ended without a report; starting a new one, its batch is retried"
                 );
-                self.monitor.emit(|| Event::Error {
+                self.hands.monitor.emit(|| Event::Error {
                     kind: ErrorKind::Executor,
                     partition: Some(PartitionRef { topic, partition }),
                     error: "the partition's executor ended without a report",
                 });
-                slot.worker = self.workers.start(&slots.topic, &slot.handle);
+                slot.worker = self.hands.workers.start(&slots.topic, &slot.handle);
                 if let Some(batch) = slot.machine.running_batch() {
                     let report = Report {
                         generation: slot.machine.generation(),
@@ -142,14 +136,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                         requests: Vec::new(),
                     };
                     slot.machine.on_report(report, now, &mut effects);
-                    apply(
-                        client,
-                        &mut self.workers,
-                        (&self.epoch, &self.monitor),
-                        slot,
-                        &mut effects,
-                        now,
-                    );
+                    self.hands.apply(client, slot, &mut effects, now);
                 }
             }
         }
@@ -160,7 +147,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn abort_executors(&mut self) {
         for slot in self.topics.values().flat_map(|s| s.partitions.values()) {
-            self.workers.abort(&slot.worker);
+            self.hands.workers.abort(&slot.worker);
         }
     }
 
@@ -171,7 +158,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             for (_, mut slot) in slots.partitions.drain() {
                 slot.handle.revoked.store(true, Ordering::Release);
                 slot.machine.revoke();
-                self.workers.abort(&slot.worker);
+                self.hands.workers.abort(&slot.worker);
                 self.retired.push(Retired {
                     topic: slot.handle.topic.clone(),
                     partition: slot.handle.partition,
@@ -181,7 +168,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             }
         }
         for retired in &self.retired {
-            self.workers.abort(&retired.worker);
+            self.hands.workers.abort(&retired.worker);
         }
     }
 
@@ -189,7 +176,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
     /// not ended yet (stuck in user code), so a new assignment of their partitions waits for
     /// them, and the next generation number, so reports never mix.
     pub(crate) fn hand_over(&mut self) -> (Vec<Retired<W::Worker>>, u64) {
-        let workers = &self.workers;
+        let workers = &self.hands.workers;
         let unfinished = self
             .retired
             .drain(..)
@@ -223,11 +210,12 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             if slot.machine.is_running() {
                 slot.handle.revoked.store(true, Ordering::Release);
                 slot.machine.revoke();
-                self.workers.abort(&slot.worker);
+                self.hands.workers.abort(&slot.worker);
                 slot.stopped = true;
                 forced = true;
             } else {
                 let _ = self
+                    .hands
                     .workers
                     .send(&slot.worker, Job::Stop(FinalHook::Shutdown));
             }
@@ -240,6 +228,6 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         self.topics
             .values()
             .flat_map(|s| s.partitions.values())
-            .all(|slot| slot.stopped || self.workers.has_ended(&slot.worker))
+            .all(|slot| slot.stopped || self.hands.workers.has_ended(&slot.worker))
     }
 }

@@ -63,7 +63,8 @@ type SlotOf<W, C> = Slot<<W as Workers>::Worker, <C as PartitionClient>::Target>
 /// Every assigned partition of one consumer, with what it needs between events.
 pub(crate) struct Partitions<W: Workers, C: PartitionClient> {
     topics: HashMap<Arc<str>, TopicSlots<W::Worker, C::Target>>,
-    workers: W,
+    /// What carries out the machines' effects besides the client.
+    hands: Hands<W>,
     retired: Vec<Retired<W::Worker>>,
     next_generation: u64,
     /// The consumer is leaving its group: an assignment that still arrives starts nothing.
@@ -74,6 +75,11 @@ pub(crate) struct Partitions<W: Workers, C: PartitionClient> {
     gathering: bool,
     /// Quiet mode began: nothing new starts, now or on later assignments.
     quiet: bool,
+}
+
+/// The executors, the epoch and the monitor: what [`Hands::apply`] needs besides the client.
+struct Hands<W> {
+    workers: W,
     /// Assignments and seeks so far; the fetcher tags each message with it when fetched, so
     /// one fetched before its partition's current assignment or last seek is recognised.
     epoch: Arc<AtomicU64>,
@@ -123,21 +129,23 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             .collect();
         Partitions {
             topics,
-            workers,
+            hands: Hands {
+                workers,
+                epoch,
+                monitor,
+            },
             retired: Vec::new(),
             next_generation: 1,
             closing: false,
             effects: Vec::new(),
             gathering: false,
             quiet: false,
-            epoch,
-            monitor,
         }
     }
 
     /// The executors.
     pub(crate) fn workers(&mut self) -> &mut W {
-        &mut self.workers
+        &mut self.hands.workers
     }
 
     /// The consumer is leaving its group: later assignments start nothing.
@@ -148,12 +156,12 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
     /// The epoch a message fetched now is tagged with.
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.hands.epoch.load(Ordering::Acquire)
     }
 
     /// Moves the epoch on for an assignment; returns the new one.
     pub(crate) fn next_epoch(&self) -> u64 {
-        self.epoch.fetch_add(1, Ordering::AcqRel) + 1
+        self.hands.epoch.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Starts a machine and an executor for each newly assigned partition; `epoch` is the
@@ -169,7 +177,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             tracing::info!(subscription_group = group, partitions = ?assigned, "assigned while leaving the group: not processed, the next owner takes them");
             return;
         }
-        self.monitor.emit(|| Event::PartitionsAssigned {
+        self.hands.monitor.emit(|| Event::PartitionsAssigned {
             subscription_group: group,
             partitions: assigned,
         });
@@ -192,14 +200,14 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                 .retired
                 .iter()
                 .any(|r| r.topic == name && r.partition == *partition);
-            let marks = self.workers.mark_sink(&name, *partition, generation);
+            let marks = self.hands.workers.mark_sink(&name, *partition, generation);
             let handle = Arc::new(PartitionHandle::new(
                 name.clone(),
                 *partition,
                 generation,
                 marks,
             ));
-            let worker = self.workers.start(&slots.topic, &handle);
+            let worker = self.hands.workers.start(&slots.topic, &handle);
             let settings = slots.settings.clone();
             let mut machine =
                 Partition::new(name, *partition, generation, settings, previous_running);
@@ -216,14 +224,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                 stopped: false,
                 paused: false,
             };
-            apply(
-                client,
-                &mut self.workers,
-                (&self.epoch, &self.monitor),
-                &mut slot,
-                &mut effects,
-                now,
-            );
+            self.hands.apply(client, &mut slot, &mut effects, now);
             self.effects = effects;
             slots.partitions.insert(*partition, slot);
         }
@@ -262,14 +263,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             let message = fetched.into_message(info, received_at);
             slot.machine.on_message(message, now, &mut effects);
             if !effects.is_empty() {
-                apply(
-                    client,
-                    &mut self.workers,
-                    (&self.epoch, &self.monitor),
-                    slot,
-                    &mut effects,
-                    now,
-                );
+                self.hands.apply(client, slot, &mut effects, now);
             }
         }
         self.effects = effects;
@@ -313,14 +307,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                 ReportKind::Finished(r) => slot.machine.on_report(r, now, &mut effects),
                 ReportKind::Stopped => slot.stopped = true,
             }
-            apply(
-                client,
-                &mut self.workers,
-                (&self.epoch, &self.monitor),
-                slot,
-                &mut effects,
-                now,
-            );
+            self.hands.apply(client, slot, &mut effects, now);
         }
         self.effects = effects;
     }
@@ -332,7 +319,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         let ended: Vec<_> = self
             .retired
             .iter()
-            .filter(|r| self.workers.has_ended(&r.worker))
+            .filter(|r| self.hands.workers.has_ended(&r.worker))
             .map(|r| (r.topic.clone(), r.partition, r.generation))
             .collect();
         for (topic, partition, generation) in ended {
@@ -372,7 +359,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             .flat_map(|s| s.partitions.values_mut())
         {
             slot.machine.drain();
-            let _ = self.workers.send(&slot.worker, Job::Cut);
+            let _ = self.hands.workers.send(&slot.worker, Job::Cut);
         }
     }
 
@@ -390,14 +377,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             .flat_map(|s| s.partitions.values_mut())
         {
             event(slot, now, &mut effects);
-            apply(
-                client,
-                &mut self.workers,
-                (&self.epoch, &self.monitor),
-                slot,
-                &mut effects,
-                now,
-            );
+            self.hands.apply(client, slot, &mut effects, now);
         }
         self.effects = effects;
     }
@@ -416,15 +396,8 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             .flat_map(|s| s.partitions.values_mut())
         {
             event(&mut slot.machine, now, &mut effects);
-            let _ = self.workers.send(&slot.worker, Job::Cut);
-            apply(
-                client,
-                &mut self.workers,
-                (&self.epoch, &self.monitor),
-                slot,
-                &mut effects,
-                now,
-            );
+            let _ = self.hands.workers.send(&slot.worker, Job::Cut);
+            self.hands.apply(client, slot, &mut effects, now);
         }
         self.effects = effects;
     }
@@ -491,68 +464,70 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
 
 /// Carries out a machine's effects on the client and the partition's executor; a seek's
 /// result goes back to the machine, and what it answers is carried out too.
-fn apply<W: Workers, C: PartitionClient>(
-    client: &C,
-    workers: &mut W,
-    (epoch, monitor): (&AtomicU64, &Monitor),
-    slot: &mut SlotOf<W, C>,
-    effects: &mut Vec<Effect>,
-    now: Instant,
-) {
-    let partition = PartitionRef {
-        topic: &slot.handle.topic,
-        partition: slot.handle.partition,
-    };
-    let mut i = 0;
-    while i < effects.len() {
-        // Taken out, not cloned: a dispatched batch moves to its executor as it is.
-        let effect = std::mem::replace(&mut effects[i], Effect::Resume);
-        match effect {
-            Effect::Dispatch { batch, work } => {
-                if !workers.send(&slot.worker, Job::Run { batch, work }) {
-                    // The executor is gone (aborted at shutdown): the batch never ran.
-                    let report = Report {
-                        generation: slot.machine.generation(),
-                        batch,
-                        outcome: Outcome::Failed("the partition's executor has stopped".into()),
-                        mark: None,
-                        requests: Vec::new(),
-                    };
-                    slot.machine.on_report(report, now, effects);
+impl<W: Workers> Hands<W> {
+    fn apply<C: PartitionClient>(
+        &mut self,
+        client: &C,
+        slot: &mut SlotOf<W, C>,
+        effects: &mut Vec<Effect>,
+        now: Instant,
+    ) {
+        let (workers, epoch, monitor) = (&mut self.workers, &self.epoch, &self.monitor);
+        let partition = PartitionRef {
+            topic: &slot.handle.topic,
+            partition: slot.handle.partition,
+        };
+        let mut i = 0;
+        while i < effects.len() {
+            // Taken out, not cloned: a dispatched batch moves to its executor as it is.
+            let effect = std::mem::replace(&mut effects[i], Effect::Resume);
+            match effect {
+                Effect::Dispatch { batch, work } => {
+                    if !workers.send(&slot.worker, Job::Run { batch, work }) {
+                        // The executor is gone (aborted at shutdown): the batch never ran.
+                        let report = Report {
+                            generation: slot.machine.generation(),
+                            batch,
+                            outcome: Outcome::Failed("the partition's executor has stopped".into()),
+                            mark: None,
+                            requests: Vec::new(),
+                        };
+                        slot.machine.on_report(report, now, effects);
+                    }
+                }
+                Effect::Pause => {
+                    client.set_paused(&slot.target, true);
+                    if !std::mem::replace(&mut slot.paused, true) {
+                        let reason = slot.machine.pause_reason(now);
+                        monitor.emit(|| Event::Paused { partition, reason });
+                    }
+                }
+                Effect::Resume => {
+                    client.set_paused(&slot.target, false);
+                    if std::mem::replace(&mut slot.paused, false) {
+                        monitor.emit(|| Event::Resumed { partition });
+                    }
+                }
+                Effect::Store(next) => {
+                    client.store_offset(&mut slot.target, next);
+                    monitor.emit(|| Event::OffsetStored { partition, next });
+                }
+                Effect::Seek(to) => {
+                    let ok = client.seek(&slot.target, to);
+                    if ok {
+                        // Messages of the partition fetched before the seek (still in a burst
+                        // when a rebalance callback applied it) are from the old position: they
+                        // are dropped, like those of an earlier assignment.
+                        slot.assigned_at = epoch.fetch_add(1, Ordering::AcqRel) + 1;
+                    }
+                    monitor.emit(|| Event::Seeked { partition, to, ok });
+                    slot.machine.on_seek_result(ok, now, effects);
                 }
             }
-            Effect::Pause => {
-                client.set_paused(&slot.target, true);
-                if !std::mem::replace(&mut slot.paused, true) {
-                    let reason = slot.machine.pause_reason(now);
-                    monitor.emit(|| Event::Paused { partition, reason });
-                }
-            }
-            Effect::Resume => {
-                client.set_paused(&slot.target, false);
-                if std::mem::replace(&mut slot.paused, false) {
-                    monitor.emit(|| Event::Resumed { partition });
-                }
-            }
-            Effect::Store(next) => {
-                client.store_offset(&mut slot.target, next);
-                monitor.emit(|| Event::OffsetStored { partition, next });
-            }
-            Effect::Seek(to) => {
-                let ok = client.seek(&slot.target, to);
-                if ok {
-                    // Messages of the partition fetched before the seek (still in a burst
-                    // when a rebalance callback applied it) are from the old position: they
-                    // are dropped, like those of an earlier assignment.
-                    slot.assigned_at = epoch.fetch_add(1, Ordering::AcqRel) + 1;
-                }
-                monitor.emit(|| Event::Seeked { partition, to, ok });
-                slot.machine.on_seek_result(ok, now, effects);
-            }
+            i += 1;
         }
-        i += 1;
+        effects.clear();
     }
-    effects.clear();
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::*;
 use crate::consumer::{MarkSink, PartitionRequest, SeekTo};
 use crate::messages::Message;
 use crate::processing::partition::Work;
-use crate::processing::partition::tests::settings;
+use crate::processing::partition::tests::{routed_topic, settings};
 
 /// A client that records what it was asked.
 #[derive(Default)]
@@ -110,12 +110,7 @@ impl Jobs {
 }
 
 fn driver() -> Partitions<Jobs, Client> {
-    let app = crate::App::builder()
-        .routes(|r| {
-            r.topic("t").consumer(|| crate::noop::Noop);
-        })
-        .build_with_env([]);
-    let topic = app.subscription_groups()[0].topics[0].clone();
+    let topic = routed_topic();
     let (epoch, monitor) = Default::default();
     Partitions::with_settings([(topic, settings())], Jobs::default(), epoch, monitor)
 }
@@ -262,12 +257,7 @@ fn an_executor_that_dies_at_the_start_of_a_run_stores_nothing_and_retries_it_all
 
 /// A run of three batches; `batches_done` of them report their marks, then the executor dies.
 fn executor_dies_in_a_run(batches_done: usize) {
-    let app = crate::App::builder()
-        .routes(|r| {
-            r.topic("t").consumer(|| crate::noop::Noop);
-        })
-        .build_with_env([]);
-    let topic = app.subscription_groups()[0].topics[0].clone();
+    let topic = routed_topic();
     let settings = PartitionSettings {
         run_messages: 9,
         ..settings()

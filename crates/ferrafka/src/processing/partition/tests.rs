@@ -4,6 +4,16 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+/// The routed topic `t` of an app, for drivers under test.
+pub(crate) fn routed_topic() -> std::sync::Arc<crate::routing::Topic> {
+    let app = crate::App::builder()
+        .routes(|r| {
+            r.topic("t").consumer(|| crate::noop::Noop);
+        })
+        .build_with_env([]);
+    app.subscription_groups()[0].topics()[0].clone()
+}
+
 pub(crate) fn settings() -> PartitionSettings {
     PartitionSettings {
         max_messages: 3,

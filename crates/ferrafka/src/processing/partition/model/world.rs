@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::super::tests::settings;
+use super::super::tests::{routed_topic, settings};
 use super::super::*;
 use super::{Finish, LOG_START, MAX_RETRIES, Op};
 use crate::processing::driver::Partitions;
@@ -110,12 +110,7 @@ impl World {
         run_messages: usize,
         epoch: Arc<std::sync::atomic::AtomicU64>,
     ) -> Partitions<SimWorkers, SimClient> {
-        let app = crate::App::builder()
-            .routes(|r| {
-                r.topic("t").consumer(|| crate::noop::Noop);
-            })
-            .build_with_env([]);
-        let topic = app.subscription_groups()[0].topics[0].clone();
+        let topic = routed_topic();
         let settings = PartitionSettings {
             dead_letter_retries: dead_letter.then_some(MAX_RETRIES),
             run_messages,
