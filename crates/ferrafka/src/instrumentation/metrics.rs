@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -175,6 +176,19 @@ impl Metrics {
     }
 }
 
+impl Families {
+    /// A batch ended with `outcome` after `duration`: counted, and its duration observed.
+    fn batch_ended(&self, p: &PartitionRef<'_>, outcome: &'static str, duration: Duration) {
+        self.batches.get_or_create(&batch(p, outcome)).inc();
+        let topic = TopicLabels {
+            topic: p.topic.to_string(),
+        };
+        self.duration
+            .get_or_create(&topic)
+            .observe(duration.as_secs_f64());
+    }
+}
+
 fn labels(p: &PartitionRef<'_>) -> PartitionLabels {
     PartitionLabels {
         topic: p.topic.to_string(),
@@ -204,24 +218,14 @@ impl Subscriber for Metrics {
                 f.messages
                     .get_or_create(&labels(partition))
                     .inc_by(*messages as u64);
-                f.batches.get_or_create(&batch(partition, "consumed")).inc();
-                f.duration
-                    .get_or_create(&TopicLabels {
-                        topic: partition.topic.to_string(),
-                    })
-                    .observe(duration.as_secs_f64());
+                f.batch_ended(partition, "consumed", *duration);
             }
             Event::BatchFailed {
                 partition,
                 duration,
                 ..
             } => {
-                f.batches.get_or_create(&batch(partition, "failed")).inc();
-                f.duration
-                    .get_or_create(&TopicLabels {
-                        topic: partition.topic.to_string(),
-                    })
-                    .observe(duration.as_secs_f64());
+                f.batch_ended(partition, "failed", *duration);
             }
             Event::DeadLettered { partition, .. } => {
                 f.dead_lettered.get_or_create(&labels(partition)).inc();
