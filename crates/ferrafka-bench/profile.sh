@@ -11,6 +11,13 @@
 # distances); at the default 100 k messages the consume path dominates. Under valgrind a
 # 100 k-message round takes 10-30 s.
 #
+# CLIENTS="events0 events1" runs ferrafka with no event subscriber and with one (a counting
+# closure). Their totals differ by more than the events cost (under valgrind the threads'
+# interleaving, and so fetch sizes and allocations, change from run to run): the line
+# "events handed to subscribers" gives the inclusive cost of `Monitor::emit_to_all`, which
+# only runs with a subscriber (building an event, a few copies inlined where it is emitted, is
+# not in it).
+#
 # Environment: MESSAGES (100000), PARTITIONS (1), TOP (15), CLIENTS ("ferrafka raw"),
 # OUT (/var/tmp/ferrafka-profile), CARGO_TARGET_DIR (/var/tmp/ferrafka-target),
 # MAX_MESSAGES (100, ferrafka's default batch size).
@@ -56,6 +63,15 @@ for client in $CLIENTS; do
   callgrind_annotate --inclusive=no "$out" 2>/dev/null |
     awk -v top="$TOP" '/file:function/ { on = 1; next }
       on && NF && !/^-+$/ && shown < top { print; shown++ }'
+  # What handing events to subscribers cost (inclusive; absent when nobody subscribed).
+  emit=$(callgrind_annotate --inclusive=yes --threshold=100 "$out" 2>/dev/null |
+    awk '/Monitor::emit_to_all/ && !done { gsub(",", "", $1); print $1; done = 1 }')
+  if [[ -n $emit ]]; then
+    echo "events handed to subscribers (Monitor::emit_to_all, inclusive): $emit instructions," \
+      "$(awk -v e="$emit" -v m="$MESSAGES" 'BEGIN { printf "%.2f", e / m }') per message"
+  else
+    echo "events handed to subscribers: none (Monitor::emit_to_all never ran)"
+  fi
 done
 echo
 echo "callgrind files in $OUT (open with kcachegrind or callgrind_annotate --inclusive=yes)"

@@ -10,12 +10,26 @@
 //! Measured: from the moment the partitions are assigned (fetching starts) to the moment the
 //! last message is seen (the snapshot is taken right there, before any shutdown work). Client
 //! creation and the group join before it are reported separately as start-up. The raw loop
-//! sees the assignment in its rebalance callback; ferrafka has no hook for it, so
-//! [`ListenerWatch`] catches the listener's "partitions assigned" log event (and counts its
-//! pauses).
+//! sees the assignment in its rebalance callback; ferrafka reports it as an instrumentation
+//! event: [`EventWatch`], the bench's subscriber, takes the snapshot at the first
+//! `PartitionsAssigned` with partitions (and counts `Paused` events, printed as *pauses*).
 //!
 //! Why not from the first message: tansu answers a fetch with everything up to the end of the
 //! log, so the first message only surfaces once the whole topic was fetched and parsed.
+//!
+//! # What events cost
+//!
+//! The same ferrafka phase runs twice more per round ([`Listening::Nobody`] and
+//! [`Listening::Counter`]) to show what events cost: with nobody subscribed, and with one
+//! subscriber, a closure counting every event. Neither may use [`EventWatch`] for the
+//! assignment, since a watch is a subscriber (and with one subscriber every event is built and
+//! handed over): both find it the way the bench did before ferrafka had events, through the
+//! driver's INFO log line "partitions assigned", which the [`AssignLog`] `tracing` layer
+//! catches. That layer is installed for the whole run and enables only INFO events of the
+//! driver's module (a handful per rebalance, none per message or batch), so it costs both
+//! variants the same; the two differ in the subscriber alone. Both also count the process's
+//! user-space instructions over the measured span (every thread; [`crate::instructions`]),
+//! where the machine has a hardware counter.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,11 +37,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use ferrafka::instrumentation::Event;
 use ferrafka::rdkafka::ClientContext;
 use ferrafka::rdkafka::config::ClientConfig;
 use ferrafka::rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
 use ferrafka::rdkafka::message::Message as _;
-use ferrafka::{App, ConsumeResult, Consumer, Context, Filters, Messages, ServerExit};
+use ferrafka::{App, AppBuilder, ConsumeResult, Consumer, Context, Filters, Messages, ServerExit};
 use tracing::field::{Field, Visit};
 
 use crate::cpu::{Snapshot, Span};
@@ -67,46 +82,95 @@ pub struct Outcome {
     /// True when the phase hit its timeout before seeing every message: the figures then cover
     /// the messages seen until the timeout.
     pub stalled: bool,
-    /// How often ferrafka paused a partition (backpressure); `None` for the raw loop.
+    /// How often ferrafka paused a partition (backpressure: `Paused` events); `None` for the
+    /// raw loop and the phases without [`EventWatch`].
     pub pauses: Option<u64>,
+    /// Events the counting subscriber saw ([`Listening::Counter`] only).
+    pub events: Option<u64>,
 }
 
-/// The snapshot taken when ferrafka's listener logged its assignment, for the running phase.
-static FERRAFKA_ASSIGNED: Mutex<Option<Snapshot>> = Mutex::new(None);
-/// How often ferrafka's listener paused a partition during the running phase.
-static FERRAFKA_PAUSES: AtomicU64 = AtomicU64::new(0);
+/// Who subscribes to a ferrafka consume phase's events, and so how the phase finds the
+/// assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listening {
+    /// [`EventWatch`] only: the ferrafka row.
+    Watch,
+    /// Nobody: events are never built. The assignment comes from [`AssignLog`].
+    Nobody,
+    /// One closure counting every event; the assignment comes from [`AssignLog`].
+    Counter,
+}
 
-/// A `tracing` layer that watches ferrafka's listener: it notes when the listener logs
-/// "partitions assigned" (INFO) and counts "pause state changed" with `paused=true` (DEBUG).
-/// Install it with a DEBUG filter on [`ListenerWatch::TARGET`] only: the listener's per-message
-/// and per-batch events are TRACE and stay disabled.
+/// The bench's subscriber: notes the first assignment of partitions and counts pauses.
 #[derive(Debug, Default)]
-pub struct ListenerWatch;
-
-impl ListenerWatch {
-    /// The module (and its submodules) whose events the layer watches.
-    pub const TARGET: &'static str = "ferrafka::connection";
+pub struct EventWatch {
+    assigned: Mutex<Option<Snapshot>>,
+    pauses: AtomicU64,
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ListenerWatch {
+impl EventWatch {
+    /// Called for every event of the server: anything but an assignment or a pause returns at
+    /// once.
+    pub fn on_event(&self, event: &Event<'_>) {
+        match event {
+            Event::PartitionsAssigned { partitions, .. } if !partitions.is_empty() => {
+                let now = Snapshot::now();
+                self.assigned
+                    .lock()
+                    .expect("not poisoned")
+                    .get_or_insert(now);
+            }
+            Event::Paused { .. } => {
+                self.pauses.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// The snapshot taken at the first assignment of partitions, if there was one.
+    pub fn assigned(&self) -> Option<Snapshot> {
+        *self.assigned.lock().expect("not poisoned")
+    }
+
+    /// How often fetching a partition paused.
+    pub fn pauses(&self) -> u64 {
+        self.pauses.load(Ordering::Relaxed)
+    }
+}
+
+/// Subscribes `watch` to the app's events.
+pub fn watched(builder: AppBuilder, watch: &Arc<EventWatch>) -> AppBuilder {
+    let watch = watch.clone();
+    builder.subscribe(move |event: &Event<'_>| watch.on_event(event))
+}
+
+/// The snapshot [`AssignLog`] took, for the phases without a watch.
+static LOGGED_ASSIGNMENT: Mutex<Option<Snapshot>> = Mutex::new(None);
+
+/// A `tracing` layer that notes when ferrafka's driver logs "partitions assigned" (INFO) with
+/// partitions: how the phases that measure the cost of events find the assignment without
+/// subscribing. Install it with an INFO filter on [`AssignLog::TARGET`] only.
+#[derive(Debug, Default)]
+pub struct AssignLog;
+
+impl AssignLog {
+    /// The module (and its submodules) whose events the layer watches.
+    pub const TARGET: &'static str = "ferrafka::processing::driver";
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AssignLog {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         #[derive(Default)]
         struct Seen {
             assigned: bool,
-            pause_change: bool,
-            paused: bool,
+            none: bool,
         }
         impl Visit for Seen {
             fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    let text = format!("{value:?}");
-                    self.assigned |= text == "partitions assigned";
-                    self.pause_change |= text == "fetch pause changed";
-                }
-            }
-            fn record_bool(&mut self, field: &Field, value: bool) {
-                if field.name() == "paused" {
-                    self.paused = value;
+                match field.name() {
+                    "message" => self.assigned = format!("{value:?}") == "partitions assigned",
+                    "partitions" => self.none = format!("{value:?}") == "[]",
+                    _ => {}
                 }
             }
         }
@@ -115,34 +179,20 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ListenerWatch {
         }
         let mut seen = Seen::default();
         event.record(&mut seen);
-        if seen.assigned {
+        if seen.assigned && !seen.none {
             let now = Snapshot::now();
-            FERRAFKA_ASSIGNED
+            LOGGED_ASSIGNMENT
                 .lock()
                 .expect("not poisoned")
                 .get_or_insert(now);
         }
-        if seen.pause_change && seen.paused {
-            FERRAFKA_PAUSES.fetch_add(1, Ordering::Relaxed);
-        }
     }
-}
-
-/// Forgets the assignment and pauses [`ListenerWatch`] saw, before a new ferrafka server starts.
-pub fn reset_ferrafka_watch() {
-    *FERRAFKA_ASSIGNED.lock().expect("not poisoned") = None;
-    FERRAFKA_PAUSES.store(0, Ordering::Relaxed);
-}
-
-/// Whether a ferrafka listener logged an assignment since [`reset_ferrafka_watch`].
-pub fn ferrafka_assigned() -> bool {
-    FERRAFKA_ASSIGNED.lock().expect("not poisoned").is_some()
 }
 
 /// The consumer group and librdkafka properties ferrafka resolves for `setup`; the raw loop is
 /// given the same ones (with its own group id).
 pub fn ferrafka_properties(setup: &Setup, group: &str) -> Result<BTreeMap<String, String>> {
-    let app = app(setup, group, Arc::new(Progress::new(setup.messages)));
+    let app = builder(setup, group, Arc::new(Progress::new(setup.messages))).build_with_env([]);
     app.validate()?;
     let groups = app.subscription_groups();
     let [group] = groups else {
@@ -151,7 +201,7 @@ pub fn ferrafka_properties(setup: &Setup, group: &str) -> Result<BTreeMap<String
     Ok(group.kafka().values())
 }
 
-fn app(setup: &Setup, group: &str, progress: Arc<Progress>) -> App {
+fn builder(setup: &Setup, group: &str, progress: Arc<Progress>) -> AppBuilder {
     let (bootstrap, topic, group) = (
         setup.bootstrap.clone(),
         setup.topic.clone(),
@@ -175,7 +225,6 @@ fn app(setup: &Setup, group: &str, progress: Arc<Progress>) -> App {
                 progress: progress.clone(),
             });
         })
-        .build_with_env([])
 }
 
 /// Progress shared by the no-op consumer instances and the phase.
@@ -224,20 +273,41 @@ impl Consumer for NoOp {
     }
 }
 
-/// Consumes the topic with a ferrafka server (defaults except `max_messages`).
-pub fn ferrafka(setup: &Setup, group: &str) -> Result<Outcome> {
+/// Consumes the topic with a ferrafka server (defaults except `max_messages`), with the
+/// subscribers of `listening`.
+pub fn ferrafka(setup: &Setup, group: &str, listening: Listening) -> Result<Outcome> {
     let progress = Arc::new(Progress::new(setup.messages));
     let (tx, rx) = mpsc::channel();
     *progress.done.lock().expect("not poisoned") = Some(tx);
-    reset_ferrafka_watch();
+    let watch = Arc::new(EventWatch::default());
+    let seen = Arc::new(AtomicU64::new(0));
+    *LOGGED_ASSIGNMENT.lock().expect("not poisoned") = None;
+    // Before the server starts its threads: the counter follows the threads started after it.
+    let counting = match listening {
+        Listening::Watch => None,
+        Listening::Nobody | Listening::Counter => crate::instructions::count().ok(),
+    };
     let start = Snapshot::now();
-    let app = app(setup, group, progress.clone());
+    let mut builder = builder(setup, group, progress.clone());
+    builder = match listening {
+        Listening::Watch => watched(builder, &watch),
+        Listening::Nobody => builder,
+        Listening::Counter => {
+            let seen = seen.clone();
+            builder.subscribe(move |_: &Event<'_>| {
+                seen.fetch_add(1, Ordering::Relaxed);
+            })
+        }
+    };
+    let app = builder.build_with_env([]);
     let server = app.start(&Filters::default())?;
     // Blocks in the kernel: the waiting costs no CPU.
     let (end, stalled) = match rx.recv_timeout(setup.timeout) {
         Ok(end) => (end, false),
         Err(_) => (Snapshot::now(), true),
     };
+    // The end snapshot read the counter: close it before the shutdown work.
+    drop(counting);
     let count = progress.count.load(Ordering::Acquire);
     let exit = server.shutdown();
     if count == 0 {
@@ -246,14 +316,16 @@ pub fn ferrafka(setup: &Setup, group: &str) -> Result<Outcome> {
     if exit != ServerExit::Clean {
         tracing::warn!(?exit, "ferrafka server did not stop cleanly");
     }
-    let assigned = FERRAFKA_ASSIGNED
-        .lock()
-        .expect("not poisoned")
-        .take()
-        .unwrap_or_else(|| {
-            tracing::warn!("ferrafka's assignment was not seen in its logs: measuring from start");
-            start
-        });
+    let assigned = match listening {
+        Listening::Watch => watch.assigned(),
+        Listening::Nobody | Listening::Counter => {
+            LOGGED_ASSIGNMENT.lock().expect("not poisoned").take()
+        }
+    };
+    let assigned = assigned.unwrap_or_else(|| {
+        tracing::warn!("ferrafka's assignment was not seen: measuring from start");
+        start
+    });
     let first = progress
         .first
         .lock()
@@ -266,7 +338,8 @@ pub fn ferrafka(setup: &Setup, group: &str) -> Result<Outcome> {
         bytes: progress.bytes.load(Ordering::Acquire),
         first_message: first.saturating_duration_since(assigned.at),
         stalled,
-        pauses: Some(FERRAFKA_PAUSES.load(Ordering::Relaxed)),
+        pauses: (listening == Listening::Watch).then(|| watch.pauses()),
+        events: (listening == Listening::Counter).then(|| seen.load(Ordering::Relaxed)),
     })
 }
 
@@ -355,5 +428,6 @@ pub fn raw(setup: &Setup, group: &str, properties: &BTreeMap<String, String>) ->
         first_message: first.saturating_duration_since(assigned.at),
         stalled,
         pauses: None,
+        events: None,
     })
 }

@@ -1,5 +1,6 @@
 //! CPU-time readings: this process through `getrusage(RUSAGE_SELF)`, the broker child through
-//! `/proc/<pid>/stat`; plus the allocation counters read at the same moments.
+//! `/proc/<pid>/stat`; plus the allocation counters (and, while a phase counts them, the
+//! instructions retired) read at the same moments.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,9 @@ pub struct Snapshot {
     pub system: Duration,
     /// Rust heap allocations of the process so far.
     pub allocs: Counts,
+    /// User-space instructions retired so far, while a phase counts them
+    /// ([`crate::instructions::count`]).
+    pub instructions: Option<u64>,
 }
 
 impl Snapshot {
@@ -28,6 +32,7 @@ impl Snapshot {
             user,
             system,
             allocs: Counts::now(),
+            instructions: crate::instructions::read(),
         }
     }
 
@@ -47,6 +52,9 @@ pub struct Span {
     pub cpu: Duration,
     /// Rust heap allocations made meanwhile (every thread; librdkafka's C mallocs excluded).
     pub allocs: Counts,
+    /// User-space instructions retired meanwhile (every thread, librdkafka's included), when
+    /// both ends read a counter.
+    pub instructions: Option<u64>,
 }
 
 impl Span {
@@ -56,6 +64,10 @@ impl Span {
             wall: end.at.saturating_duration_since(start.at),
             cpu: end.cpu().saturating_sub(start.cpu()),
             allocs: start.allocs.until(&end.allocs),
+            instructions: end
+                .instructions
+                .zip(start.instructions)
+                .map(|(e, s)| e.saturating_sub(s)),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! CPU-milliseconds per second is a loop that spins instead of blocking.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -18,7 +19,7 @@ use ferrafka::{App, ConsumeResult, Consumer, Context, Filters, Messages, Produce
 
 use crate::Cli;
 use crate::broker::Cluster;
-use crate::consume::{self, AssignClock};
+use crate::consume::{self, AssignClock, EventWatch};
 use crate::cpu::{Snapshot, Span};
 use crate::produce;
 
@@ -84,7 +85,7 @@ pub fn ferrafka_server(
 ) -> Result<Reading> {
     let (bootstrap, topic_name, group) =
         (bootstrap.to_string(), topic.to_string(), group.to_string());
-    let app = App::builder()
+    let builder = App::builder()
         .setup(move |c| {
             c.client_id("ferrafka-bench")
                 .group_id(group)
@@ -92,11 +93,11 @@ pub fn ferrafka_server(
         })
         .routes(move |r| {
             r.topic(topic_name).consumer(|| Nothing);
-        })
-        .build_with_env([]);
-    consume::reset_ferrafka_watch();
+        });
+    let watch = Arc::new(EventWatch::default());
+    let app = consume::watched(builder, &watch).build_with_env([]);
     let server = app.start(&Filters::default())?;
-    let assigned = wait_for(timeout, consume::ferrafka_assigned);
+    let assigned = wait_for(timeout, || watch.assigned().is_some());
     std::thread::sleep(SETTLE);
     let span = measure(length, || std::thread::sleep(Duration::from_millis(100)));
     server.shutdown();

@@ -6,14 +6,17 @@
 //! count; produces N messages through ferrafka's producer and a raw `BaseProducer` loop; and
 //! measures idle clients. It prints messages per second, client CPU-seconds per million
 //! messages, Rust allocations per message, idle CPU per second, and the ratios ferrafka/raw
-//! against issue 12's targets (printed, not asserted). The embedded broker runs in a child
-//! process so `getrusage(RUSAGE_SELF)` counts the client only. See the crate's README.
+//! against issue 12's targets (printed, not asserted), and what instrumentation events cost
+//! (consume CPU and instructions per message with 0 and with 1 subscriber). The embedded
+//! broker runs in a child process so `getrusage(RUSAGE_SELF)` counts the client only. See the
+//! crate's README.
 
 mod alloc;
 mod broker;
 mod consume;
 mod cpu;
 mod idle;
+mod instructions;
 mod peer;
 mod produce;
 mod report;
@@ -91,9 +94,16 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Phases::All)]
     phase: Phases,
 
-    /// Which clients to measure (for profiling one of them).
+    /// Which clients to measure (for profiling one of them). `events0` and `events1` run only
+    /// ferrafka's consume phase with no event subscriber or with one; produce phases treat
+    /// them as `all`.
     #[arg(long, value_enum, default_value_t = Clients::All)]
     client: Clients,
+
+    /// Also run ferrafka's consume phase with no event subscriber and with one (a counting
+    /// closure) in every round, and print what events cost (`--events-cost false`: skip them).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    events_cost: bool,
 
     /// Extra librdkafka property for every measured client, consumers and producers alike
     /// (`--kafka fetch.wait.max.ms=100`); repeatable.
@@ -143,6 +153,10 @@ enum Clients {
     All,
     Ferrafka,
     Raw,
+    /// Consume: only ferrafka with no event subscriber (`profile.sh` compares it with `events1`).
+    Events0,
+    /// Consume: only ferrafka with one event subscriber, a counting closure.
+    Events1,
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {
@@ -177,7 +191,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr (`RUST_LOG`, default `warn`), plus the layer that times ferrafka's assignment.
+/// Logs to stderr (`RUST_LOG`, default `warn`), plus the layer that times ferrafka's assignment
+/// in the phases that measure what events cost ([`consume::AssignLog`]).
 fn init_tracing(default_filter: &str) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -187,9 +202,8 @@ fn init_tracing(default_filter: &str) {
         .with_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         );
-    let assignments = consume::ListenerWatch.with_filter(
-        Targets::new().with_target(consume::ListenerWatch::TARGET, tracing::Level::DEBUG),
-    );
+    let assignments = consume::AssignLog
+        .with_filter(Targets::new().with_target(consume::AssignLog::TARGET, tracing::Level::INFO));
     let _ = tracing_subscriber::registry()
         .with(logs)
         .with(assignments)

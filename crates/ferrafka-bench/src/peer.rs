@@ -285,17 +285,20 @@ fn parse_result(line: &str) -> Result<Outcome> {
             cpu: secs("cpu_s")?,
             // Another process: its allocations are not ours to count.
             allocs: Counts::default(),
+            instructions: None,
         },
         startup: Span {
             wall: secs("startup_s")?,
             cpu: Duration::ZERO,
             allocs: Counts::default(),
+            instructions: None,
         },
         messages: get("messages")? as u64,
         bytes: get("bytes")? as u64,
         first_message: Duration::from_secs_f64(get("first_ms")?.max(0.0) / 1e3),
         stalled: get("stalled")? != 0.0,
         pauses: None,
+        events: None,
     })
 }
 

@@ -19,6 +19,10 @@ pub struct Sample {
     pub allocs_per_msg: Option<f64>,
     /// Broker-child CPU seconds per million messages, when the broker is embedded.
     pub broker_per_million: Option<f64>,
+    /// User-space instructions of the process per message, when they were counted.
+    pub instr_per_msg: Option<f64>,
+    /// Events a counting subscriber saw per message (the events-cost phase with one).
+    pub events_per_msg: Option<f64>,
 }
 
 impl Sample {
@@ -30,21 +34,26 @@ impl Sample {
             cpu_per_million: per_million(span.cpu),
             allocs_per_msg: Some(span.allocs.allocations as f64 / messages as f64),
             broker_per_million: broker_cpu.map(per_million),
+            instr_per_msg: span.instructions.map(|i| i as f64 / messages as f64),
+            events_per_msg: None,
         }
     }
 
     /// One line for the per-round log.
     pub fn line(&self) -> String {
+        let optional = |v: Option<f64>, show: fn(f64) -> String| v.map(show).unwrap_or_default();
         format!(
-            "{:>10.0} msg/s  {:>7.3} CPU-s/M  {}{}",
+            "{:>10.0} msg/s  {:>7.3} CPU-s/M  {}{}{}{}",
             self.rate,
             self.cpu_per_million,
             self.allocs_per_msg
                 .map(|a| format!("{a:>6.2} allocs/msg"))
                 .unwrap_or_else(|| format!("{:>17}", "")),
-            self.broker_per_million
-                .map(|b| format!("  broker {b:>6.2} CPU-s/M"))
-                .unwrap_or_default()
+            optional(self.broker_per_million, |b| format!(
+                "  broker {b:>6.2} CPU-s/M"
+            )),
+            optional(self.instr_per_msg, |i| format!("  {i:.0} instr/msg")),
+            optional(self.events_per_msg, |e| format!("  {e:.3} events/msg")),
         )
     }
 }
@@ -103,11 +112,17 @@ impl Series {
             .iter()
             .filter_map(|s| s.allocs_per_msg)
             .collect();
+        let optional = |f: fn(&Sample) -> Option<f64>| {
+            let values: Vec<f64> = self.samples.iter().filter_map(f).collect();
+            (!values.is_empty()).then(|| median(values))
+        };
         Sample {
             rate: median(self.samples.iter().map(|s| s.rate)),
             cpu_per_million: median(self.samples.iter().map(|s| s.cpu_per_million)),
             allocs_per_msg: (!allocs.is_empty()).then(|| median(allocs)),
             broker_per_million: (!broker.is_empty()).then(|| median(broker)),
+            instr_per_msg: optional(|s| s.instr_per_msg),
+            events_per_msg: optional(|s| s.events_per_msg),
         }
     }
 

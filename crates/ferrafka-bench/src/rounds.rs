@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use ferrafka::admin::{Admin, TopicSpec};
 
 use crate::broker::Cluster;
+use crate::consume::Listening;
 use crate::peer::Peer;
 use crate::report::{Sample, Series};
 use crate::{Cli, Clients, consume, produce};
@@ -38,9 +39,21 @@ pub struct ConsumeRows {
     pub raw: Series,
     /// The ferrafka server with a no-op consumer.
     pub ferrafka: Series,
+    /// The same with no event subscriber (what events cost: [`consume::Listening::Nobody`]).
+    pub events_none: Series,
+    /// The same with one subscriber, a closure counting every event.
+    pub events_one: Series,
     /// One per peer, in the order of `Bench::peers`.
     pub peers: Vec<Series>,
 }
+
+/// The consume clients of a round, by index.
+const FERRAFKA: usize = 0;
+const RAW: usize = 1;
+const EVENTS_NONE: usize = 2;
+const EVENTS_ONE: usize = 3;
+/// The first peer's index; the others follow.
+const PEERS: usize = 4;
 
 /// The produce series.
 pub struct ProduceRows {
@@ -126,38 +139,56 @@ impl Bench<'_> {
             partitions,
             raw: Series::new(&phase, "raw BaseConsumer"),
             ferrafka: Series::new(&phase, "ferrafka"),
+            events_none: Series::new(&phase, "ferrafka, 0 subscribers"),
+            events_one: Series::new(&phase, "ferrafka, 1 subscriber"),
             peers: self
                 .peers
                 .iter()
                 .map(|p| Series::new(&phase, p.name))
                 .collect(),
         };
-        // Clients by index: 0 ferrafka, 1 raw, 2.. the peers.
-        let mut order = Vec::new();
-        if cli.client != Clients::Raw {
-            order.push(0);
-        }
-        if cli.client != Clients::Ferrafka {
-            order.push(1);
-        }
+        let events = if cli.events_cost {
+            vec![EVENTS_NONE, EVENTS_ONE]
+        } else {
+            Vec::new()
+        };
+        let mut order = match cli.client {
+            Clients::All => [vec![FERRAFKA, RAW], events].concat(),
+            Clients::Ferrafka => [vec![FERRAFKA], events].concat(),
+            Clients::Raw => vec![RAW],
+            Clients::Events0 => vec![EVENTS_NONE],
+            Clients::Events1 => vec![EVENTS_ONE],
+        };
         if cli.client == Clients::All {
-            order.extend(2..2 + self.peers.len());
+            order.extend(PEERS..PEERS + self.peers.len());
         }
         for round in 0..cli.rounds {
+            // The two events-cost phases take turns at going first, whatever the rotation did.
+            let at = |which| order.iter().position(|&w| w == which);
+            if let (Some(none), Some(one)) = (at(EVENTS_NONE), at(EVENTS_ONE))
+                && (none < one) != (round % 2 == 0)
+            {
+                order.swap(none, one);
+            }
             for &which in &order {
                 let group = format!(
                     "ferrafka-bench-{}-{partitions}p-{round}-{which}",
                     self.run_id
                 );
+                let ferrafka = |listening| consume::ferrafka(&setup, &group, listening);
                 let (outcome, broker_cpu) = self.cluster.with_broker_cpu(|| match which {
-                    0 => consume::ferrafka(&setup, &group).map(|o| (o, None)),
-                    1 => consume::raw(&setup, &group, &properties).map(|o| (o, None)),
-                    peer => self.peer_consume(peer - 2, &setup, &group, &properties),
+                    FERRAFKA => ferrafka(Listening::Watch).map(|o| (o, None)),
+                    RAW => consume::raw(&setup, &group, &properties).map(|o| (o, None)),
+                    EVENTS_NONE => ferrafka(Listening::Nobody).map(|o| (o, None)),
+                    EVENTS_ONE => ferrafka(Listening::Counter).map(|o| (o, None)),
+                    peer => self.peer_consume(peer - PEERS, &setup, &group, &properties),
                 });
                 let series = match which {
-                    0 => &mut rows.ferrafka,
-                    1 => &mut rows.raw,
-                    peer => &mut rows.peers[peer - 2],
+                    FERRAFKA => &mut rows.ferrafka,
+                    RAW => &mut rows.raw,
+                    EVENTS_NONE => &mut rows.events_none,
+                    EVENTS_ONE => &mut rows.events_one,
+                    peer => &mut rows.peers[peer - PEERS],
                 };
                 record_consume(round, series, outcome, broker_cpu, cli.payload_bytes);
             }
@@ -272,6 +303,10 @@ fn record_consume(
     );
     if let Some(p) = o.pauses {
         extra += &format!(", {p} pauses");
+    }
+    if let Some(events) = o.events {
+        sample.events_per_msg = Some(events as f64 / o.messages as f64);
+        extra += &format!(", {events} events");
     }
     if let Some(cpu) = process_cpu {
         extra += &format!(", process {:.2} CPU-s in all", cpu.as_secs_f64());

@@ -3,7 +3,8 @@
 //! completed run.
 
 use crate::idle::{self, Reading};
-use crate::report::{self, Series};
+use crate::instructions;
+use crate::report::{self, Sample, Series};
 use crate::rounds::{ConsumeRows, ProduceRows};
 
 /// Consume: ferrafka's client CPU per message at most this many times the raw loop's.
@@ -49,7 +50,7 @@ impl Summary {
     pub fn print(&self) {
         let mut series: Vec<&Series> = Vec::new();
         for c in &self.consume {
-            series.extend([&c.raw, &c.ferrafka]);
+            series.extend([&c.raw, &c.ferrafka, &c.events_none, &c.events_one]);
             series.extend(&c.peers);
         }
         if let Some(p) = &self.produce {
@@ -87,6 +88,67 @@ impl Summary {
             }
         }
         self.print_idle_target();
+        self.print_events_cost();
+    }
+
+    /// Consume CPU and instructions per message with no event subscriber and with one.
+    fn print_events_cost(&self) {
+        let rows: Vec<&ConsumeRows> = self
+            .consume
+            .iter()
+            .filter(|c| comparable(&c.events_none, &c.events_one).is_some())
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        println!();
+        println!(
+            "events cost (with nobody subscribed, events must cost nothing measurable; \
+             medians, no target):"
+        );
+        let instr = |m: &Sample| {
+            m.instr_per_msg
+                .map_or_else(|| "n/a".to_string(), |i| format!("{i:.0}"))
+        };
+        for c in rows {
+            let (none, one) = (c.events_none.medians(), c.events_one.medians());
+            let instr_ratio = match (none.instr_per_msg, one.instr_per_msg) {
+                (Some(n), Some(o)) => format!("x{:.3}", o / n),
+                _ => "n/a".to_string(),
+            };
+            let paired: Vec<f64> = c
+                .events_one
+                .samples
+                .iter()
+                .zip(&c.events_none.samples)
+                .map(|(o, n)| o.cpu_per_million / n.cpu_per_million)
+                .collect();
+            let spread = paired
+                .iter()
+                .copied()
+                .fold((f64::INFINITY, 0.0f64), |(lo, hi), r| {
+                    (lo.min(r), hi.max(r))
+                });
+            println!(
+                "  consume {}p  events: 0 subscribers {:.3} CPU-s/M msgs, {} instr/msg; \
+                 1 subscriber (a counting closure, {:.3} events/msg) {:.3} CPU-s/M msgs, {} \
+                 instr/msg; ratio 1/0: CPU x{:.3} (paired rounds x{:.3}, x{:.3}..x{:.3}), \
+                 instructions {instr_ratio}",
+                c.partitions,
+                none.cpu_per_million,
+                instr(&none),
+                one.events_per_msg.unwrap_or(f64::NAN),
+                one.cpu_per_million,
+                instr(&one),
+                one.cpu_per_million / none.cpu_per_million,
+                c.events_one.paired_cpu_ratio(&c.events_none),
+                spread.0,
+                spread.1,
+            );
+        }
+        if let Some(why) = instructions::unavailable() {
+            println!("  instr/msg n/a: {why}");
+        }
     }
 
     fn print_consume(&self, c: &ConsumeRows) {

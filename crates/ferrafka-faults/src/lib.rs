@@ -1,4 +1,5 @@
-//! Helpers of the fault suite: running `fault-consumer` processes and reading their records.
+//! Helpers of the fault suite: running `fault-consumer` processes and reading their records
+//! and the events they report.
 
 pub mod rolling;
 
@@ -9,12 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use ferrafka::instrumentation::{AppState, Event, PauseReason};
+
 /// One `fault-consumer` process.
 #[derive(Debug)]
 pub struct ConsumerProcess {
     child: Child,
-    /// Where its log (stderr) goes.
+    /// Where its log (stderr) goes: for people; the suite reads [`ConsumerProcess::events`].
     pub log: PathBuf,
+    /// Where it writes its events, one [`EventLine`] a line: the log's path with the
+    /// extension `events`.
+    pub events: PathBuf,
 }
 
 /// How to start a `fault-consumer`.
@@ -41,15 +47,20 @@ impl ConsumerSpec {
         self
     }
 
-    /// Starts a process; its stderr goes to `log`.
+    /// Starts a process; its stderr goes to `log`, its events to `log` with the extension
+    /// `events` (`FAULT_EVENTS`).
     pub fn spawn(&self, log: &Path) -> ConsumerProcess {
         let stderr = std::fs::File::create(log).expect("log file");
+        let events = log.with_extension("events");
+        // A fresh file: an events file left by an earlier run would be counted.
+        std::fs::File::create(&events).expect("events file");
         let child = Command::new(&self.binary)
             .arg("server")
             .env("FERRAFKA_KAFKA_BOOTSTRAP_SERVERS", &self.bootstrap)
             .env("FAULT_TOPIC", &self.topic)
             .env("FAULT_GROUP", &self.group)
             .env("FAULT_OUT", &self.out)
+            .env("FAULT_EVENTS", &events)
             .env("RUST_LOG", "info,librdkafka=warn,tansu=off")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
@@ -59,6 +70,7 @@ impl ConsumerSpec {
         ConsumerProcess {
             child,
             log: log.to_path_buf(),
+            events,
         }
     }
 }
@@ -90,36 +102,26 @@ impl ConsumerProcess {
         None
     }
 
-    /// How many log lines contain `needle`.
-    pub fn log_count(&self, needle: &str) -> usize {
-        self.log_count_where(|l| l.contains(needle))
+    /// The events it reported so far, in order (none before its events file exists).
+    pub fn reported(&self) -> Vec<EventLine> {
+        EventLine::read(&self.events)
     }
 
-    /// The revocations it logged: (ms since the epoch, revoked partitions). Needs an uncoloured
-    /// log (`NO_COLOR=1`).
+    /// How many of the events it reported so far satisfy `f`.
+    pub fn count_events(&self, f: impl Fn(&FaultEvent) -> bool) -> usize {
+        self.reported().iter().filter(|l| f(&l.event)).count()
+    }
+
+    /// The revocations it reported: (ms since the epoch, revoked partitions).
     pub fn revocations(&self) -> Vec<(u128, Vec<i32>)> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .filter(|l| l.contains("partitions revoked"))
-            .filter_map(|l| {
-                let at = parse_utc_ms(l.split_whitespace().next()?)?;
-                let partitions = l
-                    .split("\", ")
-                    .skip(1)
-                    .filter_map(|rest| rest.split(')').next()?.parse().ok())
-                    .collect();
-                Some((at, partitions))
-            })
-            .collect()
-    }
-
-    /// How many log lines satisfy `f`.
-    pub fn log_count_where(&self, f: impl Fn(&str) -> bool) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| f(l))
-            .count()
+        let reported = self.reported().into_iter();
+        let revocation = |line: EventLine| match line.event {
+            FaultEvent::Revoked(partitions) => {
+                Some((line.at_ms, partitions.into_iter().map(|(_, p)| p).collect()))
+            }
+            _ => None,
+        };
+        reported.filter_map(revocation).collect()
     }
 }
 
@@ -293,24 +295,175 @@ pub struct Duplicate {
     pub by: Vec<(u32, u128)>,
 }
 
-/// Milliseconds since the epoch of a UTC timestamp like `2026-11-27T18:45:03.915326Z`.
-pub fn parse_utc_ms(ts: &str) -> Option<u128> {
-    let (date, time) = ts.strip_suffix('Z')?.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|x| x.parse::<i64>());
-    let (h, min, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    let ms: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
-    // Days from 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let total = ((days * 24 + h) * 60 + min) * 60 + sec;
-    u128::try_from(total * 1000 + ms).ok()
+/// What a `fault-consumer` reports of its server's [`Event`]s: rebalances, its state, and
+/// fetch pauses. Per-batch events are left out (the record file has the batches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultEvent {
+    /// `PartitionsAssigned`: (topic, partition) pairs, none for an empty (incremental)
+    /// assignment.
+    Assigned(Vec<(String, i32)>),
+    /// `PartitionsRevoked`: (topic, partition) pairs.
+    Revoked(Vec<(String, i32)>),
+    /// `AppState`.
+    State(AppState),
+    /// `Paused`.
+    Paused {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Why.
+        reason: PauseReason,
+    },
+    /// `Resumed`.
+    Resumed {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+    /// A line this suite cannot read: a state or pause reason newer than it (written with
+    /// its `Debug` name), or anything else.
+    Unknown(String),
+}
+
+/// One line of an events file: `<ms since the epoch> <what>`, where `<what>` is one of
+///
+/// ```text
+/// assigned <topic>:<partition>,<topic>:<partition>…   (`-` for none)
+/// revoked <topic>:<partition>,…                       (`-` for none)
+/// state running|quieting|stopping|stopped
+/// paused <topic>:<partition> retry|consumer|backlog|quiet
+/// resumed <topic>:<partition>
+/// ```
+///
+/// Topic names cannot hold `:`, `,` or spaces (Kafka allows `[a-zA-Z0-9._-]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine {
+    /// When the event happened, in ms since the epoch.
+    pub at_ms: u128,
+    /// What happened.
+    pub event: FaultEvent,
+}
+
+impl EventLine {
+    /// The line (with its newline) `fault-consumer` writes for `event` at `at_ms`; `None` for
+    /// the events it does not report.
+    pub fn format(at_ms: u128, event: &Event<'_>) -> Option<String> {
+        let what = match event {
+            Event::PartitionsAssigned { partitions, .. } => {
+                format!("assigned {}", partition_list(partitions))
+            }
+            Event::PartitionsRevoked { partitions, .. } => {
+                format!("revoked {}", partition_list(partitions))
+            }
+            Event::AppState(state) => format!("state {}", state_name(*state)),
+            Event::Paused {
+                partition, reason, ..
+            } => format!(
+                "paused {}:{} {}",
+                partition.topic,
+                partition.partition,
+                reason_name(*reason)
+            ),
+            Event::Resumed { partition, .. } => {
+                format!("resumed {}:{}", partition.topic, partition.partition)
+            }
+            _ => return None,
+        };
+        Some(format!("{at_ms} {what}\n"))
+    }
+
+    /// Reads a line; `None` for one cut short (a process killed while writing it).
+    pub fn parse(line: &str) -> Option<EventLine> {
+        let (at, rest) = line.trim_end().split_once(' ')?;
+        let at_ms = at.parse().ok()?;
+        let (kind, args) = rest.split_once(' ').unwrap_or((rest, ""));
+        let known = match (kind, args.split(' ').collect::<Vec<_>>().as_slice()) {
+            ("assigned", [list]) => parse_list(list).map(FaultEvent::Assigned),
+            ("revoked", [list]) => parse_list(list).map(FaultEvent::Revoked),
+            ("state", [name]) => parse_state(name).map(FaultEvent::State),
+            ("paused", [tp, reason]) => {
+                let (topic, partition) = parse_partition(tp)?;
+                parse_reason(reason).map(|reason| FaultEvent::Paused {
+                    topic,
+                    partition,
+                    reason,
+                })
+            }
+            ("resumed", [tp]) => {
+                let (topic, partition) = parse_partition(tp)?;
+                Some(FaultEvent::Resumed { topic, partition })
+            }
+            _ => None,
+        };
+        Some(EventLine {
+            at_ms,
+            event: known.unwrap_or_else(|| FaultEvent::Unknown(rest.to_string())),
+        })
+    }
+
+    /// Reads an events file (missing file: nothing), skipping lines cut short.
+    pub fn read(path: &Path) -> Vec<EventLine> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // A line without its newline may be cut short: only whole lines count.
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole.lines().filter_map(EventLine::parse).collect()
+    }
+}
+
+fn partition_list(partitions: &[(String, i32)]) -> String {
+    if partitions.is_empty() {
+        return "-".into();
+    }
+    let each: Vec<String> = partitions.iter().map(|(t, p)| format!("{t}:{p}")).collect();
+    each.join(",")
+}
+
+fn parse_partition(text: &str) -> Option<(String, i32)> {
+    let (topic, partition) = text.rsplit_once(':')?;
+    Some((topic.to_string(), partition.parse().ok()?))
+}
+
+fn parse_list(text: &str) -> Option<Vec<(String, i32)>> {
+    match text {
+        "-" => Some(Vec::new()),
+        _ => text.split(',').map(parse_partition).collect(),
+    }
+}
+
+const STATES: [(AppState, &str); 4] = [
+    (AppState::Running, "running"),
+    (AppState::Quieting, "quieting"),
+    (AppState::Stopping, "stopping"),
+    (AppState::Stopped, "stopped"),
+];
+
+const REASONS: [(PauseReason, &str); 4] = [
+    (PauseReason::Retry, "retry"),
+    (PauseReason::Consumer, "consumer"),
+    (PauseReason::Backlog, "backlog"),
+    (PauseReason::Quiet, "quiet"),
+];
+
+/// The name of a state; a state newer than this suite goes by its `Debug` name.
+fn state_name(state: AppState) -> String {
+    let known = STATES.iter().find(|(s, _)| *s == state);
+    known.map_or_else(|| format!("{state:?}"), |(_, name)| name.to_string())
+}
+
+fn parse_state(name: &str) -> Option<AppState> {
+    STATES.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
+}
+
+/// The name of a pause reason; a reason newer than this suite goes by its `Debug` name.
+fn reason_name(reason: PauseReason) -> String {
+    let known = REASONS.iter().find(|(r, _)| *r == reason);
+    known.map_or_else(|| format!("{reason:?}"), |(_, name)| name.to_string())
+}
+
+fn parse_reason(name: &str) -> Option<PauseReason> {
+    REASONS.iter().find(|(_, n)| *n == name).map(|(r, _)| *r)
 }
 
 /// One finished-message line; `None` for a line cut short by SIGKILL.
@@ -348,17 +501,63 @@ mod tests {
     }
 
     #[test]
-    fn utc_timestamps_parse_to_epoch_milliseconds() {
-        assert_eq!(parse_utc_ms("1970-01-01T00:00:00Z"), Some(0));
+    fn event_lines_read_back_what_was_written() {
+        let partitions = [("orders".to_string(), 0), ("orders".to_string(), 5)];
+        let assigned = Event::PartitionsAssigned {
+            subscription_group: "g/default",
+            partitions: &partitions,
+        };
+        let line = EventLine::format(17, &assigned).unwrap();
+        assert_eq!(line, "17 assigned orders:0,orders:5\n");
         assert_eq!(
-            parse_utc_ms("2026-11-27T18:45:03.915326Z"),
-            Some(1_795_805_103_915)
+            EventLine::parse(&line),
+            Some(EventLine {
+                at_ms: 17,
+                event: FaultEvent::Assigned(partitions.to_vec()),
+            })
         );
-        assert_eq!(
-            parse_utc_ms("2024-02-29T12:00:00.5Z"),
-            Some(1_709_208_000_500)
-        );
-        assert_eq!(parse_utc_ms("not a time"), None);
+        let revoked = Event::PartitionsRevoked {
+            subscription_group: "g/default",
+            partitions: &[],
+        };
+        let line = EventLine::format(18, &revoked).unwrap();
+        assert_eq!(line, "18 revoked -\n");
+        let parsed = EventLine::parse(&line).unwrap();
+        assert_eq!(parsed.event, FaultEvent::Revoked(Vec::new()));
+        for (state, name) in STATES {
+            let line = EventLine::format(19, &Event::AppState(state)).unwrap();
+            assert_eq!(line, format!("19 state {name}\n"));
+            let parsed = EventLine::parse(&line).unwrap();
+            assert_eq!(parsed.event, FaultEvent::State(state));
+        }
+        let parsed = EventLine::parse("20 paused orders:3 backlog").unwrap();
+        let paused = FaultEvent::Paused {
+            topic: "orders".into(),
+            partition: 3,
+            reason: PauseReason::Backlog,
+        };
+        assert_eq!(parsed.event, paused);
+        let parsed = EventLine::parse("21 resumed my.topic-1:2").unwrap();
+        let resumed = FaultEvent::Resumed {
+            topic: "my.topic-1".into(),
+            partition: 2,
+        };
+        assert_eq!(parsed.event, resumed);
+        let parsed = EventLine::parse("22 state Draining").unwrap();
+        assert_eq!(parsed.event, FaultEvent::Unknown("state Draining".into()));
+        assert_eq!(EventLine::parse("2"), None);
+    }
+
+    #[test]
+    fn an_events_file_counts_whole_lines_only() {
+        let dir = std::env::temp_dir().join(unique("events-file"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.events");
+        std::fs::write(&path, "1 assigned t:0\n2 revoked t:0\n3 assigned t:").unwrap();
+        let lines = EventLine::read(&path);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].event, FaultEvent::Revoked(vec![("t".into(), 0)]));
+        assert!(EventLine::read(&dir.join("missing")).is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! test can kill it, restart it and count what was lost or processed twice.
 //!
 //! Configured by environment: `FAULT_TOPIC`, `FAULT_GROUP`, `FAULT_OUT` (the record file),
+//! `FAULT_EVENTS` (the events file; none when unset),
 //! `FAULT_BATCH_SLEEP_MS`, `FAULT_MAX_MESSAGES`, `FAULT_SHUTDOWN_TIMEOUT_MS`,
 //! `FAULT_COMMIT_INTERVAL_MS` (the `commit_interval` setting; its default when unset),
 //! `FAULT_PARTITION_BUFFER_BYTES`, `FAULT_STALL_PARTITION` (its first batch never ends),
@@ -16,14 +17,24 @@
 //! Each batch appends `S <partition> <first offset>` when it starts and, when it finishes,
 //! `<unix ms> <partition> <offset> <number> <pid>` per message — written and flushed before `consume`
 //! returns, so the record of processing always precedes the mark.
+//!
+//! With `FAULT_EVENTS`, an instrumentation subscriber appends one line per rebalance, state
+//! change and fetch pause or resume of the server to that file, `<unix ms> <what>`, e.g.
+//! `1795805103915 assigned orders:0,orders:3`, `… revoked -` (an empty revocation),
+//! `… state stopping`, `… paused orders:1 retry`, `… resumed orders:1` (the format and its
+//! parser: `ferrafka_faults::EventLine`). Each line is one unbuffered write, made on the thread
+//! where the event happens, as it happens. The fault suite counts rebalances and pauses from
+//! this file, never from the log (`ConsumerSpec::spawn` puts it beside the process's log).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ferrafka::instrumentation::Event;
 use ferrafka::{App, ConsumeResult, Consumer, Context, Messages};
+use ferrafka_faults::{EventLine, now_ms};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -101,7 +112,7 @@ fn main() -> ExitCode {
         .map(|p| p.parse().expect("a partition"));
     let fail_first_attempt = std::env::var_os("FAULT_FAIL_FIRST_ATTEMPT").is_some();
     let ctx_pause = std::env::var_os("FAULT_CTX_PAUSE_MS").map(|_| millis("FAULT_CTX_PAUSE_MS", 0));
-    let app = App::builder()
+    let mut app = App::builder()
         .setup(|c| {
             c.client_id("fault-consumer")
                 .group_id(env_or("FAULT_GROUP", "faults"));
@@ -132,7 +143,23 @@ fn main() -> ExitCode {
                     fail_first_attempt,
                     ctx_pause,
                 });
-        })
-        .build();
-    ferrafka::cli::run(app)
+        });
+    if let Some(path) = std::env::var_os("FAULT_EVENTS") {
+        let events = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("events file opens");
+        let events = Mutex::new(events);
+        app = app.subscribe(move |event: &Event<'_>| {
+            if let Some(line) = EventLine::format(now_ms(), event) {
+                let mut file = events.lock().unwrap_or_else(PoisonError::into_inner);
+                // Unbuffered, one write per line: a kill cuts at most the last line short.
+                if let Err(e) = file.write_all(line.as_bytes()) {
+                    eprintln!("fault-consumer: cannot write the events file: {e}");
+                }
+            }
+        });
+    }
+    ferrafka::cli::run(app.build())
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ferrafka::admin::{Admin, TopicSpec};
 use ferrafka_broker::EmbeddedBroker;
-use ferrafka_faults::{ConsumerSpec, Processed, Records, wait_until};
+use ferrafka_faults::{ConsumerSpec, FaultEvent, Processed, Records, wait_until};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -54,7 +54,8 @@ fn sigterm_restarts_on_another_clients_batched_topic_skip_no_offset() {
         // Stop it only once it has made progress of its own: mid-stream, handlers installed.
         assert!(
             wait_until(Duration::from_secs(60), || {
-                process.log_count("partitions assigned") > 0 && processed(&spec) >= before + step
+                let assigned = process.count_events(|e| matches!(e, FaultEvent::Assigned(_)));
+                assigned > 0 && processed(&spec) >= before + step
             }),
             "run {round} processed {step} messages"
         );

@@ -1,6 +1,6 @@
 //! The [`App`]: settings plus routes, validated once, then run by the server or the CLI.
 
-use crate::instrumentation::{Monitor, Subscriber};
+use crate::instrumentation::{Health, Metrics, Monitor, Probes, Subscriber};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -51,6 +51,8 @@ pub struct App {
     admin_kafka: ClientProperties,
     producer: OnceLock<Producer>,
     monitor: Monitor,
+    /// What the HTTP endpoint serves, when `http_port` is set.
+    probes: Option<Probes>,
 }
 
 impl std::fmt::Debug for App {
@@ -191,6 +193,14 @@ impl AppBuilder {
         let producer_kafka = kafka::producer(&self.config);
         let admin_kafka = kafka::admin(&self.config);
         check_client_properties(&groups, &producer_kafka, &mut problems);
+        let probes = (self.config.http_port != 0).then(|| Probes {
+            metrics: Metrics::new(),
+            health: Health::new(self.config.stall_timeout),
+        });
+        if let Some(p) = &probes {
+            self.subscribers.push(Box::new(p.metrics.clone()));
+            self.subscribers.push(Box::new(p.health.clone()));
+        }
         App {
             config: Arc::new(self.config),
             groups,
@@ -200,6 +210,7 @@ impl AppBuilder {
             admin_kafka,
             producer: OnceLock::new(),
             monitor: Monitor::new(self.subscribers),
+            probes,
         }
     }
 }
@@ -292,6 +303,11 @@ impl App {
         &self.monitor
     }
 
+    /// What the HTTP endpoint serves, when `http_port` is set.
+    pub(crate) fn probes(&self) -> Option<&Probes> {
+        self.probes.as_ref()
+    }
+
     /// Runs doctor, the production checklist, on this app and returns its report. With
     /// [`DoctorOptions::live`](crate::doctor::DoctorOptions::live) it also checks the cluster
     /// and blocks; call it from synchronous code (or `spawn_blocking`).
@@ -309,7 +325,7 @@ impl App {
         if let Some(p) = self.producer.get() {
             return Ok(p.clone());
         }
-        let created = Producer::lazy(&self.producer_kafka.values());
+        let created = Producer::monitored(&self.producer_kafka.values(), self.monitor.clone());
         Ok(self.producer.get_or_init(|| created).clone())
     }
 }

@@ -1,5 +1,6 @@
 //! The [`Consumer`] trait users implement, and the [`Context`] each call receives.
 
+pub use crate::seek::SeekTo;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -95,6 +96,8 @@ pub(crate) type MarkSink = Box<dyn Fn(u64, i64) + Send + Sync>;
 /// What a partition's executor shares with the listener that feeds it: where marks go, and
 /// whether the assignment it serves was taken away.
 pub(crate) struct PartitionHandle {
+    /// Id of the consumer group the partition is assigned in.
+    pub(crate) consumer_group: Arc<str>,
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
     /// The assignment this executor serves; the listener ignores reports of older ones.
@@ -106,13 +109,28 @@ pub(crate) struct PartitionHandle {
 }
 
 impl PartitionHandle {
-    pub(crate) fn new(topic: Arc<str>, partition: i32, generation: u64, marks: MarkSink) -> Self {
+    pub(crate) fn new(
+        (consumer_group, topic): (Arc<str>, Arc<str>),
+        partition: i32,
+        generation: u64,
+        marks: MarkSink,
+    ) -> Self {
         PartitionHandle {
+            consumer_group,
             topic,
             partition,
             generation,
             revoked: AtomicBool::new(false),
             marks,
+        }
+    }
+
+    /// The partition, as events name it.
+    pub(crate) fn partition_ref(&self) -> crate::instrumentation::PartitionRef<'_> {
+        crate::instrumentation::PartitionRef {
+            consumer_group: &self.consumer_group,
+            topic: &self.topic,
+            partition: self.partition,
         }
     }
 
@@ -161,19 +179,6 @@ pub struct Context {
 pub(crate) trait GroupMarks: Send + Sync + std::fmt::Debug {
     /// The group marked its messages below `next` during batch `batch`.
     fn mark(&self, handle: &PartitionHandle, batch: u64, next: i64);
-}
-
-/// Where to move a partition's position with [`Context::seek`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeekTo {
-    /// This offset.
-    Offset(i64),
-    /// The first message published at or after this time.
-    Time(std::time::SystemTime),
-    /// The oldest retained message.
-    Earliest,
-    /// After the newest message: only new messages are read.
-    Latest,
 }
 
 /// A change to the partition that the listener applies once the current batch returns.
@@ -312,7 +317,7 @@ mod tests {
         let sink: MarkSink = Box::new(move |batch, mark| {
             let _ = tx.send((batch, mark));
         });
-        let handle = Arc::new(PartitionHandle::new("t".into(), 0, 7, sink));
+        let handle = Arc::new(PartitionHandle::new(("g".into(), "t".into()), 0, 7, sink));
         let ctx = Context {
             handle,
             producer: Producer::lazy(&Default::default()),

@@ -12,12 +12,14 @@
 //! | an `Err` or a panic pauses only that partition and retries after a backoff; dead letters after `max_retries` | [`DeadLetterQueue`], [`guide::reliability`] |
 //! | ordered parallelism inside one partition | [`VirtualPartitions`], [`guide::virtual_partitions`] |
 //! | an awaitable, fire-and-forget or batched producer | [`Producer`], [`Record`] |
+//! | keys on the partition the Java client (Kafka Streams, Connect, kafkajs) picks: murmur2 | [`guide::partitioning`] |
 //! | topics as code: declare, plan, migrate, lock | [`declaratives`], [`guide::topics`] |
 //! | cluster administration without a server | [`admin::Admin`] |
 //! | the development-versus-production checklist, at boot and in CI | [`doctor`], [`guide::doctor`] |
 //! | settings per environment, from code and `FERRAFKA_KAFKA_*` variables | [`Config`], [`guide::environments`] |
 //! | TLS, SASL and ACLs, secrets never printed | [`guide::security`] |
 //! | typed events of what the server does: batches, partitions, pauses, offsets | [`instrumentation`], [`guide::instrumentation`] |
+//! | logs as text or JSON, partition lines with group, topic and partition, repeats summarised | [`guide::logs`] |
 //! | testing consumers without a broker | `testing::Tester` (feature `testing`), [`guide::testing`] |
 //! | the command line: `server`, `info`, `topics`, `doctor` | `cli` (feature `cli`, on by default) |
 //!
@@ -106,10 +108,13 @@ mod librdkafka;
 pub mod messages;
 #[cfg(any(test, feature = "testing"))]
 mod noop;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 mod processing;
 pub mod producer;
 pub mod routing;
 mod secrets;
+mod seek;
 pub mod server;
 mod sys;
 #[cfg(feature = "testing")]
@@ -157,4 +162,10 @@ pub mod guide {
     pub mod safety {}
     #[doc = include_str!("../../../docs/instrumentation.md")]
     pub mod instrumentation {}
+    #[doc = include_str!("../../../docs/tracing.md")]
+    pub mod tracing {}
+    #[doc = include_str!("../../../docs/logs.md")]
+    pub mod logs {}
+    #[doc = include_str!("../../../docs/partitioning.md")]
+    pub mod partitioning {}
 }

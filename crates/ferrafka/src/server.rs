@@ -6,7 +6,7 @@
 //! still running at the deadline are abandoned unmarked (they run again after a restart) and the
 //! exit is reported as [`ServerExit::Forced`].
 
-use crate::instrumentation::{AppState, Event, Monitor};
+use crate::instrumentation::{AppState, Event, Health, Monitor};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -199,6 +199,7 @@ pub struct RunningServer {
     runtime: Option<tokio::runtime::Runtime>,
     producer: Producer,
     monitor: Monitor,
+    health: Option<Health>,
 }
 
 impl App {
@@ -255,6 +256,7 @@ impl RunningServer {
                 connection::connect(setup.clone()).map_err(|e| e.redacted(&setup.group.kafka))?;
             consumers.push((label, consumer, setup));
         }
+        let health = start_http(app, &consumers, runtime.handle())?;
         let mut listeners = Vec::new();
         for (label, consumer, setup) in consumers {
             let stop = stop.clone();
@@ -279,7 +281,14 @@ impl RunningServer {
             runtime: Some(runtime),
             producer,
             monitor,
+            health,
         })
+    }
+
+    /// The liveness and readiness `/healthz` and `/readyz` answer with, when `http_port` is
+    /// set: for an app that embeds the server and probes it from its own code.
+    pub fn health(&self) -> Option<&Health> {
+        self.health.as_ref()
     }
 
     /// A handle that stops this server.
@@ -360,4 +369,42 @@ impl Drop for RunningServer {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Binds the HTTP endpoint when `http_port` is set (a taken port fails the boot, naming the
+/// settings), tells its health which listeners to expect, and serves it on `runtime`.
+fn start_http<C>(
+    app: &App,
+    listeners: &[(String, C, ListenerSetup)],
+    runtime: &tokio::runtime::Handle,
+) -> Result<Option<Health>> {
+    let Some(probes) = app.probes() else {
+        return Ok(None);
+    };
+    let config = app.config();
+    let address = std::net::SocketAddr::new(config.http_bind, config.http_port);
+    let bound = std::net::TcpListener::bind(address).map_err(|e| Error::Server {
+        reason: format!(
+            "cannot serve the HTTP endpoint on {address} (settings http_bind and http_port): \
+             {e}; choose a free port with `c.http_port(n)`"
+        ),
+        source: Some(e),
+    })?;
+    for (label, _, setup) in listeners {
+        let interval = setup
+            .group
+            .kafka
+            .get("max.poll.interval.ms")
+            .and_then(|ms| ms.parse().ok())
+            .map_or(Duration::from_secs(300), Duration::from_millis);
+        probes.health.expect_listener(label, interval);
+    }
+    let router =
+        crate::instrumentation::http::router(probes.metrics.clone(), probes.health.clone());
+    crate::instrumentation::http::serve(bound, router, runtime).map_err(|e| Error::Server {
+        reason: format!("cannot serve the HTTP endpoint on {address}: {e}"),
+        source: Some(e),
+    })?;
+    tracing::info!(%address, "HTTP endpoint serving /metrics, /healthz and /readyz");
+    Ok(Some(probes.health.clone()))
 }

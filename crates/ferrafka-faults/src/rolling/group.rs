@@ -8,7 +8,7 @@ use super::{
     BATCH_SLEEP_MS, COMMIT_INTERVAL_MS, HEARTBEAT_MS, MAX_MESSAGES, Outcome, PARTITIONS, PROCESSES,
     Pause, Revocation, STALL_MS, Scenario, log_path,
 };
-use crate::{ConsumerProcess, ConsumerSpec, Records, now_ms, unique, wait_until};
+use crate::{ConsumerProcess, ConsumerSpec, FaultEvent, Records, now_ms, unique, wait_until};
 
 /// How to start a process of `scenario`'s group (the `fault-consumer` binary next to the test
 /// executable's directory).
@@ -92,9 +92,14 @@ pub(super) fn every_partition_after(out: &Path, after_ms: u128, timeout: Duratio
     })
 }
 
-/// Non-empty assignments `p` logged (ferrafka logs `partitions=[]` for an empty incremental one).
+/// Non-empty assignments `p` reported (an incremental assignment may be empty).
 fn assignments(p: &ConsumerProcess) -> usize {
-    p.log_count_where(|l| l.contains("partitions assigned") && !l.contains("partitions=[]"))
+    p.count_events(|e| matches!(e, FaultEvent::Assigned(partitions) if !partitions.is_empty()))
+}
+
+/// Fetch pauses `p` reported.
+fn pauses(p: &ConsumerProcess) -> usize {
+    p.count_events(|e| matches!(e, FaultEvent::Paused { .. }))
 }
 
 /// The consumer processes of one run, in slots 0..3, and the exit codes of those stopped.
@@ -109,7 +114,7 @@ pub(super) struct Group<'a> {
 
 impl<'a> Group<'a> {
     /// Starts three processes and waits until each has partitions and no assignment or
-    /// revocation was logged for two seconds (a mock rebalance lasts `session.timeout.ms` - 1 s).
+    /// revocation was reported for two seconds (a mock rebalance lasts `session.timeout.ms` - 1 s).
     pub(super) fn form(scenario: &'a Scenario, spec: ConsumerSpec) -> Self {
         let mut group = Group {
             scenario,
@@ -121,7 +126,7 @@ impl<'a> Group<'a> {
         group.running = (0..PROCESSES).map(|slot| group.spawn(slot, 0)).collect();
         let events = || -> Vec<usize> {
             let count = |p: &ConsumerProcess| {
-                p.log_count("partitions assigned") + p.log_count("partitions revoked")
+                p.count_events(|e| matches!(e, FaultEvent::Assigned(_) | FaultEvent::Revoked(_)))
             };
             group.running.iter().map(count).collect()
         };
@@ -190,8 +195,8 @@ impl<'a> Group<'a> {
         all.flat_map(of).collect()
     }
 
-    /// Reads the records of `messages` numbers and the logs of the stopped group; pauses count
-    /// within the restart window `(from, to)`.
+    /// Reads the records of `messages` numbers and the events of the stopped group; pauses of
+    /// processing (gaps) count within the restart window `(from, to)`.
     pub(super) fn measure(
         mut self,
         out: PathBuf,
@@ -209,6 +214,7 @@ impl<'a> Group<'a> {
             stalls,
             longest_gap: records.longest_gap(from, to),
             assignments: self.count(assignments),
+            fetch_pauses: self.count(pauses),
             revocations: self.revocations(),
             exits: std::mem::take(&mut self.exits),
             broker_rebalances,

@@ -4,7 +4,8 @@
 //! cluster) and `tests/rolling_deploy.rs` (Apache Kafka, rebalances counted by its coordinator).
 //!
 //! A run measures what was lost, what was processed twice and which revocation made the group
-//! redo it, the longest pause of a partition, and on Kafka the group generations (classic
+//! redo it (revocations and assignments as the processes report them in their events files,
+//! see `fault-consumer`), the longest pause of a partition, and on Kafka the group generations (classic
 //! protocol) or group epochs (KIP-848) each restart cost, read from the brokers' logs.
 
 mod coordinator;
@@ -115,7 +116,7 @@ impl Scenario {
     }
 }
 
-/// A revocation logged by a process: (process id, ms since the epoch, revoked partitions).
+/// A revocation a process reported: (process id, ms since the epoch, revoked partitions).
 pub type Revocation = (u32, u128, Vec<i32>);
 
 /// Messages processed again per revocation: (process id, revocation time, partition) → count.
@@ -134,9 +135,11 @@ pub struct Outcome {
     pub stalls: Vec<Gap>,
     /// The longest time a partition processed nothing during the restarts.
     pub longest_gap: Gap,
-    /// Non-empty assignments logged by all processes.
+    /// Non-empty assignments reported by all processes (their events files).
     pub assignments: usize,
-    /// Revocations logged by all processes.
+    /// Fetch pauses (`Paused` events) reported by all processes, over the whole run.
+    pub fetch_pauses: usize,
+    /// Revocations reported by all processes.
     pub revocations: Vec<Revocation>,
     /// (process id, exit code) of every process, in the order they were stopped.
     pub exits: Vec<(u32, Option<i32>)>,
@@ -158,7 +161,7 @@ impl Outcome {
         let stalled_ms: u128 = self.stalls.iter().map(Gap::ms).sum();
         let unit = if s.kip848() { "epochs" } else { "generations" };
         println!(
-            "rolling restart, {}: messages={} lost={} duplicates={} broker_{unit}_per_restart={:?} longest_pause_ms={} (partition {} {}..{}) stalls_over_1s={} stalled_partition_ms={stalled_ms} assignments={} revocations={} exits={:?} records={}",
+            "rolling restart, {}: messages={} lost={} duplicates={} broker_{unit}_per_restart={:?} longest_pause_ms={} (partition {} {}..{}) stalls_over_1s={} stalled_partition_ms={stalled_ms} assignments={} revocations={} fetch_pauses={} exits={:?} records={}",
             s.name,
             self.messages,
             self.lost.len(),
@@ -171,6 +174,7 @@ impl Outcome {
             self.stalls.len(),
             self.assignments,
             self.revocations.len(),
+            self.fetch_pauses,
             self.exits,
             self.records.display()
         );

@@ -15,6 +15,7 @@ mod cluster;
 mod configs;
 mod descriptions;
 mod groups;
+mod offsets;
 mod permissions;
 mod topics;
 

@@ -9,6 +9,7 @@
 pub mod doctor;
 pub mod topics;
 
+mod logging;
 mod reload;
 
 use std::process::ExitCode;
@@ -95,9 +96,10 @@ pub fn run(app: App) -> ExitCode {
     run_with(app, Cli::parse())
 }
 
-/// Runs an already parsed command line against `app`.
+/// Runs an already parsed command line against `app`, logging in the app's `log_format`
+/// (see [`init_logging`]).
 pub fn run_with(app: App, cli: Cli) -> ExitCode {
-    init_logging();
+    logging::install(app.config().log_format);
     match cli.command {
         Command::Info => {
             print!("{}", info(&app));
@@ -109,7 +111,7 @@ pub fn run_with(app: App, cli: Cli) -> ExitCode {
                 // Release the producer and everything else before the image is replaced.
                 drop(app);
                 let error = reload::reexec(&exe);
-                eprintln!("ferrafka: cannot re-execute {}: {error}", exe.display());
+                logging::report_failure(&format!("cannot re-execute {}: {error}", exe.display()));
                 ExitCode::from(1)
             }
         },
@@ -131,18 +133,22 @@ enum Served {
 }
 
 /// Installs a `tracing` subscriber that prints to stderr, filtered by `RUST_LOG` (default
-/// `info`, with librdkafka's own lines at `warn`). Does nothing if one is installed already.
+/// [`DEFAULT_LOG_FILTER`]), as text or JSON as `FERRAFKA_LOG_FORMAT` says (text when it is
+/// unset or names no format). Text has ANSI colours only when stderr is a terminal and
+/// `NO_COLOR` is unset or empty. Does nothing if a subscriber is installed already.
+///
+/// [`run`] installs it itself, in the app's `log_format` (which the variable overrides); call
+/// this only to log before `run`.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let format = std::env::var(crate::config::LOG_FORMAT_VAR)
+        .ok()
+        .and_then(|name| crate::config::LogFormat::from_name(&name))
+        .unwrap_or_default();
+    logging::install(format);
 }
 
 fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
-    eprintln!("ferrafka: {}", crate::error::error_chain(error));
+    logging::report_failure(&crate::error::error_chain(error));
     ExitCode::from(1)
 }
 
@@ -153,7 +159,7 @@ fn server(app: &App, args: &ServerArgs) -> Served {
     let mut watch = None;
     if args.reload {
         if app.config().env().is_production() && !args.allow_reload_in_production {
-            eprintln!("ferrafka: {}", reload::REFUSED_IN_PRODUCTION);
+            logging::report_failure(reload::REFUSED_IN_PRODUCTION);
             return Served::Exit(ExitCode::from(1));
         }
         // Resolved now: once the file is replaced, the running image's path reads "(deleted)".
@@ -360,6 +366,70 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The `partitioner` row of `info`'s producer table, and the `expected_partitioner` row
+    /// of its settings, whitespace collapsed.
+    fn partitioner_rows(vars: &[(&str, &str)], setup: fn(&mut crate::Config)) -> [String; 2] {
+        let app = App::builder_with_env(
+            vars.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
+        )
+        .setup(setup)
+        .routes(|r| {
+            r.topic("orders").consumer(|| crate::noop::Noop);
+        })
+        .build();
+        let text = info(&app);
+        let producer = text
+            .split("\nproducer:\n")
+            .nth(1)
+            .expect("a producer section");
+        let producer = producer.split("\nadmin:\n").next().unwrap();
+        let row = |section: &str, needle: &str| {
+            section
+                .lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no {needle} in\n{text}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        // Only the producer partitions (a `FERRAFKA_KAFKA_*` variable reaches every client).
+        let admin = text.split("\nadmin:\n").nth(1).unwrap();
+        assert_eq!(admin.contains("partitioner"), !vars.is_empty(), "{text}");
+        [
+            row(producer, "| partitioner "),
+            row(&text, "| expected_partitioner "),
+        ]
+    }
+
+    #[test]
+    fn info_shows_the_producer_s_partitioner_and_where_it_came_from() {
+        assert_eq!(
+            partitioner_rows(&[], |_| {}),
+            [
+                "| partitioner murmur2_random default |",
+                "| expected_partitioner unset default |"
+            ]
+        );
+        assert_eq!(
+            partitioner_rows(&[], |c| {
+                c.producer_kafka("partitioner", "consistent_random")
+                    .expected_partitioner("consistent_random");
+            }),
+            [
+                "| partitioner consistent_random setup |",
+                "| expected_partitioner consistent_random setup |"
+            ]
+        );
+        assert_eq!(
+            partitioner_rows(&[("FERRAFKA_KAFKA_PARTITIONER", "murmur2")], |c| {
+                c.producer_kafka("partitioner", "consistent_random");
+            })[0],
+            "| partitioner murmur2 env:FERRAFKA_KAFKA_PARTITIONER |"
+        );
     }
 
     #[test]

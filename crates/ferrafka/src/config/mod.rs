@@ -9,15 +9,17 @@
 //! 4. per-topic overrides in the routes;
 //! 5. environment variables: `FERRAFKA_KAFKA_BOOTSTRAP_SERVERS` sets `bootstrap.servers` (the
 //!    part after `FERRAFKA_KAFKA_`, lowercased, `_` read as `.`), so brokers and credentials
-//!    change without recompiling.
+//!    change without recompiling; `FERRAFKA_LOG_FORMAT` sets `log_format`.
 
 mod environment;
+mod log_format;
 mod problem;
 mod settings;
 
 use std::time::{Duration, Instant};
 
 pub use self::environment::{Environment, InitialOffset, Source};
+pub use self::log_format::{LOG_FORMAT_VAR, LogFormat};
 pub use self::problem::{ConfigError, Problem};
 pub use self::settings::Config;
 pub use crate::secrets::{is_sensitive, redact};
@@ -190,14 +192,27 @@ impl Config {
         self.max_expected_downtime
     }
 
+    /// Declares the partitioner the organisation's producers use, by librdkafka's name for it
+    /// (`murmur2_random` for Java's, the one ferrafka's producer uses by default;
+    /// `consistent_random` for librdkafka's own default, which the confluent-kafka clients and
+    /// Karafka's WaterDrop use). `doctor` reports a producer whose `partitioner` differs (FD023):
+    /// producers that hash keys differently put the same key on different partitions. See
+    /// [`guide::partitioning`](crate::guide::partitioning).
+    pub fn expected_partitioner(&mut self, name: impl Into<String>) -> &mut Self {
+        self.expected_partitioner = Some(name.into());
+        self.record("expected_partitioner");
+        self
+    }
+
     /// The id of the default consumer group.
     pub fn default_group_id(&self) -> &str {
         self.group_id.as_deref().unwrap_or(&self.client_id)
     }
 
     /// Applies `FERRAFKA_KAFKA_*` variables from `vars` over the kafka properties; they win
-    /// over every other layer, per-topic overrides included. (`FERRAFKA_ENV` is read earlier,
-    /// before `setup`.)
+    /// over every other layer, per-topic overrides included. `FERRAFKA_LOG_FORMAT` sets
+    /// `log_format` (a value that names no format is reported by `check`; an empty one is
+    /// ignored). (`FERRAFKA_ENV` is read earlier, before `setup`.)
     pub(crate) fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) {
         let previous = std::mem::replace(&mut self.layer, Source::Default);
         for (name, value) in vars {
@@ -208,12 +223,45 @@ impl Config {
                     self.kafka(property.clone(), value.clone());
                     self.env_kafka.insert(property, (value, name));
                 }
+            } else if name == LOG_FORMAT_VAR && !value.trim().is_empty() {
+                match LogFormat::from_name(&value) {
+                    Some(format) => {
+                        self.layer = Source::EnvVar(name);
+                        self.log_format(format);
+                    }
+                    None => self.unknown_log_format = Some(value),
+                }
             }
         }
         self.layer = previous;
     }
 
     /// Duration settings above [`MAX_DURATION`].
+    /// The HTTP endpoint's settings: a bind address without a port serves nothing, and a
+    /// stall must take longer than a batch may legitimately wait to fill.
+    fn check_http(&self, problems: &mut Vec<Problem>) {
+        if self.http_port == 0 && !self.http_bind.is_loopback() {
+            problems.push(Problem::new(
+                "http_bind",
+                &self.http_bind.to_string(),
+                "is set, but http_port is 0, which serves nothing",
+                "set `c.http_port(9394)` too, or leave http_bind at its default",
+            ));
+        }
+        if self.stall_timeout <= self.max_wait_time {
+            problems.push(Problem::new(
+                "stall_timeout",
+                &format!("{:?}", self.stall_timeout),
+                &format!(
+                    "needs to be longer than max_wait_time ({:?}): messages wait that long for \
+                     their batch to fill, which is not a stall",
+                    self.max_wait_time
+                ),
+                "set `c.stall_timeout(Duration::from_secs(120))`",
+            ));
+        }
+    }
+
     fn check_durations(&self, problems: &mut Vec<Problem>) {
         let settings = [
             ("max_wait_time", self.max_wait_time),
@@ -222,6 +270,7 @@ impl Config {
             ("pause_timeout", self.pause_timeout),
             ("pause_max_timeout", self.pause_max_timeout),
             ("commit_interval", self.commit_interval),
+            ("stall_timeout", self.stall_timeout),
         ];
         for (name, value) in settings {
             if value > MAX_DURATION {
@@ -250,6 +299,18 @@ impl Config {
     /// Checks the framework settings; every problem is collected.
     pub(crate) fn check(&self, problems: &mut Vec<Problem>) {
         self.check_durations(problems);
+        self.check_http(problems);
+        if let Some(value) = &self.unknown_log_format {
+            problems.push(Problem::new(
+                "log_format",
+                value,
+                &format!("needs to be `text` or `json` (the value of {LOG_FORMAT_VAR})"),
+                &format!(
+                    "set {LOG_FORMAT_VAR}=json for one JSON object per line, or \
+                     {LOG_FORMAT_VAR}=text, or unset it to use the app's setting"
+                ),
+            ));
+        }
         if self.concurrency == 0 {
             problems.push(Problem::new(
                 "concurrency",
@@ -318,6 +379,20 @@ impl Config {
                 "set `c.partition_buffer_bytes(n)` with n >= 1, e.g. 16 MiB",
             ));
         }
+        if let Some(name) = &self.expected_partitioner
+            && crate::kafka::partitioners::find(name).is_none()
+        {
+            problems.push(Problem::new(
+                "expected_partitioner",
+                name,
+                &format!(
+                    "needs to name one of librdkafka's partitioners: {}",
+                    crate::kafka::partitioners::names()
+                ),
+                "set `c.expected_partitioner(\"murmur2_random\")` (Java's, the default of \
+                 ferrafka's producer) or the name your other producers are configured with",
+            ));
+        }
         if self.pause_timeout > self.pause_max_timeout {
             problems.push(Problem::new(
                 "pause_timeout",
@@ -354,12 +429,32 @@ mod tests {
     }
 
     #[test]
+    fn an_http_bind_without_a_port_and_a_stall_shorter_than_a_batch_wait_are_refused() {
+        let mut c = Config::default();
+        c.http_bind([0, 0, 0, 0].into())
+            .stall_timeout(Duration::from_millis(500));
+        let mut problems = Vec::new();
+        c.check(&mut problems);
+        let text = ConfigError { problems }.to_string();
+        assert!(text.contains("http_bind"), "{text}");
+        assert!(text.contains("0.0.0.0"), "{text}");
+        assert!(text.contains("c.http_port("), "{text}");
+        assert!(text.contains("stall_timeout"), "{text}");
+        assert!(text.contains("longer than max_wait_time (1s)"), "{text}");
+        c.http_port(9394).stall_timeout(Duration::from_secs(2));
+        let mut problems = Vec::new();
+        c.check(&mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
     fn durations_past_a_day_are_refused_by_name_with_the_limit() {
         let mut c = Config::default();
         c.shutdown_timeout(Duration::MAX)
             .revocation_timeout(Duration::from_secs(86_401))
             .pause_timeout(Duration::MAX)
             .pause_max_timeout(Duration::MAX)
+            .stall_timeout(Duration::MAX)
             .max_wait_time(Duration::from_secs(86_400));
         let mut problems = Vec::new();
         c.check(&mut problems);
@@ -370,7 +465,8 @@ mod tests {
                 "shutdown_timeout",
                 "revocation_timeout",
                 "pause_timeout",
-                "pause_max_timeout"
+                "pause_max_timeout",
+                "stall_timeout"
             ]
         );
         let text = ConfigError { problems }.to_string();
@@ -382,6 +478,33 @@ mod tests {
             text.contains("c.revocation_timeout(Duration::from_secs(n))"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_expected_partitioner_librdkafka_does_not_know_is_refused() {
+        let mut c = Config::default();
+        c.expected_partitioner("murmur2-random");
+        let mut problems = Vec::new();
+        c.check(&mut problems);
+        let text = ConfigError { problems }.to_string();
+        assert!(
+            text.contains("expected_partitioner = \"murmur2-random\": needs to name one of"),
+            "{text}"
+        );
+        assert!(
+            text.contains("consistent_random, murmur2, murmur2_random"),
+            "{text}"
+        );
+        assert!(
+            text.contains("c.expected_partitioner(\"murmur2_random\")"),
+            "{text}"
+        );
+        for name in ["murmur2_random", "consistent_random", "random"] {
+            c.expected_partitioner(name);
+            let mut problems = Vec::new();
+            c.check(&mut problems);
+            assert!(problems.is_empty(), "{name}: {problems:?}");
+        }
     }
 
     #[test]
@@ -397,6 +520,42 @@ mod tests {
         ]);
         assert_eq!(c.kafka["bootstrap.servers"], "env:9092");
         assert_eq!(c.kafka.len(), 1);
+    }
+
+    #[test]
+    fn the_log_format_variable_overrides_the_setting_and_a_wrong_value_is_refused() {
+        let mut c = Config::default();
+        c.log_format(LogFormat::Text);
+        c.apply_env([(LOG_FORMAT_VAR.to_string(), "JSON".to_string())]);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(
+            c.source("log_format"),
+            Source::EnvVar(LOG_FORMAT_VAR.into())
+        );
+        let mut problems = Vec::new();
+        c.check(&mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+
+        let mut c = Config::default();
+        c.log_format(LogFormat::Json);
+        c.apply_env([(LOG_FORMAT_VAR.to_string(), "logfmt".to_string())]);
+        assert_eq!(c.log_format, LogFormat::Json, "the setting stays");
+        c.check(&mut problems);
+        let text = ConfigError { problems }.to_string();
+        assert!(
+            text.contains(
+                "log_format = \"logfmt\": needs to be `text` or `json` (the value of \
+                 FERRAFKA_LOG_FORMAT) (fix: set FERRAFKA_LOG_FORMAT=json"
+            ),
+            "{text}"
+        );
+
+        let mut c = Config::default();
+        c.apply_env([(LOG_FORMAT_VAR.to_string(), " ".to_string())]);
+        let mut problems = Vec::new();
+        c.check(&mut problems);
+        assert!(problems.is_empty(), "an empty value is unset: {problems:?}");
+        assert_eq!(c.log_format, LogFormat::Text);
     }
 
     #[test]

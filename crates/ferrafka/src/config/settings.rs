@@ -9,16 +9,20 @@
 //! - `client_id`: its setter takes `impl Into<String>`;
 //! - `group_id`: an `Option` that falls back to the client id, in value and in source;
 //! - `kafka` / `producer_kafka`: maps, set one property at a time and recorded per property;
-//! - `env_kafka`, `sources`, `layer`: bookkeeping of the layers, not settings;
+//! - `env_kafka`, `sources`, `layer`, `unknown_log_format`: bookkeeping of the layers, not
+//!   settings;
 //! - `strict_declarative_topics`: an `Option` whose unset value depends on the environment,
 //!   and whose setter records no source;
-//! - `max_expected_downtime`: an `Option` set by a plain `Duration`.
+//! - `max_expected_downtime`: an `Option` set by a plain `Duration`;
+//! - `expected_partitioner`: an `Option` set by a librdkafka partitioner's name, shown by `info`
+//!   after the plain settings.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use super::{Environment, InitialOffset, Source, redact};
+use super::{Environment, InitialOffset, LogFormat, Source, redact};
 
 /// How `info` shows a value: its `Display`.
 #[cfg(any(feature = "cli", test))]
@@ -107,6 +111,10 @@ macro_rules! config_table {
                     ("group_id", self.default_group_id().to_string()),
                 ];
                 $( rows.push((stringify!($name), ($show)(&self.$name))); )*
+                rows.push((
+                    "expected_partitioner",
+                    self.expected_partitioner.clone().unwrap_or_else(|| "unset".into()),
+                ));
                 rows
             }
         }
@@ -124,6 +132,7 @@ config_table! {
         /// | `kafka` | `bootstrap.servers=127.0.0.1:9092` | librdkafka properties of every client |
         /// | `strict_declarative_topics` | on in production | every routed topic needs a declaration |
         /// | `max_expected_downtime` | unset | the longest the app's consumers may be stopped; `doctor` compares it with the broker's offset retention |
+        /// | `expected_partitioner` | unset | the partitioner the organisation's producers use; `doctor` compares the producer's with it |
         ///
         /// Its `Debug` output redacts secrets.
     }
@@ -144,6 +153,9 @@ config_table! {
         layer: Source = Source::Default,
         strict_declarative_topics: Option<bool> = None,
         max_expected_downtime: Option<Duration> = None,
+        /// The value of `FERRAFKA_LOG_FORMAT` when it names no format, for `check` to report.
+        unknown_log_format: Option<String> = None,
+        expected_partitioner: Option<String> = None,
     }
     plain settings {
         /// Sets how many batches run at once across all partitions of the process.
@@ -211,12 +223,42 @@ config_table! {
             default "true (false in development)",
             about "keep a partition's consumer instance across batches";
 
+        /// The port of the server's HTTP endpoint: `/metrics` (Prometheus), `/healthz`
+        /// (liveness) and `/readyz` (readiness). 0 (the default) serves nothing.
+        http_port(port: u16) = 0, shown by |port: &u16| match port {
+                0 => "0 (off)".to_string(),
+                port => port.to_string(),
+            },
+            default "0 (off)",
+            about "port of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`";
+
+        /// The address the HTTP endpoint listens on: loopback by default; a Kubernetes probe
+        /// reaches the pod's address, so set `0.0.0.0` there.
+        http_bind(address: IpAddr) = IpAddr::V4(Ipv4Addr::LOCALHOST), shown by text,
+            default "127.0.0.1",
+            about "address the HTTP endpoint listens on";
+
+        /// How long a partition may have messages waiting with no batch running and no pause
+        /// asked for before `/healthz` calls it stalled. Long batches and pauses never count.
+        stall_timeout(timeout: Duration) = Duration::from_secs(120), shown by debug,
+            default "120 s",
+            about "how long messages may wait on an idle, unpaused partition before \
+                   `/healthz` fails";
+
         /// Whether errors found by `doctor`'s static checks stop `server` from starting in
         /// production (true by default). Turning it off logs them instead; `server
         /// --allow-doctor-errors` does the same for one run.
         doctor_errors_block_boot(on: bool) = true, shown by text,
             default "true",
             about "in production, errors found by `doctor`'s static checks stop `server`";
+
+        /// How the command line writes log lines to stderr: [`LogFormat::Text`] for people,
+        /// [`LogFormat::Json`] (one JSON object per line) for log shippers. The
+        /// `FERRAFKA_LOG_FORMAT` variable (`text` or `json`) overrides it.
+        log_format(format: LogFormat) = LogFormat::Text, shown by text,
+            default "text",
+            about "how the command line writes log lines: `text`, or `json` (one object per \
+                   line, for log shippers); `FERRAFKA_LOG_FORMAT` overrides it";
     }
 }
 
@@ -232,7 +274,8 @@ impl fmt::Debug for Config {
             .field("kafka", &redacted(&self.kafka))
             .field("producer_kafka", &redacted(&self.producer_kafka))
             .field("strict_declarative_topics", &self.strict_declarative_topics)
-            .field("max_expected_downtime", &self.max_expected_downtime);
+            .field("max_expected_downtime", &self.max_expected_downtime)
+            .field("expected_partitioner", &self.expected_partitioner);
         self.debug_plain_settings(&mut d);
         d.finish_non_exhaustive()
     }
@@ -268,7 +311,12 @@ mod tests {
                 "pause_max_timeout",
                 "pause_with_exponential_backoff",
                 "consumer_persistence",
+                "http_port",
+                "http_bind",
+                "stall_timeout",
                 "doctor_errors_block_boot",
+                "log_format",
+                "expected_partitioner",
             ]
         );
         let value = |name: &str| rows.iter().find(|(n, _)| *n == name).unwrap().1.clone();
@@ -276,6 +324,13 @@ mod tests {
         assert_eq!(value("initial_offset"), "latest");
         assert_eq!(value("max_wait_time"), "250ms");
         assert_eq!(value("group_id"), "ferrafka");
+        assert_eq!(value("expected_partitioner"), "unset");
+        c.expected_partitioner("murmur2_random");
+        assert_eq!(
+            c.setting_rows().last().unwrap(),
+            &("expected_partitioner", "murmur2_random".to_string())
+        );
+        assert!(c.sources.contains_key("expected_partitioner"));
         assert!(c.sources.contains_key("concurrency"));
         assert!(!c.sources.contains_key("max_messages"));
         let debug = format!("{c:?}");

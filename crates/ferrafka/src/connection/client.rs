@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::ListenerConsumer;
 use crate::consumer::SeekTo;
 use crate::processing::driver::PartitionClient;
 
@@ -17,19 +18,27 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
 /// One assigned partition as librdkafka's calls take it: a one-element partition list made
 /// once per assignment and reused, so pausing and storing offsets allocate nothing.
 pub(crate) struct PartitionTarget {
+    /// The consumer group it is assigned in, for logs.
+    consumer_group: Arc<str>,
     topic: Arc<str>,
     partition: i32,
     list: TopicPartitionList,
 }
 
 impl PartitionTarget {
-    pub(crate) fn new(topic: Arc<str>, partition: i32) -> Self {
+    pub(crate) fn new(consumer_group: Arc<str>, topic: Arc<str>, partition: i32) -> Self {
         let list = partition_list(&topic, partition, None);
         PartitionTarget {
+            consumer_group,
             topic,
             partition,
             list,
         }
+    }
+
+    /// (consumer group, topic, partition), as log lines name the partition.
+    fn names(&self) -> (&str, &str, i32) {
+        (&self.consumer_group, &self.topic, self.partition)
     }
 }
 
@@ -46,11 +55,12 @@ fn partition_list(topic: &str, partition: i32, offset: Option<Offset>) -> TopicP
     tpl
 }
 
-impl<C: ConsumerContext> PartitionClient for BaseConsumer<C> {
+impl PartitionClient for ListenerConsumer {
     type Target = PartitionTarget;
 
     fn target(&self, topic: &Arc<str>, partition: i32) -> PartitionTarget {
-        PartitionTarget::new(topic.clone(), partition)
+        let group = self.context().statistics.consumer_group.as_deref();
+        PartitionTarget::new(group.unwrap_or_default().into(), topic.clone(), partition)
     }
 
     fn set_paused(&self, target: &PartitionTarget, paused: bool) {
@@ -59,11 +69,19 @@ impl<C: ConsumerContext> PartitionClient for BaseConsumer<C> {
         } else {
             self.resume(&target.list)
         };
-        let (topic, partition) = (&*target.topic, target.partition);
+        let (consumer_group, topic, partition) = target.names();
         match result {
-            Ok(()) => tracing::debug!(topic, partition, paused, "fetch pause changed"),
+            Ok(()) => {
+                tracing::debug!(
+                    consumer_group,
+                    topic,
+                    partition,
+                    paused,
+                    "fetch pause changed"
+                )
+            }
             Err(e) => {
-                tracing::warn!(topic, partition, paused, error = %e, "cannot change the fetch pause")
+                tracing::warn!(consumer_group, topic, partition, paused, error = %e, "cannot change the fetch pause")
             }
         }
     }
@@ -75,13 +93,13 @@ impl<C: ConsumerContext> PartitionClient for BaseConsumer<C> {
             .and_then(|()| self.store_offsets(&target.list));
         if let Err(e) = stored {
             // Only when the partition is no longer assigned: its new owner redoes the work.
-            let (topic, partition) = (&*target.topic, target.partition);
-            tracing::warn!(topic, partition, next, error = %e, "offset not stored");
+            let (consumer_group, topic, partition) = target.names();
+            tracing::warn!(consumer_group, topic, partition, next, error = %e, "offset not stored");
         }
     }
 
     fn seek(&self, target: &PartitionTarget, to: SeekTo) -> bool {
-        let (topic, partition) = (&*target.topic, target.partition);
+        let (consumer_group, topic, partition) = target.names();
         let offset = match to {
             SeekTo::Offset(o) => Offset::Offset(o),
             SeekTo::Earliest => Offset::Beginning,
@@ -98,7 +116,7 @@ impl<C: ConsumerContext> PartitionClient for BaseConsumer<C> {
                         .map(|e| e.offset())
                         .unwrap_or(Offset::End),
                     Err(e) => {
-                        tracing::error!(topic, partition, error = %e, "seek by time failed: cannot look up the offset; processing goes on from where it was");
+                        tracing::error!(consumer_group, topic, partition, error = %e, "seek by time failed: cannot look up the offset; processing goes on from where it was");
                         return false;
                     }
                 }
@@ -106,11 +124,17 @@ impl<C: ConsumerContext> PartitionClient for BaseConsumer<C> {
         };
         match Consumer::seek(self, topic, partition, offset, SEEK_TIMEOUT) {
             Ok(()) => {
-                tracing::info!(topic, partition, ?offset, "partition seeked");
+                tracing::info!(
+                    consumer_group,
+                    topic,
+                    partition,
+                    ?offset,
+                    "partition seeked"
+                );
                 true
             }
             Err(e) => {
-                tracing::error!(topic, partition, ?offset, error = %e, "seek failed; processing goes on from where it was");
+                tracing::error!(consumer_group, topic, partition, ?offset, error = %e, "seek failed; processing goes on from where it was");
                 false
             }
         }

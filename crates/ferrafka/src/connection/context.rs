@@ -5,12 +5,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::diagnostics;
 use super::state::State;
+use crate::instrumentation::statistics::StatisticsSource;
+use crate::instrumentation::{ErrorKind, Event, Monitor};
+use crate::kafka::Who;
 use crate::processing::doorbell::Doorbell;
 
 /// The consumer type of a listener.
@@ -38,8 +41,14 @@ pub(crate) struct ListenerContext {
     /// Offset resets librdkafka logged, (topic, partition, offset it reset at): the poll loop
     /// hands them to the partitions before the messages fetched after them.
     pub(super) offset_resets: Mutex<Vec<(String, i32, i64)>>,
-    /// Recognises rejected credentials and certificates, to log them explained.
+    /// Recognises rejected credentials and certificates, to log them explained; its log writes
+    /// librdkafka's lines and errors (levels mapped, repeats summarised).
     pub(super) failures: crate::kafka::FailureWatch,
+    /// The code of the last error the error callback reported, which the poll returns next.
+    pub(super) reported: Mutex<Option<RDKafkaErrorCode>>,
+    pub(super) monitor: Monitor,
+    /// Who this consumer is, for its statistics reports.
+    pub(super) statistics: Arc<StatisticsSource>,
 }
 
 impl ClientContext for ListenerContext {
@@ -51,30 +60,40 @@ impl ClientContext for ListenerContext {
             self.offset_resets().push(reset);
         }
         if let Some(failure) = self.failures.on_log(log_message) {
-            tracing::error!(subscription_group = %self.group, "{failure}");
+            self.failures.log.failure(self.who(), None, &failure);
         }
-        crate::kafka::forward_log(&self.group, level, fac, log_message);
+        self.failures
+            .log
+            .forward(self.who(), level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.fatal_seen.store(true, Ordering::Release);
         self.wake.ring();
-        if let Some(failure) = self.failures.on_error(&error, reason) {
-            tracing::error!(subscription_group = %self.group, %error, "{failure}");
-            return;
-        }
-        match diagnostics::explanation(&error) {
-            Some(explanation) => {
-                tracing::error!(subscription_group = %self.group, %error, reason, "{explanation}")
-            }
+        self.emit_error(&format_args!("{error}: {reason}"));
+        // The poll that serves this callback returns the same error next (rdkafka's
+        // `BaseConsumer::poll`): `poll_error` knows it by this.
+        *self.reported() = error.rdkafka_error_code();
+        match self.failures.on_error(&error, reason) {
+            Some(failure) => self
+                .failures
+                .log
+                .failure(self.who(), Some(&error), &failure),
             None => {
-                tracing::error!(subscription_group = %self.group, %error, reason, "librdkafka error")
+                let explanation = diagnostics::explanation(&error);
+                self.failures
+                    .log
+                    .error(self.who(), &error, reason, explanation)
             }
         }
     }
 
     fn stats_raw(&self, statistics: &[u8]) {
         self.wake.ring();
+        self.monitor.statistics(&self.statistics, statistics);
+        if self.failures.log.is_down() && crate::kafka::any_broker_up(statistics) {
+            self.failures.log.reachable(self.who());
+        }
         // `statistics.interval.ms` is on by default so metrics have data; rdkafka's default
         // would log every report at info level, so they go to a trace target instead.
         tracing::trace!(
@@ -113,6 +132,12 @@ impl ConsumerContext for ListenerContext {
                     .iter()
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
+                if consumer.assignment_lost() {
+                    self.monitor.emit(|| Event::PartitionsLost {
+                        subscription_group: &self.group,
+                        partitions: &revoked,
+                    });
+                }
                 self.lock().revoke(consumer, &self.group, &revoked);
             }
             Rebalance::Assign(_) => {}
@@ -125,6 +150,8 @@ impl ConsumerContext for ListenerContext {
     fn post_rebalance(&self, consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
         self.wake.ring();
         if let Rebalance::Assign(tpl) = rebalance {
+            // The group coordinator answered: the cluster is reachable.
+            self.failures.log.reachable(self.who());
             let assigned: Vec<_> = tpl
                 .elements()
                 .iter()
@@ -145,6 +172,7 @@ impl ConsumerContext for ListenerContext {
         offsets: &TopicPartitionList,
     ) {
         self.wake.ring();
+        self.emit_commit(&result, offsets);
         match result {
             Ok(()) => {
                 tracing::trace!(subscription_group = %self.group, ?offsets, "offsets committed")
@@ -159,6 +187,64 @@ impl ConsumerContext for ListenerContext {
 }
 
 impl ListenerContext {
+    /// This listener in log lines.
+    fn who(&self) -> Who<'_> {
+        Who::SubscriptionGroup(&self.group)
+    }
+
+    /// Logs an error the poll loop got, and emits its error event. One the error callback reported just before (the same
+    /// code) was logged there and goes to debug; the others (a partition's fetch error, a
+    /// subscribed topic that does not exist) are logged here, summarised when they repeat.
+    pub(super) fn poll_error(&self, error: &KafkaError) {
+        let reported = self.reported().take();
+        if reported.is_some() && reported == error.rdkafka_error_code() {
+            tracing::debug!(subscription_group = %self.group, %error, "consumer error (logged by the error callback)");
+            return;
+        }
+        // Only errors no callback reported: one event per error.
+        self.emit_error(error);
+        let explanation = diagnostics::explanation(error);
+        self.failures.log.poll_error(self.who(), error, explanation);
+    }
+
+    /// The code of the error the error callback reported last, until the poll loop takes it.
+    fn reported(&self) -> MutexGuard<'_, Option<RDKafkaErrorCode>> {
+        self.reported.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An [`ErrorKind::Listener`] event, with the client's secrets hidden.
+    pub(super) fn emit_error(&self, error: &dyn std::fmt::Display) {
+        if self.monitor.is_active() {
+            let text = crate::secrets::redact_text(&error.to_string(), &self.statistics.kafka);
+            self.monitor.error(ErrorKind::Listener, None, &text);
+        }
+    }
+
+    /// [`Event::OffsetsCommitted`] of a commit's result; "nothing to commit" is no commit.
+    fn emit_commit(&self, result: &rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
+        if matches!(
+            result,
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
+        ) || !self.monitor.is_active()
+        {
+            return;
+        }
+        let committed: Vec<_> = offsets
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
+                _ => None,
+            })
+            .collect();
+        let error = result.as_ref().err().map(|e| e.to_string());
+        self.monitor.emit(|| Event::OffsetsCommitted {
+            subscription_group: &self.group,
+            offsets: &committed,
+            error: error.as_deref(),
+        });
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic never happens while the lock is held by framework code; recover anyway.
         self.state.lock().unwrap_or_else(|p| p.into_inner())

@@ -18,6 +18,7 @@ mod context;
 pub(crate) mod diagnostics;
 mod state;
 
+use crate::instrumentation::statistics::StatisticsSource;
 use crate::instrumentation::{Event, Monitor};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -87,6 +88,13 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
             && !crate::kafka::uses_consumer_protocol(&setup.group.kafka),
         offset_resets: Mutex::new(Vec::new()),
         failures: crate::kafka::FailureWatch::new(&setup.group.kafka),
+        reported: Mutex::new(None),
+        monitor: setup.monitor.clone(),
+        statistics: Arc::new(StatisticsSource {
+            client: label.clone(),
+            consumer_group: Some(setup.group.consumer_group.clone()),
+            kafka: setup.group.kafka.clone(),
+        }),
         state: Mutex::new(State::new(
             setup.config,
             topics,
@@ -269,14 +277,7 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
                 idle = false;
                 // Checked with the other fatal-error reports below, after this burst.
                 consumer.context().fatal_seen.store(true, Ordering::Release);
-                match diagnostics::explanation(&e) {
-                    Some(explanation) => {
-                        tracing::error!(subscription_group = %group, error = %e, "{explanation}")
-                    }
-                    None => {
-                        tracing::warn!(subscription_group = %group, error = %e, "consumer error")
-                    }
-                }
+                consumer.context().poll_error(&e);
             }
             None => idle = true,
         }
@@ -287,6 +288,7 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
         for (topic, partition, at) in resets {
             state.driver.on_offset_reset(&topic, partition, at);
         }
+        let polled = burst.len();
         if !burst.is_empty() {
             // One clock read per burst: the receive time of a burst's messages is the same
             // for any practical purpose, and reading the clock per message shows in profiles.
@@ -304,6 +306,10 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
         state.driver.tick(consumer, now);
         hold = state.driver.hold_fetch(now);
         drop(state);
+        consumer.context().monitor.emit(|| Event::Polled {
+            subscription_group: &group,
+            messages: polled,
+        });
         if stop.take_fatal_drill() {
             crate::librdkafka::raise_fatal_error(consumer.client(), "fault drill");
         }

@@ -327,6 +327,7 @@ fn static_report(app: &dyn AppView, opts: &DoctorOptions) -> Report {
     }
     check_timing(app, &mut report);
     check_virtual_partitions(app, &mut report);
+    check_partitioner(app, &mut report);
     report
 }
 
@@ -376,6 +377,8 @@ const WHY_DELIVERY_RETRIES: &str = "a producer that does not retry fails a deliv
 const WHY_DELIVERY_TIMEOUT: &str = "a delivery that times out before a failed leader is replaced is reported as failed although the cluster recovers a few seconds later";
 const WHY_READ_UNCOMMITTED: &str = "a read_uncommitted consumer processes messages of transactions that were later aborted, and those of transactions still open";
 const WHY_API_VERSIONS: &str = "without ApiVersions negotiation librdkafka assumes broker.version.fallback and turns off features newer brokers have, such as idempotence, headers or zstd";
+const WHY_PARTITIONER: &str = "producers that hash keys differently put the same key on different partitions, so the key's messages lose their order, a compacted topic keeps one latest value per partition it landed on, and readers that rely on co-partitioning (Kafka Streams joins, a consumer that owns a key's partition) miss messages";
+const WHY_PARTITIONER_KEYLESS: &str = "keyed messages land alike, but one partitioner spreads keyless messages over the partitions while the other sends them all to one partition, which then carries more than its share";
 const WHY_SESSION_BOUNDS: &str = "brokers reject session timeouts outside group.min.session.timeout.ms (6 s) to group.max.session.timeout.ms (30 min) by default, so the consumer cannot join";
 
 fn sg_subject(sg: &SubscriptionGroup) -> String {

@@ -22,7 +22,8 @@ fn ready_setup(c: &mut Config) {
         .kafka("security.protocol", "ssl")
         .producer_kafka("compression.codec", "zstd")
         .producer_kafka("enable.idempotence", "true")
-        .max_expected_downtime(3 * DAY);
+        .max_expected_downtime(3 * DAY)
+        .expected_partitioner("murmur2_random");
 }
 
 fn ready_routes(r: &mut Router) {
@@ -573,6 +574,109 @@ fn fd013_shutdown_and_poll_timing() {
         "{fs:?}"
     );
     none(&doctor(&ready_app()), "FD013");
+}
+
+#[test]
+fn fd023_a_producer_partitioning_unlike_the_organisation_s_producers() {
+    // librdkafka's default: every key hashed with CRC32 instead of Java's murmur2.
+    let report = doctor(&app_with(
+        &[],
+        |c| {
+            c.producer_kafka("partitioner", "consistent_random");
+        },
+        |_| {},
+        |_| {},
+    ));
+    let f = one(&report, "FD023", "producer");
+    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(
+        f.found,
+        "partitioner=consistent_random (set in setup) hashes keys with CRC32, \
+         expected_partitioner=murmur2_random with murmur2 (the Java client's)"
+    );
+    assert!(
+        f.why.contains("same key on different partitions"),
+        "{}",
+        f.why
+    );
+    assert!(
+        f.fix
+            .starts_with("set `c.producer_kafka(\"partitioner\", \"murmur2_random\")`"),
+        "{}",
+        f.fix
+    );
+    assert!(f.fix.contains("docs/partitioning.md"), "{}", f.fix);
+    assert_eq!(report.exit_code(false), 1);
+
+    // The same hash for keys: only keyless messages land elsewhere.
+    let report = doctor(&app_with(
+        &[("FERRAFKA_KAFKA_PARTITIONER", "murmur2")],
+        |_| {},
+        |_| {},
+        |_| {},
+    ));
+    let f = one(&report, "FD023", "producer");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.found.starts_with(
+            "partitioner=murmur2 (set in env:FERRAFKA_KAFKA_PARTITIONER), \
+             expected_partitioner=murmur2_random: both hash keys with murmur2"
+        ),
+        "{}",
+        f.found
+    );
+    assert!(
+        f.found
+            .ends_with("keyless messages go to one partition instead of a random partition"),
+        "{}",
+        f.found
+    );
+    assert!(
+        f.fix
+            .starts_with("set `FERRAFKA_KAFKA_PARTITIONER=murmur2_random`"),
+        "{}",
+        f.fix
+    );
+
+    // An organisation still on librdkafka's default, in development: checked in every
+    // environment, against ferrafka's own default.
+    let app = App::builder_with_env([("FERRAFKA_ENV".to_string(), "development".to_string())])
+        .setup(|c| {
+            c.client_id("shop")
+                .expected_partitioner("consistent_random");
+        })
+        .routes(|r| {
+            r.topic("orders").consumer(|| Noop);
+        })
+        .build();
+    let f = one(&doctor(&app), "FD023", "producer").clone();
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.found.starts_with(
+            "partitioner=murmur2_random (ferrafka's default) hashes keys with murmur2"
+        ),
+        "{}",
+        f.found
+    );
+    assert!(
+        f.fix
+            .starts_with("set `c.producer_kafka(\"partitioner\", \"consistent_random\")`"),
+        "{}",
+        f.fix
+    );
+
+    // Matching, or nothing declared: nothing to report.
+    none(&doctor(&ready_app()), "FD023");
+    let undeclared = app_with(
+        &[],
+        |c| {
+            c.expected_partitioner = None;
+            c.producer_kafka("partitioner", "random");
+        },
+        |_| {},
+        |_| {},
+    );
+    none(&doctor(&undeclared), "FD023");
 }
 
 #[test]

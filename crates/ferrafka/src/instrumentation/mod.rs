@@ -23,179 +23,34 @@
 //! # let _ = app;
 //! ```
 
+mod event;
+mod health;
+pub(crate) mod http;
 mod metrics;
+pub(crate) mod spans;
+pub(crate) mod statistics;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, OnceLock};
 
-use crate::consumer::SeekTo;
-
+pub use event::{AppState, ErrorKind, Event, PartitionRef, PauseReason};
+pub use health::{Health, Verdict};
 pub use metrics::Metrics;
 
-/// Something the server did. Topic names and error texts are borrowed for the call: copy
-/// what you keep.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Event<'a> {
-    /// The server's state changed.
-    AppState(AppState),
-    /// The group assigned partitions to a subscription group's consumer.
-    PartitionsAssigned {
-        /// `consumer_group/subscription_group`.
-        subscription_group: &'a str,
-        /// (topic, partition) pairs.
-        partitions: &'a [(String, i32)],
-    },
-    /// The group took partitions back (a rebalance, leaving the group).
-    PartitionsRevoked {
-        /// `consumer_group/subscription_group`.
-        subscription_group: &'a str,
-        /// (topic, partition) pairs.
-        partitions: &'a [(String, i32)],
-    },
-    /// A batch began: `consume` is about to be called.
-    BatchStarted {
-        /// Its partition.
-        partition: PartitionRef<'a>,
-        /// Its first and last offsets.
-        offsets: (i64, i64),
-        /// How many messages it holds.
-        messages: usize,
-        /// 1 for a first attempt, then 2, 3, …
-        attempt: u32,
-    },
-    /// `consume` returned `Ok`.
-    BatchConsumed {
-        /// Its partition.
-        partition: PartitionRef<'a>,
-        /// Its first and last offsets.
-        offsets: (i64, i64),
-        /// How many messages it held.
-        messages: usize,
-        /// Its attempt.
-        attempt: u32,
-        /// How long `consume` took.
-        duration: Duration,
-    },
-    /// `consume` returned `Err` or panicked: the batch is retried after a backoff.
-    BatchFailed {
-        /// Its partition.
-        partition: PartitionRef<'a>,
-        /// Its first and last offsets.
-        offsets: (i64, i64),
-        /// Its attempt.
-        attempt: u32,
-        /// How long `consume` took.
-        duration: Duration,
-        /// The error chain (or the panic's message).
-        error: &'a str,
-    },
-    /// A message was produced to its dead-letter topic (and is then marked).
-    DeadLettered {
-        /// Its partition.
-        partition: PartitionRef<'a>,
-        /// Its offset.
-        offset: i64,
-        /// The dead-letter topic.
-        dead_letter_topic: &'a str,
-        /// Attempts it failed before.
-        attempts: u32,
-    },
-    /// Fetching a partition paused.
-    Paused {
-        /// The partition.
-        partition: PartitionRef<'a>,
-        /// Why.
-        reason: PauseReason,
-    },
-    /// Fetching a partition resumed.
-    Resumed {
-        /// The partition.
-        partition: PartitionRef<'a>,
-    },
-    /// A partition's fetch position moved on the consumer's request.
-    Seeked {
-        /// The partition.
-        partition: PartitionRef<'a>,
-        /// Where to.
-        to: SeekTo,
-        /// False when librdkafka refused (processing goes on from where it was).
-        ok: bool,
-    },
-    /// A partition's next offset was stored for the next commit.
-    OffsetStored {
-        /// The partition.
-        partition: PartitionRef<'a>,
-        /// The offset stored: the next one to process.
-        next: i64,
-    },
-    /// A subscription group's client hit a fatal error and is being rebuilt.
-    ClientRebuilding {
-        /// `consumer_group/subscription_group`.
-        subscription_group: &'a str,
-        /// librdkafka's reason.
-        reason: &'a str,
-    },
-    /// An error outside a batch's own outcome.
-    Error {
-        /// Where it happened.
-        kind: ErrorKind,
-        /// The partition, when it concerns one.
-        partition: Option<PartitionRef<'a>>,
-        /// The error chain.
-        error: &'a str,
-    },
+/// What the server's HTTP endpoint serves (set up when `http_port` is set): both are
+/// subscribed to the app's events.
+#[derive(Clone, Debug)]
+pub(crate) struct Probes {
+    pub(crate) metrics: Metrics,
+    pub(crate) health: Health,
 }
 
-/// One topic partition, as events name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionRef<'a> {
-    /// Topic name.
-    pub topic: &'a str,
-    /// Partition number.
-    pub partition: i32,
-}
-
-/// The server's lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AppState {
-    /// Listeners are connected and polling.
-    Running,
-    /// Quiet mode: running batches finish, nothing new starts, partitions stay.
-    Quieting,
-    /// Shutdown began: running batches get until `shutdown_timeout`.
-    Stopping,
-    /// Every listener left its group.
-    Stopped,
-}
-
-/// Why fetching a partition paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PauseReason {
-    /// A failed batch waits for its retry's backoff.
-    Retry,
-    /// The consumer asked (`ctx.pause`).
-    Consumer,
-    /// Enough messages wait behind a running batch (`partition_buffer_*`).
-    Backlog,
-    /// Quiet mode.
-    Quiet,
-}
-
-/// Where an [`Event::Error`] happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The consumer's `revoked` hook failed or panicked.
-    RevokedHook,
-    /// The consumer's `shutdown` hook failed or panicked.
-    ShutdownHook,
-    /// Producing a message to its dead-letter topic failed (the message is retried).
-    DeadLetter,
-    /// A partition's executor ended without a report; it was replaced.
-    Executor,
+/// The consumer group of a `consumer_group/subscription_group` label (subscription group
+/// names hold no `/`).
+pub(crate) fn consumer_group_of(subscription_group: &str) -> &str {
+    subscription_group
+        .rsplit_once('/')
+        .map_or(subscription_group, |(group, _)| group)
 }
 
 /// Something that receives events: any `Fn(&Event)` closure.
@@ -214,6 +69,8 @@ impl<F: Fn(&Event<'_>) + Send + Sync + 'static> Subscriber for F {
 #[derive(Clone, Default)]
 pub(crate) struct Monitor {
     subscribers: Arc<Vec<Box<dyn Subscriber>>>,
+    /// The statistics thread, started by the first report.
+    statistics: Arc<OnceLock<Sender<statistics::Raw>>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -229,6 +86,52 @@ impl Monitor {
     pub(crate) fn new(subscribers: Vec<Box<dyn Subscriber>>) -> Self {
         Monitor {
             subscribers: Arc::new(subscribers),
+            statistics: Arc::default(),
+        }
+    }
+
+    /// Hands a client's statistics report to the statistics thread, which decodes it and
+    /// emits [`Event::Statistics`] and [`Event::ConsumerLag`]; with no subscriber, does
+    /// nothing.
+    pub(crate) fn statistics(&self, source: &Arc<statistics::StatisticsSource>, json: &[u8]) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let thread = self.statistics.get_or_init(|| {
+            // The thread's own monitor has no statistics sender: when the app's monitors
+            // are gone, the channel closes and the thread ends.
+            statistics::spawn(Monitor {
+                subscribers: self.subscribers.clone(),
+                statistics: Arc::default(),
+            })
+        });
+        let raw = statistics::Raw {
+            source: source.clone(),
+            json: json.to_vec(),
+        };
+        // A send fails only when the thread could not start; that was logged.
+        let _ = thread.send(raw);
+    }
+
+    /// True when anybody listens: worth building what an event borrows.
+    pub(crate) fn is_active(&self) -> bool {
+        !self.subscribers.is_empty()
+    }
+
+    /// Emits an [`Event::Error`], formatting `error` only when anybody listens.
+    pub(crate) fn error(
+        &self,
+        kind: ErrorKind,
+        partition: Option<PartitionRef<'_>>,
+        error: &dyn std::fmt::Display,
+    ) {
+        if self.is_active() {
+            let error = error.to_string();
+            self.emit_to_all(&Event::Error {
+                kind,
+                partition,
+                error: &error,
+            });
         }
     }
 

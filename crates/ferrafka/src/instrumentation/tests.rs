@@ -79,9 +79,16 @@ mod through_the_driver {
                 dead_letter_topic,
                 ..
             } => format!("dead-lettered {offset} to {dead_letter_topic}"),
+            Event::RetryScheduled {
+                offset,
+                attempt,
+                backoff,
+                ..
+            } => format!("retry at {offset} as attempt {attempt} in {backoff:?}"),
             Event::Paused { reason, .. } => format!("paused {reason:?}"),
             Event::Resumed { .. } => "resumed".into(),
             Event::OffsetStored { next, .. } => format!("stored {next}"),
+            Event::ConsumerLag { lag, .. } => format!("lag {lag}"),
             other => format!("{other:?}"),
         }
     }
@@ -110,6 +117,7 @@ mod through_the_driver {
                 "started (2, 2) attempt 1",
                 "consumed (2, 2)",
                 "stored 3",
+                "lag 0",
             ]
         );
     }
@@ -123,6 +131,7 @@ mod through_the_driver {
                 "assigned [(\"in\", 0)]",
                 "started (0, 1) attempt 1",
                 "failed (0, 1): bad payload",
+                "retry at 0 as attempt 2 in 1s",
                 "paused Retry",
                 "resumed",
                 // The failure is isolated: the messages before it run alone first.
@@ -131,15 +140,18 @@ mod through_the_driver {
                 "stored 1",
                 "started (1, 1) attempt 2",
                 "failed (1, 1): bad payload",
+                "retry at 1 as attempt 3 in 2s",
                 "paused Retry",
                 "resumed",
-                // Dead-lettered after failing alone max_retries + 1 times.
+                // Dead-lettered after failing alone max_retries + 1 times, once the backoff
+                // passed: no retry is announced.
                 "started (1, 1) attempt 3",
                 "failed (1, 1): bad payload",
                 "paused Retry",
                 "resumed",
                 "dead-lettered 1 to in-dlq",
                 "stored 2",
+                "lag 0",
             ]
         );
     }
@@ -154,7 +166,7 @@ mod through_the_driver {
         assert_eq!(pauses, ["paused Consumer", "resumed"], "{events:#?}");
         assert_eq!(
             events.last().map(String::as_str),
-            Some("stored 3"),
+            Some("lag 0"),
             "{events:#?}"
         );
     }
@@ -179,17 +191,19 @@ mod through_the_driver {
         }
         tester.consume().await;
         let text = metrics.render();
+        // Paused for each retry, resumed after each: no pause series is left.
+        assert!(!text.contains("ferrafka_partition_paused{"), "{text}");
         for line in [
-            "ferrafka_messages_consumed_total{topic=\"in\",partition=\"0\"} 3",
+            "ferrafka_messages_consumed_total{consumer_group=\"ferrafka\",topic=\"in\",partition=\"0\"} 3",
             // [0, 1] and [3]; [2, 3] failed once, then [2] alone twice and was dead-lettered.
-            "ferrafka_batches_total{topic=\"in\",partition=\"0\",outcome=\"consumed\"} 2",
-            "ferrafka_batches_total{topic=\"in\",partition=\"0\",outcome=\"failed\"} 3",
-            "ferrafka_messages_dead_lettered_total{topic=\"in\",partition=\"0\"} 1",
-            "ferrafka_offset_stored{topic=\"in\",partition=\"0\"} 4",
-            // Paused for each retry, resumed after each: nothing paused at the end.
-            "ferrafka_partition_paused{topic=\"in\",partition=\"0\",reason=\"retry\"} 0",
-            "ferrafka_batch_duration_seconds_count{topic=\"in\"} 5",
+            "ferrafka_batches_total{consumer_group=\"ferrafka\",topic=\"in\",partition=\"0\",outcome=\"consumed\"} 2",
+            "ferrafka_batches_total{consumer_group=\"ferrafka\",topic=\"in\",partition=\"0\",outcome=\"failed\"} 3",
+            "ferrafka_messages_dead_lettered_total{consumer_group=\"ferrafka\",topic=\"in\",partition=\"0\"} 1",
+            "ferrafka_offset_stored{consumer_group=\"ferrafka\",topic=\"in\",partition=\"0\"} 4",
+            "ferrafka_retries_total{consumer_group=\"ferrafka\",topic=\"in\",partition=\"0\"} 2",
+            "ferrafka_batch_duration_seconds_count{consumer_group=\"ferrafka\",topic=\"in\"} 5",
             "ferrafka_partitions_assigned_total{subscription_group=\"tester\"} 1",
+            "ferrafka_rebalances_total{subscription_group=\"tester\"} 1",
             "# TYPE ferrafka_batch_duration_seconds histogram",
             "# UNIT ferrafka_batch_duration_seconds seconds",
         ] {

@@ -174,7 +174,16 @@ pub(crate) fn check_property(
          choose another value"
             .to_string()
     } else {
-        match table.get(name).map(|p| p.range.as_str()) {
+        // librdkafka's table gives no range for `partitioner`, a string it validates itself.
+        let partitioners;
+        let range = match name {
+            "partitioner" => {
+                partitioners = super::partitioners::names();
+                Some(partitioners.as_str())
+            }
+            _ => table.get(name).map(|p| p.range.as_str()),
+        };
+        match range {
             Some(range) if !range.is_empty() => {
                 problem.push_str(&format!("; allowed values: {range}"));
                 format!("set `{name}` to one of: {range}")
@@ -368,6 +377,26 @@ mod tests {
         );
         let v = check("session.timeout.ms", "-5").expect("out of range");
         assert!(v.problem.contains("outside allowed range"), "{}", v.problem);
+    }
+
+    #[test]
+    fn an_unknown_partitioner_lists_librdkafka_s_partitioners() {
+        let v = check("partitioner", "murmur2-random").expect("invalid value");
+        assert!(v.problem.contains("\"partitioner\""), "{}", v.problem);
+        assert!(
+            v.problem.ends_with(
+                "allowed values: random, consistent, consistent_random, murmur2, \
+                 murmur2_random, fnv1a, fnv1a_random"
+            ),
+            "{}",
+            v.problem
+        );
+        assert!(
+            v.fix.starts_with("set `partitioner` to one of: "),
+            "{}",
+            v.fix
+        );
+        assert_eq!(check("partitioner", "murmur2_random"), None);
     }
 
     #[test]

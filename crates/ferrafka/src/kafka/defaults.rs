@@ -28,6 +28,9 @@ fn librdkafka_default(property: &str, producer: bool) -> Option<&'static str> {
         "message.send.max.retries" => "2147483647",
         "message.timeout.ms" => "300000",
         "isolation.level" => "read_committed",
+        // CRC32 of the key: not where the Java client puts it (ferrafka's producer sets
+        // murmur2_random, see `PRODUCER_DEFAULTS`).
+        "partitioner" => "consistent_random",
         _ => return None,
     })
 }
@@ -107,6 +110,16 @@ mod tests {
                 "{property}"
             );
         }
+        // A topic-level property is read through the default topic configuration, which exists
+        // once one topic-level property is set.
+        let topic_level = rdkafka::config::ClientConfig::new()
+            .set("message.timeout.ms", "300000")
+            .create_native_config()
+            .unwrap();
+        assert_eq!(
+            topic_level.get("partitioner").ok().as_deref(),
+            librdkafka_default("partitioner", true)
+        );
         // Topic auto-creation applies to producers too (librdkafka gives them `true` unless set).
         assert_eq!(
             crate::librdkafka::properties()["allow.auto.create.topics"].scope,

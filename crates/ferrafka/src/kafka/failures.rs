@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use super::log::{ClientLog, Who};
 use crate::config::KAFKA_ENV_PREFIX;
 
 /// A connection refused because of the client's security settings.
@@ -176,11 +177,14 @@ fn mechanism(reason: &str, kafka: &BTreeMap<String, String>) -> String {
 }
 
 /// The last configuration failure a client reported, kept for the code that waits on it (a
-/// metadata request that timed out says only "transport failure").
+/// metadata request that timed out says only "transport failure"); it carries the client's
+/// [`ClientLog`], which every context that watches failures writes through.
 #[derive(Debug, Default)]
 pub(crate) struct FailureWatch {
     kafka: BTreeMap<String, String>,
     last: Mutex<Option<ConnectionFailure>>,
+    /// How the client's reports are written.
+    pub(crate) log: ClientLog,
 }
 
 impl FailureWatch {
@@ -189,6 +193,7 @@ impl FailureWatch {
         FailureWatch {
             kafka: kafka.clone(),
             last: Mutex::new(None),
+            log: ClientLog::new(kafka),
         }
     }
 
@@ -217,7 +222,8 @@ impl FailureWatch {
 }
 
 /// The context of a client whose configuration failures someone waits on: records them in its
-/// watch, logs them explained, and forwards librdkafka's log lines to `tracing`.
+/// watch, logs them explained, and writes librdkafka's log lines and errors through the
+/// watch's [`ClientLog`] (levels mapped, repeats summarised).
 pub(crate) struct WatchedContext {
     /// The client's name in logs.
     pub(crate) client: String,
@@ -228,13 +234,15 @@ pub(crate) struct WatchedContext {
 impl rdkafka::ClientContext for WatchedContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.watch.on_log(log_message);
-        super::forward_log(&self.client, level, fac, log_message);
+        let who = Who::Client(&self.client);
+        self.watch.log.forward(who, level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        let who = Who::Client(&self.client);
         match self.watch.on_error(&error, reason) {
-            Some(failure) => tracing::error!(client = %self.client, %error, "{failure}"),
-            None => tracing::error!(client = %self.client, %error, reason, "librdkafka error"),
+            Some(failure) => self.watch.log.failure(who, Some(&error), &failure),
+            None => self.watch.log.error(who, &error, reason, None),
         }
     }
 }

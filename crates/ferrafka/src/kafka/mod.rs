@@ -5,10 +5,17 @@
 //! Every client gets `client.id` and every app-wide property (`c.kafka`, `FERRAFKA_KAFKA_*`),
 //! security settings included; nothing outside this module layers properties. Secrets are
 //! hidden with [`crate::secrets`] wherever a value is shown.
+//!
+//! What the clients report goes through here too: configuration failures explained
+//! (`failures`), and librdkafka's log lines and errors written once per event, levels mapped,
+//! repeats summarised (`log`, `repeats`).
 
 mod check;
 mod defaults;
 mod failures;
+mod log;
+pub(crate) mod partitioners;
+mod repeats;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +29,7 @@ pub(crate) use check::{check_clients, check_kafka};
 pub(crate) use defaults::{effective, is_set, millis};
 pub use failures::{ConnectionFailure, FailureKind};
 pub(crate) use failures::{FailureWatch, WatchedContext};
+pub(crate) use log::{Who, any_broker_up};
 
 /// The librdkafka properties of one client (the producer, the admin client), each value with
 /// the layer it came from: what [`App::clients`](crate::App::clients) returns. Its `Debug`
@@ -114,6 +122,26 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     // Statistics feed metrics; librdkafka emits none unless an interval is set.
     ("statistics.interval.ms", "5000"),
 ];
+
+/// librdkafka properties the producer gets unless a layer above sets them.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    // The Java client's partitioner, which Kafka Streams, Kafka Connect and kafkajs share: a
+    // key lands on the partition they pick. librdkafka's own default (consistent_random,
+    // CRC32) agrees with it for about one key in six (docs/partitioning.md).
+    ("partitioner", partitioners::JAVA_COMPATIBLE),
+];
+
+/// `kafka` with the producer defaults it does not set: what a producer built outside an app
+/// ([`Producer::new`](crate::Producer::new)) runs with, so it places keys like the app's.
+pub(crate) fn with_producer_defaults(kafka: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut kafka = kafka.clone();
+    for (k, v) in PRODUCER_DEFAULTS {
+        kafka
+            .entry((*k).to_string())
+            .or_insert_with(|| (*v).to_string());
+    }
+    kafka
+}
 
 /// librdkafka properties whose value ferrafka depends on, with the reason.
 pub(crate) const FRAMEWORK_OWNED: &[(&str, &str, &str)] = &[
@@ -227,10 +255,14 @@ pub(crate) fn consumer(
     properties
 }
 
-/// The producer's properties: `client.id`, the app's properties without consumer-only ones,
-/// the producer's own, then environment variables.
+/// The producer's properties, lowest layer first: the producer defaults (`partitioner`),
+/// `client.id`, the app's properties without consumer-only ones, the producer's own, then
+/// environment variables.
 pub(crate) fn producer(config: &Config) -> ClientProperties {
     let mut properties = ClientProperties::default();
+    for (k, v) in PRODUCER_DEFAULTS {
+        properties.set(k, v, Source::Default);
+    }
     properties.set("client.id", &config.client_id, config.source("client_id"));
     app_wide(config, &mut properties, |k| !is_consumer_only(k));
     for (k, v) in &config.producer_kafka {
@@ -337,28 +369,5 @@ pub(crate) fn check_framework_owned(config: &Config, problems: &mut Vec<Problem>
                 &format!("remove `{name}` from the kafka settings"),
             ));
         }
-    }
-}
-
-/// Sends librdkafka's log lines to `tracing`.
-pub(crate) fn forward_log(
-    client: &str,
-    level: rdkafka::config::RDKafkaLogLevel,
-    fac: &str,
-    message: &str,
-) {
-    use rdkafka::config::RDKafkaLogLevel;
-    match level {
-        RDKafkaLogLevel::Emerg
-        | RDKafkaLogLevel::Alert
-        | RDKafkaLogLevel::Critical
-        | RDKafkaLogLevel::Error => {
-            tracing::error!(target: "librdkafka", client, fac, "{message}")
-        }
-        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", client, fac, "{message}"),
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-            tracing::info!(target: "librdkafka", client, fac, "{message}")
-        }
-        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", client, fac, "{message}"),
     }
 }

@@ -116,6 +116,61 @@ fn the_producer_gets_no_consumer_only_property() {
 }
 
 #[test]
+fn the_producer_partitions_like_java_unless_a_layer_says_otherwise() {
+    let partitioner = |config: &Config| {
+        let properties = producer(config);
+        let (value, source) = properties.with_sources()["partitioner"].clone();
+        (value, source)
+    };
+    let mut config = Config::for_env(Environment::Production);
+    assert_eq!(
+        partitioner(&config),
+        ("murmur2_random".into(), Source::Default)
+    );
+    // Consumers and the admin client have no use for it.
+    let overrides = TopicOverrides {
+        topic: "orders",
+        initial_offset: None,
+        kafka: &BTreeMap::new(),
+    };
+    assert_eq!(
+        consumer(&config, "shop", &overrides).get("partitioner"),
+        None
+    );
+    assert_eq!(admin(&config).get("partitioner"), None);
+
+    config.kafka("partitioner", "fnv1a_random");
+    assert_eq!(partitioner(&config), ("fnv1a_random".into(), Source::Setup));
+    config.producer_kafka("partitioner", "consistent_random");
+    assert_eq!(
+        partitioner(&config),
+        ("consistent_random".into(), Source::Setup)
+    );
+    config.apply_env([(
+        "FERRAFKA_KAFKA_PARTITIONER".to_string(),
+        "murmur2".to_string(),
+    )]);
+    assert_eq!(
+        partitioner(&config),
+        (
+            "murmur2".into(),
+            Source::EnvVar("FERRAFKA_KAFKA_PARTITIONER".into())
+        )
+    );
+}
+
+#[test]
+fn a_producer_built_from_bare_properties_partitions_like_the_app_s() {
+    let bare = BTreeMap::from([("bootstrap.servers".to_string(), "b:9092".to_string())]);
+    assert_eq!(
+        with_producer_defaults(&bare)["partitioner"],
+        partitioners::JAVA_COMPATIBLE
+    );
+    let chosen = BTreeMap::from([("partitioner".to_string(), "consistent_random".to_string())]);
+    assert_eq!(with_producer_defaults(&chosen), chosen);
+}
+
+#[test]
 fn changing_a_framework_owned_property_is_a_problem() {
     let mut config = Config::default();
     config

@@ -13,6 +13,8 @@ use serde::de::DeserializeOwned;
 use crate::error::BoxError;
 
 mod batch;
+#[cfg(test)]
+mod header_race;
 
 pub use batch::{BatchMetadata, Iter, Messages};
 
@@ -296,7 +298,7 @@ impl Message {
         Ok(serde_json::from_value(deserializer.deserialize(self)?)?)
     }
 
-    /// All headers, in order, read in place (nothing is parsed before this is called).
+    /// All headers, in order, read in place (parsed once, when the message was polled).
     pub fn headers(&self) -> impl DoubleEndedIterator<Item = Header<'_>> + ExactSizeIterator + '_ {
         let count = match &self.body {
             Body::Kafka(m) => m.header_count(),

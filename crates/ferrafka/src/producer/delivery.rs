@@ -51,6 +51,9 @@ impl ManyState {
 /// Receives delivery reports on librdkafka's polling thread.
 pub(crate) struct DeliveryContext {
     pub(super) failed: AtomicU64,
+    pub(super) monitor: crate::instrumentation::Monitor,
+    /// Who this producer is, for its statistics reports.
+    pub(super) statistics: Arc<crate::instrumentation::statistics::StatisticsSource>,
     /// Rejected credentials and certificates, to explain a delivery that times out on them.
     pub(super) watched: crate::kafka::WatchedContext,
 }
@@ -62,7 +65,44 @@ impl ClientContext for DeliveryContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if self.monitor.is_active() {
+            let text = format!("{error}: {reason}");
+            let text = crate::secrets::redact_text(&text, &self.statistics.kafka);
+            let kind = crate::instrumentation::ErrorKind::Producer;
+            self.monitor.error(kind, None, &text);
+        }
         self.watched.error(error, reason);
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.monitor.statistics(&self.statistics, statistics);
+    }
+}
+
+impl DeliveryContext {
+    /// [`Event::Delivered`](crate::instrumentation::Event::Delivered) or
+    /// [`Event::DeliveryFailed`](crate::instrumentation::Event::DeliveryFailed).
+    fn emit(&self, result: &DeliveryResult<'_>) {
+        use crate::instrumentation::Event;
+        use rdkafka::Message as _;
+        if !self.monitor.is_active() {
+            return;
+        }
+        match result {
+            Ok(m) => self.monitor.emit(|| Event::Delivered {
+                topic: m.topic(),
+                partition: m.partition(),
+                offset: m.offset(),
+            }),
+            Err((e, m)) => {
+                let error = e.to_string();
+                self.monitor.emit(|| Event::DeliveryFailed {
+                    topic: m.topic(),
+                    partition: m.partition(),
+                    error: &error,
+                })
+            }
+        }
     }
 }
 
@@ -73,6 +113,7 @@ impl ProducerContext for DeliveryContext {
         use rdkafka::Message as _;
         let fire_and_forget = Tracker::Report;
         let tracker = tracked.0.as_deref().unwrap_or(&fire_and_forget);
+        self.emit(result);
         let outcome = match result {
             Ok(m) => Ok(Delivery {
                 partition: m.partition(),

@@ -22,8 +22,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use crate::error::{DeliveryFailure, Error, Result};
+use crate::instrumentation::statistics::StatisticsSource;
+use crate::instrumentation::{Monitor, spans};
 
 mod delivery;
 
@@ -106,6 +109,20 @@ impl<'a> Record<'a> {
         self.topic
     }
 
+    /// The record with the trace context of `span` in its headers (with the `opentelemetry`
+    /// feature, and only when `span` is traced).
+    #[cfg(feature = "opentelemetry")]
+    fn traced(self, span: &tracing::Span) -> Self {
+        let headers = crate::otel::inject(self.headers, span);
+        Record { headers, ..self }
+    }
+
+    /// Without the `opentelemetry` feature, the record as it is.
+    #[cfg(not(feature = "opentelemetry"))]
+    fn traced(self, _: &tracing::Span) -> Self {
+        self
+    }
+
     fn into_base(self, tracker: Option<Arc<Tracker>>) -> Outgoing<'a> {
         let mut base = BaseRecord::with_opaque_to(self.topic, Tracked(tracker));
         base.payload = self.payload;
@@ -136,7 +153,7 @@ struct Client {
 const REPORT_POLL: Duration = Duration::from_millis(500);
 
 impl Client {
-    fn create(kafka: &BTreeMap<String, String>) -> Result<Self, KafkaError> {
+    fn create(kafka: &BTreeMap<String, String>, monitor: &Monitor) -> Result<Self, KafkaError> {
         let mut config = ClientConfig::new();
         for (k, v) in kafka {
             config.set(k, v);
@@ -144,6 +161,12 @@ impl Client {
         let producer: Arc<BaseProducer<DeliveryContext>> =
             Arc::new(config.create_with_context(DeliveryContext {
                 failed: AtomicU64::new(0),
+                monitor: monitor.clone(),
+                statistics: Arc::new(StatisticsSource {
+                    client: "producer".into(),
+                    consumer_group: None,
+                    kafka: kafka.clone(),
+                }),
                 watched: crate::kafka::WatchedContext {
                     client: "producer".into(),
                     watch: Arc::new(crate::kafka::FailureWatch::new(kafka)),
@@ -183,6 +206,8 @@ struct Inner {
     /// Created on first use, so an app that never produces runs no producer.
     client: OnceLock<Result<Client, KafkaError>>,
     queue_full_timeout: Duration,
+    /// Where delivery and statistics events go.
+    monitor: Monitor,
 }
 
 /// The app-wide producer; cheap to clone.
@@ -201,6 +226,10 @@ impl Producer {
     /// Creates a producer from librdkafka properties, connecting now so a bad property fails
     /// here. Every property is validated first: invalid ones are reported together as
     /// [`Error::Config`] (secrets redacted) and nothing connects.
+    ///
+    /// Keys are placed like the app's producer and Java's client place them
+    /// (`partitioner=murmur2_random`) unless `kafka` sets `partitioner` (see
+    /// [`guide::partitioning`](crate::guide::partitioning)).
     pub fn new(kafka: &BTreeMap<String, String>) -> Result<Self> {
         crate::kafka::check_kafka("producer", kafka)?;
         let producer = Self::lazy(kafka);
@@ -209,14 +238,21 @@ impl Producer {
     }
 
     /// A producer that creates its librdkafka client on first use (properties are expected to
-    /// be validated already, as the app does at boot).
+    /// be validated already, as the app does at boot). Keys are placed as with
+    /// [`Producer::new`].
     pub fn lazy(kafka: &BTreeMap<String, String>) -> Self {
+        Self::monitored(kafka, Monitor::default())
+    }
+
+    /// [`Producer::lazy`] emitting delivery and statistics events to `monitor`.
+    pub(crate) fn monitored(kafka: &BTreeMap<String, String>, monitor: Monitor) -> Self {
         Producer {
             inner: Arc::new(Inner {
-                kafka: kafka.clone(),
+                kafka: crate::kafka::with_producer_defaults(kafka),
                 capture: None,
                 client: OnceLock::new(),
                 queue_full_timeout: Duration::from_secs(10),
+                monitor,
             }),
         }
     }
@@ -225,7 +261,7 @@ impl Producer {
         match self
             .inner
             .client
-            .get_or_init(|| Client::create(&self.inner.kafka))
+            .get_or_init(|| Client::create(&self.inner.kafka, &self.inner.monitor))
         {
             Ok(client) => Ok(&client.producer),
             Err(source) => Err(Error::create_client("producer", source, &self.inner.kafka)),
@@ -249,12 +285,29 @@ impl Producer {
                 capture: Some(capture),
                 client: OnceLock::new(),
                 queue_full_timeout: Duration::ZERO,
+                monitor: Monitor::default(),
             }),
         }
     }
 
     /// Produces one message and waits for the broker's acknowledgement.
     pub async fn produce(&self, record: Record<'_>) -> Result<Delivery> {
+        let span = spans::produce(record.topic, 1);
+        let record = record.traced(&span);
+        let result = self.produce_traced(record).instrument(span.clone()).await;
+        match &result {
+            Ok(delivery) => {
+                span.record("partition", delivery.partition);
+                span.record("offset", delivery.offset);
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        result
+    }
+
+    async fn produce_traced(&self, record: Record<'_>) -> Result<Delivery> {
         if let Some(capture) = &self.inner.capture {
             return capture.keep(record);
         }
@@ -306,6 +359,9 @@ impl Producer {
     ///
     /// Blocks the calling thread while librdkafka's queue is full (up to `queue_full_timeout`).
     pub fn produce_async(&self, record: Record<'_>) -> Result<()> {
+        let span = spans::produce(record.topic, 1);
+        let _entered = span.enter();
+        let record = record.traced(&span);
         if let Some(capture) = &self.inner.capture {
             return capture.keep(record).map(|_| ());
         }
@@ -327,6 +383,13 @@ impl Producer {
         // Collected before the first await: a future holding a borrowing iterator would not be
         // `Send` for closures like `|(k, v)| Record::to(t).key(k).payload(v)` (rust#64552).
         let records: Vec<Record<'a>> = records.into_iter().collect();
+        let topic = records.first().map_or("", |r| r.topic);
+        let span = spans::produce(topic, records.len());
+        let records: Vec<Record<'a>> = records.into_iter().map(|r| r.traced(&span)).collect();
+        self.produce_many_traced(records).instrument(span).await
+    }
+
+    async fn produce_many_traced(&self, records: Vec<Record<'_>>) -> Result<usize> {
         if let Some(capture) = &self.inner.capture {
             return capture.keep_many(records);
         }

@@ -23,6 +23,7 @@ fn unreachable_producer(capacity: usize, wait: Duration) -> Producer {
             capture: None,
             client: OnceLock::new(),
             queue_full_timeout: wait,
+            monitor: Default::default(),
         }),
     }
 }

@@ -133,6 +133,19 @@ fn check_route(
     if let Some(vp) = &route.virtual_partitions {
         vp.check(&path, problems);
     }
+    if let Some(name) = route
+        .subscription_group
+        .as_deref()
+        .filter(|n| n.contains('/'))
+    {
+        // Events and metrics name it `consumer_group/subscription_group`.
+        problems.push(Problem::new(
+            &format!("{path}.subscription_group"),
+            name,
+            "needs to be a name without `/`",
+            "name the subscription group with letters, digits, `-`, `_` or `.`",
+        ));
+    }
     (max_messages, max_wait_time)
 }
 

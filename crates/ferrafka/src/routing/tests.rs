@@ -145,3 +145,20 @@ fn the_key_hash_is_stable_and_keyless_messages_share_one_group() {
         (0..50).map(|i| keyed(&format!("user-{i}"))).collect();
     assert_eq!(spread.len(), 4, "keys spread over every group");
 }
+
+/// Events and metrics name a subscription group `consumer_group/name`: a `/` in the name would
+/// make that ambiguous.
+#[test]
+fn a_subscription_group_name_with_a_slash_is_refused() {
+    let (_, problems) = resolve_routes(&Config::default(), |r| {
+        r.topic("orders")
+            .consumer(|| Noop)
+            .subscription_group("eu/fast");
+    });
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        problems[0].setting,
+        "routes.ferrafka.orders.subscription_group"
+    );
+    assert_eq!(problems[0].value, "eu/fast");
+}

@@ -86,7 +86,14 @@ struct LogPartition {
     position: i64,
     paused: bool,
     stored: Option<i64>,
+    /// A fault: once armed, the next pause stays whatever the partition is told afterwards,
+    /// as librdkafka's application pause survived a rebalance before issue 17's fix.
+    #[cfg(test)]
+    sticky_pause: (bool, bool),
 }
+
+/// (topic, partition, end offset, next fetch position, stored offset).
+pub(super) type LagFigure = (Arc<str>, i32, i64, i64, Option<i64>);
 
 /// Every partition the tester produced to.
 #[derive(Default)]
@@ -159,6 +166,22 @@ impl TestLog {
             .and_then(|l| l.stored)
     }
 
+    /// (topic, partition, end offset, next fetch position, stored offset) of each partition:
+    /// what the server's statistics report as consumer lag.
+    pub(super) fn lag_figures(&self) -> Vec<LagFigure> {
+        let partitions = self.partitions.borrow();
+        partitions
+            .iter()
+            .map(|((t, p), l)| (t.clone(), *p, l.messages.len() as i64, l.position, l.stored))
+            .collect()
+    }
+
+    /// The next pause of `topic`/`partition` stays, whatever the driver says later (a fault).
+    #[cfg(test)]
+    pub(crate) fn stick_next_pause(&self, topic: &str, partition: i32) {
+        self.with(&(topic.into(), partition), |log| log.sticky_pause.0 = true);
+    }
+
     fn with<T>(&self, target: &(Arc<str>, i32), f: impl FnOnce(&mut LogPartition) -> T) -> T {
         let mut partitions = self.partitions.borrow_mut();
         f(partitions.entry(target.clone()).or_default())
@@ -193,7 +216,15 @@ impl PartitionClient for TestLog {
     }
 
     fn set_paused(&self, target: &Self::Target, paused: bool) {
-        self.with(target, |log| log.paused = paused);
+        self.with(target, |log| {
+            log.paused = paused;
+            #[cfg(test)]
+            {
+                let (armed, stuck) = &mut log.sticky_pause;
+                *stuck |= *armed && paused;
+                log.paused |= *stuck;
+            }
+        });
     }
 
     fn store_offset(&self, target: &mut Self::Target, next: i64) {

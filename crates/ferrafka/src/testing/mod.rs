@@ -182,9 +182,40 @@ impl Tester {
             });
             match next {
                 Some(t) => self.now = self.now.max(t),
-                None => return,
+                None => return self.emit_lag(),
             }
         }
+    }
+
+    /// A [`ConsumerLag`](crate::instrumentation::Event::ConsumerLag) event per partition, as
+    /// the server's statistics report them, from the log.
+    fn emit_lag(&self) {
+        for (topic, partition, end, position, stored) in self.log.lag_figures() {
+            let Some((route, _)) = self.topics.get(&*topic) else {
+                continue;
+            };
+            let next = stored.unwrap_or(0);
+            self.monitor
+                .emit(|| crate::instrumentation::Event::ConsumerLag {
+                    partition: crate::instrumentation::PartitionRef {
+                        consumer_group: &route.consumer_group,
+                        topic: &topic,
+                        partition,
+                    },
+                    lag: end - next,
+                    high_watermark: end,
+                    next_offset: next,
+                    position,
+                    queried: false,
+                });
+        }
+    }
+
+    /// Makes the next pause of `topic`/`partition` stay whatever the driver asks later (a
+    /// fault of the simulated librdkafka, for tests of stall detection).
+    #[cfg(test)]
+    pub(crate) fn stick_next_pause(&mut self, topic: &str, partition: i32) {
+        self.log.stick_next_pause(topic, partition);
     }
 
     /// Starts the driver on the current runtime (once), and points its executors at it.
@@ -355,7 +386,12 @@ fn given_up(runs: &[Run], max_attempts: u32) -> BTreeSet<(&str, i32)> {
 /// keeps records instead of sending them, and what the call asked for can be read back with
 /// [`Context::marked`], [`Context::requested_pause`], [`Context::requested_seek`].
 pub fn context(topic: &str, partition: i32) -> Context {
-    let handle = PartitionHandle::new(topic.into(), partition, 1, Box::new(|_, _| {}));
+    let handle = PartitionHandle::new(
+        ("test".into(), topic.into()),
+        partition,
+        1,
+        Box::new(|_, _| {}),
+    );
     Context {
         handle: Arc::new(handle),
         producer: Producer::capturing(Arc::new(Capture::default())),

@@ -44,10 +44,7 @@ fn record(seen: &Mutex<Seen>, event: &Event<'_>) {
 
 #[test]
 fn a_server_reports_its_lifecycle_partitions_batches_and_offsets() {
-    let rt = runtime();
-    let cluster = Cluster::start();
-    let topic = unique("events");
-    cluster.create_topic(&rt, &topic, 3);
+    let (rt, cluster, topic) = with_topic("events", 3);
     const N: u64 = 300;
     cluster.produce_spread(&rt, &topic, 0, N, 3);
 

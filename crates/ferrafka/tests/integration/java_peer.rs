@@ -2,14 +2,14 @@
 //! (`testing/kafka/peer`, built with Maven on first use) writes records with null, empty and
 //! binary keys and values, tombstones, repeated and null headers, explicit timestamps and every
 //! codec, and ferrafka must read them exactly; the peer reads back exactly what ferrafka's
-//! producer writes; and the partition each client's default partitioner picks per key is
-//! compared.
+//! producer writes; and ferrafka's producer must put every key on the partition the Java
+//! client's default partitioner picks (on the embedded broker too).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use ferrafka::messages::Timestamp;
@@ -28,13 +28,31 @@ struct Rec {
     headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
-/// `java -jar kafka-peer.jar`, built with Maven the first time (offline when it can).
+/// The newest modification time of `path` and, for a directory, everything under it.
+fn newest(path: &Path) -> Option<SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mut newest = meta.modified().ok()?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).ok()?.flatten() {
+            newest = newest.max(self::newest(&entry.path()).unwrap_or(newest));
+        }
+    }
+    Some(newest)
+}
+
+/// `java -jar kafka-peer.jar`, built with Maven (offline when it can) the first time and
+/// whenever the pom or a source file is newer than the jar.
 fn peer() -> Command {
     static BUILD: Mutex<()> = Mutex::new(());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testing/kafka/peer");
     let jar = dir.join("target/kafka-peer.jar");
     let _one_build = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    if !jar.exists() {
+    let sources = newest(&dir.join("pom.xml")).max(newest(&dir.join("src")));
+    let stale = match newest(&jar) {
+        Some(built) => sources.is_some_and(|s| s > built),
+        None => true,
+    };
+    if stale {
         let pom = dir.join("pom.xml");
         let mvn = |offline: bool| {
             let mut c = Command::new("mvn");
@@ -264,65 +282,122 @@ fn the_java_client_reads_exactly_what_ferrafka_writes() {
     assert_eq!(read, written);
 }
 
+/// 300 keys placed by the Java client's default partitioner and by ferrafka's producers, on a
+/// topic with 6 partitions. The Java side: the peer's `partition-b64` (the client's own
+/// `BuiltInPartitioner`, no broker) and `produce-keys` (the client producing them, each
+/// acknowledged partition checked against `Utils.toPositive(Utils.murmur2(key)) % 6`), and
+/// `partitioning`'s own murmur2. The ferrafka side, on the suite's broker (the embedded one,
+/// then Apache Kafka): the app's producer with default settings, one from `Producer::new`, and
+/// one on librdkafka's default (`consistent_random`), which must disagree. The Java client
+/// cannot produce to the embedded broker (its connection to the broker's node is closed at the
+/// first ApiVersions request), so in the embedded half it produces on Apache Kafka, where
+/// ferrafka's default producer places the keys too.
 #[test]
-fn the_partition_per_key_of_ferrafka_and_the_java_client() {
+fn every_key_lands_on_the_partition_the_java_client_picks() {
+    use crate::partitioning::{app_producer, java_partition, keys, placed};
     let rt = runtime();
-    let cluster = Cluster::kafka();
-    let keys: Vec<String> = (0..60).map(|i| format!("customer-{i}")).collect();
-    let java: BTreeMap<String, i32> = run_peer(
-        &[
-            &["partition", "6"],
-            keys.iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .as_slice(),
-        ]
-        .concat(),
-    )
-    .iter()
-    .map(|v| {
-        let key = v["key"].as_str().expect("key").to_string();
-        (key, v["partition"].as_i64().expect("partition") as i32)
-    })
-    .collect();
-    let ferrafka = |partitioner: Option<&str>| -> BTreeMap<String, i32> {
-        let topic = unique("partition-per-key");
-        cluster.create_topic(&rt, &topic, 6);
-        let mut config = BTreeMap::from([("bootstrap.servers".to_string(), cluster.bootstrap())]);
-        if let Some(p) = partitioner {
-            config.insert("partitioner".into(), p.into());
-        }
-        let producer = Producer::new(&config).expect("producer");
-        keys.iter()
-            .map(|k| {
-                let d = rt.block_on(producer.produce(Record::to(&topic).key(k).payload("x")));
-                (k.clone(), d.expect("delivered").partition)
+    let cluster = Cluster::start();
+    let separate_kafka = (!cluster.broker.is_kafka()).then(Cluster::kafka);
+    let kafka = separate_kafka.as_ref().unwrap_or(&cluster);
+    let keys = keys();
+    let b64: Vec<String> = keys
+        .iter()
+        .map(|k| base64::engine::general_purpose::STANDARD.encode(k))
+        .collect();
+    let partitions = |lines: Vec<serde_json::Value>| -> Vec<i32> {
+        assert_eq!(lines.len(), keys.len(), "one line per key");
+        lines
+            .iter()
+            .zip(&b64)
+            .map(|(v, key)| {
+                assert_eq!(v["key"].as_str(), Some(key.as_str()), "in argument order");
+                v["partition"].as_i64().expect("partition") as i32
             })
             .collect()
     };
-    let agree =
-        |theirs: &BTreeMap<String, i32>| keys.iter().filter(|k| theirs[*k] == java[*k]).count();
-    let default = ferrafka(None);
-    let murmur2 = ferrafka(Some("murmur2_random"));
-    println!(
-        "partition per key, 6 partitions, {} keys: ferrafka's default (librdkafka consistent_random, CRC32) agrees with Java's default (murmur2) on {}; with partitioner=murmur2_random on {}",
-        keys.len(),
-        agree(&default),
-        agree(&murmur2)
+    let peer_args = |head: &[&str]| -> Vec<serde_json::Value> {
+        let mut args: Vec<&str> = head.to_vec();
+        args.extend(b64.iter().map(String::as_str));
+        run_peer(&args)
+    };
+    let java = partitions(peer_args(&["partition-b64", "6"]));
+    let topic = unique("java-keys");
+    kafka.create_topic(&rt, &topic, 6);
+    let java_produced = partitions(peer_args(&[
+        "produce-keys",
+        &kafka.bootstrap(),
+        &topic,
+        "6",
+    ]));
+    assert_eq!(
+        java_produced, java,
+        "the Java client produces where it computes"
     );
-    for k in keys.iter().take(8) {
+    let murmur2: Vec<i32> = keys.iter().map(|k| java_partition(k, 6)).collect();
+    assert_eq!(java, murmur2, "the Java client places keys by murmur2");
+
+    let app = app_producer(&cluster.bootstrap(), |_| {});
+    let default = placed(&rt, &cluster, &app.producer().expect("producer"), &keys);
+    let bare = Producer::new(&BTreeMap::from([(
+        "bootstrap.servers".to_string(),
+        cluster.bootstrap(),
+    )]))
+    .expect("producer");
+    let bare = placed(&rt, &cluster, &bare, &keys);
+    let former = app_producer(&cluster.bootstrap(), |c| {
+        c.producer_kafka("partitioner", "consistent_random");
+    });
+    let former = placed(&rt, &cluster, &former.producer().expect("producer"), &keys);
+    let on_kafka = separate_kafka.as_ref().map(|kafka| {
+        let app = app_producer(&kafka.bootstrap(), |_| {});
+        placed(&rt, kafka, &app.producer().expect("producer"), &keys)
+    });
+
+    let agree = |placed: &[i32]| placed.iter().zip(&java).filter(|(a, b)| a == b).count();
+    println!(
+        "partition per key, 6 partitions, {} keys, on the Java client's partition ({} broker): \
+         ferrafka's default ({}) {}, Producer::new {}, librdkafka's consistent_random (CRC32) \
+         {}{}",
+        keys.len(),
+        if cluster.broker.is_kafka() {
+            "Apache Kafka"
+        } else {
+            "embedded"
+        },
+        app.clients()
+            .producer()
+            .get("partitioner")
+            .unwrap_or("unset"),
+        agree(&default),
+        agree(&bare),
+        agree(&former),
+        on_kafka
+            .as_ref()
+            .map(|k| format!("; ferrafka's default on Apache Kafka {}", agree(k)))
+            .unwrap_or_default()
+    );
+    for (i, key) in keys.iter().enumerate().skip(9).take(5) {
         println!(
-            "  {k}: java {} ferrafka {} murmur2_random {}",
-            java[k], default[k], murmur2[k]
+            "  {}: java {} ferrafka {} consistent_random {}",
+            String::from_utf8_lossy(key),
+            java[i],
+            default[i],
+            former[i]
         );
     }
+    assert_eq!(default, java, "the app's producer places keys like Java's");
     assert_eq!(
-        agree(&murmur2),
-        keys.len(),
-        "murmur2_random is Java's partitioner"
+        app.clients().producer().get("partitioner"),
+        Some("murmur2_random")
     );
+    assert_eq!(bare, java, "Producer::new places keys like Java's");
+    if let Some(on_kafka) = on_kafka {
+        assert_eq!(on_kafka, java, "on Apache Kafka too");
+    }
     assert!(
-        agree(&default) < keys.len(),
-        "the default differs from Java's: {default:?}"
+        agree(&former) < keys.len() / 3,
+        "consistent_random is not Java's partitioner: {} of {} agree",
+        agree(&former),
+        keys.len()
     );
 }

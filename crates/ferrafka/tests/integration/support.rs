@@ -25,6 +25,15 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A runtime, the test's broker, and a fresh topic named after `prefix` on it.
+pub fn with_topic(prefix: &str, partitions: i32) -> (tokio::runtime::Runtime, Cluster, String) {
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let topic = unique(prefix);
+    cluster.create_topic(&rt, &topic, partitions);
+    (rt, cluster, topic)
+}
+
 impl Cluster {
     pub fn start() -> Self {
         Self::on(ferrafka_testing::broker())

@@ -1,14 +1,16 @@
 //! Static checks of the clients' librdkafka properties: rebalancing, metadata refresh,
-//! compression, and the host clock producers stamp messages with.
+//! compression, the producer's partitioner, and the host clock producers stamp messages with.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::config::Source;
 use crate::doctor::{
     AppView, ClockStatus, HostClock, Report, Severity, WHY_ASSIGNOR, WHY_CLOCK, WHY_CODEC_MISMATCH,
-    WHY_CODEC_MISSING, WHY_NO_CODEC, WHY_REFRESH, WHY_STATIC_MEMBERSHIP, WHY_STATIC_SESSION, clock,
-    sg_subject,
+    WHY_CODEC_MISSING, WHY_NO_CODEC, WHY_PARTITIONER, WHY_PARTITIONER_KEYLESS, WHY_REFRESH,
+    WHY_STATIC_MEMBERSHIP, WHY_STATIC_SESSION, clock, sg_subject,
 };
+use crate::kafka::partitioners;
 use crate::kafka::{effective, is_set, millis};
 
 /// FD005: assignment strategy and static membership.
@@ -235,6 +237,69 @@ pub(crate) fn check_host_clock(clock: &HostClock, report: &mut Report) {
             format!("unknown: {reason}"),
             WHY_CLOCK,
             "check synchronisation on the host itself (`timedatectl`, `chronyc tracking`)",
+        ),
+    }
+}
+
+/// FD023: the producer's partitioner differs from the one the organisation declares
+/// (`expected_partitioner`), in every environment. Nothing to compare without a declaration;
+/// an undeclared name is FD000's (boot refuses it).
+pub(crate) fn check_partitioner(app: &dyn AppView, report: &mut Report) {
+    let Some(expected) = app.config().expected_partitioner.as_deref() else {
+        return;
+    };
+    let Some(wanted) = partitioners::find(expected) else {
+        return;
+    };
+    let (actual, source) = match app.producer_kafka_sources().remove("partitioner") {
+        Some((value, source)) => (value, Some(source)),
+        None => (
+            effective(&app.producer_kafka(), "partitioner", true).unwrap_or_default(),
+            None,
+        ),
+    };
+    if actual == expected {
+        return;
+    }
+    let from = match &source {
+        Some(Source::Default) => "ferrafka's default".to_string(),
+        Some(source) => format!("set in {source}"),
+        None => "librdkafka's default".to_string(),
+    };
+    let change = match &source {
+        Some(Source::EnvVar(var)) => format!("set `{var}={expected}`"),
+        _ => format!("set `c.producer_kafka(\"partitioner\", \"{expected}\")`"),
+    };
+    let fix = format!(
+        "{change}, or declare the partitioner the other producers really use; switching a topic \
+         that already holds keyed messages moves keys to other partitions: switch every producer \
+         of it at once (docs/partitioning.md)"
+    );
+    match partitioners::find(&actual) {
+        Some(p) if p.hash == wanted.hash => report.push(
+            "FD023",
+            Severity::Warning,
+            "producer",
+            format!(
+                "partitioner={actual} ({from}), expected_partitioner={expected}: both hash keys \
+                 with {}, but keyless messages go to {} instead of {}",
+                p.hash, p.keyless, wanted.keyless
+            ),
+            WHY_PARTITIONER_KEYLESS,
+            fix,
+        ),
+        found => report.push(
+            "FD023",
+            Severity::Error,
+            "producer",
+            format!(
+                "partitioner={actual} ({from}) hashes keys with {}, expected_partitioner={expected} \
+                 with {}",
+                found.map_or("an unknown hash", |p| p.hash),
+                wanted.hash
+            ),
+            WHY_PARTITIONER,
+            fix,
         ),
     }
 }

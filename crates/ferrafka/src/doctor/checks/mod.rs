@@ -7,8 +7,8 @@ mod settings;
 mod topics;
 
 pub(crate) use clients::{
-    check_compression, check_host_clock, check_metadata_refresh, check_rebalancing,
-    compare_topic_codec, producer_codec,
+    check_compression, check_host_clock, check_metadata_refresh, check_partitioner,
+    check_rebalancing, compare_topic_codec, producer_codec,
 };
 pub(crate) use security::{check_client_security, check_delivery};
 pub(crate) use settings::{

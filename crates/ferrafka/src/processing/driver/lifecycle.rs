@@ -49,6 +49,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             if slot.machine.revoke() {
                 tracing::warn!(
                     subscription_group = group,
+                    consumer_group = %slot.handle.consumer_group,
                     topic,
                     partition,
                     ?waited,
@@ -118,12 +119,13 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                 }
                 let (topic, partition) = (&slots.topic.name, slot.handle.partition);
                 tracing::error!(
+                    consumer_group = %slot.handle.consumer_group,
                     topic = %topic, partition,
                     "the partition's executor ended without a report; starting a new one, its batch is retried"
                 );
                 self.hands.monitor.emit(|| Event::Error {
                     kind: ErrorKind::Executor,
-                    partition: Some(PartitionRef { topic, partition }),
+                    partition: Some(slot.handle.partition_ref()),
                     error: "the partition's executor ended without a report",
                 });
                 slot.worker = self.hands.workers.start(&slots.topic, &slot.handle);

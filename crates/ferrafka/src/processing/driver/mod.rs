@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::Config;
 use crate::consumer::PartitionHandle;
-use crate::instrumentation::{Event, Monitor, PartitionRef};
+use crate::instrumentation::{Event, Monitor};
 use crate::messages::TopicInfo;
 use crate::processing::executor::{ExecutorReport, Job, ReportKind};
 use crate::processing::partition::{
@@ -202,7 +202,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                 .any(|r| r.topic == name && r.partition == *partition);
             let marks = self.hands.workers.mark_sink(&name, *partition, generation);
             let handle = Arc::new(PartitionHandle::new(
-                name.clone(),
+                (slots.topic.consumer_group.clone(), name.clone()),
                 *partition,
                 generation,
                 marks,
@@ -304,7 +304,19 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                     slot.machine
                         .on_mark(report.generation, batch, mark, &mut effects)
                 }
-                ReportKind::Finished(r) => slot.machine.on_report(r, now, &mut effects),
+                ReportKind::Finished(r) => {
+                    let before = slot.machine.scheduled_retry();
+                    slot.machine.on_report(r, now, &mut effects);
+                    let after = slot.machine.scheduled_retry();
+                    if let Some((offset, attempt, at)) = after.filter(|_| after != before) {
+                        self.hands.monitor.emit(|| Event::RetryScheduled {
+                            partition: slot.handle.partition_ref(),
+                            offset,
+                            attempt,
+                            backoff: at.saturating_duration_since(now),
+                        });
+                    }
+                }
                 ReportKind::Stopped => slot.stopped = true,
             }
             self.hands.apply(client, slot, &mut effects, now);
@@ -473,10 +485,7 @@ impl<W: Workers> Hands<W> {
         now: Instant,
     ) {
         let (workers, epoch, monitor) = (&mut self.workers, &self.epoch, &self.monitor);
-        let partition = PartitionRef {
-            topic: &slot.handle.topic,
-            partition: slot.handle.partition,
-        };
+        let partition = slot.handle.partition_ref();
         let mut i = 0;
         while i < effects.len() {
             // Taken out, not cloned: a dispatched batch moves to its executor as it is.

@@ -18,6 +18,7 @@ use std::sync::mpsc::Sender;
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc::UnboundedReceiver, mpsc::error::TryRecvError};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use super::doorbell::Doorbell;
 use super::partition::{Outcome, Report, Work};
@@ -222,10 +223,7 @@ impl Executor {
 
     /// This executor's partition, as events name it.
     fn partition_ref(&self) -> PartitionRef<'_> {
-        PartitionRef {
-            topic: &self.handle.topic,
-            partition: self.handle.partition,
-        }
+        self.handle.partition_ref()
     }
 
     /// Sends a report to the listener.
@@ -283,6 +281,7 @@ impl Executor {
         let attempt = messages.metadata.attempt;
         let offsets = (messages.first().offset(), messages.last().offset());
         let partition = self.partition_ref();
+        let span = crate::instrumentation::spans::batch(&partition, &messages, attempt);
         self.monitor.emit(|| Event::BatchStarted {
             partition,
             offsets,
@@ -295,6 +294,7 @@ impl Executor {
             Ok(consumer) => {
                 let result = AssertUnwindSafe(consumer.consume(&mut ctx, &messages))
                     .catch_unwind()
+                    .instrument(span.clone())
                     .await;
                 match result {
                     Ok(Ok(())) => {
@@ -314,6 +314,8 @@ impl Executor {
             Err(panic) => Outcome::Failed(panic),
         };
         let duration = started.elapsed();
+        let failed = matches!(outcome, Outcome::Failed(_));
+        crate::instrumentation::spans::batch_ended(&span, failed);
         self.monitor.emit(|| match &outcome {
             Outcome::Failed(error) => Event::BatchFailed {
                 partition,
@@ -403,6 +405,7 @@ impl Executor {
         match self.producer.produce(record).await {
             Ok(delivery) => {
                 tracing::warn!(
+                    consumer_group = %self.handle.consumer_group,
                     topic = message.topic(), partition = message.partition(), offset = message.offset(),
                     dead_letter_topic = %dlq.topic, dead_letter_offset = delivery.offset, attempts, %error,
                     "message moved to the dead-letter queue"
@@ -447,6 +450,7 @@ impl Executor {
         };
         if let Err(panic) = guarded(move || drop(consumer)) {
             tracing::error!(
+                consumer_group = %self.handle.consumer_group,
                 topic = %self.handle.topic, partition = self.handle.partition,
                 error = %panic, "dropping the consumer instance panicked"
             );
@@ -479,6 +483,7 @@ impl Executor {
             Err(payload) => format!("panicked: {}", PanicError::from_payload(payload)),
         };
         tracing::error!(
+            consumer_group = %self.handle.consumer_group,
             topic = %self.handle.topic, partition = self.handle.partition, hook,
             %error, "consumer hook failed"
         );

@@ -47,7 +47,12 @@ fn executor(script: &Arc<Script>) -> (Executor, Receiver<ExecutorReport>) {
         })
         .build_with_env([]);
     let topic = app.subscription_groups()[0].topics[0].clone();
-    let handle = PartitionHandle::new(topic.name.clone(), 0, 1, Box::new(|_, _| {}));
+    let handle = PartitionHandle::new(
+        (topic.consumer_group.clone(), topic.name.clone()),
+        0,
+        1,
+        Box::new(|_, _| {}),
+    );
     let (reports, received) = std::sync::mpsc::channel();
     let executor = Executor {
         config: app.config_arc(),

@@ -79,6 +79,8 @@ pub(crate) struct PartitionSettings {
     /// Most messages handed to the executor at once, as a run of full batches; at most
     /// `max_messages` means one batch at a time.
     pub(crate) run_messages: usize,
+    /// The consumer group the topic is consumed in, for logs.
+    pub(crate) consumer_group: Arc<str>,
 }
 
 impl PartitionSettings {
@@ -92,6 +94,7 @@ impl PartitionSettings {
             dead_letter_retries: topic.dead_letter_queue.as_ref().map(|d| d.max_retries),
             backoff: config.backoff(),
             run_messages: RUN_MESSAGES.max(topic.max_messages),
+            consumer_group: topic.consumer_group.clone(),
         }
     }
 }
@@ -393,6 +396,7 @@ impl Partition {
     /// buffered from there on is dropped (it is fetched again) and the new messages are taken.
     fn position_moved_back(&mut self, offset: i64, expected: i64) {
         tracing::warn!(
+            consumer_group = %self.settings.consumer_group,
             topic = %self.topic,
             partition = self.partition,
             first_refetched = offset,

@@ -28,6 +28,7 @@ pub(crate) fn settings() -> PartitionSettings {
         },
         // One batch at a time; the run tests below raise it.
         run_messages: 3,
+        consumer_group: "g".into(),
     }
 }
 

@@ -42,6 +42,7 @@ impl Partition {
         self.reset_at = None;
         if offset > at {
             tracing::warn!(
+                consumer_group = %self.settings.consumer_group,
                 topic = %self.topic,
                 partition = self.partition,
                 first_skipped = at,
@@ -220,7 +221,7 @@ impl Partition {
             .find(|m| in_rest(m))
             .map(|m| m.offset)
         else {
-            tracing::warn!(topic = %self.topic, partition = self.partition, %error, "batch failed after marking all its messages it still owns; nothing to retry");
+            tracing::warn!(consumer_group = %self.settings.consumer_group, topic = %self.topic, partition = self.partition, %error, "batch failed after marking all its messages it still owns; nothing to retry");
             return self.succeeded(&running);
         };
         let rest: Vec<Message> = running
@@ -248,6 +249,7 @@ impl Partition {
         }
         let pause = self.settings.backoff.after(retry.failures);
         tracing::error!(
+            consumer_group = %self.settings.consumer_group,
             topic = %self.topic, partition = self.partition,
             offsets = ?(first_offset, end - 1), first_unmarked = first,
             attempt = retry.failures, retry_in = ?pause, %error,
@@ -278,6 +280,7 @@ impl Partition {
             retry.failures += 1;
             retry.at = later(now, self.settings.backoff.after(retry.failures));
             tracing::error!(
+                consumer_group = %self.settings.consumer_group,
                 topic = %self.topic, partition = self.partition, offset = message.offset,
                 retry_in = ?retry.at.saturating_duration_since(now), %error,
                 "cannot produce to the dead-letter queue; the message is kept and tried again"
@@ -321,6 +324,7 @@ impl Partition {
             }
             PartitionRequest::Seek(SeekTo::Offset(offset)) if offset < 0 => {
                 tracing::error!(
+                    consumer_group = %self.settings.consumer_group,
                     topic = %self.topic, partition = self.partition, offset,
                     "ctx.seek(SeekTo::Offset({offset})) ignored: offsets start at 0; use SeekTo::Earliest or SeekTo::Latest"
                 );
@@ -354,6 +358,15 @@ impl Partition {
             self.backlog_copied = true;
             self.buffer.detach();
         }
+    }
+
+    /// The retry the partition waits for: the offset it starts at, the attempt it will be,
+    /// and when it may run. `None` also when what waits is the message's dead-lettering.
+    pub(crate) fn scheduled_retry(&self) -> Option<(i64, u32, Instant)> {
+        let r = self.retry.as_ref()?;
+        let dead_letter_due =
+            (self.settings.dead_letter_retries).is_some_and(|max| r.alone_failures > max);
+        (!dead_letter_due).then_some((r.offset, r.failures + 1, r.at))
     }
 
     /// Why fetching is paused now (meaningful right after an [`Effect::Pause`]).

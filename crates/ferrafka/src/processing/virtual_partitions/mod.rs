@@ -25,6 +25,7 @@ use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::task::{Id, JoinSet};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 pub(crate) use combiner::MarkCombiner;
 
@@ -185,8 +186,10 @@ impl VirtualConsumer {
             };
             let group_ctx = group_context(ctx, Some(marks));
             let view = messages.select(indices.clone());
+            // Created inside the batch's span, so it is its child.
+            let span = crate::instrumentation::spans::virtual_partition(index, view.len());
             let task = run_group(index, consumer, group_ctx, view, self.workers.clone());
-            let task = self.tasks.track_future(task);
+            let task = self.tasks.track_future(task.instrument(span));
             flight.ids.push((flight.tasks.spawn(task).id(), index));
         }
         flight

@@ -168,7 +168,7 @@ fn partition_context() -> (Context, Sink) {
     let sink: Sink = Arc::default();
     let marks = sink.clone();
     let handle = PartitionHandle::new(
-        "t".into(),
+        ("g".into(), "t".into()),
         0,
         1,
         Box::new(move |_, mark| marks.lock().unwrap().push(mark)),

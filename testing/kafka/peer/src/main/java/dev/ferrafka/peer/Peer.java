@@ -28,6 +28,7 @@ import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.utils.Utils;
 
 /**
  * The Java peer: Apache Kafka's own Java client driven from the command line, so ferrafka's
@@ -38,6 +39,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *   consume   &lt;bootstrap&gt; &lt;topic&gt; &lt;expected_count&gt; &lt;timeout_ms&gt;
  *   partition &lt;partitions&gt; &lt;key&gt;...          (key: a UTF-8 string)
  *   partition-b64 &lt;partitions&gt; &lt;b64key&gt;...   (key: standard base64 of the key bytes)
+ *   produce-keys &lt;bootstrap&gt; &lt;topic&gt; &lt;partitions&gt; &lt;b64key&gt;...
  *   bench-consume &lt;bootstrap&gt; &lt;group&gt; &lt;topic&gt; &lt;messages&gt; &lt;timeout_s&gt;  (ferrafka-bench's Java row)
  * </pre>
  *
@@ -79,6 +81,7 @@ public final class Peer {
             + "       Peer consume <bootstrap> <topic> <expected_count> <timeout_ms>\n"
             + "       Peer partition <partitions> <key>...\n"
             + "       Peer partition-b64 <partitions> <base64 key>...\n"
+            + "       Peer produce-keys <bootstrap> <topic> <partitions> <base64 key>...\n"
             + "       Peer bench-consume <bootstrap> <group> <topic> <messages> <timeout_s>";
 
     static final class Usage extends Exception {
@@ -101,6 +104,10 @@ public final class Peer {
                 if (args.length != 6) throw new Usage("bench-consume takes 5 arguments");
                 return BenchConsume.run(args[1], args[2], args[3], nonNegative(args[4], "messages"),
                         Double.parseDouble(args[5]));
+            case "produce-keys":
+                if (args.length < 5) throw new Usage("produce-keys takes <bootstrap> <topic> <partitions> <base64 key>...");
+                return produceKeys(args[1], args[2], positive(args[3], "partitions"),
+                        java.util.Arrays.copyOfRange(args, 4, args.length));
             case "partition":
             case "partition-b64": {
                 if (args.length < 2) throw new Usage(args[0] + " takes <partitions> <key>...");
@@ -262,6 +269,46 @@ public final class Peer {
                     out.println(record(md.partition(), md.offset(), s.key(), s.value(), md.timestamp(), s.headers())
                             .str("codec", codec).end());
                 }
+            }
+        }
+        return 0;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // produce-keys
+
+    /**
+     * Produces one record per key (value "java") with the Java client's default partitioner
+     * and prints where each landed beside what Kafka's murmur2 formula says:
+     * {"key":"<b64>","partition":P,"formula":F}. Fails if the topic does not have exactly
+     * `partitions` partitions, or if a record landed elsewhere than the formula says.
+     */
+    static int produceKeys(String bootstrap, String topic, int partitions, String[] b64Keys) throws Exception {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.CLIENT_ID_CONFIG, "ferrafka-peer-keys");
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        List<byte[]> keys = new ArrayList<>();
+        for (String k : b64Keys) keys.add(Base64.getDecoder().decode(k));
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            int n = producer.partitionsFor(topic).size();
+            if (n != partitions) {
+                throw new IllegalStateException("topic " + topic + " has " + n + " partitions, not " + partitions);
+            }
+            List<Future<RecordMetadata>> acks = new ArrayList<>();
+            for (byte[] key : keys) acks.add(producer.send(new ProducerRecord<>(topic, key, b("java"))));
+            producer.flush();
+            for (int i = 0; i < keys.size(); i++) {
+                int landed = acks.get(i).get().partition();
+                int formula = Utils.toPositive(Utils.murmur2(keys.get(i))) % partitions;
+                if (landed != formula) {
+                    throw new IllegalStateException("key " + b64Keys[i] + " went to partition " + landed
+                            + ", Utils.toPositive(Utils.murmur2(key)) % " + partitions + " says " + formula);
+                }
+                out.println(new Json().str("key", b64Keys[i]).num("partition", landed).num("formula", formula).end());
             }
         }
         return 0;
