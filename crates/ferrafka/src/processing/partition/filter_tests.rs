@@ -16,7 +16,7 @@ fn with_filters(filters: Vec<Box<dyn Fn() -> Box<dyn Filter> + Send + Sync>>) ->
     })
 }
 
-fn one<F: Filter + Clone>(f: F) -> Vec<Box<dyn Fn() -> Box<dyn Filter> + Send + Sync>> {
+fn one<F: Filter + Clone + Sync>(f: F) -> Vec<Box<dyn Fn() -> Box<dyn Filter> + Send + Sync>> {
     vec![Box::new(move || Box::new(f.clone()) as Box<dyn Filter>)]
 }
 

@@ -45,6 +45,7 @@ fn tick_runs_every_interval_between_batches_and_never_while_one_runs() {
     assert_eq!(hooks(&h.advance(SECOND)), vec![Hook::Tick]);
     assert!(h.p.is_running(), "a hook holds the executor");
     assert_eq!(dispatched(&h.fetch(0..3)), None, "no batch starts during the hook");
+    assert_no_spin(&h); // a full batch waits for the hook's report, not for the clock
     assert_eq!(dispatched(&hook_done(&mut h, vec![])), Some((0, vec![0, 1, 2], 1)));
     assert_eq!(hooks(&h.advance(2 * SECOND)), vec![], "a batch runs");
     let e = h.finish(0, Outcome::Consumed, Some(3));

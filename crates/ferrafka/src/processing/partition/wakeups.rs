@@ -38,6 +38,7 @@ impl Partition {
     fn next_work_wakeup(&self, now: Instant) -> Option<Instant> {
         if self.phase != Phase::Active
             || !self.running.is_empty()
+            || self.hook_running()
             || self.previous_running
             || self.seek_pending
         {
