@@ -48,7 +48,11 @@ fn a_throttle_spends_its_budget_per_window_and_pauses_to_the_window_end() {
         Verdict::take(0).pause_until(t0.instant + SECOND)
     );
     let next = later(t0, SECOND);
-    assert_eq!(throttle.apply(&batch, next), Verdict::pass(3), "a new window");
+    assert_eq!(
+        throttle.apply(&batch, next),
+        Verdict::pass(3),
+        "a new window"
+    );
 }
 
 #[test]
@@ -90,7 +94,10 @@ fn expire_drops_the_expired_front_and_stops_before_the_next_expired_message() {
         aged(t0, 5, SECOND),
     ];
     let verdict = expire.apply(&batch, t0);
-    assert_eq!((verdict.skip, verdict.take, verdict.pause_until), (2, 2, None));
+    assert_eq!(
+        (verdict.skip, verdict.take, verdict.pause_until),
+        (2, 2, None)
+    );
     assert_eq!(expire.apply(&batch[4..], t0).skip, 1);
     assert_eq!(
         expire.apply(&[aged(t0, 0, 60 * SECOND)], t0),

@@ -208,8 +208,9 @@ impl TopicRoute {
     /// Adds a filter to the end of this topic's chain; each assigned partition gets its own
     /// clone. See [`crate::filters`].
     pub fn filter<F: Filter + Clone + Sync>(&mut self, filter: F) -> &mut Self {
-        self.filters
-            .push(Arc::new(move || Box::new(filter.clone()) as Box<dyn Filter>));
+        self.filters.push(Arc::new(move || {
+            Box::new(filter.clone()) as Box<dyn Filter>
+        }));
         self
     }
 

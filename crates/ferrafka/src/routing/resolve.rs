@@ -138,7 +138,10 @@ fn check_route(
     if let Some(vp) = &route.virtual_partitions {
         vp.check(&path, problems);
     }
-    for (name, value) in [("tick_interval", route.tick_interval), ("idle_after", route.idle_after)] {
+    for (name, value) in [
+        ("tick_interval", route.tick_interval),
+        ("idle_after", route.idle_after),
+    ] {
         if value.is_some_and(|v| v.is_zero()) {
             problems.push(Problem::new(
                 &format!("{path}.{name}"),

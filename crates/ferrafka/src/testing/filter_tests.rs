@@ -29,7 +29,10 @@ impl Consumer for Hooked {
     }
 }
 
-fn app(hooked: &Hooked, route: impl Fn(&mut crate::routing::TopicRoute) + Send + Sync + 'static) -> App {
+fn app(
+    hooked: &Hooked,
+    route: impl Fn(&mut crate::routing::TopicRoute) + Send + Sync + 'static,
+) -> App {
     let hooked = hooked.clone();
     App::builder()
         .setup(|c| {
@@ -52,7 +55,11 @@ async fn a_throttled_topic_runs_everything_in_order_one_budget_per_interval() {
         tester.produce("in", n.to_string());
     }
     tester.consume().await;
-    let runs: Vec<_> = tester.runs().into_iter().map(|r| (r.offsets, r.at)).collect();
+    let runs: Vec<_> = tester
+        .runs()
+        .into_iter()
+        .map(|r| (r.offsets, r.at))
+        .collect();
     let second = Duration::from_secs(1);
     assert_eq!(
         runs,
@@ -76,7 +83,10 @@ async fn expired_messages_never_reach_the_consumer_and_are_marked() {
         .unwrap()
         .as_millis() as i64;
     for (n, age_ms) in [(0, 120_000), (1, 120_000), (2, 0), (3, 120_000)] {
-        tester.produce("in", TestRecord::new(format!("{n}")).timestamp(now - age_ms));
+        tester.produce(
+            "in",
+            TestRecord::new(format!("{n}")).timestamp(now - age_ms),
+        );
     }
     tester.consume().await;
     let runs: Vec<_> = tester.runs().into_iter().map(|r| r.offsets).collect();
@@ -94,13 +104,21 @@ async fn idle_runs_once_and_ticks_run_as_the_clock_passes_them_even_when_they_fa
     let mut tester = Tester::new(&app);
     tester.produce("in", "0");
     tester.consume().await;
-    assert_eq!(hooked.idles.load(Ordering::SeqCst), 1, "consume waits for idle");
+    assert_eq!(
+        hooked.idles.load(Ordering::SeqCst),
+        1,
+        "consume waits for idle"
+    );
     let ticks = hooked.ticks.load(Ordering::SeqCst);
     tester.advance(Duration::from_secs(1));
     tester.consume().await;
     assert_eq!(hooked.ticks.load(Ordering::SeqCst), ticks + 1);
     tester.produce("in", "1");
     tester.consume().await;
-    assert_eq!(tester.marked("in", 0), Some(2), "failing ticks lose nothing");
+    assert_eq!(
+        tester.marked("in", 0),
+        Some(2),
+        "failing ticks lose nothing"
+    );
     assert_eq!(hooked.idles.load(Ordering::SeqCst), 2, "a new quiet spell");
 }

@@ -117,7 +117,11 @@ fn app(
                     let p = partition.partition;
                     watch.early_stores.lock().unwrap().push((p, *next));
                 }
-                watch.stored.lock().unwrap().insert(partition.partition, *next);
+                watch
+                    .stored
+                    .lock()
+                    .unwrap()
+                    .insert(partition.partition, *next);
             }
             _ => {}
         })
@@ -133,7 +137,9 @@ fn produce_aged(
     count: u64,
     age: Duration,
 ) {
-    let created = (SystemTime::now() - age).duration_since(UNIX_EPOCH).unwrap();
+    let created = (SystemTime::now() - age)
+        .duration_since(UNIX_EPOCH)
+        .unwrap();
     let payloads: Vec<String> = (from..from + count).map(|n| n.to_string()).collect();
     let records = payloads.iter().map(|p| {
         Record::to(topic)
@@ -155,22 +161,39 @@ fn a_throttled_partition_processes_everything_in_order_no_faster_than_its_limit(
         r.filter(Throttle::new(20, Duration::from_secs(1)));
     });
     let server = app.start(&Filters::default()).unwrap();
-    assert!(probe.tracker.wait_for(60, Duration::from_secs(60)), "all 60 ran");
+    assert!(
+        probe.tracker.wait_for(60, Duration::from_secs(60)),
+        "all 60 ran"
+    );
     let stored = wait_until(Duration::from_secs(10), || {
         watch.stored.lock().unwrap().get(&0) == Some(&60)
     });
     assert_eq!(server.shutdown(), ServerExit::Clean);
-    assert!(stored, "offset 60 stored: {:?}", watch.stored.lock().unwrap());
+    assert!(
+        stored,
+        "offset 60 stored: {:?}",
+        watch.stored.lock().unwrap()
+    );
     let seen = probe.tracker.all();
     let numbers: Vec<u64> = seen.iter().map(|s| s.number).collect();
     assert_eq!(numbers, (0..60).collect::<Vec<_>>(), "each once, in order");
     assert_contiguous_per_partition(&seen);
-    assert_eq!(*watch.early_stores.lock().unwrap(), vec![], "stored past unprocessed");
+    assert_eq!(
+        *watch.early_stores.lock().unwrap(),
+        vec![],
+        "stored past unprocessed"
+    );
     // 60 messages at 20 a second: the third 20 start two windows after the first.
     let batches = probe.batches.lock().unwrap().clone();
     let spread = *batches.last().unwrap() - batches[0];
-    assert!(spread >= Duration::from_millis(1900), "too fast: {spread:?}");
-    assert!(watch.filter_pauses.load(Ordering::SeqCst) >= 2, "paused by the filter");
+    assert!(
+        spread >= Duration::from_millis(1900),
+        "too fast: {spread:?}"
+    );
+    assert!(
+        watch.filter_pauses.load(Ordering::SeqCst) >= 2,
+        "paused by the filter"
+    );
 }
 
 #[test]
@@ -184,12 +207,19 @@ fn expired_messages_are_dropped_counted_and_committed_past() {
         r.filter(Expire::after(Duration::from_secs(3600)));
     });
     let server = app.start(&Filters::default()).unwrap();
-    assert!(probe.tracker.wait_for(10, Duration::from_secs(60)), "the fresh 10 ran");
+    assert!(
+        probe.tracker.wait_for(10, Duration::from_secs(60)),
+        "the fresh 10 ran"
+    );
     let stored = wait_until(Duration::from_secs(10), || {
         watch.stored.lock().unwrap().get(&0) == Some(&40)
     });
     assert_eq!(server.shutdown(), ServerExit::Clean);
-    assert!(stored, "offset 40 stored: {:?}", watch.stored.lock().unwrap());
+    assert!(
+        stored,
+        "offset 40 stored: {:?}",
+        watch.stored.lock().unwrap()
+    );
     let numbers: Vec<u64> = probe.tracker.all().iter().map(|s| s.number).collect();
     assert_eq!(numbers, (30..40).collect::<Vec<_>>(), "only the fresh ones");
     assert_eq!(watch.skipped.load(Ordering::SeqCst), 30);
@@ -205,10 +235,16 @@ fn a_delayed_partition_sees_only_messages_old_enough() {
     });
     let server = app.start(&Filters::default()).unwrap();
     produce_aged(&rt, &cluster, &topic, 0, 20, Duration::ZERO);
-    assert!(probe.tracker.wait_for(20, Duration::from_secs(60)), "all 20 ran");
+    assert!(
+        probe.tracker.wait_for(20, Duration::from_secs(60)),
+        "all 20 ran"
+    );
     assert_eq!(server.shutdown(), ServerExit::Clean);
     let youngest = probe.youngest.lock().unwrap().expect("timestamps");
-    assert!(youngest >= Duration::from_millis(1990), "ran at {youngest:?} old");
+    assert!(
+        youngest >= Duration::from_millis(1990),
+        "ran at {youngest:?} old"
+    );
     assert!(watch.filter_pauses.load(Ordering::SeqCst) >= 1);
     assert_contiguous_per_partition(&probe.tracker.all());
 }
@@ -225,19 +261,45 @@ fn eofed_runs_once_per_end_reached_and_tick_and_idle_run_without_messages() {
             .idle_after(Duration::from_millis(500));
     });
     let server = app.start(&Filters::default()).unwrap();
-    assert!(probe.tracker.wait_for(25, Duration::from_secs(60)), "all 25 ran");
-    assert!(wait_until(Duration::from_secs(10), || probe.eofs.load(Ordering::SeqCst) == 1));
-    assert!(wait_until(Duration::from_secs(10), || probe.idles.load(Ordering::SeqCst) == 1));
+    assert!(
+        probe.tracker.wait_for(25, Duration::from_secs(60)),
+        "all 25 ran"
+    );
+    assert!(wait_until(Duration::from_secs(10), || probe
+        .eofs
+        .load(Ordering::SeqCst)
+        == 1));
+    assert!(wait_until(Duration::from_secs(10), || probe
+        .idles
+        .load(Ordering::SeqCst)
+        == 1));
     let ticks = probe.ticks.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(probe.eofs.load(Ordering::SeqCst), 1, "once per end, not in a loop");
-    assert_eq!(probe.idles.load(Ordering::SeqCst), 1, "once per quiet spell");
+    assert_eq!(
+        probe.eofs.load(Ordering::SeqCst),
+        1,
+        "once per end, not in a loop"
+    );
+    assert_eq!(
+        probe.idles.load(Ordering::SeqCst),
+        1,
+        "once per quiet spell"
+    );
     let more = probe.ticks.load(Ordering::SeqCst) - ticks;
     assert!(more >= 5, "ticks while idle: {more} in 2 s at 200 ms");
     produce_aged(&rt, &cluster, &topic, 25, 5, Duration::ZERO);
-    assert!(probe.tracker.wait_for(30, Duration::from_secs(30)), "5 more ran");
-    assert!(wait_until(Duration::from_secs(10), || probe.eofs.load(Ordering::SeqCst) == 2));
-    assert!(wait_until(Duration::from_secs(10), || probe.idles.load(Ordering::SeqCst) == 2));
+    assert!(
+        probe.tracker.wait_for(30, Duration::from_secs(30)),
+        "5 more ran"
+    );
+    assert!(wait_until(Duration::from_secs(10), || probe
+        .eofs
+        .load(Ordering::SeqCst)
+        == 2));
+    assert!(wait_until(Duration::from_secs(10), || probe
+        .idles
+        .load(Ordering::SeqCst)
+        == 2));
     assert_eq!(server.shutdown(), ServerExit::Clean);
     assert_contiguous_per_partition(&probe.tracker.all());
 }
@@ -254,15 +316,25 @@ fn a_throttle_pause_across_rebalances_still_finishes() {
     let group = app.subscription_groups()[0].consumer_group().to_string();
     let server = app.start(&Filters::default()).unwrap();
     assert!(
-        wait_until(Duration::from_secs(30), || watch.filter_pauses.load(Ordering::SeqCst) >= 2),
+        wait_until(Duration::from_secs(30), || watch
+            .filter_pauses
+            .load(Ordering::SeqCst)
+            >= 2),
         "both partitions paused by the throttle"
     );
     crate::rebalance_pause::join_and_leave(&cluster.bootstrap(), &group, &topic, "range");
-    assert!(probe.tracker.wait_for(100, Duration::from_secs(90)), "all 100 ran");
+    assert!(
+        probe.tracker.wait_for(100, Duration::from_secs(90)),
+        "all 100 ran"
+    );
     assert_eq!(server.shutdown(), ServerExit::Clean);
     let seen = probe.tracker.all();
     assert_contiguous_per_partition(&seen);
     let counts = probe.tracker.counts();
     assert_eq!(counts.len(), 100, "every number ran");
-    assert_eq!(*watch.early_stores.lock().unwrap(), vec![], "stored past unprocessed");
+    assert_eq!(
+        *watch.early_stores.lock().unwrap(),
+        vec![],
+        "stored past unprocessed"
+    );
 }

@@ -228,7 +228,7 @@ async fn hooks_run_in_order_with_batches_and_their_failures_are_events_not_outco
             seen.lock().unwrap().push((*kind, error.to_string()));
         }
     })]);
-    let (work, _) = run_of(&[0..2]);
+    let (work, _) = run_of(&[0..1, 1..2]);
     let jobs = vec![
         Job::Hook(Hook::Tick),
         Job::Hook(Hook::Eofed),

@@ -59,16 +59,27 @@ fn a_throttle_hands_on_its_budget_then_pauses_for_the_rest_of_the_interval() {
     assert_eq!(dispatched(&e), Some((0, vec![0, 1, 2], 1)));
     let e = h.finish(0, Outcome::Consumed, Some(3));
     assert_eq!(stores(&e), vec![3]);
-    assert_eq!(dispatched(&e), Some((1, vec![3], 1)), "one left in the budget");
+    assert_eq!(
+        dispatched(&e),
+        Some((1, vec![3], 1)),
+        "one left in the budget"
+    );
     assert!(paused(&e), "the rest of the interval pauses fetching");
     assert_eq!(h.p.pause_reason(h.now), PauseReason::Filter);
     let e = h.finish(1, Outcome::Consumed, Some(4));
     assert_eq!(stores(&e), vec![4], "nothing held back is marked");
     assert_eq!(dispatched(&e), None);
     assert_eq!(h.p.next_wakeup(h.now), Some(h.now + SECOND));
-    assert_eq!(dispatched(&h.advance(SECOND - Duration::from_millis(1))), None);
+    assert_eq!(
+        dispatched(&h.advance(SECOND - Duration::from_millis(1))),
+        None
+    );
     let e = h.advance(Duration::from_millis(1));
-    assert_eq!(dispatched(&e), Some((2, vec![4, 5, 6], 1)), "held back, in order");
+    assert_eq!(
+        dispatched(&e),
+        Some((2, vec![4, 5, 6], 1)),
+        "held back, in order"
+    );
     assert!(e.iter().any(|e| matches!(e, Effect::Resume)));
 }
 
@@ -121,7 +132,10 @@ fn with_manual_offsets_a_dropped_message_is_not_marked_past_an_unmarked_one() {
         ),
         ..settings()
     });
-    let e = fetch_aged(&mut h, vec![aged(0, SECOND), aged(1, 2 * hour), aged(2, SECOND)]);
+    let e = fetch_aged(
+        &mut h,
+        vec![aged(0, SECOND), aged(1, 2 * hour), aged(2, SECOND)],
+    );
     assert_eq!(dispatched(&e), Some((0, vec![0], 1)));
     let e = h.finish(0, Outcome::Consumed, None); // the consumer did not mark 0
     assert_eq!(skipped(&e), vec![("expire", (1, 1), 1)]);
@@ -134,13 +148,18 @@ fn with_manual_offsets_a_dropped_message_is_not_marked_past_an_unmarked_one() {
 #[test]
 fn a_delay_pauses_until_the_first_young_message_is_old_enough() {
     let mut h = with_filters(one(Delay::by(5 * SECOND)));
-    let e = fetch_aged(&mut h, vec![aged(0, 10 * SECOND), aged(1, SECOND), aged(2, SECOND)]);
+    let e = fetch_aged(
+        &mut h,
+        vec![aged(0, 10 * SECOND), aged(1, SECOND), aged(2, SECOND)],
+    );
     assert_eq!(dispatched(&e), Some((0, vec![0], 1)));
     assert!(paused(&e));
     assert_eq!(h.p.pause_reason(h.now), PauseReason::Filter);
     let e = h.finish(0, Outcome::Consumed, Some(1));
     assert_eq!((stores(&e), dispatched(&e)), (vec![1], None));
-    let wake = h.p.next_wakeup(h.now).expect("a wake-up at the end of the delay");
+    let wake =
+        h.p.next_wakeup(h.now)
+            .expect("a wake-up at the end of the delay");
     let left = wake - h.now;
     assert!(
         left > 3 * SECOND && left <= 4 * SECOND,
@@ -155,9 +174,16 @@ fn filters_chain_in_order_and_drops_of_each_are_counted_apart() {
     let mut filters = one(Expire::after(hour));
     filters.extend(one(Throttle::new(1, SECOND)));
     let mut h = with_filters(filters);
-    let e = fetch_aged(&mut h, vec![aged(0, 2 * hour), aged(1, SECOND), aged(2, SECOND)]);
+    let e = fetch_aged(
+        &mut h,
+        vec![aged(0, 2 * hour), aged(1, SECOND), aged(2, SECOND)],
+    );
     assert_eq!(skipped(&e), vec![("expire", (0, 0), 1)]);
-    assert_eq!(dispatched(&e), Some((0, vec![1], 1)), "the throttle saw 1 and 2");
+    assert_eq!(
+        dispatched(&e),
+        Some((0, vec![1], 1)),
+        "the throttle saw 1 and 2"
+    );
 }
 
 #[derive(Clone)]
@@ -180,7 +206,11 @@ fn a_panicking_or_stalling_filter_hands_on_everything() {
     for panics in [true, false] {
         let mut h = with_filters(one(Broken(panics)));
         let e = h.fetch(0..3);
-        assert_eq!(dispatched(&e), Some((0, vec![0, 1, 2], 1)), "panics: {panics}");
+        assert_eq!(
+            dispatched(&e),
+            Some((0, vec![0, 1, 2], 1)),
+            "panics: {panics}"
+        );
     }
 }
 

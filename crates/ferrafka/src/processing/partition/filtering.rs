@@ -78,7 +78,9 @@ impl Chain {
         for filter in &mut self.filters {
             let shown = &messages[start..start + cut.take];
             let name = filter.name();
-            let verdict = match std::panic::catch_unwind(AssertUnwindSafe(|| filter.apply(shown, now))) {
+            let verdict = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                filter.apply(shown, now)
+            })) {
                 Ok(v) => v,
                 Err(panic) => {
                     let panic = crate::error::PanicError::from_payload(panic);
@@ -90,7 +92,10 @@ impl Chain {
             let take = verdict.take.min(shown.len() - skip);
             let held = skip + take < shown.len();
             if skip == 0 && take == 0 && verdict.pause_until.is_none() {
-                tracing::warn!(filter = name, "filter neither handed on, dropped nor paused: its batch is handed on whole");
+                tracing::warn!(
+                    filter = name,
+                    "filter neither handed on, dropped nor paused: its batch is handed on whole"
+                );
                 continue;
             }
             if skip > 0 {
@@ -149,7 +154,12 @@ impl Partition {
     /// Books messages the chain dropped: an event for each filter, and their mark (with manual
     /// offset management only when everything before them is marked: the consumer may not
     /// have marked what it consumed yet, and a mark past the dropped ones would cover it).
-    fn skipped(&mut self, dropped: &[Message], skips: &[(&'static str, usize)], out: &mut Vec<Effect>) {
+    fn skipped(
+        &mut self,
+        dropped: &[Message],
+        skips: &[(&'static str, usize)],
+        out: &mut Vec<Effect>,
+    ) {
         let Some(last) = dropped.last() else {
             return;
         };

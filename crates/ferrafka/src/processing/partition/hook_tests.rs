@@ -23,7 +23,11 @@ fn with(tick: Option<Duration>, idle: Option<Duration>) -> Harness {
         idle_after: idle,
         ..settings()
     });
-    assert_eq!(hooks(&h.advance(Duration::ZERO)), vec![], "nothing is due at once");
+    assert_eq!(
+        hooks(&h.advance(Duration::ZERO)),
+        vec![],
+        "nothing is due at once"
+    );
     h
 }
 
@@ -41,15 +45,30 @@ fn assert_no_spin(h: &Harness) {
 #[test]
 fn tick_runs_every_interval_between_batches_and_never_while_one_runs() {
     let mut h = with(Some(SECOND), None);
-    assert_eq!(h.p.next_wakeup(h.now), Some(h.now + SECOND), "idle, it still ticks");
+    assert_eq!(
+        h.p.next_wakeup(h.now),
+        Some(h.now + SECOND),
+        "idle, it still ticks"
+    );
     assert_eq!(hooks(&h.advance(SECOND)), vec![Hook::Tick]);
     assert!(h.p.is_running(), "a hook holds the executor");
-    assert_eq!(dispatched(&h.fetch(0..3)), None, "no batch starts during the hook");
+    assert_eq!(
+        dispatched(&h.fetch(0..3)),
+        None,
+        "no batch starts during the hook"
+    );
     assert_no_spin(&h); // a full batch waits for the hook's report, not for the clock
-    assert_eq!(dispatched(&hook_done(&mut h, vec![])), Some((0, vec![0, 1, 2], 1)));
+    assert_eq!(
+        dispatched(&hook_done(&mut h, vec![])),
+        Some((0, vec![0, 1, 2], 1))
+    );
     assert_eq!(hooks(&h.advance(2 * SECOND)), vec![], "a batch runs");
     let e = h.finish(0, Outcome::Consumed, Some(3));
-    assert_eq!(hooks(&e), vec![Hook::Tick], "due, it runs once the batch ended");
+    assert_eq!(
+        hooks(&e),
+        vec![Hook::Tick],
+        "due, it runs once the batch ended"
+    );
     assert_no_spin(&h);
     assert_eq!(hook_done(&mut h, vec![]).len(), 0);
     assert_eq!(h.p.next_wakeup(h.now), Some(h.now + SECOND));
@@ -69,12 +88,18 @@ fn idle_runs_once_per_quiet_spell_after_the_last_batch() {
     h.finish(0, Outcome::Consumed, Some(3));
     assert_eq!(h.p.next_wakeup(h.now), Some(h.now + quiet));
     assert_eq!(hooks(&h.advance(quiet - Duration::from_millis(1))), vec![]);
-    assert_eq!(hooks(&h.advance(Duration::from_millis(1))), vec![Hook::Idle]);
+    assert_eq!(
+        hooks(&h.advance(Duration::from_millis(1))),
+        vec![Hook::Idle]
+    );
     hook_done(&mut h, vec![]);
     assert_eq!(h.p.next_wakeup(h.now), None, "once per quiet spell");
     assert_eq!(hooks(&h.advance(10 * quiet)), vec![]);
     h.fetch(3..4);
-    assert_eq!(dispatched(&h.advance(settings().max_wait)), Some((1, vec![3], 1)));
+    assert_eq!(
+        dispatched(&h.advance(settings().max_wait)),
+        Some((1, vec![3], 1))
+    );
     h.finish(1, Outcome::Consumed, Some(4));
     assert_eq!(hooks(&h.advance(quiet)), vec![Hook::Idle], "a new spell");
 }
@@ -94,7 +119,11 @@ fn eofed_runs_once_after_everything_before_the_end_was_consumed() {
     assert_eq!(hook_done(&mut h, vec![]).len(), 0);
     assert_eq!(hooks(&h.advance(SECOND)), vec![], "once per end reached");
     h.p.on_eof(h.now, &mut h.out);
-    assert_eq!(hooks(&std::mem::take(&mut h.out)), vec![Hook::Eofed], "reached again");
+    assert_eq!(
+        hooks(&std::mem::take(&mut h.out)),
+        vec![Hook::Eofed],
+        "reached again"
+    );
 }
 
 #[test]
@@ -105,7 +134,18 @@ fn a_hook_can_pause_the_partition_and_revocation_waits_for_it() {
     assert!(e.iter().any(|e| matches!(e, Effect::Pause)));
     assert_eq!(h.p.pause_reason(h.now), PauseReason::Consumer);
     assert_eq!(dispatched(&h.fetch(0..3)), None, "paused by the hook");
-    assert_eq!(hooks(&h.advance(SECOND)), vec![Hook::Tick], "paused, it still ticks");
-    assert!(h.p.revoke(), "the hook still runs: the next assignment waits for it");
-    assert_eq!(hook_done(&mut h, vec![]).len(), 0, "nothing starts once revoked");
+    assert_eq!(
+        hooks(&h.advance(SECOND)),
+        vec![Hook::Tick],
+        "paused, it still ticks"
+    );
+    assert!(
+        h.p.revoke(),
+        "the hook still runs: the next assignment waits for it"
+    );
+    assert_eq!(
+        hook_done(&mut h, vec![]).len(),
+        0,
+        "nothing starts once revoked"
+    );
 }

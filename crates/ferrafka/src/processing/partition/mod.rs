@@ -29,12 +29,12 @@ use crate::messages::{Message, Messages};
 mod backlog;
 #[cfg(test)]
 mod edge_tests;
-mod filtering;
 #[cfg(test)]
 mod filter_tests;
-mod hooks;
+mod filtering;
 #[cfg(test)]
 mod hook_tests;
+mod hooks;
 #[cfg(test)]
 mod model;
 #[cfg(test)]
@@ -596,4 +596,3 @@ impl Partition {
 
 mod transitions;
 mod wakeups;
-
