@@ -531,6 +531,7 @@ impl Partition {
             self.buffer.clear();
             self.buffered_bytes = 0;
             self.buffered_since = None;
+            self.filter_held = false;
             self.retry = None;
             self.isolate_until = None;
             self.next_fetch = None;
@@ -564,6 +565,7 @@ impl Partition {
     }
 
     fn drop_waiting(&mut self) {
+        self.filter_held = false;
         self.buffer.clear();
         self.buffered_bytes = 0;
         self.buffered_since = None;
