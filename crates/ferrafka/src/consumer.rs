@@ -54,6 +54,68 @@ pub trait Consumer: Send + 'static {
         let _ = ctx;
         async { Ok(()) }
     }
+
+    /// Called every `tick_interval` of the route (see
+    /// [`TopicRoute::tick_interval`](crate::routing::TopicRoute::tick_interval)), between
+    /// batches, also while the partition has no messages. Marking is not possible here;
+    /// `ctx.pause`, `ctx.resume` and `ctx.seek` are.
+    fn tick(&mut self, ctx: &mut Context) -> impl Future<Output = ConsumeResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// Called once each time the partition stays without new messages for the route's
+    /// [`idle_after`](crate::routing::TopicRoute::idle_after), after its last batch: a place
+    /// to flush buffers. Called again only after new messages came and went quiet again.
+    fn idle(&mut self, ctx: &mut Context) -> impl Future<Output = ConsumeResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// Called once each time the partition's end is reached and every message before it was
+    /// handed to `consume`, with [`eofed`](crate::routing::TopicRoute::eofed) on the route.
+    fn eofed(&mut self, ctx: &mut Context) -> impl Future<Output = ConsumeResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+}
+
+/// A consumer method other than `consume`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hook {
+    Revoked,
+    Shutdown,
+    Tick,
+    Idle,
+    Eofed,
+}
+
+impl Hook {
+    /// Its name in logs and events.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Hook::Revoked => "revoked",
+            Hook::Shutdown => "shutdown",
+            Hook::Tick => "tick",
+            Hook::Idle => "idle",
+            Hook::Eofed => "eofed",
+        }
+    }
+
+    /// Calls this hook of `consumer`.
+    pub(crate) fn call<'a>(
+        self,
+        consumer: &'a mut (dyn DynConsumer + '_),
+        ctx: &'a mut Context,
+    ) -> BoxFuture<'a, ConsumeResult> {
+        match self {
+            Hook::Revoked => consumer.revoked(ctx),
+            Hook::Shutdown => consumer.shutdown(ctx),
+            Hook::Tick => consumer.tick(ctx),
+            Hook::Idle => consumer.idle(ctx),
+            Hook::Eofed => consumer.eofed(ctx),
+        }
+    }
 }
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -67,6 +129,9 @@ pub(crate) trait DynConsumer: Send {
     ) -> BoxFuture<'a, ConsumeResult>;
     fn revoked<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult>;
     fn shutdown<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult>;
+    fn tick<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult>;
+    fn idle<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult>;
+    fn eofed<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult>;
 }
 
 impl<T: Consumer> DynConsumer for T {
@@ -84,6 +149,18 @@ impl<T: Consumer> DynConsumer for T {
 
     fn shutdown<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult> {
         Box::pin(Consumer::shutdown(self, ctx))
+    }
+
+    fn tick<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult> {
+        Box::pin(Consumer::tick(self, ctx))
+    }
+
+    fn idle<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult> {
+        Box::pin(Consumer::idle(self, ctx))
+    }
+
+    fn eofed<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult> {
+        Box::pin(Consumer::eofed(self, ctx))
     }
 }
 

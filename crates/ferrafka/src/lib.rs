@@ -11,6 +11,7 @@
 //! | a batch is marked when `consume` returns `Ok`; marks are committed periodically and on rebalance and shutdown | [`Context`] |
 //! | an `Err` or a panic pauses only that partition and retries after a backoff; dead letters after `max_retries` | [`DeadLetterQueue`], [`guide::reliability`] |
 //! | ordered parallelism inside one partition | [`VirtualPartitions`], [`guide::virtual_partitions`] |
+//! | throttling, delayed consumption, expiring messages; `tick`, `idle`, `eofed` hooks | [`filters`], [`guide::strategies`] |
 //! | an awaitable, fire-and-forget or batched producer | [`Producer`], [`Record`] |
 //! | keys on the partition the Java client (Kafka Streams, Connect, kafkajs) picks: murmur2 | [`guide::partitioning`] |
 //! | topics as code: declare, plan, migrate, lock | [`declaratives`], [`guide::topics`] |
@@ -102,6 +103,7 @@ pub mod consumer;
 pub mod declaratives;
 pub mod doctor;
 pub mod error;
+pub mod filters;
 pub mod instrumentation;
 mod kafka;
 mod librdkafka;
@@ -168,4 +170,6 @@ pub mod guide {
     pub mod logs {}
     #[doc = include_str!("../../../docs/partitioning.md")]
     pub mod partitioning {}
+    #[doc = include_str!("../../../docs/strategies.md")]
+    pub mod strategies {}
 }

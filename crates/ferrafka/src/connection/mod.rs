@@ -243,6 +243,9 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
     // A burst's messages, each with the rebalance count when it was polled; the state lock
     // is taken once per burst, not per message.
     let mut burst = Vec::with_capacity(BURST);
+    // Partitions whose end librdkafka reported (`enable.partition.eof`, for `eofed`): after
+    // the messages polled before, so the end comes after them.
+    let mut ends = Vec::new();
     let mut hold = None;
     while !stop.is_raised() {
         if stop.is_quiet() && !quieted {
@@ -273,6 +276,10 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
                     continue;
                 }
             }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                idle = false;
+                ends.push(partition);
+            }
             Some(Err(e)) => {
                 idle = false;
                 // Checked with the other fatal-error reports below, after this burst.
@@ -296,6 +303,9 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
             state
                 .driver
                 .on_burst(consumer, burst.drain(..), received_at);
+        }
+        for partition in ends.drain(..) {
+            state.driver.on_eof(consumer, partition, Instant::now());
         }
         state.drain_reports(consumer, None);
         #[cfg(feature = "testing")]

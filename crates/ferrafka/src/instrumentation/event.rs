@@ -109,6 +109,30 @@ pub enum Event<'a> {
         /// Why.
         reason: PauseReason,
     },
+    /// A consumer's `tick`, `idle` or `eofed` hook ran (an error also comes as
+    /// [`Event::Error`] with [`ErrorKind::ConsumerHook`]).
+    HookRan {
+        /// The partition.
+        partition: PartitionRef<'a>,
+        /// `tick`, `idle` or `eofed`.
+        hook: &'a str,
+        /// How long it took.
+        duration: Duration,
+        /// Its error (or panic), if it failed.
+        error: Option<&'a str>,
+    },
+    /// A filter of the topic dropped messages (e.g. expired ones); they are marked, never
+    /// consumed.
+    MessagesSkipped {
+        /// The partition.
+        partition: PartitionRef<'a>,
+        /// The filter's name, e.g. `expire`.
+        filter: &'a str,
+        /// The first and last offsets dropped.
+        offsets: (i64, i64),
+        /// How many were dropped.
+        count: usize,
+    },
     /// Fetching a partition resumed.
     Resumed {
         /// The partition.
@@ -245,6 +269,8 @@ pub enum PauseReason {
     Backlog,
     /// Quiet mode.
     Quiet,
+    /// A filter of the topic held messages back (a throttle, a delay; see [`crate::filters`]).
+    Filter,
 }
 
 /// Where an [`Event::Error`] happened.
@@ -255,6 +281,9 @@ pub enum ErrorKind {
     RevokedHook,
     /// The consumer's `shutdown` hook failed or panicked.
     ShutdownHook,
+    /// The consumer's `tick`, `idle` or `eofed` hook failed or panicked (nothing is retried:
+    /// batches go on).
+    ConsumerHook,
     /// Producing a message to its dead-letter topic failed (the message is retried).
     DeadLetter,
     /// A partition's executor ended without a report; it was replaced.
@@ -270,13 +299,14 @@ pub enum ErrorKind {
 }
 
 impl PauseReason {
-    /// Its name in metrics labels: `retry`, `consumer`, `backlog`, `quiet`.
+    /// Its name in metrics labels: `retry`, `consumer`, `backlog`, `quiet`, `filter`.
     pub fn as_str(self) -> &'static str {
         match self {
             PauseReason::Retry => "retry",
             PauseReason::Consumer => "consumer",
             PauseReason::Backlog => "backlog",
             PauseReason::Quiet => "quiet",
+            PauseReason::Filter => "filter",
         }
     }
 }
@@ -287,6 +317,7 @@ impl ErrorKind {
         match self {
             ErrorKind::RevokedHook => "revoked_hook",
             ErrorKind::ShutdownHook => "shutdown_hook",
+            ErrorKind::ConsumerHook => "consumer_hook",
             ErrorKind::DeadLetter => "dead_letter",
             ErrorKind::Executor => "executor",
             ErrorKind::Listener => "listener",

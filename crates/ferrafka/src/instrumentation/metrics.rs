@@ -44,6 +44,14 @@ struct PausedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SkippedLabels {
+    consumer_group: String,
+    topic: String,
+    partition: String,
+    filter: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabels {
     subscription_group: String,
 }
@@ -78,6 +86,7 @@ struct Families {
     duration: Family<TopicLabels, Histogram>,
     retries: Family<PartitionLabels, Counter>,
     dead_lettered: Family<PartitionLabels, Counter>,
+    skipped: Family<SkippedLabels, Counter>,
     paused: Family<PausedLabels, Gauge>,
     stored: Family<PartitionLabels, Gauge>,
     lag: Family<PartitionLabels, Gauge>,
@@ -105,6 +114,7 @@ struct Families {
 /// | `ferrafka_batch_duration_seconds` | histogram | consumer_group, topic |
 /// | `ferrafka_retries_total` | counter (retries scheduled) | consumer_group, topic, partition |
 /// | `ferrafka_messages_dead_lettered_total` | counter | consumer_group, topic, partition |
+/// | `ferrafka_messages_skipped_total` | counter (dropped by a filter, e.g. expired) | consumer_group, topic, partition, filter |
 /// | `ferrafka_partition_paused` | gauge (1 while paused) | consumer_group, topic, partition, reason |
 /// | `ferrafka_offset_stored` | gauge (next offset) | consumer_group, topic, partition |
 /// | `ferrafka_consumer_lag` | gauge (messages) | consumer_group, topic, partition |
@@ -167,6 +177,11 @@ impl Metrics {
                 &mut r,
                 "messages_dead_lettered",
                 "Messages produced to their dead-letter topic",
+            ),
+            skipped: registered(
+                &mut r,
+                "messages_skipped",
+                "Messages a filter dropped (and marked) without consuming them, by filter",
             ),
             paused: registered(
                 &mut r,
@@ -354,6 +369,20 @@ impl Subscriber for Metrics {
             }
             Event::Paused { partition, reason } => f.paused(labels(partition), reason.as_str()),
             Event::Resumed { partition } => f.resumed(&labels(partition)),
+            Event::MessagesSkipped {
+                partition,
+                filter,
+                count,
+                ..
+            } => {
+                let key = SkippedLabels {
+                    consumer_group: partition.consumer_group.to_string(),
+                    topic: partition.topic.to_string(),
+                    partition: partition.partition.to_string(),
+                    filter: filter.to_string(),
+                };
+                f.skipped.get_or_create(&key).inc_by(*count as u64);
+            }
             Event::OffsetStored { partition, next } => {
                 f.stored.get_or_create(&labels(partition)).set(*next);
             }

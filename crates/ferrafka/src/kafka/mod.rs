@@ -200,7 +200,13 @@ pub(crate) struct TopicOverrides<'a> {
     pub(crate) initial_offset: Option<InitialOffset>,
     /// Its librdkafka properties.
     pub(crate) kafka: &'a BTreeMap<String, String>,
+    /// Its consumer's `eofed` hook is on: librdkafka must report the end of each partition.
+    pub(crate) eofed: bool,
 }
+
+/// The librdkafka property that makes the consumer report reaching a partition's end, for
+/// the `eofed` hook.
+pub(crate) const PARTITION_EOF: &str = "enable.partition.eof";
 
 /// The properties of the consumer of `group_id` that reads `topic`, lowest layer first: the
 /// consumer defaults, `client.id` and `initial_offset`, the app's properties, the topic's
@@ -249,6 +255,9 @@ pub(crate) fn consumer(
         }
     }
     properties.set("group.id", group_id, Source::Framework);
+    if topic.eofed {
+        properties.set(PARTITION_EOF, "true", Source::Framework);
+    }
     for (k, v, _) in FRAMEWORK_OWNED {
         properties.set(k, v, Source::Framework);
     }

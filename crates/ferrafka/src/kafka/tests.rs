@@ -86,6 +86,7 @@ fn consumer_layers_override_in_order_and_ferrafka_owns_the_last_word() {
         topic: "orders",
         initial_offset: Some(InitialOffset::Latest),
         kafka: &overrides,
+        eofed: false,
     };
     let properties = consumer(&config, "shop", &topic);
     let layer = |k: &str| properties.with_sources()[k].clone();
@@ -132,6 +133,7 @@ fn the_producer_partitions_like_java_unless_a_layer_says_otherwise() {
         topic: "orders",
         initial_offset: None,
         kafka: &BTreeMap::new(),
+        eofed: false,
     };
     assert_eq!(
         consumer(&config, "shop", &overrides).get("partitioner"),
@@ -192,6 +194,7 @@ fn the_consumer_protocol_drops_the_profiles_assignor_and_refuses_the_users() {
         topic: "orders",
         initial_offset: None,
         kafka: &BTreeMap::new(),
+        eofed: false,
     };
     let values = consumer(&config, "shop", &overrides).values();
     assert_eq!(values.get("partition.assignment.strategy"), None);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::config::{Config, InitialOffset, Source, redact};
 use crate::consumer::{Consumer, ConsumerFactory, DynConsumer};
 use crate::declaratives::{RoutedTopic, TopicConfig};
+use crate::filters::Filter;
 use crate::messages::{Deserializer, JsonDeserializer};
 
 mod resolve;
@@ -149,7 +150,14 @@ pub struct TopicRoute {
     pub(crate) consumer_persistence: Option<bool>,
     pub(crate) declaration: Option<TopicConfig>,
     pub(crate) virtual_partitions: Option<VirtualPartitions>,
+    pub(crate) filters: Vec<FilterFactory>,
+    pub(crate) tick_interval: Option<Duration>,
+    pub(crate) idle_after: Option<Duration>,
+    pub(crate) eofed: bool,
 }
+
+/// Builds a partition's own copy of a route's filter.
+pub(crate) type FilterFactory = Arc<dyn Fn() -> Box<dyn Filter> + Send + Sync>;
 
 impl TopicRoute {
     fn new(name: String) -> Self {
@@ -168,7 +176,42 @@ impl TopicRoute {
             consumer_persistence: None,
             declaration: None,
             virtual_partitions: None,
+            filters: Vec::new(),
+            tick_interval: None,
+            idle_after: None,
+            eofed: false,
         }
+    }
+
+    /// Calls [`Consumer::tick`] of each assigned partition's consumer every `interval`,
+    /// between batches (never while one runs), also while the partition gets no messages.
+    pub fn tick_interval(&mut self, interval: Duration) -> &mut Self {
+        self.tick_interval = Some(interval);
+        self
+    }
+
+    /// Calls [`Consumer::idle`] once a partition got no message for `quiet` after its last
+    /// batch (once per quiet spell).
+    pub fn idle_after(&mut self, quiet: Duration) -> &mut Self {
+        self.idle_after = Some(quiet);
+        self
+    }
+
+    /// Calls [`Consumer::eofed`] each time a partition's end is reached and everything before
+    /// it was consumed. Turns on librdkafka's `enable.partition.eof` for the topic, which then
+    /// gets a subscription group (a consumer) of its own.
+    pub fn eofed(&mut self, on: bool) -> &mut Self {
+        self.eofed = on;
+        self
+    }
+
+    /// Adds a filter to the end of this topic's chain; each assigned partition gets its own
+    /// clone. See [`crate::filters`].
+    pub fn filter<F: Filter + Clone + Sync>(&mut self, filter: F) -> &mut Self {
+        self.filters.push(Arc::new(move || {
+            Box::new(filter.clone()) as Box<dyn Filter>
+        }));
+        self
     }
 
     /// Sends messages that still fail after retries to a dead-letter topic.
@@ -292,6 +335,14 @@ pub struct Topic {
     pub(crate) consumer_persistence: bool,
     /// How batches are split into groups that run in parallel, if they are.
     pub(crate) virtual_partitions: Option<VirtualPartitions>,
+    /// Its filter chain, in order.
+    pub(crate) filters: Vec<FilterFactory>,
+    /// How often its consumers' `tick` runs, if it does.
+    pub(crate) tick_interval: Option<Duration>,
+    /// How long a partition stays without messages before its consumer's `idle` runs.
+    pub(crate) idle_after: Option<Duration>,
+    /// Whether its consumers' `eofed` runs (librdkafka reports partition ends).
+    pub(crate) eofed: bool,
     pub(crate) factory: Option<ConsumerFactory>,
     pub(crate) deserializer: Arc<dyn Deserializer>,
 }

@@ -48,6 +48,10 @@ pub(crate) fn resolve(
             let (max_messages, max_wait_time) = check_route(config, &group_id, route, problems);
             let topic = Arc::new(Topic {
                 virtual_partitions: route.virtual_partitions.clone(),
+                filters: route.filters.clone(),
+                tick_interval: route.tick_interval,
+                idle_after: route.idle_after,
+                eofed: route.eofed,
                 dead_letter_queue: route.dead_letter_queue.clone(),
                 name: route.name.as_str().into(),
                 consumer_group: group_id.clone(),
@@ -65,6 +69,7 @@ pub(crate) fn resolve(
                 topic: &route.name,
                 initial_offset: route.initial_offset,
                 kafka: &route.kafka,
+                eofed: route.eofed,
             };
             let kafka = kafka::consumer(config, &group_id, &overrides).into_parts();
             let base = route
@@ -132,6 +137,19 @@ fn check_route(
     }
     if let Some(vp) = &route.virtual_partitions {
         vp.check(&path, problems);
+    }
+    for (name, value) in [
+        ("tick_interval", route.tick_interval),
+        ("idle_after", route.idle_after),
+    ] {
+        if value.is_some_and(|v| v.is_zero()) {
+            problems.push(Problem::new(
+                &format!("{path}.{name}"),
+                "0s",
+                "needs to be longer than zero",
+                &format!("set `.{name}(d)` with a positive duration, e.g. 1s, or leave it out"),
+            ));
+        }
     }
     if let Some(name) = route
         .subscription_group
@@ -210,7 +228,12 @@ fn place(
     (kafka, kafka_sources): (BTreeMap<String, String>, BTreeMap<String, Source>),
     topic: Arc<Topic>,
 ) {
-    let same_group = |sg: &&mut SubscriptionGroup| sg.consumer_group == *group_id;
+    // librdkafka names only the partition whose end it reached, so a consumer reports ends
+    // for the topic of at most one `eofed` route, alone in its subscription group.
+    let eofed = topic.eofed;
+    let same_group = |sg: &&mut SubscriptionGroup| {
+        sg.consumer_group == *group_id && !eofed && !sg.topics.iter().any(|t| t.eofed)
+    };
     let is_base = |name: &str| {
         name == base
             || name

@@ -162,3 +162,42 @@ fn a_subscription_group_name_with_a_slash_is_refused() {
     );
     assert_eq!(problems[0].value, "eu/fast");
 }
+
+#[test]
+fn each_eofed_topic_gets_a_subscription_group_of_its_own_that_reports_partition_ends() {
+    let mut config = Config::default();
+    config.client_id("shop");
+    let (sgs, problems) = resolve_routes(&config, |r| {
+        r.topic("orders").consumer(|| Noop);
+        r.topic("audit").consumer(|| Noop).eofed(true);
+        r.topic("ledger").consumer(|| Noop).eofed(true);
+        r.topic("refunds").consumer(|| Noop);
+    });
+    assert!(problems.is_empty(), "{problems:?}");
+    let topics: Vec<_> = sgs.iter().map(|sg| sg.active_topics().join(",")).collect();
+    // librdkafka's end-of-partition report names no topic: one eofed topic per consumer.
+    assert_eq!(topics, ["orders,refunds", "audit", "ledger"]);
+    let eof: Vec<_> = sgs
+        .iter()
+        .map(|sg| sg.kafka.get("enable.partition.eof").map(String::as_str))
+        .collect();
+    assert_eq!(eof, [None, Some("true"), Some("true")]);
+}
+
+#[test]
+fn zero_hook_intervals_are_boot_problems() {
+    let (_, problems) = resolve_routes(&Config::default(), |r| {
+        r.topic("orders")
+            .consumer(|| Noop)
+            .tick_interval(Duration::ZERO)
+            .idle_after(Duration::ZERO);
+    });
+    let got: Vec<_> = problems.iter().map(|p| p.setting.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "routes.ferrafka.orders.tick_interval",
+            "routes.ferrafka.orders.idle_after"
+        ]
+    );
+}

@@ -407,3 +407,6 @@ pub fn context(topic: &str, partition: i32) -> Context {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod filter_tests;

@@ -8,6 +8,7 @@ mod declarative;
 mod doctor;
 mod environments;
 mod executor_faults;
+mod filters;
 mod happy_path;
 mod http_probes;
 mod instrumentation;

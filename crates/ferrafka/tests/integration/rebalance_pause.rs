@@ -98,7 +98,7 @@ fn group_settings(strategy: &str) -> Vec<(&'static str, String)> {
 
 /// A second member of the group: joining makes the group rebalance, leaving gives its
 /// partitions back. It commits nothing.
-fn join_and_leave(bootstrap: &str, group: &str, topic: &str, strategy: &str) {
+pub(crate) fn join_and_leave(bootstrap: &str, group: &str, topic: &str, strategy: &str) {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)

@@ -129,6 +129,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                     error: "the partition's executor ended without a report",
                 });
                 slot.worker = self.hands.workers.start(&slots.topic, &slot.handle);
+                slot.machine.on_hook_lost();
                 if let Some(batch) = slot.machine.running_batch() {
                     let report = Report {
                         generation: slot.machine.generation(),

@@ -277,6 +277,19 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         }
     }
 
+    /// The client reached the end of `partition` of this subscription group's `eofed` topic
+    /// (the only one it consumes: librdkafka's report names no topic).
+    pub(crate) fn on_eof(&mut self, client: &C, partition: i32, now: Instant) {
+        let mut effects = std::mem::take(&mut self.effects);
+        for slots in self.topics.values_mut().filter(|s| s.topic.eofed) {
+            if let Some(slot) = slots.partitions.get_mut(&partition) {
+                slot.machine.on_eof(now, &mut effects);
+                self.hands.apply(client, slot, &mut effects, now);
+            }
+        }
+        self.effects = effects;
+    }
+
     fn slot_mut(&mut self, topic: &str, partition: i32) -> Option<&mut SlotOf<W, C>> {
         self.topics.get_mut(topic)?.partitions.get_mut(&partition)
     }
@@ -316,6 +329,9 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                             backoff: at.saturating_duration_since(now),
                         });
                     }
+                }
+                ReportKind::HookDone { requests } => {
+                    slot.machine.on_hook_done(requests, now, &mut effects)
                 }
                 ReportKind::Stopped => slot.stopped = true,
             }
@@ -426,7 +442,8 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         self.machines().filter_map(|m| m.next_wakeup(now)).min()
     }
 
-    /// The earliest timer of the machines of partitions `keep` accepts.
+    /// The earliest timer of the machines of partitions `keep` accepts, `tick`s left out (they
+    /// never end).
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn next_wakeup_where(
         &self,
@@ -437,7 +454,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             .iter()
             .flat_map(|(topic, s)| s.partitions.iter().map(move |(p, slot)| (topic, p, slot)))
             .filter(|(topic, p, _)| keep(topic, **p))
-            .filter_map(|(_, _, slot)| slot.machine.next_wakeup(now))
+            .filter_map(|(_, _, slot)| slot.machine.next_wakeup_but_ticks(now))
             .min()
     }
 
@@ -517,6 +534,22 @@ impl<W: Workers> Hands<W> {
                         monitor.emit(|| Event::Resumed { partition });
                     }
                 }
+                Effect::Hook(hook) => {
+                    if !workers.send(&slot.worker, Job::Hook(hook)) {
+                        // The executor is gone (aborted at shutdown): the hook never ran.
+                        slot.machine.on_hook_done(Vec::new(), now, effects);
+                    }
+                }
+                Effect::Skipped {
+                    filter,
+                    offsets,
+                    count,
+                } => monitor.emit(|| Event::MessagesSkipped {
+                    partition,
+                    filter,
+                    offsets,
+                    count,
+                }),
                 Effect::Store(next) => {
                     client.store_offset(&mut slot.target, next);
                     monitor.emit(|| Event::OffsetStored { partition, next });

@@ -24,7 +24,7 @@ use super::doorbell::Doorbell;
 use super::partition::{Outcome, Report, Work};
 use super::virtual_partitions::VirtualConsumer;
 use crate::config::Config;
-use crate::consumer::{Context, DynConsumer, PartitionHandle};
+use crate::consumer::{Context, DynConsumer, Hook, PartitionHandle, PartitionRequest};
 use crate::error::{PanicError, error_chain};
 use crate::instrumentation::{ErrorKind, Event, Monitor, PartitionRef};
 use crate::messages::{Message, Messages};
@@ -43,6 +43,8 @@ pub(crate) enum Job {
     Cut,
     /// The partition was revoked or the server stops: run the final hook and stop.
     Stop(FinalHook),
+    /// Run the consumer's `tick`, `idle` or `eofed` hook, then report it done.
+    Hook(Hook),
 }
 
 /// The hook an executor runs before it stops.
@@ -78,6 +80,8 @@ pub(crate) enum ReportKind {
     Progress { batch: u64, mark: i64 },
     /// A batch ended.
     Finished(Report),
+    /// A [`Job::Hook`] ended, with the pause, resume and seek requests made in it.
+    HookDone { requests: Vec<PartitionRequest> },
     /// The executor ran its final hook and stopped.
     Stopped,
 }
@@ -153,6 +157,11 @@ impl Executor {
                     self.run_batch(&mut instance, batch, work, &mut go_on).await
                 }
                 Job::Cut => continue, // no run to end
+                Job::Hook(hook) => {
+                    let requests = self.partition_hook(&mut instance, hook).await;
+                    self.report(ReportKind::HookDone { requests });
+                    continue;
+                }
                 Job::Stop(hook) => return self.stop(instance.take(), hook).await,
             };
             self.report(ReportKind::Finished(report));
@@ -432,6 +441,56 @@ impl Executor {
                 Outcome::DeadLetterFailed(error)
             }
         }
+    }
+
+    /// Runs the consumer's `tick`, `idle` or `eofed` hook (building the instance if there is
+    /// none yet) and returns its requests. A failure is an event and a log line; nothing is
+    /// retried, and no message is affected.
+    pub(crate) async fn partition_hook(
+        &self,
+        instance: &mut Option<Box<dyn DynConsumer>>,
+        hook: Hook,
+    ) -> Vec<PartitionRequest> {
+        let _permit = match self.topic.virtual_partitions {
+            None => Some(self.workers.acquire().await.expect("never closed")),
+            Some(_) => None,
+        };
+        let started = std::time::Instant::now();
+        let mut ctx = self.context(1, None);
+        let error = match self.instance(instance) {
+            Err(panic) => Some(panic),
+            Ok(consumer) => {
+                let fut = hook.call(consumer.as_mut(), &mut ctx);
+                match AssertUnwindSafe(fut).catch_unwind().await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(describe(e)),
+                    Err(payload) => {
+                        self.discard(instance);
+                        Some(format!("panicked: {}", PanicError::from_payload(payload)))
+                    }
+                }
+            }
+        };
+        let (partition, name) = (self.partition_ref(), hook.name());
+        self.monitor.emit(|| Event::HookRan {
+            partition,
+            hook: name,
+            duration: started.elapsed(),
+            error: error.as_deref(),
+        });
+        if let Some(error) = &error {
+            tracing::error!(
+                consumer_group = %self.handle.consumer_group,
+                topic = %self.handle.topic, partition = self.handle.partition, hook = name,
+                %error, "consumer hook failed"
+            );
+            self.monitor.emit(|| Event::Error {
+                kind: ErrorKind::ConsumerHook,
+                partition: Some(partition),
+                error,
+            });
+        }
+        ctx.requests
     }
 
     /// Runs the instance's final hook (if an instance exists) and reports that it stopped.

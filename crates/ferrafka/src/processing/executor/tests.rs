@@ -19,6 +19,8 @@ struct Script {
     seen: Mutex<Vec<i64>>,
     fail_at: Option<i64>,
     pause_at: Option<i64>,
+    /// Hooks and offsets, in the order they ran.
+    log: Mutex<Vec<String>>,
 }
 
 struct Scripted(Arc<Script>);
@@ -30,11 +32,27 @@ impl Consumer for Scripted {
                 return Err(format!("offset {} failed", m.offset()).into());
             }
             self.0.seen.lock().unwrap().push(m.offset());
+            self.0.log.lock().unwrap().push(m.offset().to_string());
             if Some(m.offset()) == self.0.pause_at {
                 ctx.pause(Duration::from_secs(1));
             }
         }
         Ok(())
+    }
+
+    async fn tick(&mut self, _: &mut Context) -> ConsumeResult {
+        self.0.log.lock().unwrap().push("tick".into());
+        Err("tick failed".into())
+    }
+
+    async fn idle(&mut self, ctx: &mut Context) -> ConsumeResult {
+        self.0.log.lock().unwrap().push("idle".into());
+        ctx.pause(Duration::from_secs(2));
+        Ok(())
+    }
+
+    async fn eofed(&mut self, _: &mut Context) -> ConsumeResult {
+        panic!("eofed panicked");
     }
 }
 
@@ -102,6 +120,7 @@ async fn serve(executor: Executor, received: &Receiver<ExecutorReport>, jobs: Ve
                 served.finished.push(r);
                 let _ = tx.send(Job::Stop(FinalHook::Shutdown)); // gone if it stopped already
             }
+            ReportKind::HookDone { requests } => served.hooks.push(requests),
             ReportKind::Stopped => served.stopped = true,
         }
     }
@@ -114,6 +133,7 @@ struct Served {
     progress: Vec<(u64, i64)>,
     finished: Vec<Report>,
     stopped: bool,
+    hooks: Vec<Vec<PartitionRequest>>,
 }
 
 fn released(shares: &[Arc<Vec<Message>>]) -> bool {
@@ -195,4 +215,40 @@ async fn a_request_ends_a_run_after_its_batch() {
         (report.batch, report.mark, report.requests.len()),
         (0, Some(3), 1)
     );
+}
+
+#[tokio::test]
+async fn hooks_run_in_order_with_batches_and_their_failures_are_events_not_outcomes() {
+    let script = Arc::new(Script::default());
+    let (mut executor, received) = executor(&script);
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    executor.monitor = Monitor::new(vec![Box::new(move |e: &Event<'_>| {
+        if let Event::Error { kind, error, .. } = e {
+            seen.lock().unwrap().push((*kind, error.to_string()));
+        }
+    })]);
+    let (work, _) = run_of(&[0..1, 1..2]);
+    let jobs = vec![
+        Job::Hook(Hook::Tick),
+        Job::Hook(Hook::Eofed),
+        Job::Hook(Hook::Idle),
+        Job::Run { batch: 0, work },
+    ];
+    let served = serve(executor, &received, jobs).await;
+    assert_eq!(*script.log.lock().unwrap(), vec!["tick", "idle", "0", "1"]);
+    let pause = PartitionRequest::Pause(Duration::from_secs(2));
+    assert_eq!(served.hooks, vec![vec![], vec![], vec![pause]]);
+    let [report] = &served.finished[..] else {
+        panic!("one report: {:?}", served.finished)
+    };
+    assert_eq!(
+        (&report.outcome, report.mark),
+        (&Outcome::Consumed, Some(2)),
+        "a panicking hook's fresh instance consumes"
+    );
+    let errors = errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors.iter().all(|(k, _)| *k == ErrorKind::ConsumerHook));
+    assert!(errors[0].1.contains("tick failed") && errors[1].1.contains("eofed panicked"));
 }

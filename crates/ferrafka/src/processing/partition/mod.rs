@@ -30,11 +30,19 @@ mod backlog;
 #[cfg(test)]
 mod edge_tests;
 #[cfg(test)]
+mod filter_tests;
+mod filtering;
+#[cfg(test)]
+mod hook_tests;
+mod hooks;
+#[cfg(test)]
 mod model;
 #[cfg(test)]
 mod run_tests;
 mod runs;
 
+pub(crate) use filtering::FilterFactories;
+pub(crate) use hooks::Hook;
 pub(crate) use runs::listener_hold;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -81,6 +89,14 @@ pub(crate) struct PartitionSettings {
     pub(crate) run_messages: usize,
     /// The consumer group the topic is consumed in, for logs.
     pub(crate) consumer_group: Arc<str>,
+    /// The topic's filters (see `filtering.rs`).
+    pub(crate) filters: FilterFactories,
+    /// The consumer marks by hand: dropped messages are marked only behind its marks.
+    pub(crate) manual_offsets: bool,
+    /// How often the consumer's `tick` runs, if it does.
+    pub(crate) tick_interval: Option<Duration>,
+    /// How long without messages before the consumer's `idle` runs, if it does.
+    pub(crate) idle_after: Option<Duration>,
 }
 
 impl PartitionSettings {
@@ -95,6 +111,10 @@ impl PartitionSettings {
             backoff: config.backoff(),
             run_messages: RUN_MESSAGES.max(topic.max_messages),
             consumer_group: topic.consumer_group.clone(),
+            filters: FilterFactories(topic.filters.clone()),
+            manual_offsets: topic.manual_offset_management,
+            tick_interval: topic.tick_interval,
+            idle_after: topic.idle_after,
         }
     }
 }
@@ -133,6 +153,15 @@ pub(crate) enum Effect {
     Seek(SeekTo),
     /// Store this next offset for the next commit.
     Store(i64),
+    /// `filter` dropped `count` messages, `offsets` first and last (they are marked).
+    Skipped {
+        filter: &'static str,
+        offsets: (i64, i64),
+        count: usize,
+    },
+    /// Run this consumer hook on the partition's executor; answer with
+    /// [`Partition::on_hook_done`].
+    Hook(Hook),
 }
 
 /// How a batch ended, as its executor reports it.
@@ -273,6 +302,15 @@ pub(crate) struct Partition {
     backlog_copied: bool,
     /// The listener is taking fetched messages from librdkafka's queue; see `runs.rs`.
     gathering: bool,
+    /// The topic's filters, this partition's copies.
+    chain: filtering::Chain,
+    /// A filter paused the partition until then; the filter's name.
+    filter_pause: Option<(Instant, &'static str)>,
+    /// The chain held back messages at the front of the buffer: they start without waiting
+    /// for a batch to fill.
+    filter_held: bool,
+    /// When `tick`, `idle` and `eofed` are due (see `hooks.rs`).
+    hooks: hooks::Hooks,
     /// For logs.
     topic: Arc<str>,
     partition: i32,
@@ -297,6 +335,10 @@ impl Partition {
             progress: None,
             backlog_copied: false,
             gathering: false,
+            chain: filtering::Chain::new(&settings.filters),
+            filter_pause: None,
+            filter_held: false,
+            hooks: hooks::Hooks::default(),
             generation,
             buffer: backlog::Backlog::new(
                 settings.max_messages,
@@ -333,24 +375,9 @@ impl Partition {
         unfinished.or(self.running.last()).map(|r| r.batch)
     }
 
-    /// True while a batch runs.
+    /// True while a batch or a hook runs.
     pub(crate) fn is_running(&self) -> bool {
-        !self.running.is_empty()
-    }
-
-    /// Until when the listener had better leave this partition's next messages in
-    /// librdkafka's queue: a batch runs, started less than `HOLD_AT_MOST` ago, and enough wait
-    /// behind it. Its report comes soon; polling meanwhile only moves messages from
-    /// librdkafka's queue to this backlog, and holding many polled messages makes every
-    /// allocation of the process take the allocator's slow path. A longer batch no longer
-    /// holds anything (the listener must keep serving the group), and the fetch pause bounds
-    /// the backlog then.
-    pub(crate) fn hold_fetch_until(&self) -> Option<Instant> {
-        let running = self.running.first()?;
-        let enough =
-            (HOLD_AFTER_BATCHES * self.settings.max_messages).max(self.settings.run_messages);
-        (self.phase == Phase::Active && self.buffer.len() >= enough)
-            .then_some(running.started + HOLD_AT_MOST)
+        !self.running.is_empty() || self.hook_running()
     }
 
     /// A message fetched by librdkafka.
@@ -368,6 +395,7 @@ impl Partition {
             self.report_skipped(at, offset);
         }
         self.next_fetch = Some(offset + 1);
+        self.hooks_on_message(now);
         if self.backlog_copied || self.buffered_bytes >= self.detach_after_bytes() {
             // Far behind the running batch: it will wait, and read in place it would keep a
             // whole fetch response alive (every partition's messages in it).
@@ -463,6 +491,7 @@ impl Partition {
             self.store(next, out);
         }
         let running = self.end_run(at, now);
+        self.hooks_on_batch_end(now);
         self.rewound_to = None;
         self.backlog_copied = false;
         match report.outcome {
@@ -502,6 +531,7 @@ impl Partition {
             self.buffer.clear();
             self.buffered_bytes = 0;
             self.buffered_since = None;
+            self.filter_held = false;
             self.retry = None;
             self.isolate_until = None;
             self.next_fetch = None;
@@ -526,57 +556,20 @@ impl Partition {
         self.drop_waiting();
     }
 
-    /// The partition is gone. True when a batch still runs (its reports are ignored from now
-    /// on).
+    /// The partition is gone. True when a batch or a hook still runs (its reports are
+    /// ignored from now on).
     pub(crate) fn revoke(&mut self) -> bool {
         self.phase = Phase::Revoked;
         self.drop_waiting();
-        !self.running.is_empty()
+        self.is_running()
     }
 
     fn drop_waiting(&mut self) {
+        self.filter_held = false;
         self.buffer.clear();
         self.buffered_bytes = 0;
         self.buffered_since = None;
         self.retry = None;
-    }
-
-    /// When the listener must call [`Partition::on_tick`] next; `None` when only a report,
-    /// a message or a phase change can make progress. After `on_tick(now)` it is never `now`
-    /// or earlier, so a listener that sleeps until it never spins.
-    pub(crate) fn next_wakeup(&self, now: Instant) -> Option<Instant> {
-        if self.phase != Phase::Active
-            || !self.running.is_empty()
-            || self.previous_running
-            || self.seek_pending
-        {
-            return None;
-        }
-        let paused_until = match self.consumer_pause {
-            Some(ConsumerPause::Indefinite) => return None,
-            Some(ConsumerPause::Until(t)) => Some(t),
-            None => None,
-        };
-        if self.buffer.is_empty() {
-            return paused_until;
-        }
-        let blocked_until = paused_until.max(self.retry.as_ref().map(|r| r.at));
-        let ready_at = if let Some(t) = self.gather_until().filter(|t| *t > now) {
-            Some(t)
-        } else if self.starts_at_once() {
-            Some(now)
-        } else {
-            self.buffered_since
-                .map(|t| crate::config::later(t, self.settings.max_wait))
-        };
-        ready_at.max(blocked_until)
-    }
-
-    /// True when the buffered messages need not wait for the batch to fill.
-    fn starts_at_once(&self) -> bool {
-        self.retry.is_some()
-            || self.isolate_until.is_some()
-            || self.buffer.len() >= self.settings.max_messages
     }
 
     /// Stores `next` unless an equal or later offset is stored; stores never move back.
@@ -604,3 +597,4 @@ impl Partition {
 }
 
 mod transitions;
+mod wakeups;

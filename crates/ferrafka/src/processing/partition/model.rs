@@ -19,6 +19,9 @@
 //! assignment delivers stale messages late (which must never run), and an executor may end
 //! without a report (its partition must recover).
 //!
+//! A share of the cases gives the topic a throttle filter (5 messages a second) and a `tick`
+//! hook: held-back messages must still all run in order, and hooks never overlap a batch.
+//!
 //! `FERRAFKA_MODEL_CASES=100000 cargo test -p ferrafka --lib model` runs more cases.
 
 use std::time::Duration;
@@ -149,9 +152,10 @@ proptest! {
     fn partition_machine_keeps_its_invariants(
         dead_letter in any::<bool>(),
         run_messages in prop_oneof![Just(3usize), Just(9), Just(40)],
+        filtered in prop::bool::weighted(0.3),
         ops in prop::collection::vec(op(), 1..150),
     ) {
-        let mut world = World::new(dead_letter, run_messages);
+        let mut world = World::new(dead_letter, run_messages, filtered);
         for op in ops {
             world.step(op);
         }

@@ -29,6 +29,10 @@ pub(crate) fn settings() -> PartitionSettings {
         // One batch at a time; the run tests below raise it.
         run_messages: 3,
         consumer_group: "g".into(),
+        filters: FilterFactories::default(),
+        manual_offsets: false,
+        tick_interval: None,
+        idle_after: None,
     }
 }
 

@@ -66,10 +66,14 @@ impl Partition {
         {
             self.consumer_pause = None;
         }
+        if self.filter_pause.is_some_and(|(t, _)| now >= t) {
+            self.filter_pause = None;
+        }
         self.copy_backlog_behind_a_slow_batch(now);
+        self.start_due_hook(now, out);
         if self.may_start() {
             self.end_isolation_when_passed();
-            if let Some(work) = self.next_work(now) {
+            if let Some(work) = self.next_work(now, out) {
                 self.dispatch(work, now, out);
             }
         }
@@ -82,6 +86,8 @@ impl Partition {
             && !self.previous_running
             && !self.seek_pending
             && self.consumer_pause.is_none()
+            && self.filter_pause.is_none()
+            && !self.hook_running()
     }
 
     fn end_isolation_when_passed(&mut self) {
@@ -93,7 +99,7 @@ impl Partition {
     }
 
     /// The batch to start now, if any.
-    fn next_work(&mut self, now: Instant) -> Option<Work> {
+    fn next_work(&mut self, now: Instant, out: &mut Vec<Effect>) -> Option<Work> {
         let front = self.buffer.front()?.offset;
         if let Some(retry) = &self.retry {
             if now < retry.at {
@@ -126,13 +132,18 @@ impl Partition {
         } else {
             self.settings.max_messages
         };
+        let messages = match self.chain.is_empty() {
+            true => self.take(count),
+            false => self.take_filtered(count, now, out)?,
+        };
+        let front = messages[0].offset;
         let attempt = match &self.retry {
             Some(r) if r.offset == front => r.failures + 1,
             _ => self.earlier_attempts(front) + 1,
         };
-        let messages = self.take(count);
         let first = Messages::new(Arc::new(messages), attempt);
-        let work = if self.may_run(&first) {
+        // A run would hand on batches the filters have not seen.
+        let work = if self.chain.is_empty() && self.may_run(&first) {
             self.run(first)
         } else {
             Work::Consume(first)
@@ -375,6 +386,8 @@ impl Partition {
             PauseReason::Quiet
         } else if self.consumer_pause.is_some() {
             PauseReason::Consumer
+        } else if self.filter_pause.is_some() {
+            PauseReason::Filter
         } else if self.retry.as_ref().is_some_and(|r| now < r.at) {
             PauseReason::Retry
         } else {
@@ -394,6 +407,7 @@ impl Partition {
                 // drop what it prefetched, and the broker serve it again).
                 let share = if self.fetch_paused { 2 } else { 1 };
                 self.consumer_pause.is_some()
+                    || self.filter_pause.is_some()
                     || self.retry.as_ref().is_some_and(|r| now < r.at)
                     || self.buffer.len() >= self.settings.pause_at_messages / share
                     || self.buffered_bytes >= self.settings.pause_at_bytes / share

@@ -30,7 +30,8 @@ use tracing::Instrument as _;
 pub(crate) use combiner::MarkCombiner;
 
 use crate::consumer::{
-    BoxFuture, ConsumeResult, ConsumerFactory, Context, DynConsumer, GroupMarks, PartitionHandle,
+    BoxFuture, ConsumeResult, ConsumerFactory, Context, DynConsumer, GroupMarks, Hook,
+    PartitionHandle,
 };
 use crate::error::{PanicError, error_chain};
 use crate::messages::Messages;
@@ -208,16 +209,13 @@ impl VirtualConsumer {
 
     /// Runs the `revoked` or `shutdown` hook of every group's instance, in group order; one
     /// failing does not keep the others from running.
-    async fn final_hook(&mut self, ctx: &mut Context, revoked: bool) -> ConsumeResult {
+    /// Calls `hook` on every group's instance that exists.
+    async fn each_hook(&mut self, ctx: &mut Context, hook: Hook) -> ConsumeResult {
         let mut errors = Vec::new();
         for (slot, instance) in self.instances.iter_mut().enumerate() {
             let Some(consumer) = instance else { continue };
             let mut group_ctx = group_context(ctx, None);
-            let fut = if revoked {
-                consumer.revoked(&mut group_ctx)
-            } else {
-                consumer.shutdown(&mut group_ctx)
-            };
+            let fut = hook.call(consumer.as_mut(), &mut group_ctx);
             match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => errors.push((slot, error_chain(&*e))),
@@ -238,11 +236,23 @@ impl DynConsumer for VirtualConsumer {
     }
 
     fn revoked<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult> {
-        Box::pin(self.final_hook(ctx, true))
+        Box::pin(self.each_hook(ctx, Hook::Revoked))
     }
 
     fn shutdown<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult> {
-        Box::pin(self.final_hook(ctx, false))
+        Box::pin(self.each_hook(ctx, Hook::Shutdown))
+    }
+
+    fn tick<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult> {
+        Box::pin(self.each_hook(ctx, Hook::Tick))
+    }
+
+    fn idle<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult> {
+        Box::pin(self.each_hook(ctx, Hook::Idle))
+    }
+
+    fn eofed<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ConsumeResult> {
+        Box::pin(self.each_hook(ctx, Hook::Eofed))
     }
 }
 

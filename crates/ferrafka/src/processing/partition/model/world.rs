@@ -68,15 +68,17 @@ pub(super) struct World {
     stopped: bool,
     dead_letter: bool,
     run_messages: usize,
+    /// The topic has a throttle filter and a `tick` hook.
+    filtered: bool,
 }
 
 /// The content version of a stale message (see `Op::StaleFetch`).
 const STALE: u32 = u32::MAX;
 
 impl World {
-    pub(super) fn new(dead_letter: bool, run_messages: usize) -> Self {
+    pub(super) fn new(dead_letter: bool, run_messages: usize, filtered: bool) -> Self {
         let mut world = World {
-            driver: Self::driver(dead_letter, run_messages, Arc::default()),
+            driver: Self::driver((dead_letter, run_messages, filtered), Arc::default()),
             kafka: SimClient(RefCell::new(Librdkafka::new(LOG_START as usize))),
             assigned: false,
             now: Instant::now(),
@@ -90,6 +92,7 @@ impl World {
             stopped: false,
             dead_letter,
             run_messages,
+            filtered,
         };
         world.restart_driver();
         world.assign();
@@ -99,21 +102,25 @@ impl World {
     /// A new process's driver, sharing its epoch with the simulated librdkafka.
     fn restart_driver(&mut self) {
         let epoch = Arc::default();
-        self.driver = Self::driver(self.dead_letter, self.run_messages, Arc::clone(&epoch));
+        let shape = (self.dead_letter, self.run_messages, self.filtered);
+        self.driver = Self::driver(shape, Arc::clone(&epoch));
         let mut kafka = self.kafka.0.borrow_mut();
         (kafka.epoch, kafka.stale_epoch) = (epoch, None);
     }
 
     /// A process's driver of the routed topic `t`.
     fn driver(
-        dead_letter: bool,
-        run_messages: usize,
+        (dead_letter, run_messages, filtered): (bool, usize, bool),
         epoch: Arc<std::sync::atomic::AtomicU64>,
     ) -> Partitions<SimWorkers, SimClient> {
         let topic = routed_topic();
+        let throttle = crate::filters::Throttle::new(5, Duration::from_secs(1));
+        let factory: crate::routing::FilterFactory = Arc::new(move || Box::new(throttle.clone()));
         let settings = PartitionSettings {
             dead_letter_retries: dead_letter.then_some(MAX_RETRIES),
             run_messages,
+            filters: FilterFactories(filtered.then_some(factory).into_iter().collect()),
+            tick_interval: filtered.then_some(Duration::from_millis(300)),
             ..settings()
         };
         let monitor = Default::default();
@@ -218,6 +225,17 @@ impl World {
                         {
                             self.cut = true;
                         }
+                    }
+                    // A hook is done at once: it ran between the batches around it.
+                    Job::Hook(_) => {
+                        assert!(
+                            !self.running.iter().any(|b| b.generation == generation),
+                            "a hook was handed to an executor running a batch"
+                        );
+                        let done = ReportKind::HookDone {
+                            requests: Vec::new(),
+                        };
+                        self.report(generation, done);
                     }
                     Job::Stop(_) => {
                         if self.running.iter().any(|b| b.generation == generation) {
