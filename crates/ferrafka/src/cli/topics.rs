@@ -232,7 +232,11 @@ fn outcome(plan: &Plan) -> Outcome {
 /// Says that pattern routes are left out: a pattern names no single topic to manage.
 fn note_patterns(app: &App, out: &mut dyn Write) {
     for sg in app.subscription_groups() {
-        for p in sg.topics.iter().filter_map(|t| t.pattern().filter(|_| t.is_pattern())) {
+        for p in sg
+            .topics
+            .iter()
+            .filter_map(|t| t.pattern().filter(|_| t.is_pattern()))
+        {
             let _ = writeln!(
                 out,
                 "note: pattern {} ({}) is skipped: declare the topics it matches one by one",

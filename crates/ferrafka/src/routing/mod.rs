@@ -386,7 +386,9 @@ impl Topic {
 
     /// Whether this is a pattern route itself (its name is a regular expression, not a topic).
     pub fn is_pattern(&self) -> bool {
-        self.pattern.as_ref().is_some_and(|p| *p.regex() == *self.name)
+        self.pattern
+            .as_ref()
+            .is_some_and(|p| *p.regex() == *self.name)
     }
 
     /// The topic `name` handled by this pattern route: the same settings and consumer.

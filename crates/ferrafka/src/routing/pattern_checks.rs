@@ -86,10 +86,13 @@ pub(crate) fn check_overlaps(groups: &[SubscriptionGroup], problems: &mut Vec<Pr
     let mut by_group: BTreeMap<&str, Vec<Routed<'_>>> = BTreeMap::new();
     for sg in groups {
         for topic in sg.topics.iter().filter(|t| t.active) {
-            by_group.entry(&*sg.consumer_group).or_default().push(Routed {
-                subscription_group: &sg.name,
-                topic,
-            });
+            by_group
+                .entry(&*sg.consumer_group)
+                .or_default()
+                .push(Routed {
+                    subscription_group: &sg.name,
+                    topic,
+                });
         }
     }
     for (group_id, routes) in &by_group {

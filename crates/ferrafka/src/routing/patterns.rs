@@ -201,8 +201,14 @@ fn unsupported(node: &Ast, engine: PatternEngine, lacking: &mut Vec<&'static str
             }
             unsupported(&group.ast, engine, lacking);
         }
-        Ast::Alternation(alt) => alt.asts.iter().for_each(|a| unsupported(a, engine, lacking)),
-        Ast::Concat(cat) => cat.asts.iter().for_each(|a| unsupported(a, engine, lacking)),
+        Ast::Alternation(alt) => alt
+            .asts
+            .iter()
+            .for_each(|a| unsupported(a, engine, lacking)),
+        Ast::Concat(cat) => cat
+            .asts
+            .iter()
+            .for_each(|a| unsupported(a, engine, lacking)),
     }
 }
 
@@ -210,8 +216,7 @@ fn unsupported(node: &Ast, engine: PatternEngine, lacking: &mut Vec<&'static str
 fn broker_flags(flags: &ast::Flags, lacking: &mut Vec<&'static str>) {
     use ast::{Flag, FlagsItemKind};
     for item in &flags.items {
-        if let FlagsItemKind::Flag(Flag::Unicode | Flag::CRLF | Flag::IgnoreWhitespace) =
-            item.kind
+        if let FlagsItemKind::Flag(Flag::Unicode | Flag::CRLF | Flag::IgnoreWhitespace) = item.kind
         {
             lacking.push("the flags u, R or x");
         }

@@ -205,9 +205,10 @@ async fn a_pattern_route_consumes_every_matching_topic_and_a_named_route_wins() 
     let app = App::builder()
         .routes(move |r| {
             r.topic("orders-vip").consumer(|| crate::noop::Noop);
-            r.pattern("orders", "^orders-[a-z]+$").consumer(move || Scripted {
-                rewound: rewound.clone(),
-            });
+            r.pattern("orders", "^orders-[a-z]+$")
+                .consumer(move || Scripted {
+                    rewound: rewound.clone(),
+                });
         })
         .build_with_env([]);
     let mut tester = Tester::new(&app);

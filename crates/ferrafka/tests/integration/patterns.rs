@@ -61,16 +61,29 @@ fn assert_complete(seen: &Processed, numbers: u64, topics: &[&str]) {
     let mut offsets: BTreeMap<(String, i32), Vec<i64>> = BTreeMap::new();
     for (topic, partition, offset, number) in &seen {
         *counts.entry(*number).or_default() += 1;
-        offsets.entry((topic.clone(), *partition)).or_default().push(*offset);
+        offsets
+            .entry((topic.clone(), *partition))
+            .or_default()
+            .push(*offset);
     }
     assert_eq!(counts.len() as u64, numbers, "every message processed");
-    assert!(counts.values().all(|c| *c == 1), "a message was processed twice");
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "a message was processed twice"
+    );
     for ((topic, partition), offsets) in &offsets {
         let expected: Vec<i64> = (0..offsets.len() as i64).collect();
-        assert_eq!(offsets, &expected, "{topic}/{partition} not contiguous from 0");
+        assert_eq!(
+            offsets, &expected,
+            "{topic}/{partition} not contiguous from 0"
+        );
     }
     let consumed: BTreeSet<&str> = seen.iter().map(|(t, ..)| t.as_str()).collect();
-    assert_eq!(consumed, topics.iter().copied().collect(), "topics consumed");
+    assert_eq!(
+        consumed,
+        topics.iter().copied().collect(),
+        "topics consumed"
+    );
 }
 
 #[test]
@@ -94,7 +107,8 @@ fn a_pattern_consumes_matching_topics_including_one_created_after_start() {
     cluster.produce_numbered(&rt, &early, 0, 300, 7);
     cluster.produce_numbered(&rt, &other, 1000, 1010, 7);
     assert!(
-        wait_until(Duration::from_secs(60), || seen.lock().unwrap().len() >= 300),
+        wait_until(Duration::from_secs(60), || seen.lock().unwrap().len()
+            >= 300),
         "processed {} of the early topic's 300",
         seen.lock().unwrap().len()
     );
@@ -102,7 +116,8 @@ fn a_pattern_consumes_matching_topics_including_one_created_after_start() {
     cluster.create_topic(&rt, &late, 3);
     cluster.produce_numbered(&rt, &late, 300, 600, 7);
     assert!(
-        wait_until(Duration::from_secs(90), || seen.lock().unwrap().len() >= 600),
+        wait_until(Duration::from_secs(90), || seen.lock().unwrap().len()
+            >= 600),
         "processed {} of 600 after the late topic was created",
         seen.lock().unwrap().len()
     );
@@ -134,14 +149,16 @@ fn under_kip_848_the_broker_matches_whole_names_with_re2j() {
     cluster.produce_numbered(&rt, &early, 0, 200, 7);
     cluster.produce_numbered(&rt, &longer, 1000, 1010, 7);
     assert!(
-        wait_until(Duration::from_secs(60), || seen.lock().unwrap().len() >= 200),
+        wait_until(Duration::from_secs(60), || seen.lock().unwrap().len()
+            >= 200),
         "processed {} of 200",
         seen.lock().unwrap().len()
     );
     cluster.create_topic(&rt, &late, 2);
     cluster.produce_numbered(&rt, &late, 200, 400, 7);
     assert!(
-        wait_until(Duration::from_secs(90), || seen.lock().unwrap().len() >= 400),
+        wait_until(Duration::from_secs(90), || seen.lock().unwrap().len()
+            >= 400),
         "processed {} of 400 after the late topic was created",
         seen.lock().unwrap().len()
     );
@@ -160,5 +177,9 @@ fn a_pattern_the_classic_engine_lacks_stops_the_boot_naming_route_and_protocol()
     assert!(error.contains("routes.g.numbered.pattern"), "{error}");
     assert!(error.contains("classic group protocol"), "{error}");
     assert!(error.contains("group.protocol=consumer"), "{error}");
-    assert!(app("127.0.0.1:9", "g", "^orders-\\d+$", true, &seen).validate().is_ok());
+    assert!(
+        app("127.0.0.1:9", "g", "^orders-\\d+$", true, &seen)
+            .validate()
+            .is_ok()
+    );
 }

@@ -33,9 +33,19 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         };
         let pattern = route.pattern().map_or("", |p| p.name());
         if matched {
-            tracing::info!(subscription_group = group, topic, pattern, "topic routed by pattern");
+            tracing::info!(
+                subscription_group = group,
+                topic,
+                pattern,
+                "topic routed by pattern"
+            );
         } else {
-            tracing::error!(subscription_group = group, topic, pattern, "assigned through a pattern subscription, yet no pattern route matches it by ferrafka's evaluation: the first pattern route consumes it (please report this as a bug)");
+            tracing::error!(
+                subscription_group = group,
+                topic,
+                pattern,
+                "assigned through a pattern subscription, yet no pattern route matches it by ferrafka's evaluation: the first pattern route consumes it (please report this as a bug)"
+            );
         }
         self.hands.monitor.emit(|| Event::PatternTopicResolved {
             subscription_group: group,

@@ -115,8 +115,9 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         epoch: Arc<AtomicU64>,
         monitor: Monitor,
     ) -> Self {
-        let (patterns, topics): (Vec<_>, Vec<_>) =
-            topics.into_iter().partition(|(topic, _)| topic.is_pattern());
+        let (patterns, topics): (Vec<_>, Vec<_>) = topics
+            .into_iter()
+            .partition(|(topic, _)| topic.is_pattern());
         let topics = topics
             .into_iter()
             .map(|(topic, settings)| {

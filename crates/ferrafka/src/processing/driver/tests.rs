@@ -316,7 +316,9 @@ fn routed_driver(
             ..
         } = e
         {
-            seen.lock().unwrap().push(format!("{topic}:{pattern}:{matched}"));
+            seen.lock()
+                .unwrap()
+                .push(format!("{topic}:{pattern}:{matched}"));
         }
     })]);
     let topics = topics.into_iter().map(|t| (t, settings()));
@@ -328,7 +330,8 @@ fn routed_driver(
 fn a_topic_resolves_to_its_named_route_first_then_the_first_declared_pattern_once() {
     let (mut d, resolved) = routed_driver(|r| {
         r.topic("orders-1").consumer(|| crate::noop::Noop);
-        r.pattern("orders", "^orders-.*").consumer(|| crate::noop::Noop);
+        r.pattern("orders", "^orders-.*")
+            .consumer(|| crate::noop::Noop);
         r.pattern("eu", "^orders-eu").consumer(|| crate::noop::Noop);
     });
     let (client, now) = (Client::default(), Instant::now());
@@ -370,11 +373,15 @@ fn a_topic_resolves_to_its_named_route_first_then_the_first_declared_pattern_onc
 #[test]
 fn a_topic_no_pattern_matches_goes_to_the_first_pattern_instead_of_stalling() {
     let (mut d, resolved) = routed_driver(|r| {
-        r.pattern("orders", "^orders-.*").consumer(|| crate::noop::Noop);
+        r.pattern("orders", "^orders-.*")
+            .consumer(|| crate::noop::Noop);
     });
     let (client, now) = (Client::default(), Instant::now());
     let assigned = vec![("payments".to_string(), 0)];
     d.assign(&client, "shop/default", &assigned, (d.next_epoch(), now));
-    assert_eq!(resolved.lock().unwrap().as_slice(), ["payments:orders:false"]);
+    assert_eq!(
+        resolved.lock().unwrap().as_slice(),
+        ["payments:orders:false"]
+    );
     assert_eq!(d.workers().started.len(), 1);
 }

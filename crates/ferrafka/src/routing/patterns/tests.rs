@@ -96,7 +96,10 @@ fn the_classic_engine_searches_and_the_broker_matches_the_whole_name() {
     assert!(alternation.matches("b") && !alternation.matches("ba"));
 }
 
-fn resolve_routes(config: &Config, f: impl FnOnce(&mut Router)) -> (Vec<SubscriptionGroup>, Vec<Problem>) {
+fn resolve_routes(
+    config: &Config,
+    f: impl FnOnce(&mut Router),
+) -> (Vec<SubscriptionGroup>, Vec<Problem>) {
     let mut router = Router::default();
     f(&mut router);
     let mut problems = Vec::new();
@@ -125,7 +128,10 @@ fn a_pattern_route_subscribes_its_regex_and_follows_the_group_protocol() {
     assert_eq!(sgs[0].subscription(), ["audit", "^orders-[0-9]+$"]);
     assert_eq!(sgs[0].active_topics(), ["audit"]);
     let orders = sgs[0].active_patterns()[0];
-    assert_eq!((orders.name(), orders.engine()), ("orders", PatternEngine::Client));
+    assert_eq!(
+        (orders.name(), orders.engine()),
+        ("orders", PatternEngine::Client)
+    );
     let eu = sgs[1].active_patterns()[0];
     assert_eq!(eu.engine(), PatternEngine::Broker);
     assert!(eu.matches("eu-12") && !eu.matches("eu-12x"));
@@ -139,7 +145,11 @@ fn a_pattern_is_checked_against_the_protocol_of_its_own_consumer() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].setting, "routes.shop.orders.pattern");
     assert!(problems[0].problem.contains("`\\d`"), "{}", problems[0]);
-    assert!(problems[0].fix.contains("group.protocol=consumer"), "{}", problems[0]);
+    assert!(
+        problems[0].fix.contains("group.protocol=consumer"),
+        "{}",
+        problems[0]
+    );
 }
 
 #[test]
@@ -150,7 +160,13 @@ fn a_pattern_that_matches_its_own_dead_letter_topic_is_refused() {
             .dead_letter_queue(DeadLetterQueue::to("orders_dlq"));
     });
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].problem.contains("own dead-letter topic orders_dlq"), "{}", problems[0]);
+    assert!(
+        problems[0]
+            .problem
+            .contains("own dead-letter topic orders_dlq"),
+        "{}",
+        problems[0]
+    );
     let (_, problems) = resolve_routes(&shop(), |r| {
         r.pattern("orders", "^orders-[0-9]+$")
             .consumer(|| Noop)
@@ -171,18 +187,32 @@ fn dead_letter_topics_that_feed_back_into_their_routes_are_refused() {
     });
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].setting, "routes.shop.dead_letter_queue");
-    assert!(problems[0].value.contains("pattern orders"), "{}", problems[0]);
-    assert!(problems[0].value.contains("topic failed"), "{}", problems[0]);
+    assert!(
+        problems[0].value.contains("pattern orders"),
+        "{}",
+        problems[0]
+    );
+    assert!(
+        problems[0].value.contains("topic failed"),
+        "{}",
+        problems[0]
+    );
 }
 
 #[test]
 fn a_pattern_may_not_reach_a_topic_another_subscription_group_of_its_group_reads() {
     let (_, problems) = resolve_routes(&shop(), |r| {
-        r.topic("orders-1").consumer(|| Noop).subscription_group("slow");
+        r.topic("orders-1")
+            .consumer(|| Noop)
+            .subscription_group("slow");
         r.pattern("orders", "^orders-.*").consumer(|| Noop);
     });
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].problem.contains("split its partitions"), "{}", problems[0]);
+    assert!(
+        problems[0].problem.contains("split its partitions"),
+        "{}",
+        problems[0]
+    );
     // In the same subscription group the topic's own route wins: fine.
     let (_, problems) = resolve_routes(&shop(), |r| {
         r.topic("orders-1").consumer(|| Noop);
