@@ -85,3 +85,30 @@ pub(super) fn current_matches(app: &App) -> Option<String> {
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::App;
+
+    #[test]
+    fn info_shows_each_pattern_with_its_engine_and_refresh_interval() {
+        let app = App::builder()
+            .routes(|r| {
+                r.topic("audit").consumer(|| crate::noop::Noop);
+                r.pattern("orders", "^orders-[a-z]+$")
+                    .consumer(|| crate::noop::Noop)
+                    .kafka("topic.metadata.refresh.interval.ms", "30000");
+            })
+            .build_with_env([]);
+        let text = super::super::info(&app);
+        assert!(text.contains("  topic audit:"), "{text}");
+        assert!(
+            text.contains(
+                "  pattern orders ^orders-[a-z]+$: matched by librdkafka (classic protocol, \
+                 POSIX regex, searched); new topics within \
+                 topic.metadata.refresh.interval.ms=30000;"
+            ),
+            "{text}"
+        );
+    }
+}
