@@ -113,6 +113,7 @@ fn a_pattern_consumes_matching_topics_including_one_created_after_start() {
         seen.lock().unwrap().len()
     );
     // Created while the server runs: found on a metadata refresh, joined without a restart.
+    let created = std::time::Instant::now();
     cluster.create_topic(&rt, &late, 3);
     cluster.produce_numbered(&rt, &late, 300, 600, 7);
     assert!(
@@ -120,6 +121,10 @@ fn a_pattern_consumes_matching_topics_including_one_created_after_start() {
             >= 600),
         "processed {} of 600 after the late topic was created",
         seen.lock().unwrap().len()
+    );
+    eprintln!(
+        "late topic consumed {:?} after its creation",
+        created.elapsed()
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(server.shutdown(), ServerExit::Clean);
@@ -154,6 +159,7 @@ fn under_kip_848_the_broker_matches_whole_names_with_re2j() {
         "processed {} of 200",
         seen.lock().unwrap().len()
     );
+    let created = std::time::Instant::now();
     cluster.create_topic(&rt, &late, 2);
     cluster.produce_numbered(&rt, &late, 200, 400, 7);
     assert!(
@@ -161,6 +167,10 @@ fn under_kip_848_the_broker_matches_whole_names_with_re2j() {
             >= 400),
         "processed {} of 400 after the late topic was created",
         seen.lock().unwrap().len()
+    );
+    eprintln!(
+        "late topic consumed {:?} after its creation",
+        created.elapsed()
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(server.shutdown(), ServerExit::Clean);
