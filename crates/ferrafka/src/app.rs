@@ -182,7 +182,7 @@ impl AppBuilder {
         let routed = routing::routed_topics(&self.config, &self.router.groups);
         let declared =
             declaratives::resolve(&self.config, &routed, &self.declarations, &mut problems);
-        if groups.iter().all(|g| g.active_topics().is_empty()) {
+        if groups.iter().all(|g| g.subscription().is_empty()) {
             problems.push(Problem::new(
                 "routes",
                 "none",

@@ -10,6 +10,7 @@
 //! | batches of one partition at a time, in offset order; partitions in parallel up to `concurrency` | [`Consumer`], [`Messages`] |
 //! | a batch is marked when `consume` returns `Ok`; marks are committed periodically and on rebalance and shutdown | [`Context`] |
 //! | an `Err` or a panic pauses only that partition and retries after a backoff; dead letters after `max_retries` | [`DeadLetterQueue`], [`guide::reliability`] |
+//! | one route for every topic matching a regular expression, new topics included | [`routing::Router::pattern`], [`guide::strategies`] |
 //! | ordered parallelism inside one partition | [`VirtualPartitions`], [`guide::virtual_partitions`] |
 //! | throttling, delayed consumption, expiring messages; `tick`, `idle`, `eofed` hooks | [`filters`], [`guide::strategies`] |
 //! | an awaitable, fire-and-forget or batched producer | [`Producer`], [`Record`] |
@@ -154,6 +155,8 @@ pub mod guide {
     pub mod reliability {}
     #[doc = include_str!("../../../docs/virtual-partitions.md")]
     pub mod virtual_partitions {}
+    #[doc = include_str!("../../../docs/strategies.md")]
+    pub mod strategies {}
     #[doc = include_str!("../../../docs/kafka.md")]
     pub mod kafka {}
     #[doc = include_str!("../../../docs/embedded-broker.md")]

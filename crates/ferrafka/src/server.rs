@@ -63,11 +63,18 @@ impl Filters {
             })
             .map(|sg| {
                 let mut sg = sg.clone();
-                sg.topics
-                    .retain(|t| Self::admits(&self.include_topics, &self.exclude_topics, &t.name));
+                sg.topics.retain(|t| {
+                    // A pattern route is named by its route name or its regular expression.
+                    let names = [Some(&*t.name), t.pattern().map(|p| p.name())];
+                    let named = |list: &[String]| {
+                        names.iter().flatten().any(|n| list.iter().any(|l| l == n))
+                    };
+                    (self.include_topics.is_empty() || named(&self.include_topics))
+                        && !named(&self.exclude_topics)
+                });
                 sg
             })
-            .filter(|sg| !sg.active_topics().is_empty())
+            .filter(|sg| !sg.subscription().is_empty())
             .collect()
     }
 }

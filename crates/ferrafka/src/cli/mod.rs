@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod topics;
 
 mod logging;
+mod patterns;
 mod reload;
 
 use std::process::ExitCode;
@@ -103,6 +104,9 @@ pub fn run_with(app: App, cli: Cli) -> ExitCode {
     match cli.command {
         Command::Info => {
             print!("{}", info(&app));
+            if let Some(matches) = patterns::current_matches(&app) {
+                print!("{matches}");
+            }
             ExitCode::SUCCESS
         }
         Command::Server(args) => match server(&app, &args) {
@@ -320,6 +324,10 @@ pub fn info(app: &App) -> String {
             sg.consumer_group, sg.name
         );
         for t in &sg.topics {
+            if let Some(line) = patterns::route_line(sg, t) {
+                let _ = writeln!(out, "{line}");
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "  topic {}{}: max_messages={} max_wait_time={:?} consumer_persistence={}{}",

@@ -155,6 +155,7 @@ pub fn exit_code(result: &Result<Outcome, TopicsError>, detailed_exitcode: bool)
 pub fn execute(app: &App, args: &TopicsArgs, out: &mut dyn Write) -> Result<Outcome, TopicsError> {
     app.validate()?;
     let declared = app.declared_topics();
+    note_patterns(app, out);
     match &args.action {
         TopicsAction::Lock => return write_lock(&args.lock_file, declared, out),
         TopicsAction::Check => return check_lock(&args.lock_file, declared, out),
@@ -228,15 +229,45 @@ fn outcome(plan: &Plan) -> Outcome {
     }
 }
 
-/// Topic name → consumer groups the app reads it with.
+/// Says that pattern routes are left out: a pattern names no single topic to manage.
+fn note_patterns(app: &App, out: &mut dyn Write) {
+    for sg in app.subscription_groups() {
+        for p in sg
+            .topics
+            .iter()
+            .filter_map(|t| t.pattern().filter(|_| t.is_pattern()))
+        {
+            let _ = writeln!(
+                out,
+                "note: pattern {} ({}) is skipped: declare the topics it matches one by one",
+                p.name(),
+                p.regex()
+            );
+        }
+    }
+}
+
+/// Topic name → consumer groups the app reads it with; a declared topic a pattern route
+/// matches counts as read by the pattern's group.
 fn routed_groups(app: &App) -> BTreeMap<String, BTreeSet<String>> {
     let mut routed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for sg in app.subscription_groups() {
         for t in &sg.topics {
-            routed
-                .entry(t.name.to_string())
-                .or_default()
-                .insert(t.consumer_group.to_string());
+            let names: Vec<String> = match t.pattern().filter(|_| t.is_pattern()) {
+                Some(p) => app
+                    .declared_topics()
+                    .iter()
+                    .filter(|d| p.matches(&d.name))
+                    .map(|d| d.name.clone())
+                    .collect(),
+                None => vec![t.name.to_string()],
+            };
+            for name in names {
+                routed
+                    .entry(name)
+                    .or_default()
+                    .insert(t.consumer_group.to_string());
+            }
         }
     }
     routed

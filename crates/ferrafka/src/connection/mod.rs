@@ -113,7 +113,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
     })?;
     consumer.set_nonempty_callback(move || wake.ring());
     let consumer = Arc::new(consumer);
-    let names = setup.group.active_topics();
+    let names = setup.group.subscription();
     consumer
         .subscribe(&names)
         .map_err(|source| Error::Subscribe {

@@ -14,6 +14,7 @@ use crate::admin::{Cluster, TopicInfo};
 
 mod admin_live;
 mod brokers;
+mod patterns;
 mod permissions;
 mod protocol;
 mod retention;
@@ -133,6 +134,7 @@ pub(crate) fn check(
             );
         }
     }
+    patterns::patterns(app, &existing, report);
     assignor_changes(app, cluster, report);
     protocol::group_protocol(app, cluster, report);
     permissions::permissions(app, cluster, &opts.program, report);

@@ -230,6 +230,19 @@ pub enum Event<'a> {
         /// The error chain.
         error: &'a str,
     },
+    /// A topic assigned through a pattern subscription was resolved to its pattern route,
+    /// once, when its first partition was assigned.
+    PatternTopicResolved {
+        /// `consumer_group/subscription_group`.
+        subscription_group: &'a str,
+        /// The pattern route's name.
+        pattern: &'a str,
+        /// The topic.
+        topic: &'a str,
+        /// False when ferrafka's evaluation of the pattern disagreed with the engine that
+        /// assigned the topic, and the first pattern route of the subscription group took it.
+        matched: bool,
+    },
 }
 
 /// One topic partition, as events name it.

@@ -74,6 +74,12 @@ struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PatternLabels {
+    subscription_group: String,
+    pattern: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BrokerLabels {
     broker: String,
 }
@@ -97,6 +103,7 @@ struct Families {
     commits: Family<CommitLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
+    pattern_topics: Family<PatternLabels, Counter>,
     producer_queue: Gauge,
     producer_rtt: Family<BrokerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Why each paused partition is paused, to clear its series on resume.
@@ -123,6 +130,7 @@ struct Families {
 /// | `ferrafka_commits_total` | counter | subscription_group, outcome (`ok`, `failed`) |
 /// | `ferrafka_errors_total` | counter | kind |
 /// | `ferrafka_producer_deliveries_total` | counter | topic, outcome (`delivered`, `failed`) |
+/// | `ferrafka_pattern_topics_total` | counter (topics resolved to a pattern route) | subscription_group, pattern |
 /// | `ferrafka_producer_queue_messages` | gauge | |
 /// | `ferrafka_producer_rtt_seconds` | gauge (average of the statistics window) | broker |
 ///
@@ -212,6 +220,11 @@ impl Metrics {
                 &mut r,
                 "producer_deliveries",
                 "Messages the producer delivered or gave up on",
+            ),
+            pattern_topics: registered(
+                &mut r,
+                "pattern_topics",
+                "Topics a pattern subscription brought in, resolved to their pattern route",
             ),
             producer_queue: registered(
                 &mut r,
@@ -443,6 +456,17 @@ impl Subscriber for Metrics {
                 f.deliveries.get_or_create(&key).inc();
             }
             Event::Statistics { client, statistics } => f.statistics(client, statistics),
+            Event::PatternTopicResolved {
+                subscription_group,
+                pattern,
+                ..
+            } => {
+                let key = PatternLabels {
+                    subscription_group: subscription_group.to_string(),
+                    pattern: pattern.to_string(),
+                };
+                f.pattern_topics.get_or_create(&key).inc();
+            }
             _ => {}
         }
     }

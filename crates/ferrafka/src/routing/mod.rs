@@ -15,9 +15,12 @@ use crate::declaratives::{RoutedTopic, TopicConfig};
 use crate::filters::Filter;
 use crate::messages::{Deserializer, JsonDeserializer};
 
+mod pattern_checks;
+mod patterns;
 mod resolve;
 mod virtual_partitions;
 
+pub use patterns::{PatternEngine, TopicPattern};
 pub(crate) use resolve::resolve;
 pub use virtual_partitions::VirtualPartitions;
 
@@ -98,6 +101,18 @@ impl Router {
         self.group_mut(None).topic(name)
     }
 
+    /// Routes every topic whose name matches `regex` (which starts with `^`) in the default
+    /// consumer group, including topics created later; `name` names the route in `info`, logs
+    /// and problems. A topic routed by name wins over a pattern, and the first declared of two
+    /// matching patterns wins. See the README's "Routing patterns".
+    pub fn pattern(
+        &mut self,
+        name: impl Into<String>,
+        regex: impl Into<String>,
+    ) -> &mut TopicRoute {
+        self.group_mut(None).pattern(name, regex)
+    }
+
     /// Routes topics in a named consumer group.
     pub fn consumer_group(
         &mut self,
@@ -132,11 +147,25 @@ impl ConsumerGroupRoute {
         self.topics.push(TopicRoute::new(name.into()));
         self.topics.last_mut().expect("just pushed")
     }
+
+    /// Routes every topic matching `regex` in this consumer group; see [`Router::pattern`].
+    pub fn pattern(
+        &mut self,
+        name: impl Into<String>,
+        regex: impl Into<String>,
+    ) -> &mut TopicRoute {
+        let mut route = TopicRoute::new(name.into());
+        route.pattern = Some(regex.into());
+        self.topics.push(route);
+        self.topics.last_mut().expect("just pushed")
+    }
 }
 
 /// How one topic is consumed. Unset settings fall back to the app's.
 pub struct TopicRoute {
     pub(crate) name: String,
+    /// The regular expression of a pattern route; `name` then only names the route.
+    pub(crate) pattern: Option<String>,
     pub(crate) factory: Option<ConsumerFactory>,
     pub(crate) max_messages: Option<usize>,
     pub(crate) max_wait_time: Option<Duration>,
@@ -163,6 +192,7 @@ impl TopicRoute {
     fn new(name: String) -> Self {
         TopicRoute {
             name,
+            pattern: None,
             factory: None,
             max_messages: None,
             max_wait_time: None,
@@ -308,16 +338,21 @@ impl std::fmt::Debug for TopicRoute {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TopicRoute")
             .field("name", &self.name)
+            .field("pattern", &self.pattern)
             .field("has_consumer", &self.factory.is_some())
             .field("active", &self.active)
             .finish_non_exhaustive()
     }
 }
 
-/// A routed topic with every setting resolved.
+/// A routed topic with every setting resolved. For a pattern route, its name is the pattern's
+/// regular expression (the subscription entry), and each concrete topic it matches gets a
+/// `Topic` of its own, named after it, when its first partition is assigned.
 pub struct Topic {
     /// Topic name.
     pub(crate) name: Arc<str>,
+    /// The pattern of a pattern route, and of each topic resolved to one.
+    pub(crate) pattern: Option<Arc<TopicPattern>>,
     /// Id of its consumer group.
     pub(crate) consumer_group: Arc<str>,
     /// Most messages per batch.
@@ -393,12 +428,44 @@ impl Topic {
     pub fn virtual_partitions(&self) -> Option<&VirtualPartitions> {
         self.virtual_partitions.as_ref()
     }
+
+    /// The pattern it is routed by: a pattern route's own, or the one a concrete topic was
+    /// resolved to.
+    pub fn pattern(&self) -> Option<&TopicPattern> {
+        self.pattern.as_deref()
+    }
+
+    /// Whether this is a pattern route itself (its name is a regular expression, not a topic).
+    pub fn is_pattern(&self) -> bool {
+        self.pattern
+            .as_ref()
+            .is_some_and(|p| *p.regex() == *self.name)
+    }
+
+    /// The topic `name` handled by this pattern route: the same settings and consumer.
+    pub(crate) fn matched(&self, name: &str) -> Topic {
+        Topic {
+            name: name.into(),
+            pattern: self.pattern.clone(),
+            consumer_group: self.consumer_group.clone(),
+            max_messages: self.max_messages,
+            max_wait_time: self.max_wait_time,
+            manual_offset_management: self.manual_offset_management,
+            active: self.active,
+            dead_letter_queue: self.dead_letter_queue.clone(),
+            consumer_persistence: self.consumer_persistence,
+            virtual_partitions: self.virtual_partitions.clone(),
+            factory: self.factory.clone(),
+            deserializer: self.deserializer.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Topic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Topic")
             .field("name", &self.name)
+            .field("pattern", &self.pattern.as_ref().map(|p| p.name()))
             .field("consumer_group", &self.consumer_group)
             .field("max_messages", &self.max_messages)
             .field("max_wait_time", &self.max_wait_time)
@@ -462,8 +529,28 @@ impl std::fmt::Debug for SubscriptionGroup {
 }
 
 impl SubscriptionGroup {
-    /// Names of its active topics, the ones the consumer subscribes to.
+    /// Names of its active topics routed by name (patterns left out, see
+    /// [`Self::active_patterns`]).
     pub fn active_topics(&self) -> Vec<&str> {
+        self.topics
+            .iter()
+            .filter(|t| t.active && !t.is_pattern())
+            .map(|t| &*t.name)
+            .collect()
+    }
+
+    /// Its active pattern routes, in declared order.
+    pub fn active_patterns(&self) -> Vec<&TopicPattern> {
+        self.topics
+            .iter()
+            .filter(|t| t.active && t.is_pattern())
+            .filter_map(|t| t.pattern())
+            .collect()
+    }
+
+    /// What its consumer subscribes to: the active topics' names and the active patterns'
+    /// regular expressions (librdkafka reads an entry starting with `^` as a pattern).
+    pub fn subscription(&self) -> Vec<&str> {
         self.topics
             .iter()
             .filter(|t| t.active)
@@ -490,21 +577,34 @@ pub(crate) fn routed_topics<'a>(
     for group in groups {
         let group_id = group.name.as_deref().unwrap_or(config.default_group_id());
         for route in &group.topics {
+            if route.pattern.is_some() {
+                // A pattern names no single topic to declare; its dead-letter topic does.
+                push_dead_letter_topic(&mut routed, group_id, route);
+                continue;
+            }
             routed.push(RoutedTopic {
                 name: &route.name,
                 path: format!("routes.{group_id}.{}.config", route.name),
                 declaration: route.declaration.as_ref(),
             });
-            if let Some(dlq) = &route.dead_letter_queue {
-                routed.push(RoutedTopic {
-                    name: &dlq.topic,
-                    path: format!("routes.{group_id}.{}.dead_letter_queue", route.name),
-                    declaration: None,
-                });
-            }
+            push_dead_letter_topic(&mut routed, group_id, route);
         }
     }
     routed
+}
+
+fn push_dead_letter_topic<'a>(
+    routed: &mut Vec<RoutedTopic<'a>>,
+    group_id: &str,
+    route: &'a TopicRoute,
+) {
+    if let Some(dlq) = &route.dead_letter_queue {
+        routed.push(RoutedTopic {
+            name: &dlq.topic,
+            path: format!("routes.{group_id}.{}.dead_letter_queue", route.name),
+            declaration: None,
+        });
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::patterns::{PatternEngine, TopicPattern};
 use super::{ConsumerGroupRoute, DEFAULT_SUBSCRIPTION_GROUP, SubscriptionGroup, Topic, TopicRoute};
 use crate::config::{Config, Problem, Source};
 use crate::declaratives::check_topic_name;
@@ -32,9 +33,10 @@ pub(crate) fn resolve(
                 "give `consumer_group` a name",
             ));
         }
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: Vec<(&str, bool)> = Vec::new();
         for route in &group.topics {
-            if seen.contains(&route.name.as_str()) {
+            let key = (route.name.as_str(), route.pattern.is_some());
+            if seen.contains(&key) {
                 problems.push(Problem::new(
                     &format!("routes.{group_id}.{}", route.name),
                     &route.name,
@@ -44,8 +46,21 @@ pub(crate) fn resolve(
                     "remove the second route or move it to another consumer group",
                 ));
             }
-            seen.push(&route.name);
+            seen.push(key);
             let (max_messages, max_wait_time) = check_route(config, &group_id, route, problems);
+            let overrides = TopicOverrides {
+                topic: &route.name,
+                initial_offset: route.initial_offset,
+                kafka: &route.kafka,
+                eofed: route.eofed,
+            };
+            let kafka = kafka::consumer(config, &group_id, &overrides).into_parts();
+            let pattern = route.pattern.as_deref().and_then(|regex| {
+                let path = format!("routes.{group_id}.{}.pattern", route.name);
+                let engine = PatternEngine::of(&kafka.0);
+                super::pattern_checks::check_refresh(&path, engine, &kafka.0, problems);
+                TopicPattern::compile(&path, &route.name, regex, engine, problems)
+            });
             let topic = Arc::new(Topic {
                 virtual_partitions: route.virtual_partitions.clone(),
                 filters: route.filters.clone(),
@@ -53,7 +68,8 @@ pub(crate) fn resolve(
                 idle_after: route.idle_after,
                 eofed: route.eofed,
                 dead_letter_queue: route.dead_letter_queue.clone(),
-                name: route.name.as_str().into(),
+                name: route.pattern.as_deref().unwrap_or(&route.name).into(),
+                pattern: pattern.map(Arc::new),
                 consumer_group: group_id.clone(),
                 max_messages,
                 max_wait_time,
@@ -65,13 +81,6 @@ pub(crate) fn resolve(
                 factory: route.factory.clone(),
                 deserializer: route.deserializer.clone(),
             });
-            let overrides = TopicOverrides {
-                topic: &route.name,
-                initial_offset: route.initial_offset,
-                kafka: &route.kafka,
-                eofed: route.eofed,
-            };
-            let kafka = kafka::consumer(config, &group_id, &overrides).into_parts();
             let base = route
                 .subscription_group
                 .as_deref()
@@ -79,6 +88,7 @@ pub(crate) fn resolve(
             place(&mut resolved, &group_id, base, kafka, topic);
         }
     }
+    super::pattern_checks::check_overlaps(&resolved, problems);
     distinguish_static_members(&mut resolved);
     check_revocation_timeout(config, &resolved, problems);
     resolved
@@ -93,7 +103,11 @@ fn check_route(
     problems: &mut Vec<Problem>,
 ) -> (usize, Duration) {
     let path = format!("routes.{group_id}.{}", route.name);
-    check_topic_name(&route.name, &path, problems);
+    if route.pattern.is_none() {
+        check_topic_name(&route.name, &path, problems);
+    } else {
+        super::pattern_checks::check_route(&path, route, problems);
+    }
     if route.active && route.factory.is_none() {
         problems.push(Problem::new(
             &format!("{path}.consumer"),
@@ -126,7 +140,7 @@ fn check_route(
     if let Some(dlq) = &route.dead_letter_queue {
         let dlq_path = format!("{path}.dead_letter_queue");
         check_topic_name(&dlq.topic, &dlq_path, problems);
-        if dlq.topic == route.name {
+        if route.pattern.is_none() && dlq.topic == route.name {
             problems.push(Problem::new(
                 &dlq_path,
                 &dlq.topic,

@@ -79,6 +79,8 @@ type Driver = Partitions<Recorded, TestLog>;
 pub struct Tester {
     config: Arc<Config>,
     topics: BTreeMap<String, (Arc<Topic>, Arc<TopicInfo>)>,
+    /// The active pattern routes, in declared order (the first that matches a topic wins).
+    patterns: Vec<Arc<Topic>>,
     capture: Arc<Capture>,
     producer: Producer,
     log: TestLog,
@@ -110,7 +112,7 @@ impl Tester {
             .subscription_groups()
             .iter()
             .flat_map(|sg| sg.topics.iter())
-            .filter(|t| t.active)
+            .filter(|t| t.active && !t.is_pattern())
             .map(|t| {
                 let info = Arc::new(TopicInfo {
                     name: t.name.clone(),
@@ -119,11 +121,19 @@ impl Tester {
                 (t.name.to_string(), (t.clone(), info))
             })
             .collect();
+        let patterns = app
+            .subscription_groups()
+            .iter()
+            .flat_map(|sg| sg.topics.iter())
+            .filter(|t| t.active && t.is_pattern())
+            .cloned()
+            .collect();
         let capture = Arc::new(Capture::default());
         let now = Instant::now();
         Tester {
             config: app.config_arc(),
             topics,
+            patterns,
             producer: Producer::capturing(capture.clone()),
             capture,
             log: TestLog::default(),
@@ -191,7 +201,7 @@ impl Tester {
     /// the server's statistics report them, from the log.
     fn emit_lag(&self) {
         for (topic, partition, end, position, stored) in self.log.lag_figures() {
-            let Some((route, _)) = self.topics.get(&*topic) else {
+            let Some(route) = self.route_of(&topic) else {
                 continue;
             };
             let next = stored.unwrap_or(0);
@@ -237,6 +247,7 @@ impl Tester {
             monitor: self.monitor.clone(),
         };
         let topics = self.topics.values().map(|(t, _)| t.clone());
+        let topics = topics.chain(self.patterns.iter().cloned());
         let epoch = Arc::new(AtomicU64::new(0));
         let workers = Recorded::new(spawned);
         let monitor = self.monitor.clone();
@@ -354,9 +365,30 @@ impl Tester {
         self
     }
 
-    fn route(&self, topic: &str) -> (Arc<Topic>, Arc<TopicInfo>) {
+    /// The route of `topic`: its own, else the first pattern route that matches it.
+    fn route_of(&self, topic: &str) -> Option<Arc<Topic>> {
         match self.topics.get(topic) {
-            Some(t) => t.clone(),
+            Some((t, _)) => Some(t.clone()),
+            None => self
+                .patterns
+                .iter()
+                .find(|t| t.pattern().is_some_and(|p| p.matches(topic)))
+                .cloned(),
+        }
+    }
+
+    fn route(&self, topic: &str) -> (Arc<Topic>, Arc<TopicInfo>) {
+        if let Some(routed) = self.topics.get(topic) {
+            return routed.clone();
+        }
+        match self.route_of(topic) {
+            Some(t) => {
+                let info = Arc::new(TopicInfo {
+                    name: topic.into(),
+                    deserializer: t.deserializer.clone(),
+                });
+                (t, info)
+            }
             None => panic!(
                 "topic {topic:?} is not an active route of this app; its routed topics: {:?}",
                 self.topics.keys().collect::<Vec<_>>()

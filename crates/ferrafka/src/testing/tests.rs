@@ -198,3 +198,33 @@ async fn an_endless_loop_is_reported() {
 fn producing_to_an_unrouted_topic_names_the_routed_ones() {
     Tester::new(&app(None, 1)).produce("nope", "x");
 }
+
+#[tokio::test]
+async fn a_pattern_route_consumes_every_matching_topic_and_a_named_route_wins() {
+    let rewound = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app = App::builder()
+        .routes(move |r| {
+            r.topic("orders-vip").consumer(|| crate::noop::Noop);
+            r.pattern("orders", "^orders-[a-z]+$")
+                .consumer(move || Scripted {
+                    rewound: rewound.clone(),
+                });
+        })
+        .build_with_env([]);
+    let mut tester = Tester::new(&app);
+    tester.produce("orders-eu", "a");
+    tester.produce("orders-us", "b");
+    tester.produce("orders-vip", "c");
+    tester.consume().await;
+    assert_eq!(tester.marked("orders-eu", 0), Some(1));
+    assert_eq!(tester.marked("orders-us", 0), Some(1));
+    assert_eq!(tester.marked("orders-vip", 0), Some(1));
+    // Only the pattern's consumer produces: the named route took orders-vip.
+    let mut out: Vec<_> = tester
+        .produced_to("out")
+        .into_iter()
+        .map(|r| r.payload.unwrap())
+        .collect();
+    out.sort();
+    assert_eq!(out, vec![b"a".to_vec(), b"b".to_vec()]);
+}

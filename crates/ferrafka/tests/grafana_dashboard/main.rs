@@ -24,10 +24,16 @@ const DASHBOARD: &str = include_str!("../../../../docs/grafana/ferrafka-dashboar
 const TARGET_LABELS: &[&str] = &["instance", "job"];
 
 /// Families deliberately left off the dashboard, with why.
-const NOT_ON_DASHBOARD: &[(&str, &str)] = &[(
-    "ferrafka_offset_stored",
-    "a position, not a rate; the lag panels show what it means for on-call",
-)];
+const NOT_ON_DASHBOARD: &[(&str, &str)] = &[
+    (
+        "ferrafka_offset_stored",
+        "a position, not a rate; the lag panels show what it means for on-call",
+    ),
+    (
+        "ferrafka_pattern_topics",
+        "a count of topics joining through patterns, rare and read per app, not watched",
+    ),
+];
 
 /// Grafana's own variables, always defined.
 const BUILTIN_VARIABLES: &[&str] = &["__rate_interval", "__range", "__interval"];

@@ -16,6 +16,7 @@ mod java_peer;
 mod logs;
 mod partition_core;
 mod partitioning;
+mod patterns;
 mod producer;
 mod rebalance_pause;
 mod reload;

@@ -15,9 +15,12 @@ pub(crate) fn routed_topics(app: &dyn AppView) -> BTreeMap<String, String> {
     let mut routed = BTreeMap::new();
     for sg in app.subscription_groups() {
         for t in &sg.topics {
-            routed
-                .entry(t.name.to_string())
-                .or_insert_with(|| format!("routed in consumer group {}", t.consumer_group));
+            // A pattern names no single topic (FD024 checks it against the cluster).
+            if !t.is_pattern() {
+                routed
+                    .entry(t.name.to_string())
+                    .or_insert_with(|| format!("routed in consumer group {}", t.consumer_group));
+            }
             if let Some(dlq) = &t.dead_letter_queue {
                 routed
                     .entry(dlq.topic.clone())

@@ -32,12 +32,15 @@ pub(crate) fn needs(app: &dyn AppView) -> Needs {
             "its consumers join it".into(),
         );
         for t in sg.topics.iter().filter(|t| t.active) {
-            add(
-                ResourceKind::Topic,
-                &t.name,
-                "READ",
-                format!("group {group} consumes it"),
-            );
+            // A pattern's topics are not known here: its regular expression is no resource.
+            if !t.is_pattern() {
+                add(
+                    ResourceKind::Topic,
+                    &t.name,
+                    "READ",
+                    format!("group {group} consumes it"),
+                );
+            }
             if let Some(dlq) = &t.dead_letter_queue {
                 add(
                     ResourceKind::Topic,

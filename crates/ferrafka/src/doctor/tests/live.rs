@@ -342,6 +342,7 @@ fn fd011_offsets_retention() {
 }
 
 mod brokers;
+mod patterns;
 mod permissions;
 mod protocol;
 mod unknown;

@@ -1,6 +1,6 @@
-//! The driver's executors over time: revocation, an executor that dies without a report,
-//! shutdown, and a client abandoned after a fatal error, so that one partition never runs two
-//! batches at once, even across assignments and clients.
+//! The driver's topics and executors over time: topics matched by a pattern, revocation, an
+//! executor that dies without a report, shutdown, and a client abandoned after a fatal error,
+//! so that one partition never runs two batches at once, even across assignments and clients.
 
 use super::*;
 use crate::instrumentation::ErrorKind;
@@ -16,6 +16,56 @@ pub(crate) struct Retired<K> {
 }
 
 impl<W: Workers, C: PartitionClient> Partitions<W, C> {
+    /// Resolves a topic assigned through a pattern subscription to the first pattern route, in
+    /// declared order, that matches it, and keeps it under its name: later assignments and
+    /// every fetched message find it like a topic routed by name, so a pattern is evaluated
+    /// once per topic, never per message. A topic no pattern matches by ferrafka's evaluation
+    /// (which would mean it disagrees with the engine that assigned it) goes to the first
+    /// pattern route rather than stalling its partitions.
+    pub(super) fn adopt(&mut self, group: &str, topic: &str) {
+        let found = self
+            .patterns
+            .iter()
+            .find(|(t, _)| t.pattern().is_some_and(|p| p.matches(topic)));
+        let matched = found.is_some();
+        let Some((route, settings)) = found.or(self.patterns.first()) else {
+            return;
+        };
+        let pattern = route.pattern().map_or("", |p| p.name());
+        if matched {
+            tracing::info!(
+                subscription_group = group,
+                topic,
+                pattern,
+                "topic routed by pattern"
+            );
+        } else {
+            tracing::error!(
+                subscription_group = group,
+                topic,
+                pattern,
+                "assigned through a pattern subscription, yet no pattern route matches it by ferrafka's evaluation: the first pattern route consumes it (please report this as a bug)"
+            );
+        }
+        self.hands.monitor.emit(|| Event::PatternTopicResolved {
+            subscription_group: group,
+            pattern,
+            topic,
+            matched,
+        });
+        let topic = Arc::new(route.matched(topic));
+        let slots = TopicSlots {
+            info: Arc::new(TopicInfo {
+                name: topic.name.clone(),
+                deserializer: topic.deserializer.clone(),
+            }),
+            settings: settings.clone(),
+            topic: topic.clone(),
+            partitions: HashMap::default(),
+        };
+        self.topics.insert(topic.name.clone(), slots);
+    }
+
     /// Revocation begins: the revoked partitions drop what waits and their runs end after
     /// the running batch. The caller then waits for their reports (see
     /// [`Self::any_running_of`]), commits, and calls [`Self::revoke_end`].

@@ -62,7 +62,11 @@ type SlotOf<W, C> = Slot<<W as Workers>::Worker, <C as PartitionClient>::Target>
 
 /// Every assigned partition of one consumer, with what it needs between events.
 pub(crate) struct Partitions<W: Workers, C: PartitionClient> {
+    /// Keyed by topic name: the topics routed by name, and each topic a pattern matched once
+    /// its first partition was assigned (see [`Self::adopt`]).
     topics: HashMap<Arc<str>, TopicSlots<W::Worker, C::Target>>,
+    /// The active pattern routes, in declared order, with their partition settings.
+    patterns: Vec<(Arc<Topic>, PartitionSettings)>,
     /// What carries out the machines' effects besides the client.
     hands: Hands<W>,
     retired: Vec<Retired<W::Worker>>,
@@ -111,6 +115,9 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
         epoch: Arc<AtomicU64>,
         monitor: Monitor,
     ) -> Self {
+        let (patterns, topics): (Vec<_>, Vec<_>) = topics
+            .into_iter()
+            .partition(|(topic, _)| topic.is_pattern());
         let topics = topics
             .into_iter()
             .map(|(topic, settings)| {
@@ -129,6 +136,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             .collect();
         Partitions {
             topics,
+            patterns,
             hands: Hands {
                 workers,
                 epoch,
@@ -182,6 +190,9 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             partitions: assigned,
         });
         for (topic, partition) in assigned {
+            if !self.topics.contains_key(topic.as_str()) {
+                self.adopt(group, topic);
+            }
             let Some(slots) = self.topics.get_mut(topic.as_str()) else {
                 tracing::warn!(
                     subscription_group = group,

@@ -45,6 +45,8 @@ struct Jobs {
     /// (worker id, generation, job)
     sent: Vec<(usize, u64, Job)>,
     ended: Vec<bool>,
+    /// Per worker: its topic and the pattern route it runs, if any.
+    started: Vec<(String, Option<String>)>,
 }
 
 impl Workers for Jobs {
@@ -54,7 +56,9 @@ impl Workers for Jobs {
         Box::new(|_, _| {})
     }
 
-    fn start(&mut self, _topic: &Arc<Topic>, handle: &Arc<PartitionHandle>) -> (usize, u64) {
+    fn start(&mut self, topic: &Arc<Topic>, handle: &Arc<PartitionHandle>) -> (usize, u64) {
+        let pattern = topic.pattern().map(|p| p.name().to_string());
+        self.started.push((topic.name().to_string(), pattern));
         self.ended.push(false);
         (self.ended.len() - 1, handle.generation)
     }
@@ -293,4 +297,91 @@ fn executor_dies_in_a_run(batches_done: usize) {
         Some(done),
         "the retry starts at the first message not finished: {batches:?}"
     );
+}
+
+/// A driver over the default subscription group of these routes, with the pattern events it
+/// emitted.
+fn routed_driver(
+    routes: impl FnOnce(&mut crate::routing::Router),
+) -> (Partitions<Jobs, Client>, Arc<std::sync::Mutex<Vec<String>>>) {
+    let app = crate::App::builder().routes(routes).build_with_env([]);
+    let topics = app.subscription_groups()[0].topics().to_vec();
+    let resolved = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = resolved.clone();
+    let monitor = Monitor::new(vec![Box::new(move |e: &Event<'_>| {
+        if let Event::PatternTopicResolved {
+            topic,
+            pattern,
+            matched,
+            ..
+        } = e
+        {
+            seen.lock()
+                .unwrap()
+                .push(format!("{topic}:{pattern}:{matched}"));
+        }
+    })]);
+    let topics = topics.into_iter().map(|t| (t, settings()));
+    let driver = Partitions::with_settings(topics, Jobs::default(), Default::default(), monitor);
+    (driver, resolved)
+}
+
+#[test]
+fn a_topic_resolves_to_its_named_route_first_then_the_first_declared_pattern_once() {
+    let (mut d, resolved) = routed_driver(|r| {
+        r.topic("orders-1").consumer(|| crate::noop::Noop);
+        r.pattern("orders", "^orders-.*")
+            .consumer(|| crate::noop::Noop);
+        r.pattern("eu", "^orders-eu").consumer(|| crate::noop::Noop);
+    });
+    let (client, now) = (Client::default(), Instant::now());
+    let assigned: Vec<(String, i32)> = [("orders-1", 0), ("orders-eu", 0), ("orders-us", 0)]
+        .iter()
+        .map(|(t, p)| (t.to_string(), *p))
+        .collect();
+    d.assign(&client, "shop/default", &assigned, (d.next_epoch(), now));
+    // A later assignment of the same topic finds it by name: no second resolution.
+    let more = vec![("orders-eu".to_string(), 1)];
+    d.assign(&client, "shop/default", &more, (d.next_epoch(), now));
+    let started = &d.workers().started;
+    let route = |t: &str, p: Option<&str>| (t.to_string(), p.map(str::to_string));
+    assert_eq!(
+        started.as_slice(),
+        [
+            route("orders-1", None),
+            route("orders-eu", Some("orders")),
+            route("orders-us", Some("orders")),
+            route("orders-eu", Some("orders")),
+        ]
+    );
+    assert_eq!(
+        resolved.lock().unwrap().as_slice(),
+        ["orders-eu:orders:true", "orders-us:orders:true"]
+    );
+    // Messages of a matched topic reach its partition like any routed topic's.
+    let received = SystemTime::now();
+    let epoch = d.epoch();
+    let burst = (0..3).map(|o| {
+        let m = Message::builder("orders-eu", 1, o).payload("x").build();
+        (epoch, m)
+    });
+    d.on_burst(&client, burst, (received, now));
+    let batches = d.workers().batches();
+    assert_eq!(batches, [(3, 4, 0, vec![0, 1, 2])]);
+}
+
+#[test]
+fn a_topic_no_pattern_matches_goes_to_the_first_pattern_instead_of_stalling() {
+    let (mut d, resolved) = routed_driver(|r| {
+        r.pattern("orders", "^orders-.*")
+            .consumer(|| crate::noop::Noop);
+    });
+    let (client, now) = (Client::default(), Instant::now());
+    let assigned = vec![("payments".to_string(), 0)];
+    d.assign(&client, "shop/default", &assigned, (d.next_epoch(), now));
+    assert_eq!(
+        resolved.lock().unwrap().as_slice(),
+        ["payments:orders:false"]
+    );
+    assert_eq!(d.workers().started.len(), 1);
 }
