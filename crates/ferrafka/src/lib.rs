@@ -173,6 +173,4 @@ pub mod guide {
     pub mod logs {}
     #[doc = include_str!("../../../docs/partitioning.md")]
     pub mod partitioning {}
-    #[doc = include_str!("../../../docs/strategies.md")]
-    pub mod strategies {}
 }

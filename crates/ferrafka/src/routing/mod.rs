@@ -455,6 +455,10 @@ impl Topic {
             dead_letter_queue: self.dead_letter_queue.clone(),
             consumer_persistence: self.consumer_persistence,
             virtual_partitions: self.virtual_partitions.clone(),
+            filters: self.filters.clone(),
+            tick_interval: self.tick_interval,
+            idle_after: self.idle_after,
+            eofed: self.eofed,
             factory: self.factory.clone(),
             deserializer: self.deserializer.clone(),
         }

@@ -107,6 +107,15 @@ fn check_route(
         check_topic_name(&route.name, &path, problems);
     } else {
         super::pattern_checks::check_route(&path, route, problems);
+        if route.eofed {
+            // librdkafka names only the partition whose end was reached, not its topic.
+            problems.push(Problem::new(
+                &format!("{path}.eofed"),
+                "true",
+                "is only possible on a named topic route: a pattern may match several topics, and librdkafka's end-of-partition report does not say which one",
+                "route the topics that need `eofed` by name, or drop `.eofed(true)` from the pattern",
+            ));
+        }
     }
     if route.active && route.factory.is_none() {
         problems.push(Problem::new(

@@ -239,3 +239,15 @@ fn a_pattern_carries_no_declaration_and_needs_the_metadata_refresh() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn a_pattern_cannot_report_partition_ends() {
+    let (_, problems) = resolve_routes(&shop(), |r| {
+        r.pattern("orders", "^orders-[0-9]+$")
+            .consumer(|| Noop)
+            .eofed(true);
+    });
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].setting, "routes.shop.orders.eofed");
+    assert!(problems[0].fix.contains("by name"), "{}", problems[0]);
+}
