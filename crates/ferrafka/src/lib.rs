@@ -15,6 +15,7 @@
 //! | keys on the partition the Java client (Kafka Streams, Connect, kafkajs) picks: murmur2 | [`guide::partitioning`] |
 //! | topics as code: declare, plan, migrate, lock | [`declaratives`], [`guide::topics`] |
 //! | cluster administration without a server | [`admin::Admin`] |
+//! | reading topics without a consumer group: ranges, times, the last n, merged by timestamp, tailing | [`reader::TopicReader`], [`guide::strategies`] |
 //! | the development-versus-production checklist, at boot and in CI | [`doctor`], [`guide::doctor`] |
 //! | settings per environment, from code and `FERRAFKA_KAFKA_*` variables | [`Config`], [`guide::environments`] |
 //! | TLS, SASL and ACLs, secrets never printed | [`guide::security`] |
@@ -112,6 +113,7 @@ mod noop;
 pub mod otel;
 mod processing;
 pub mod producer;
+pub mod reader;
 pub mod routing;
 mod secrets;
 mod seek;
@@ -168,4 +170,6 @@ pub mod guide {
     pub mod logs {}
     #[doc = include_str!("../../../docs/partitioning.md")]
     pub mod partitioning {}
+    #[doc = include_str!("../../../docs/strategies.md")]
+    pub mod strategies {}
 }

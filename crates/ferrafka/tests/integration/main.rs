@@ -16,6 +16,7 @@ mod logs;
 mod partition_core;
 mod partitioning;
 mod producer;
+mod reader;
 mod rebalance_pause;
 mod reload;
 mod resilience;
