@@ -264,7 +264,12 @@ mod tests {
         assert_eq!(args.partitions, [0, 2]);
         assert_eq!(args.start(), StartAt::Last(5));
         assert_eq!(args.stop(), StopAt::EndOffsets);
-        let args = parse(&["orders", "--from-time", "2026-12-07T10:30:00+01:00", "--follow"]);
+        let args = parse(&[
+            "orders",
+            "--from-time",
+            "2026-12-07T10:30:00+01:00",
+            "--follow",
+        ]);
         let args = args.unwrap();
         let expected = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_635_800);
         assert_eq!(args.start(), StartAt::Time(expected));
@@ -312,9 +317,14 @@ mod tests {
         assert_eq!(value["key"], "k\u{202e}1");
         assert_eq!(value["payload"], "{\"a\":\"\u{1b}x\"}");
         assert_eq!(value["timestamp"], serde_json::Value::Null);
-        assert_eq!((value["partition"].clone(), value["offset"].clone()), (0.into(), 7.into()));
+        assert_eq!(
+            (value["partition"].clone(), value["offset"].clone()),
+            (0.into(), 7.into())
+        );
 
-        let binary = Message::builder("t", 0, 8).payload(vec![0xff, 0x00]).build();
+        let binary = Message::builder("t", 0, 8)
+            .payload(vec![0xff, 0x00])
+            .build();
         let value: serde_json::Value = serde_json::from_str(&json_line(&binary)).unwrap();
         assert_eq!(value["payload"], serde_json::Value::Null);
         assert_eq!(value["payload_hex"], "ff00");

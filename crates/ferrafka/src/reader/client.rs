@@ -452,12 +452,15 @@ impl TopicReader {
             .positions
             .iter()
             .filter_map(|(p, pos)| {
-                pos.map(|pos| format!("{p} at {pos} of {}", self.end_of(*p).unwrap_or(pos)))
+                pos.map(|pos| {
+                    let end = self.end_of(*p).unwrap_or(pos);
+                    format!("{p} (position {pos}, end {end})")
+                })
             })
             .collect();
         let reason = format!(
-            "no message for {:?} while partitions had not reached their end offset (partition \
-             at position of end: {}); check that the brokers are up (`doctor --live`)",
+            "no message for {:?} while partitions had not reached their end offset: {}; check \
+             that the brokers are up (`doctor --live`)",
             self.timeout,
             waiting.join(", ")
         );

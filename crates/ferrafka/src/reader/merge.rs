@@ -62,11 +62,7 @@ impl<T> Merge<T> {
     /// The next message by the rule, or `None` while an open partition has none waiting (or
     /// nothing waits at all).
     pub(crate) fn pop(&mut self) -> Option<(i32, T)> {
-        if self
-            .lanes
-            .values()
-            .any(|l| l.open && l.waiting.is_empty())
-        {
+        if self.lanes.values().any(|l| l.open && l.waiting.is_empty()) {
             return None;
         }
         let (&partition, _) = self
@@ -97,10 +93,18 @@ mod tests {
     fn an_open_partition_without_a_waiting_message_holds_the_others_back() {
         let mut merge = Merge::new([0, 1]);
         merge.push(0, 5, "p0@5");
-        assert_eq!(merge.pop(), None, "partition 1 may still show an earlier one");
+        assert_eq!(
+            merge.pop(),
+            None,
+            "partition 1 may still show an earlier one"
+        );
         merge.push(1, 3, "p1@3");
         assert_eq!(merge.pop(), Some((1, "p1@3")));
-        assert_eq!(merge.pop(), None, "partition 1's next may be earlier than 5");
+        assert_eq!(
+            merge.pop(),
+            None,
+            "partition 1's next may be earlier than 5"
+        );
         merge.close(1);
         assert_eq!(merge.pop(), Some((0, "p0@5")));
         assert_eq!(merge.pop(), None);

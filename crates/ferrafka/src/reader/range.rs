@@ -85,7 +85,11 @@ mod tests {
         assert_eq!(span(StartAt::End, end, b), (20, Some(20)));
         assert_eq!(span(StartAt::Offset(15), end, b), (15, Some(20)));
         assert_eq!(span(StartAt::Offset(3), end, b), (10, Some(20)), "deleted");
-        assert_eq!(span(StartAt::Offset(99), end, b), (20, Some(20)), "past the end");
+        assert_eq!(
+            span(StartAt::Offset(99), end, b),
+            (20, Some(20)),
+            "past the end"
+        );
         assert!(range(StartAt::Offset(99), end, b).is_empty());
     }
 

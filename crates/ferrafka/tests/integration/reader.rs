@@ -63,20 +63,22 @@ fn reads_exactly_the_range_from_an_offset_and_the_last_n() {
         .start(StartAt::Last(4))
         .connect(&bootstrap)
         .unwrap();
-    let ranges: Vec<_> = last.ranges().iter().map(|r| (r.partition, r.start, r.end)).collect();
-    assert_eq!(ranges, [(0, 6, Some(10)), (1, 6, Some(10)), (2, 6, Some(10))]);
+    let ranges: Vec<_> = last
+        .ranges()
+        .iter()
+        .map(|r| (r.partition, r.start, r.end))
+        .collect();
+    assert_eq!(
+        ranges,
+        [(0, 6, Some(10)), (1, 6, Some(10)), (2, 6, Some(10))]
+    );
     let read = read_all(last);
     assert_eq!(read.len(), 12, "{read:?}");
     for p in 0..3 {
         assert_eq!(offsets_of(&read, p), [6, 7, 8, 9], "partition {p}");
     }
 
-    let counted = read_all(
-        reader(&topic)
-            .max_messages(5)
-            .connect(&bootstrap)
-            .unwrap(),
-    );
+    let counted = read_all(reader(&topic).max_messages(5).connect(&bootstrap).unwrap());
     assert_eq!(counted.len(), 5, "{counted:?}");
 }
 
@@ -177,9 +179,7 @@ fn stops_at_the_end_offsets_taken_at_start_while_a_producer_keeps_writing() {
     });
     std::thread::sleep(Duration::from_millis(300));
 
-    let started = reader(&topic)
-        .connect(&cluster.bootstrap())
-        .unwrap();
+    let started = reader(&topic).connect(&cluster.bootstrap()).unwrap();
     let ends: BTreeMap<i32, i64> = started
         .ranges()
         .iter()
@@ -192,9 +192,16 @@ fn stops_at_the_end_offsets_taken_at_start_while_a_producer_keeps_writing() {
 
     for (p, end) in &ends {
         assert!(*end >= 200, "partition {p} ends at {end}");
-        assert_eq!(offsets_of(&read, *p), (0..*end).collect::<Vec<_>>(), "partition {p}");
+        assert_eq!(
+            offsets_of(&read, *p),
+            (0..*end).collect::<Vec<_>>(),
+            "partition {p}"
+        );
         let (_, high) = cluster.admin.watermarks(&topic, *p).unwrap();
-        assert!(high > *end, "partition {p}: written after start ({high} > {end})");
+        assert!(
+            high > *end,
+            "partition {p}: written after start ({high} > {end})"
+        );
     }
     assert!(written_meanwhile > 0);
 }
@@ -207,10 +214,7 @@ fn empty_partitions_and_an_empty_topic_end_at_once() {
     rt.block_on(cluster.producer.produce_many(records)).unwrap();
     let bootstrap = cluster.bootstrap();
     for order in [Order::PerPartition, Order::Timestamp] {
-        let reader = reader(&topic)
-            .order(order)
-            .connect(&bootstrap)
-            .unwrap();
+        let reader = reader(&topic).order(order).connect(&bootstrap).unwrap();
         let ranges: Vec<_> = reader.ranges().iter().map(|r| (r.start, r.end)).collect();
         assert_eq!(ranges, [(0, Some(5)), (0, Some(0)), (0, Some(0))]);
         let read = read_all(reader);
@@ -223,7 +227,11 @@ fn empty_partitions_and_an_empty_topic_end_at_once() {
     let started = Instant::now();
     let read = read_all(reader(&empty).connect(&bootstrap).unwrap());
     assert!(read.is_empty());
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// Tailing (as a stream, merged): the last message of each partition, then one produced after
@@ -263,6 +271,68 @@ fn tailing_returns_a_message_produced_after_the_start() {
     });
 }
 
+/// Transaction markers take offsets without being messages, and aborted messages are not
+/// returned (`read_committed`): the read still ends, at the end-of-partition event, with the
+/// committed messages only. Apache Kafka: the embedded broker's transactions are untested.
+#[test]
+fn transaction_markers_and_aborted_messages_do_not_stall_the_end() {
+    use ferrafka::rdkafka::ClientConfig;
+    use ferrafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+
+    let rt = runtime();
+    let cluster = Cluster::kafka();
+    let topic = unique("reader-tx");
+    cluster.create_topic(&rt, &topic, 1);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .set("transactional.id", unique("reader-tx"))
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(30);
+    producer.init_transactions(timeout).unwrap();
+    let transaction = |payloads: &[&str], commit: bool| {
+        producer.begin_transaction().unwrap();
+        for p in payloads {
+            producer
+                .send(BaseRecord::<(), str>::to(&topic).partition(0).payload(*p))
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        if commit {
+            producer.commit_transaction(timeout).unwrap();
+        } else {
+            producer.flush(timeout).unwrap();
+            producer.abort_transaction(timeout).unwrap();
+        }
+    };
+    // Offsets 0-4 committed, 5 its marker; 6-7 aborted, 8 their marker.
+    transaction(&["a", "b", "c", "d", "e"], true);
+    transaction(&["x", "y"], false);
+    let bootstrap = cluster.bootstrap();
+
+    let started = Instant::now();
+    let all = reader(&topic).connect(&bootstrap).unwrap();
+    assert_eq!(all.ranges()[0].end, Some(9));
+    let read = read_all(all);
+    let payloads: Vec<&str> = read.iter().map(|(_, _, p)| p.as_str()).collect();
+    assert_eq!(payloads, ["a", "b", "c", "d", "e"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let last = reader(&topic)
+        .start(StartAt::Last(3))
+        .connect(&bootstrap)
+        .unwrap();
+    assert_eq!(last.ranges()[0].start, 6);
+    assert!(
+        read_all(last).is_empty(),
+        "offsets 6-8 hold no committed message"
+    );
+}
+
 /// An unknown topic or partition is refused at open, naming it.
 #[test]
 fn an_unknown_topic_or_partition_is_a_clear_error() {
@@ -272,7 +342,10 @@ fn an_unknown_topic_or_partition_is_a_clear_error() {
     let error = reader(&missing).connect(&bootstrap).unwrap_err();
     assert!(matches!(error, Error::Read { .. }), "{error:?}");
     let text = error.to_string();
-    assert!(text.contains(&missing) && text.contains("does not exist"), "{text}");
+    assert!(
+        text.contains(&missing) && text.contains("does not exist"),
+        "{text}"
+    );
 
     let error = reader(&topic)
         .partitions([0, 5])
@@ -323,14 +396,20 @@ fn topics_read_prints_the_range_with_unsafe_bytes_escaped() {
     });
     rt.block_on(cluster.producer.produce_many(records)).unwrap();
     rt.block_on(
-        cluster
-            .producer
-            .produce(Record::to(&topic).partition(1).payload("p1").timestamp(1_796_635_800_010)),
+        cluster.producer.produce(
+            Record::to(&topic)
+                .partition(1)
+                .payload("p1")
+                .timestamp(1_796_635_800_010),
+        ),
     )
     .unwrap();
     let bootstrap = cluster.bootstrap();
 
-    let (code, out, err) = topics_read(&bootstrap, &[&topic, "-p", "0", "--from-offset", "1", "--count", "2"]);
+    let (code, out, err) = topics_read(
+        &bootstrap,
+        &[&topic, "-p", "0", "--from-offset", "1", "--count", "2"],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
@@ -338,17 +417,33 @@ fn topics_read_prints_the_range_with_unsafe_bytes_escaped() {
          0\t2\t2026-12-07T09:30:00.002Z\tk\t\\u{1b}[2Jclear\\xff\n"
     );
 
-    let (code, out, err) = topics_read(&bootstrap, &[&topic, "--last", "1", "--merged", "--format", "json"]);
+    let (code, out, err) = topics_read(
+        &bootstrap,
+        &[&topic, "--last", "1", "--merged", "--format", "json"],
+    );
     assert_eq!(code, 0, "{err}");
-    let lines: Vec<serde_json::Value> =
-        out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "{out}");
-    assert_eq!((lines[0]["partition"].as_i64(), lines[0]["payload"].as_str()), (Some(0), Some("three")));
-    assert_eq!((lines[1]["partition"].as_i64(), lines[1]["payload"].as_str()), (Some(1), Some("p1")));
+    assert_eq!(
+        (lines[0]["partition"].as_i64(), lines[0]["payload"].as_str()),
+        (Some(0), Some("three"))
+    );
+    assert_eq!(
+        (lines[1]["partition"].as_i64(), lines[1]["payload"].as_str()),
+        (Some(1), Some("p1"))
+    );
     assert_eq!(lines[1]["key"], serde_json::Value::Null);
 
     let missing = unique("reader-cli-missing");
     let (code, out, err) = topics_read(&bootstrap, &[&missing]);
     assert_eq!(code, 1, "{out}");
-    assert!(err.contains(&format!("cannot read topic {missing}: the topic does not exist")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot read topic {missing}: the topic does not exist"
+        )),
+        "{err}"
+    );
 }
