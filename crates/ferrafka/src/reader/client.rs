@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 use crate::messages::{JsonDeserializer, Message, TopicInfo};
 use crate::secrets::redact_kafka_error;
 
+/// How long an unknown topic or partition is looked for again before it is an error: metadata
+/// of a topic created or grown a moment ago takes a while to reach every broker.
+const METADATA_GRACE: Duration = Duration::from_secs(3);
 /// How long one poll waits: the granularity of timeouts and of noticing a dropped stream.
 const POLL_SLICE: Duration = Duration::from_millis(100);
 /// Messages one partition may hold waiting in a merge before its fetching pauses (it resumes
@@ -164,21 +167,24 @@ impl TopicReader {
 
     /// The partitions to read, checked against the topic's metadata.
     fn partitions(&self, asked: Option<&[i32]>) -> Result<Vec<i32>> {
-        let metadata = self
-            .consumer
-            .fetch_metadata(None, self.timeout)
-            .map_err(|e| self.error("cannot fetch the cluster's metadata".into(), Some(&e)))?;
-        let topic = &*self.topic.name;
-        // All topics are listed and searched: asking for one by name could create it on a
-        // broker with `auto.create.topics.enable`.
-        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        // A topic created or grown a moment ago may not show on every broker yet.
+        let settled = crate::config::later(Instant::now(), self.timeout.min(METADATA_GRACE));
+        let existing = loop {
+            let existing = self.existing_partitions()?;
+            let all_known = existing.as_ref().is_some_and(|existing| {
+                asked.is_none_or(|asked| asked.iter().all(|p| existing.contains(p)))
+            });
+            if all_known || Instant::now() >= settled {
+                break existing;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let Some(existing) = existing else {
             return Err(self.error(
                 "the topic does not exist in the cluster (check its name, or create it)".into(),
                 None,
             ));
         };
-        let mut existing: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
-        existing.sort_unstable();
         let Some(asked) = asked else {
             return Ok(existing);
         };
@@ -199,6 +205,26 @@ impl TopicReader {
             ));
         }
         Ok(asked.to_vec())
+    }
+
+    /// The topic's partitions, sorted, from fresh metadata; `None` when it does not exist.
+    fn existing_partitions(&self) -> Result<Option<Vec<i32>>> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(None, self.timeout)
+            .map_err(|e| self.error("cannot fetch the cluster's metadata".into(), Some(&e)))?;
+        let topic = &*self.topic.name;
+        // All topics are listed and searched: asking for one by name could create it on a
+        // broker with `auto.create.topics.enable`.
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|found| {
+                let mut existing: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+                existing.sort_unstable();
+                existing
+            }))
     }
 
     /// Each partition's oldest and end offsets, and the offsets the times resolve to: one
@@ -238,26 +264,46 @@ impl TopicReader {
 
     /// ListOffsets for every partition (`Beginning`, `End`, or a timestamp), in the order of
     /// `partitions`; `None` where no offset answers (no message at or after a time).
+    ///
+    /// Right after a topic is created a broker may not lead its partitions yet
+    /// (`NotLeaderForPartition`, `LeaderNotAvailable`, `UnknownTopicOrPartition`): those are
+    /// retried until the timeout.
     fn list_offsets(&self, partitions: &[i32], what: Offset) -> Result<Vec<Option<i64>>> {
+        let deadline = crate::config::later(Instant::now(), self.timeout);
+        loop {
+            match self.list_offsets_once(partitions, what) {
+                Ok(offsets) => return Ok(offsets),
+                Err((_, Some(e))) if is_settling(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err((reason, e)) => return Err(self.error(reason, e.as_ref())),
+            }
+        }
+    }
+
+    fn list_offsets_once(
+        &self,
+        partitions: &[i32],
+        what: Offset,
+    ) -> std::result::Result<Vec<Option<i64>>, (String, Option<KafkaError>)> {
         let topic = &*self.topic.name;
         let mut tpl = TopicPartitionList::new();
         for &p in partitions {
             tpl.add_partition_offset(topic, p, what)
-                .map_err(|e| self.error(format!("partition {p}"), Some(&e)))?;
+                .map_err(|e| (format!("partition {p}"), Some(e)))?;
         }
         let found = self
             .consumer
             .offsets_for_times(tpl, self.timeout)
-            .map_err(|e| self.error("cannot list offsets".into(), Some(&e)))?;
+            .map_err(|e| ("cannot list offsets".to_string(), Some(e)))?;
         partitions
             .iter()
             .map(|&p| {
-                let element = found.find_partition(topic, p).ok_or_else(|| {
-                    self.error(format!("no offsets listed for partition {p}"), None)
-                })?;
+                let Some(element) = found.find_partition(topic, p) else {
+                    return Err((format!("no offsets listed for partition {p}"), None));
+                };
                 if let Err(e) = element.error() {
-                    let reason = format!("cannot list offsets of partition {p}");
-                    return Err(self.error(reason, Some(&e)));
+                    return Err((format!("cannot list offsets of partition {p}"), Some(e)));
                 }
                 Ok(match element.offset() {
                     Offset::Offset(o) if o >= 0 => Some(o),
@@ -467,6 +513,18 @@ impl TopicReader {
         let error = self.last_error.take();
         Step::Item(Err(self.error(reason, error.as_ref())))
     }
+}
+
+/// Whether `error` is one a cluster gives while a new topic's leaders settle.
+fn is_settling(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+        )
+    )
 }
 
 impl Iterator for TopicReader {
