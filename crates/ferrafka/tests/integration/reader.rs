@@ -360,18 +360,25 @@ fn an_unknown_topic_or_partition_is_a_clear_error() {
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_ferrafka-reload-fixture");
 
-/// `topics read` run by an app's binary: exit code, stdout and stderr.
-fn topics_read(bootstrap: &str, args: &[&str]) -> (i32, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(FIXTURE)
+/// `topics read ARGS` of an app's binary (the test fixture app), on `bootstrap`.
+fn topics_read_command(bootstrap: &str, dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut command = Command::new(FIXTURE);
+    command
         .args(["topics", "read"])
         .args(args)
         .env("FERRAFKA_KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("RELOAD_FIXTURE_TOPIC", "unused")
         .env("RELOAD_FIXTURE_GROUP", "unused")
-        .env("RELOAD_FIXTURE_OUT", dir.path().join("out"))
+        .env("RELOAD_FIXTURE_OUT", dir.join("out"))
         .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    command
+}
+
+/// `topics read` run to its end: exit code, stdout and stderr.
+fn topics_read(bootstrap: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = topics_read_command(bootstrap, dir.path(), args)
         .output()
         .expect("fixture runs");
     (
@@ -379,6 +386,56 @@ fn topics_read(bootstrap: &str, args: &[&str]) -> (i32, String, String) {
         String::from_utf8(output.stdout).expect("stdout is UTF-8"),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// `topics read --last 1 --follow` prints the last message, then one produced after it
+/// started, and keeps running until stopped.
+#[test]
+fn topics_read_follow_prints_a_message_produced_after_it_started() {
+    use std::io::BufRead;
+
+    let (rt, cluster, topic) = with_topic("reader-cli-follow", 1);
+    for payload in ["old", "last"] {
+        rt.block_on(
+            cluster
+                .producer
+                .produce(Record::to(&topic).payload(payload)),
+        )
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = topics_read_command(
+        &cluster.bootstrap(),
+        dir.path(),
+        &[&topic, "--last", "1", "--follow"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("fixture starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let within = Duration::from_secs(30);
+    let fields = |line: String| -> (String, String) {
+        let f: Vec<&str> = line.split('\t').collect();
+        (f[1].to_string(), f[4].to_string())
+    };
+    let first = lines.recv_timeout(within).expect("the last message");
+    assert_eq!(fields(first), ("1".into(), "last".into()));
+    rt.block_on(cluster.producer.produce(Record::to(&topic).payload("new")))
+        .unwrap();
+    let second = lines.recv_timeout(within).expect("the new message");
+    assert_eq!(fields(second), ("2".into(), "new".into()));
+    assert!(child.try_wait().unwrap().is_none(), "still following");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// The command line prints the requested range, every byte a terminal could act on escaped,
