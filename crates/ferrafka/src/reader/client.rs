@@ -378,6 +378,11 @@ impl TopicReader {
                 }
             }
         };
+        self.apply(polled)
+    }
+
+    /// Bookkeeping for what one poll returned.
+    fn apply(&mut self, polled: Polled) -> Step {
         match polled {
             Polled::Nothing => self.idle(),
             Polled::Failed(e) => self.client_error(e),
