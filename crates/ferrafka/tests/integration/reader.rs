@@ -158,6 +158,44 @@ fn merged_read_is_in_timestamp_order_across_partitions() {
     }
 }
 
+/// Merged, with one partition's messages all later than the other's: the later partition
+/// waits in the merge, its fetching paused at 10,000 waiting messages and resumed as they
+/// drain, and every message of both still comes once, in order.
+#[test]
+fn a_merge_holding_one_partition_back_keeps_every_message_in_order() {
+    let (rt, cluster, topic) = with_topic("reader-merge-far", 2);
+    let base = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 600_000;
+    const EACH: i64 = 30_000;
+    let texts: Vec<String> = (0..2 * EACH).map(|n| n.to_string()).collect();
+    // Partition 1 holds 0..EACH, stamped first; partition 0 the rest, stamped later.
+    let records = texts.iter().enumerate().map(|(n, text)| {
+        let n = n as i64;
+        Record::to(&topic)
+            .partition(if n < EACH { 1 } else { 0 })
+            .payload(text)
+            .timestamp(base + n)
+    });
+    rt.block_on(cluster.producer.produce_many(records)).unwrap();
+
+    let read = read_all(
+        reader(&topic)
+            .order(Order::Timestamp)
+            .connect(&cluster.bootstrap())
+            .unwrap(),
+    );
+    let numbers: Vec<i64> = read.iter().map(|(_, _, n)| n.parse().unwrap()).collect();
+    assert!(
+        numbers == (0..2 * EACH).collect::<Vec<_>>(),
+        "{} messages, out of order or missing",
+        numbers.len()
+    );
+    assert_eq!(offsets_of(&read, 0), (0..EACH).collect::<Vec<_>>());
+}
+
 /// The end offsets are taken at start: a producer writing all along does not extend the read,
 /// and the read still returns every offset up to them.
 #[test]
