@@ -38,8 +38,8 @@ pub enum Command {
     Server(ServerArgs),
     /// Print the app's routes and effective settings (secrets redacted).
     Info,
-    /// Manage the declared topics: plan, migrate, create, delete, reset, repartition, align,
-    /// list, lock, check.
+    /// Manage the declared topics (plan, migrate, create, delete, reset, repartition, align,
+    /// list, lock, check) and read any topic without a consumer group (read).
     Topics(topics::TopicsArgs),
     /// Check the app (and with --live its cluster) against the development-vs-production
     /// checklist; exits non-zero on errors, so a deploy pipeline can run it.

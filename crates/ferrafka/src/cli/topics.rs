@@ -70,6 +70,10 @@ pub enum TopicsAction {
     Check,
     /// Print a range of any topic's messages without a consumer group: from an offset, a time
     /// or the last N, per partition or merged by timestamp, up to the end or following.
+    ///
+    /// Without a start option reading starts at each partition's oldest message; without
+    /// --follow it stops at the end offsets taken when it starts, so it prints exactly that
+    /// range even while producers keep writing. Nothing is committed and no group is joined.
     Read(super::read::ReadArgs),
 }
 
