@@ -50,7 +50,7 @@
 //! - A fetch beyond the high watermark returns nothing instead of OFFSET_OUT_OF_RANGE, so
 //!   `auto.offset.reset` never triggers for too-large offsets. `ListOffsets` by timestamp
 //!   answers the base offset of the first batch *stored* after the time (batch granularity,
-//!   storage time rather than record time).
+//!   storage time rather than record time), and -1 like Kafka when none was (tansu says 0).
 //! - One node, memory only: no persistence, replication, TLS or SASL. Transactions, idempotent
 //!   producers and the KIP-848 consumer protocol are tansu's, untested here.
 //!

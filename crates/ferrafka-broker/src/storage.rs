@@ -142,16 +142,28 @@ impl Storage for MemoryStorage {
             let response = match request {
                 // The engine answers timestamps from the time each batch was stored: the base of
                 // the first batch stored after the time, which hides no record.
-                ListOffset::Timestamp(_) => self
-                    .engine
-                    .list_offsets(
-                        isolation_level,
-                        std::slice::from_ref(&(topition.clone(), *request)),
-                    )
-                    .await?
-                    .pop()
-                    .map(|(_, response)| response)
-                    .unwrap_or_default(),
+                ListOffset::Timestamp(_) => {
+                    let found = self
+                        .engine
+                        .list_offsets(
+                            isolation_level,
+                            std::slice::from_ref(&(topition.clone(), *request)),
+                        )
+                        .await?
+                        .pop()
+                        .map(|(_, response)| response)
+                        .unwrap_or_default();
+                    if found.timestamp.is_none() {
+                        // No batch was stored after the time. The engine says offset 0, which a
+                        // client takes for the first message; Kafka answers -1: no such message.
+                        ListOffsetResponse {
+                            offset: Some(-1),
+                            ..found
+                        }
+                    } else {
+                        found
+                    }
+                }
                 exact => self.exact_offset(topition, *exact, isolation_level).await?,
             };
             responses.push((topition.clone(), response));

@@ -111,6 +111,18 @@ pub enum Error {
         /// What the client reported.
         reason: String,
     },
+    /// A [`TopicReader`](crate::reader::TopicReader) could not read the topic: it does not
+    /// exist, a partition asked for does not, or the broker stopped answering.
+    #[error("cannot read topic {topic}{}", reason_suffix(reason))]
+    Read {
+        /// The topic.
+        topic: String,
+        /// What went wrong, and what to do about it.
+        reason: String,
+        /// The client's error, when the failure came from librdkafka (secrets hidden).
+        #[source]
+        source: Option<Box<rdkafka::error::KafkaError>>,
+    },
     /// Routed topics do not exist in the cluster (the production boot check).
     #[error(
         "routed topic{} missing from the cluster: {}; create {} with `topics migrate` before starting the server",

@@ -17,6 +17,7 @@
 //! | keys on the partition the Java client (Kafka Streams, Connect, kafkajs) picks: murmur2 | [`guide::partitioning`] |
 //! | topics as code: declare, plan, migrate, lock | [`declaratives`], [`guide::topics`] |
 //! | cluster administration without a server | [`admin::Admin`] |
+//! | reading topics without a consumer group: ranges, times, the last n, merged by timestamp, tailing | [`reader::TopicReader`], [`guide::strategies`] |
 //! | the development-versus-production checklist, at boot and in CI | [`doctor`], [`guide::doctor`] |
 //! | settings per environment, from code and `FERRAFKA_KAFKA_*` variables | [`Config`], [`guide::environments`] |
 //! | TLS, SASL and ACLs, secrets never printed | [`guide::security`] |
@@ -115,6 +116,7 @@ mod noop;
 pub mod otel;
 mod processing;
 pub mod producer;
+pub mod reader;
 pub mod routing;
 mod secrets;
 mod seek;

@@ -1,12 +1,14 @@
 //! The command line a user's binary gets by calling [`run`] with its app.
 //!
 //! `server` runs the consumers (`--reload` re-executes the binary when it is rebuilt); `info`
-//! prints routes and effective settings; `topics` manages the declared topics ([`topics`]);
+//! prints routes and effective settings; `topics` manages the declared topics ([`topics`]) and
+//! reads any topic without a consumer group (`topics read`, [`read`]);
 //! `doctor` checks the app against the production checklist ([`doctor`]). Exit codes: 0 ok, 1 configuration or startup error, 2 when the
 //! shutdown timeout forced the stop or, for `topics --detailed-exitcode`, when changes were
 //! planned or applied (clap also uses 2 for a command line it cannot parse).
 
 pub mod doctor;
+pub mod read;
 pub mod topics;
 
 mod logging;
@@ -37,8 +39,8 @@ pub enum Command {
     Server(ServerArgs),
     /// Print the app's routes and effective settings (secrets redacted).
     Info,
-    /// Manage the declared topics: plan, migrate, create, delete, reset, repartition, align,
-    /// list, lock, check.
+    /// Manage the declared topics (plan, migrate, create, delete, reset, repartition, align,
+    /// list, lock, check) and read any topic without a consumer group (read).
     Topics(topics::TopicsArgs),
     /// Check the app (and with --live its cluster) against the development-vs-production
     /// checklist; exits non-zero on errors, so a deploy pipeline can run it.

@@ -45,7 +45,7 @@ pub struct TopicsArgs {
     pub lock_file: PathBuf,
 }
 
-/// The `topics` actions. None of them touches a topic that is not declared.
+/// The `topics` actions. None of them changes a topic that is not declared.
 #[derive(Debug, Subcommand)]
 pub enum TopicsAction {
     /// Show what `migrate` would change (a dry run).
@@ -68,6 +68,13 @@ pub enum TopicsAction {
     Lock,
     /// Fail with a diff when the declared topics drift from the lock file.
     Check,
+    /// Print a range of any topic's messages without a consumer group: from an offset, a time
+    /// or the last N, per partition or merged by timestamp, up to the end or following.
+    ///
+    /// Without a start option reading starts at each partition's oldest message; without
+    /// --follow it stops at the end offsets taken when it starts, so it prints exactly that
+    /// range even while producers keep writing. Nothing is committed and no group is joined.
+    Read(super::read::ReadArgs),
 }
 
 /// Arguments of the actions that remove topics.
@@ -134,6 +141,9 @@ pub enum TopicsError {
     /// The async runtime could not start.
     #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
+    /// Writing the output failed (other than a closed pipe, which ends `read` quietly).
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
 }
 
 /// The process exit code for an outcome: see `EXIT_CODES`.
@@ -159,6 +169,7 @@ pub fn execute(app: &App, args: &TopicsArgs, out: &mut dyn Write) -> Result<Outc
     match &args.action {
         TopicsAction::Lock => return write_lock(&args.lock_file, declared, out),
         TopicsAction::Check => return check_lock(&args.lock_file, declared, out),
+        TopicsAction::Read(read) => return super::read::run(app, read, out),
         _ => {}
     }
     if declared.is_empty() {
@@ -186,7 +197,9 @@ pub fn execute(app: &App, args: &TopicsArgs, out: &mut dyn Write) -> Result<Outc
             TopicsAction::Reset(f) => (Action::Reset, f.force),
             TopicsAction::Repartition => (Action::Repartition, false),
             TopicsAction::Align => (Action::Align, false),
-            TopicsAction::Lock | TopicsAction::Check => unreachable!("handled above"),
+            TopicsAction::Lock | TopicsAction::Check | TopicsAction::Read(_) => {
+                unreachable!("handled above")
+            }
         };
         let plan = plan::plan_against(cluster, action, declared).await?;
         if !force {

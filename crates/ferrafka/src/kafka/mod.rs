@@ -380,3 +380,62 @@ pub(crate) fn check_framework_owned(config: &Config, problems: &mut Vec<Problem>
         }
     }
 }
+
+/// Properties a reader ([`crate::reader::TopicReader`]) depends on, with the reason: it reads
+/// by assignment, never joins its group and never commits.
+pub(crate) const READER_OWNED: &[(&str, &str, &str)] = &[
+    (
+        "enable.auto.commit",
+        "false",
+        "a reader never commits: it must not move any group's offsets",
+    ),
+    (
+        "enable.auto.offset.store",
+        "false",
+        "a reader stores no offsets",
+    ),
+    (
+        "enable.partition.eof",
+        "true",
+        "the end-of-partition event tells the reader it has caught up",
+    ),
+    (
+        "auto.offset.reset",
+        "earliest",
+        "a start offset deleted by retention meanwhile continues at the oldest retained message",
+    ),
+    (
+        "group.id",
+        "ferrafka-reader",
+        "librdkafka assigns partitions only to a consumer with a group id; it is never joined",
+    ),
+];
+
+/// Properties of the group membership a reader never uses (as for the admin's consumers).
+const MEMBERSHIP: &[&str] = &[
+    "group.protocol",
+    "group.remote.assignor",
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+];
+
+/// A reader's properties from a client's (`kafka`: an app's admin properties, or a bare
+/// bootstrap list): membership settings dropped, `fetch.wait.max.ms` 100 unless set (a
+/// caught-up reader learns of new messages sooner), then [`READER_OWNED`].
+pub(crate) fn reader(kafka: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut kafka: BTreeMap<String, String> = kafka
+        .iter()
+        .filter(|(k, _)| !MEMBERSHIP.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    kafka
+        .entry("fetch.wait.max.ms".to_string())
+        .or_insert_with(|| "100".to_string());
+    for (k, v, _) in READER_OWNED {
+        kafka.insert((*k).to_string(), (*v).to_string());
+    }
+    kafka
+}

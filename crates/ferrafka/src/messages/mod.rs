@@ -225,6 +225,18 @@ impl Message {
         }
     }
 
+    /// A polled message copied out of librdkafka at once, for readers: their messages may
+    /// outlive the consumer, which a message read in place cannot.
+    pub(crate) fn copied(
+        topic: Arc<TopicInfo>,
+        message: rdkafka::message::BorrowedMessage<'_>,
+    ) -> Self {
+        let mut copy = Message::from_kafka(topic, KafkaMessage::keep(message), SystemTime::now());
+        // The kept message is dropped here, while the consumer's borrow still holds.
+        copy.detach_in_place();
+        copy
+    }
+
     /// The topic the message was read from.
     pub fn topic(&self) -> &str {
         &self.topic.name

@@ -24,7 +24,8 @@ impl KafkaMessage {
     /// Keeps `message` past the borrow of the consumer that polled it.
     ///
     /// Crate-private, and called only by the listener, which owns the consumer and keeps it
-    /// alive until every message it polled was dropped (`connection::release`). librdkafka
+    /// alive until every message it polled was dropped (`connection::release`), and by
+    /// `Message::copied`, which drops it before the borrow ends. librdkafka
     /// counts outstanding messages as references to its client: its `rd_kafka_destroy` waits
     /// for them rather than freeing what they point into.
     ///

@@ -18,6 +18,7 @@ mod partition_core;
 mod partitioning;
 mod patterns;
 mod producer;
+mod reader;
 mod rebalance_pause;
 mod reload;
 mod resilience;
