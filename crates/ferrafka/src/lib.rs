@@ -117,6 +117,7 @@ mod secrets;
 mod seek;
 pub mod server;
 mod sys;
+pub mod transaction;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -129,6 +130,7 @@ pub use producer::{Producer, Record};
 pub use rdkafka;
 pub use routing::{DeadLetterQueue, VirtualPartitions};
 pub use server::{Filters, RunningServer, ServerExit, Stopper};
+pub use transaction::Transaction;
 
 /// Compiles the README's example as a doctest so it stays true.
 #[cfg(doctest)]
@@ -148,6 +150,8 @@ pub mod guide {
     pub mod doctor {}
     #[doc = include_str!("../../../docs/security.md")]
     pub mod security {}
+    #[doc = include_str!("../../../docs/transactions.md")]
+    pub mod transactions {}
     #[doc = include_str!("../../../docs/reliability.md")]
     pub mod reliability {}
     #[doc = include_str!("../../../docs/virtual-partitions.md")]

@@ -78,6 +78,7 @@ struct Families {
     duration: Family<TopicLabels, Histogram>,
     retries: Family<PartitionLabels, Counter>,
     dead_lettered: Family<PartitionLabels, Counter>,
+    transactions: Family<BatchLabels, Counter>,
     paused: Family<PausedLabels, Gauge>,
     stored: Family<PartitionLabels, Gauge>,
     lag: Family<PartitionLabels, Gauge>,
@@ -105,6 +106,7 @@ struct Families {
 /// | `ferrafka_batch_duration_seconds` | histogram | consumer_group, topic |
 /// | `ferrafka_retries_total` | counter (retries scheduled) | consumer_group, topic, partition |
 /// | `ferrafka_messages_dead_lettered_total` | counter | consumer_group, topic, partition |
+/// | `ferrafka_transactions_total` | counter | consumer_group, topic, partition, outcome (`committed`, `aborted`) |
 /// | `ferrafka_partition_paused` | gauge (1 while paused) | consumer_group, topic, partition, reason |
 /// | `ferrafka_offset_stored` | gauge (next offset) | consumer_group, topic, partition |
 /// | `ferrafka_consumer_lag` | gauge (messages) | consumer_group, topic, partition |
@@ -167,6 +169,11 @@ impl Metrics {
                 &mut r,
                 "messages_dead_lettered",
                 "Messages produced to their dead-letter topic",
+            ),
+            transactions: registered(
+                &mut r,
+                "transactions",
+                "Transactions of transactional routes, by outcome",
             ),
             paused: registered(
                 &mut r,
@@ -351,6 +358,15 @@ impl Subscriber for Metrics {
             }
             Event::DeadLettered { partition, .. } => {
                 f.dead_lettered.get_or_create(&labels(partition)).inc();
+            }
+            Event::TransactionEnded {
+                partition,
+                committed,
+                ..
+            } => {
+                let outcome = if *committed { "committed" } else { "aborted" };
+                let key = batch(&labels(partition), outcome);
+                f.transactions.get_or_create(&key).inc();
             }
             Event::Paused { partition, reason } => f.paused(labels(partition), reason.as_str()),
             Event::Resumed { partition } => f.resumed(&labels(partition)),

@@ -149,6 +149,7 @@ pub struct TopicRoute {
     pub(crate) consumer_persistence: Option<bool>,
     pub(crate) declaration: Option<TopicConfig>,
     pub(crate) virtual_partitions: Option<VirtualPartitions>,
+    pub(crate) transactional: bool,
 }
 
 impl TopicRoute {
@@ -168,6 +169,7 @@ impl TopicRoute {
             consumer_persistence: None,
             declaration: None,
             virtual_partitions: None,
+            transactional: false,
         }
     }
 
@@ -240,6 +242,17 @@ impl TopicRoute {
         self
     }
 
+    /// Makes the route transactional: its offsets are committed only by the transactions of
+    /// [`Context::transaction`](crate::Context::transaction) (and a dead letter's own), never
+    /// by ferrafka's periodic commit, so output and offsets commit together (exactly once
+    /// for `read_committed` readers). A batch is marked only by what its transactions
+    /// marked. Needs the app's `transactional_id` and a broker with transactions; see
+    /// [`guide::transactions`](crate::guide::transactions).
+    pub fn transactional(&mut self, on: bool) -> &mut Self {
+        self.transactional = on;
+        self
+    }
+
     /// Keeps this topic's consumer instances across batches (true) or builds a fresh one per
     /// batch (false); overrides the app's `consumer_persistence`.
     pub fn consumer_persistence(&mut self, on: bool) -> &mut Self {
@@ -292,6 +305,8 @@ pub struct Topic {
     pub(crate) consumer_persistence: bool,
     /// How batches are split into groups that run in parallel, if they are.
     pub(crate) virtual_partitions: Option<VirtualPartitions>,
+    /// Whether offsets are committed only through transactions.
+    pub(crate) transactional: bool,
     pub(crate) factory: Option<ConsumerFactory>,
     pub(crate) deserializer: Arc<dyn Deserializer>,
 }
@@ -315,6 +330,11 @@ impl Topic {
     /// Longest wait for a batch to fill.
     pub fn max_wait_time(&self) -> Duration {
         self.max_wait_time
+    }
+
+    /// Whether offsets are committed only through transactions.
+    pub fn is_transactional(&self) -> bool {
+        self.transactional
     }
 
     /// Whether successful batches are left unmarked.
@@ -352,6 +372,7 @@ impl std::fmt::Debug for Topic {
             .field("max_messages", &self.max_messages)
             .field("max_wait_time", &self.max_wait_time)
             .field("manual_offset_management", &self.manual_offset_management)
+            .field("transactional", &self.transactional)
             .field("active", &self.active)
             .field("dead_letter_queue", &self.dead_letter_queue)
             .field("consumer_persistence", &self.consumer_persistence)

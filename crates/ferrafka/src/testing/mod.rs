@@ -235,6 +235,8 @@ impl Tester {
             reports: ReportSink::new(reports_tx, Arc::new(Doorbell::default())),
             tasks: Default::default(),
             monitor: self.monitor.clone(),
+            // The harness has no broker to run transactions with.
+            transactions: None,
         };
         let topics = self.topics.values().map(|(t, _)| t.clone());
         let epoch = Arc::new(AtomicU64::new(0));
@@ -402,6 +404,7 @@ pub fn context(topic: &str, partition: i32) -> Context {
         mark: None,
         requests: Vec::new(),
         virtual_group: None,
+        transactions: None,
     }
 }
 
