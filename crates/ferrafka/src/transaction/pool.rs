@@ -58,6 +58,16 @@ impl TransactionalProducers {
         }
     }
 
+    /// The cluster id the brokers report (blocking, at most `timeout`).
+    pub(crate) fn cluster_id(&self, timeout: Duration) -> Option<String> {
+        let slot = self.free().first().cloned()?;
+        slot.producer
+            .base_kafka()
+            .ok()?
+            .client()
+            .fetch_cluster_id(timeout)
+    }
+
     /// Where transaction events go.
     pub(crate) fn monitor(&self) -> &Monitor {
         &self.monitor
