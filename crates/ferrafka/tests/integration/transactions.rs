@@ -97,7 +97,7 @@ fn app(
 }
 
 /// Every message of `topic`'s partitions as (partition, payload), read from the start with
-/// `isolation.level` until nothing new came for `quiet`.
+/// `isolation.level` until nothing new came for 4 s (or 20 s passed: a topic still written).
 fn read_all(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> Vec<(i32, String)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -112,8 +112,8 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> V
     }
     consumer.assign(&tpl).unwrap();
     let mut seen = Vec::new();
-    let mut last = Instant::now();
-    while last.elapsed() < Duration::from_secs(4) {
+    let (started, mut last) = (Instant::now(), Instant::now());
+    while last.elapsed() < Duration::from_secs(4) && started.elapsed() < Duration::from_secs(20) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
             seen.push((m.partition(), payload));
