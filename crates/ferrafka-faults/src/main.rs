@@ -70,9 +70,11 @@ impl RecordingConsumer {
     async fn forward(&self, ctx: &mut Context, messages: &Messages, out: &str) -> ConsumeResult {
         let sleep = self.batch_sleep;
         ctx.transaction(async |tx| {
-            let records = messages
-                .iter()
-                .map(|m| Record::to(out).partition(m.partition()).payload(m.payload_or_empty()));
+            let records = messages.iter().map(|m| {
+                Record::to(out)
+                    .partition(m.partition())
+                    .payload(m.payload_or_empty())
+            });
             tx.produce_many(records).await?;
             for m in messages {
                 tx.mark_as_consumed(m);

@@ -33,7 +33,8 @@ fn read_committed(bootstrap: &str, topic: &str) -> Vec<String> {
         .expect("a reader");
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let (mut out, mut last) = (Vec::new(), Instant::now());
@@ -100,7 +101,11 @@ fn sigkill_and_restart_several_times_yields_every_input_exactly_once() {
         let progressed = wait_until(Duration::from_secs(90), || {
             Records::read(&spec.out).processed.len() >= before + 300
         });
-        assert!(progressed, "run {run} made progress (see {:?})", process.log);
+        assert!(
+            progressed,
+            "run {run} made progress (see {:?})",
+            process.log
+        );
         process.signal("KILL");
         process.wait(Duration::from_secs(10)).expect("killed");
         at_kills.push(Records::read(&spec.out).processed.len());
@@ -112,9 +117,15 @@ fn sigkill_and_restart_several_times_yields_every_input_exactly_once() {
             .is_ok_and(|lags| lags.iter().all(|l| l.lag == Some(0)))
     });
     let lags = admin.lags(&group, &[input.as_str()]).unwrap();
-    assert!(finished, "committed offsets reach the end of the input: {lags:?}");
+    assert!(
+        finished,
+        "committed offsets reach the end of the input: {lags:?}"
+    );
     last.signal("TERM");
-    assert_eq!(last.wait(Duration::from_secs(30)).and_then(|s| s.code()), Some(0));
+    assert_eq!(
+        last.wait(Duration::from_secs(30)).and_then(|s| s.code()),
+        Some(0)
+    );
 
     let seen = read_committed(&bootstrap, &output);
     let mut counts: HashMap<&str, usize> = HashMap::new();

@@ -117,9 +117,9 @@ mod secrets;
 mod seek;
 pub mod server;
 mod sys;
-pub mod transaction;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transaction;
 
 pub use app::{App, AppBuilder};
 pub use config::{Config, Environment, InitialOffset, Source};

@@ -75,7 +75,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Runtime::new()?;
     let admin = ferrafka::admin::Admin::connect(&bootstrap)?;
     let run_id = std::process::id();
-    let (orders, enriched) = (format!("orders-{run_id}"), format!("orders-enriched-{run_id}"));
+    let (orders, enriched) = (
+        format!("orders-{run_id}"),
+        format!("orders-enriched-{run_id}"),
+    );
     for topic in [&orders, &enriched] {
         runtime.block_on(admin.ensure_topic(&TopicSpec::new(topic.as_str(), PARTITIONS)))?;
     }
@@ -144,7 +147,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 fn read(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("transactions-example-reader-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("transactions-example-reader-{}", std::process::id()),
+        )
         .set("isolation.level", isolation)
         .set("enable.auto.commit", "false")
         .create()

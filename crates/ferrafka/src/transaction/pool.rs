@@ -221,7 +221,10 @@ mod tests {
         let pool = pool(2);
         let mut a = pool.checkout().await;
         let b = pool.checkout().await;
-        assert_ne!(a.slot().transactional_id, b.slot.as_ref().unwrap().transactional_id);
+        assert_ne!(
+            a.slot().transactional_id,
+            b.slot.as_ref().unwrap().transactional_id
+        );
         let third = tokio::time::timeout(Duration::from_millis(50), pool.checkout()).await;
         assert!(third.is_err(), "a third transaction waits: two producers");
         let id = a.slot().transactional_id.clone();

@@ -97,7 +97,11 @@ where
     }
     open.open = true;
     let slot = open.slot();
-    let mut tx = Transaction::new(slot.producer.clone(), handle.topic.clone(), handle.partition);
+    let mut tx = Transaction::new(
+        slot.producer.clone(),
+        handle.topic.clone(),
+        handle.partition,
+    );
     let value = match body(&mut tx).await {
         Ok(value) => value,
         Err(e) => {
@@ -113,7 +117,12 @@ where
     // a generation the coordinator refuses once the partition has moved (KIP-447).
     let Some(metadata) = access.group.get() else {
         open.abort().await;
-        return Err(failure("aborted: the consumer group's metadata is unknown".into(), None, &id).into());
+        return Err(failure(
+            "aborted: the consumer group's metadata is unknown".into(),
+            None,
+            &id,
+        )
+        .into());
     };
     if handle.is_revoked() {
         open.abort().await;

@@ -35,9 +35,11 @@ impl Consumer for Forward {
         let fail = ctx.attempt() <= self.fail_attempts;
         let (out, sleep) = (&self.out, self.sleep);
         ctx.transaction(async |tx| {
-            let records = messages
-                .iter()
-                .map(|m| Record::to(out).partition(m.partition()).payload(m.payload_or_empty()));
+            let records = messages.iter().map(|m| {
+                Record::to(out)
+                    .partition(m.partition())
+                    .payload(m.payload_or_empty())
+            });
             tx.produce_many(records).await?;
             for m in messages {
                 tx.mark_as_consumed(m);
@@ -86,12 +88,14 @@ fn app(
                 .transactional_id(transactional_id);
         })
         .routes(move |r| {
-            r.topic(input).transactional(true).consumer(move || Forward {
-                out: out.clone(),
-                sleep,
-                fail_attempts,
-                attempts: attempts.clone(),
-            });
+            r.topic(input)
+                .transactional(true)
+                .consumer(move || Forward {
+                    out: out.clone(),
+                    sleep,
+                    fail_attempts,
+                    attempts: attempts.clone(),
+                });
         })
         .build_with_env([])
 }
@@ -108,7 +112,8 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> V
         .expect("a reader");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut seen = Vec::new();
@@ -143,10 +148,15 @@ fn assert_exactly_once(cluster: &Cluster, (input, out): (&str, &str), group: &st
             .is_ok_and(|lags| lags.iter().all(|l| l.lag == Some(0)))
     });
     let lags = cluster.broker.admin().lags(group, &[input]).unwrap();
-    assert!(committed_to_end, "committed offsets reach the end: {lags:?}");
+    assert!(
+        committed_to_end,
+        "committed offsets reach the end: {lags:?}"
+    );
     let seen = read_all(&cluster.bootstrap(), out, 3, "read_committed");
     let counts = counts(&seen);
-    let missing: Vec<u64> = (0..n).filter(|i| !counts.contains_key(&i.to_string())).collect();
+    let missing: Vec<u64> = (0..n)
+        .filter(|i| !counts.contains_key(&i.to_string()))
+        .collect();
     let twice: Vec<(&String, &usize)> = counts.iter().filter(|(_, c)| **c > 1).collect();
     assert!(missing.is_empty(), "missing from the output: {missing:?}");
     assert!(twice.is_empty(), "more than once in the output: {twice:?}");
@@ -160,7 +170,11 @@ fn an_aborted_transaction_leaves_neither_output_nor_offset() {
     }
     let rt = runtime();
     let cluster = Cluster::start();
-    let (input, out, group) = (unique("tx-abort-in"), unique("tx-abort-out"), unique("tx-abort"));
+    let (input, out, group) = (
+        unique("tx-abort-in"),
+        unique("tx-abort-out"),
+        unique("tx-abort"),
+    );
     cluster.create_topic(&rt, &input, 3);
     cluster.create_topic(&rt, &out, 3);
     const N: u64 = 90;
@@ -169,22 +183,54 @@ fn an_aborted_transaction_leaves_neither_output_nor_offset() {
     let id = unique("tx-abort-id");
 
     // Every attempt aborts: the output holds aborted records only, and no offset is committed.
-    let failing = app(&cluster.bootstrap(), (&input, &out), &group, &id, Duration::ZERO, u32::MAX, &attempts);
+    let failing = app(
+        &cluster.bootstrap(),
+        (&input, &out),
+        &group,
+        &id,
+        Duration::ZERO,
+        u32::MAX,
+        &attempts,
+    );
     let server = failing.start(&Filters::default()).expect("starts on Kafka");
     let uncommitted = wait_until(Duration::from_secs(60), || {
         read_all(&cluster.bootstrap(), &out, 3, "read_uncommitted").len() as u64 >= 2 * N
     });
     server.stop();
     assert!(matches!(server.wait(), ferrafka::ServerExit::Clean));
-    assert!(uncommitted, "the aborted attempts did produce (read_uncommitted sees them)");
-    assert!(attempts.load(Ordering::SeqCst) >= 6, "every batch was retried");
+    assert!(
+        uncommitted,
+        "the aborted attempts did produce (read_uncommitted sees them)"
+    );
+    assert!(
+        attempts.load(Ordering::SeqCst) >= 6,
+        "every batch was retried"
+    );
     let committed = read_all(&cluster.bootstrap(), &out, 3, "read_committed");
-    assert!(committed.is_empty(), "aborted output is invisible: {committed:?}");
-    let lags = cluster.broker.admin().lags(&group, &[input.as_str()]).unwrap();
-    assert!(lags.iter().all(|l| l.committed.is_none()), "no offset committed: {lags:?}");
+    assert!(
+        committed.is_empty(),
+        "aborted output is invisible: {committed:?}"
+    );
+    let lags = cluster
+        .broker
+        .admin()
+        .lags(&group, &[input.as_str()])
+        .unwrap();
+    assert!(
+        lags.iter().all(|l| l.committed.is_none()),
+        "no offset committed: {lags:?}"
+    );
 
     // The first attempt of every batch aborts, the second commits: each input once.
-    let retrying = app(&cluster.bootstrap(), (&input, &out), &group, &id, Duration::ZERO, 1, &attempts);
+    let retrying = app(
+        &cluster.bootstrap(),
+        (&input, &out),
+        &group,
+        &id,
+        Duration::ZERO,
+        1,
+        &attempts,
+    );
     let server = retrying.start(&Filters::default()).unwrap();
     assert_exactly_once(&cluster, (&input, &out), &group, N);
     server.stop();
@@ -198,7 +244,11 @@ fn rebalances_mid_transaction_yield_every_input_exactly_once() {
     }
     let rt = runtime();
     let cluster = Cluster::start();
-    let (input, out, group) = (unique("tx-rebal-in"), unique("tx-rebal-out"), unique("tx-rebal"));
+    let (input, out, group) = (
+        unique("tx-rebal-in"),
+        unique("tx-rebal-out"),
+        unique("tx-rebal"),
+    );
     cluster.create_topic(&rt, &input, 3);
     cluster.create_topic(&rt, &out, 3);
     const N: u64 = 1500;
@@ -208,12 +258,24 @@ fn rebalances_mid_transaction_yield_every_input_exactly_once() {
     // rebalance meets open transactions that must not commit.
     let slow = Duration::from_millis(300);
     let start = |id: &str| {
-        app(&cluster.bootstrap(), (&input, &out), &group, id, slow, 0, &attempts)
-            .start(&Filters::default())
-            .unwrap()
+        app(
+            &cluster.bootstrap(),
+            (&input, &out),
+            &group,
+            id,
+            slow,
+            0,
+            &attempts,
+        )
+        .start(&Filters::default())
+        .unwrap()
     };
     let first = start(&unique("tx-rebal-a"));
-    let batches = |n: usize| wait_until(Duration::from_secs(60), || attempts.load(Ordering::SeqCst) >= n);
+    let batches = |n: usize| {
+        wait_until(Duration::from_secs(60), || {
+            attempts.load(Ordering::SeqCst) >= n
+        })
+    };
     assert!(batches(5), "the first server works");
     let second = start(&unique("tx-rebal-b"));
     assert!(batches(20), "both work");
@@ -252,8 +314,15 @@ fn the_embedded_broker_refuses_a_transactional_route_at_boot_naming_it() {
     };
     assert!(error.contains(&format!("tx-embedded/{input}")), "{error}");
     assert!(error.contains(".transactional(true)"), "{error}");
-    assert!(error.contains("embedded broker has no transactions"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    assert!(
+        error.contains("embedded broker has no transactions"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -65,10 +65,7 @@ impl Workers for Spawned {
             reports: self.reports.clone(),
             tasks: self.tasks.clone(),
             monitor: self.monitor.clone(),
-            transactions: self
-                .transactions
-                .clone()
-                .filter(|_| topic.transactional),
+            transactions: self.transactions.clone().filter(|_| topic.transactional),
         };
         let task = self
             .runtime

@@ -302,7 +302,9 @@ fn transactional_topic() -> Arc<Topic> {
             c.transactional_id("tx");
         })
         .routes(|r| {
-            r.topic("t").transactional(true).consumer(|| crate::noop::Noop);
+            r.topic("t")
+                .transactional(true)
+                .consumer(|| crate::noop::Noop);
         })
         .build_with_env([]);
     app.subscription_groups()[0].topics()[0].clone()

@@ -216,10 +216,10 @@ async fn a_transactional_route_is_marked_only_by_its_transactions() {
         .build_with_env([]);
     executor.topic = app.subscription_groups()[0].topics[0].clone();
     assert!(executor.topic.is_transactional());
-    let (work, _shares) = run_of(&[0..3]);
+    let (work, _shares) = run_of(&[0..3, 3..6]);
     let served = serve(executor, &received, vec![Job::Run { batch: 1, work }]).await;
-    // `consume` returned Ok without a transaction: nothing is marked (a plain route marks 3).
+    // `consume` returned Ok without a transaction: nothing is marked (a plain route marks 6).
     assert_eq!(served.finished[0].outcome, Outcome::Consumed);
     assert_eq!(served.finished[0].mark, None);
-    assert_eq!(*script.seen.lock().unwrap(), [0, 1, 2]);
+    assert_eq!(*script.seen.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
 }
