@@ -11,6 +11,7 @@
 //! | a batch is marked when `consume` returns `Ok`; marks are committed periodically and on rebalance and shutdown | [`Context`] |
 //! | an `Err` or a panic pauses only that partition and retries after a backoff; dead letters after `max_retries` | [`DeadLetterQueue`], [`guide::reliability`] |
 //! | ordered parallelism inside one partition | [`VirtualPartitions`], [`guide::virtual_partitions`] |
+//! | exactly-once consume-transform-produce: output and offsets in one Kafka transaction | [`Context::transaction`], [`guide::transactions`] |
 //! | an awaitable, fire-and-forget or batched producer | [`Producer`], [`Record`] |
 //! | keys on the partition the Java client (Kafka Streams, Connect, kafkajs) picks: murmur2 | [`guide::partitioning`] |
 //! | topics as code: declare, plan, migrate, lock | [`declaratives`], [`guide::topics`] |
@@ -57,7 +58,7 @@
 //!
 //! `cargo run -p quickstart` runs a complete app against an embedded broker; the
 //! `examples/` directory has one small crate per topic: `basics` (hello, manual offsets,
-//! virtual partitions, producer), dead letters, testing, topics.
+//! virtual partitions, producer), dead letters, testing, topics, transactions.
 //!
 //! # Where things are
 //!
