@@ -51,8 +51,10 @@
 //!   `auto.offset.reset` never triggers for too-large offsets. `ListOffsets` by timestamp
 //!   answers the base offset of the first batch *stored* after the time (batch granularity,
 //!   storage time rather than record time), and -1 like Kafka when none was (tansu says 0).
-//! - One node, memory only: no persistence, replication, TLS or SASL. Transactions, idempotent
-//!   producers and the KIP-848 consumer protocol are tansu's, untested here.
+//! - One node, memory only: no persistence, replication, TLS or SASL. Idempotent producers and
+//!   the KIP-848 consumer protocol are tansu's, untested here. Transactions: tansu accepts
+//!   `init_transactions`, but a transactional pipeline on it never finished, so ferrafka refuses
+//!   transactional routes on this broker (known by its cluster id, `ferrafka-embedded`).
 //!
 //! `docs/embedded-broker.md` in the repository has the measurements behind these notes.
 

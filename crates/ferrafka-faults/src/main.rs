@@ -2,7 +2,9 @@
 //! test can kill it, restart it and count what was lost or processed twice.
 //!
 //! Configured by environment: `FAULT_TOPIC`, `FAULT_GROUP`, `FAULT_OUT` (the record file),
-//! `FAULT_EVENTS` (the events file; none when unset),
+//! `FAULT_EVENTS` (the events file; none when unset), `FAULT_TX_OUT` (a transactional route:
+//! each batch forwards its payloads to that topic, same partition, in one transaction that
+//! marks the batch; needs `FAULT_TRANSACTIONAL_ID`, the `transactional_id` setting),
 //! `FAULT_BATCH_SLEEP_MS`, `FAULT_MAX_MESSAGES`, `FAULT_SHUTDOWN_TIMEOUT_MS`,
 //! `FAULT_COMMIT_INTERVAL_MS` (the `commit_interval` setting; its default when unset),
 //! `FAULT_PARTITION_BUFFER_BYTES`, `FAULT_STALL_PARTITION` (its first batch never ends),
@@ -33,7 +35,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrafka::instrumentation::Event;
-use ferrafka::{App, ConsumeResult, Consumer, Context, Messages};
+use ferrafka::{App, ConsumeResult, Consumer, Context, Messages, Record};
 use ferrafka_faults::{EventLine, now_ms};
 
 fn env_or(name: &str, default: &str) -> String {
@@ -58,6 +60,30 @@ struct RecordingConsumer {
     fail_first_attempt: bool,
     /// Pause the partition this long after every batch.
     ctx_pause: Option<Duration>,
+    /// The output topic of the transactional mode.
+    tx_out: Option<String>,
+}
+
+impl RecordingConsumer {
+    /// Forwards the batch's payloads to `out` and marks it, in one transaction that stays
+    /// open for the batch sleep (so kills meet open transactions).
+    async fn forward(&self, ctx: &mut Context, messages: &Messages, out: &str) -> ConsumeResult {
+        let sleep = self.batch_sleep;
+        ctx.transaction(async |tx| {
+            let records = messages.iter().map(|m| {
+                Record::to(out)
+                    .partition(m.partition())
+                    .payload(m.payload_or_empty())
+            });
+            tx.produce_many(records).await?;
+            for m in messages {
+                tx.mark_as_consumed(m);
+            }
+            tokio::time::sleep(sleep).await;
+            Ok(())
+        })
+        .await
+    }
 }
 
 impl Consumer for RecordingConsumer {
@@ -78,7 +104,10 @@ impl Consumer for RecordingConsumer {
             .lock()
             .expect("not poisoned")
             .write_all(started.as_bytes())?;
-        tokio::time::sleep(self.batch_sleep).await;
+        match &self.tx_out {
+            Some(out) => self.forward(ctx, messages, out).await?,
+            None => tokio::time::sleep(self.batch_sleep).await,
+        }
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
         let mut lines = String::new();
         for m in messages {
@@ -112,6 +141,7 @@ fn main() -> ExitCode {
         .map(|p| p.parse().expect("a partition"));
     let fail_first_attempt = std::env::var_os("FAULT_FAIL_FIRST_ATTEMPT").is_some();
     let ctx_pause = std::env::var_os("FAULT_CTX_PAUSE_MS").map(|_| millis("FAULT_CTX_PAUSE_MS", 0));
+    let tx_out = std::env::var("FAULT_TX_OUT").ok();
     let mut app = App::builder()
         .setup(|c| {
             c.client_id("fault-consumer")
@@ -130,18 +160,23 @@ fn main() -> ExitCode {
                 let backoff = millis("FAULT_PAUSE_TIMEOUT_MS", 0);
                 c.pause_timeout(backoff).pause_max_timeout(backoff);
             }
+            if let Ok(id) = std::env::var("FAULT_TRANSACTIONAL_ID") {
+                c.transactional_id(id);
+            }
             if let Ok(ms) = std::env::var("FAULT_COMMIT_INTERVAL_MS") {
                 c.commit_interval(Duration::from_millis(ms.parse().expect("a number")));
             }
         })
         .routes(|r| {
             r.topic(env_or("FAULT_TOPIC", "faults"))
+                .transactional(tx_out.is_some())
                 .consumer(move || RecordingConsumer {
                     out: out.clone(),
                     batch_sleep,
                     stall_partition,
                     fail_first_attempt,
                     ctx_pause,
+                    tx_out: tx_out.clone(),
                 });
         });
     if let Some(path) = std::env::var_os("FAULT_EVENTS") {

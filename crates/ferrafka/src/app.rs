@@ -286,6 +286,11 @@ impl App {
         Clients { app: self }
     }
 
+    /// The producer's librdkafka properties, which the transactional producers share.
+    pub(crate) fn producer_kafka_values(&self) -> BTreeMap<String, String> {
+        self.producer_kafka.values()
+    }
+
     /// The producer's properties with their layers, as the kafka module built them.
     #[cfg(feature = "cli")]
     pub(crate) fn producer_properties(&self) -> &ClientProperties {

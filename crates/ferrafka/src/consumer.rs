@@ -10,6 +10,7 @@ use crate::config::{Config, Environment};
 use crate::error::BoxError;
 use crate::messages::{Message, Messages};
 use crate::producer::Producer;
+use crate::transaction::Transaction;
 
 /// What consumer methods return: `Ok` marks the batch as consumed, `Err` retries it.
 pub type ConsumeResult<T = ()> = Result<T, BoxError>;
@@ -248,6 +249,8 @@ pub struct Context {
     /// With virtual partitions: the group this context serves, whose marks go through the
     /// batch's mark combiner instead of straight to the listener.
     pub(crate) virtual_group: Option<Box<dyn GroupMarks>>,
+    /// The producers and group view of a transactional route.
+    pub(crate) transactions: Option<crate::transaction::Access>,
 }
 
 /// Where the marks of a virtual-partition group go: the batch's mark combiner, which forwards
@@ -329,6 +332,60 @@ impl Context {
         true
     }
 
+    /// Runs `body` in a Kafka transaction: what it produces through the [`Transaction`] and
+    /// the offset it marks there are committed together, so a `read_committed` reader sees
+    /// each output once per input. The transaction commits when `body` returns `Ok` and every
+    /// delivery succeeded; otherwise it aborts (nothing produced or marked is visible) and the
+    /// error is returned, so returning it from `consume` retries the batch. Only on a route
+    /// with [`TopicRoute::transactional`](crate::routing::TopicRoute::transactional); see
+    /// [`guide::transactions`](crate::guide::transactions).
+    ///
+    /// ```
+    /// use ferrafka::{ConsumeResult, Consumer, Context, Messages, Record};
+    ///
+    /// struct Enrich;
+    ///
+    /// impl Consumer for Enrich {
+    ///     async fn consume(&mut self, ctx: &mut Context, messages: &Messages) -> ConsumeResult {
+    ///         ctx.transaction(async |tx| {
+    ///             for m in messages {
+    ///                 let out = [b"enriched ", m.payload_or_empty()].concat();
+    ///                 tx.produce(Record::to("enriched").payload(&out)).await?;
+    ///                 tx.mark_as_consumed(m);
+    ///             }
+    ///             Ok(())
+    ///         })
+    ///         .await
+    ///     }
+    /// }
+    /// ```
+    pub async fn transaction<T, F>(&mut self, body: F) -> ConsumeResult<T>
+    where
+        F: AsyncFnOnce(&mut Transaction) -> ConsumeResult<T>,
+    {
+        let Some(batch) = self.batch else {
+            return Err("a transaction runs only inside `consume`, not in the final hooks".into());
+        };
+        let Some(access) = self.transactions.clone() else {
+            return Err(format!(
+                "topic {} is not transactional: set `.transactional(true)` on its route (and \
+                 the app's `transactional_id`) to use `ctx.transaction`",
+                self.handle.topic
+            )
+            .into());
+        };
+        let (value, mark) = crate::transaction::run(&access, &self.handle, body).await?;
+        if let Some(next) = mark
+            && self.mark.is_none_or(|m| next > m)
+        {
+            // Committed already: the machine learns it, so a retry of this batch starts after
+            // what the transaction covered.
+            self.mark = Some(next);
+            self.handle.send_mark(batch, next);
+        }
+        Ok(value)
+    }
+
     /// Pauses this partition for `timeout` once the current batch returns: no new batch starts
     /// before then, and fetching stops; messages already fetched wait, none is skipped. A
     /// `timeout` too long for the clock (e.g. `Duration::MAX`) pauses until `ctx.resume()` in
@@ -405,6 +462,7 @@ mod tests {
             mark: None,
             requests: Vec::new(),
             virtual_group: None,
+            transactions: None,
         };
         (ctx, rx)
     }

@@ -146,6 +146,22 @@ pub enum Error {
         /// One line per error finding: id, subject, what was found and the fix.
         findings: Vec<String>,
     },
+    /// A transaction of a transactional route did not commit (see `docs/transactions.md`):
+    /// nothing it produced or marked is visible, and the batch is retried.
+    #[error("transaction of {topic} [{partition}] (transactional.id {transactional_id}) {what}")]
+    Transaction {
+        /// The consumed topic.
+        topic: String,
+        /// The consumed partition.
+        partition: i32,
+        /// The producer's `transactional.id`.
+        transactional_id: String,
+        /// What happened, e.g. "aborted: a delivery failed".
+        what: String,
+        /// librdkafka's error, when one caused it.
+        #[source]
+        source: Option<Box<rdkafka::error::KafkaError>>,
+    },
     /// The server could not start or run.
     #[error("server: {reason}")]
     Server {

@@ -13,6 +13,7 @@
 //! | one route for every topic matching a regular expression, new topics included | [`routing::Router::pattern`], [`guide::strategies`] |
 //! | ordered parallelism inside one partition | [`VirtualPartitions`], [`guide::virtual_partitions`] |
 //! | throttling, delayed consumption, expiring messages; `tick`, `idle`, `eofed` hooks | [`filters`], [`guide::strategies`] |
+//! | exactly-once consume-transform-produce: output and offsets in one Kafka transaction | [`Context::transaction`], [`guide::transactions`] |
 //! | an awaitable, fire-and-forget or batched producer | [`Producer`], [`Record`] |
 //! | keys on the partition the Java client (Kafka Streams, Connect, kafkajs) picks: murmur2 | [`guide::partitioning`] |
 //! | topics as code: declare, plan, migrate, lock | [`declaratives`], [`guide::topics`] |
@@ -60,7 +61,7 @@
 //!
 //! `cargo run -p quickstart` runs a complete app against an embedded broker; the
 //! `examples/` directory has one small crate per topic: `basics` (hello, manual offsets,
-//! virtual partitions, producer), dead letters, testing, topics.
+//! virtual partitions, producer), dead letters, testing, topics, transactions.
 //!
 //! # Where things are
 //!
@@ -124,6 +125,7 @@ pub mod server;
 mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transaction;
 
 pub use app::{App, AppBuilder};
 pub use config::{Config, Environment, InitialOffset, Source};
@@ -134,6 +136,7 @@ pub use producer::{Producer, Record};
 pub use rdkafka;
 pub use routing::{DeadLetterQueue, VirtualPartitions};
 pub use server::{Filters, RunningServer, ServerExit, Stopper};
+pub use transaction::Transaction;
 
 /// Compiles the README's example as a doctest so it stays true.
 #[cfg(doctest)]
@@ -153,6 +156,8 @@ pub mod guide {
     pub mod doctor {}
     #[doc = include_str!("../../../docs/security.md")]
     pub mod security {}
+    #[doc = include_str!("../../../docs/transactions.md")]
+    pub mod transactions {}
     #[doc = include_str!("../../../docs/reliability.md")]
     pub mod reliability {}
     #[doc = include_str!("../../../docs/virtual-partitions.md")]

@@ -237,6 +237,7 @@ impl RunningServer {
         }
         check_topics_exist(app, &groups)?;
         let producer = app.producer()?;
+        let transactions = crate::transaction::boot(app, &groups)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("ferrafka-worker")
             .enable_all()
@@ -258,6 +259,7 @@ impl RunningServer {
                 producer: producer.clone(),
                 workers: workers.clone(),
                 monitor: monitor.clone(),
+                transactions: transactions.clone(),
             };
             let consumer =
                 connection::connect(setup.clone()).map_err(|e| e.redacted(&setup.group.kafka))?;

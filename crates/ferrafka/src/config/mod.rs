@@ -204,6 +204,18 @@ impl Config {
         self
     }
 
+    /// Sets the base of the transactional producers' `transactional.id`s: the process runs
+    /// one producer per `concurrency` slot, `<base>-0`, `<base>-1`, …. It must stay the same
+    /// across restarts of a process (a restarted process then fences its killed predecessor
+    /// and aborts its open transactions at once) and differ between the processes of a fleet
+    /// (otherwise they fence each other). Needed by transactional routes; see
+    /// [`guide::transactions`](crate::guide::transactions).
+    pub fn transactional_id(&mut self, base: impl Into<String>) -> &mut Self {
+        self.transactional_id = Some(base.into());
+        self.record("transactional_id");
+        self
+    }
+
     /// The id of the default consumer group.
     pub fn default_group_id(&self) -> &str {
         self.group_id.as_deref().unwrap_or(&self.client_id)

@@ -115,6 +115,10 @@ macro_rules! config_table {
                     "expected_partitioner",
                     self.expected_partitioner.clone().unwrap_or_else(|| "unset".into()),
                 ));
+                rows.push((
+                    "transactional_id",
+                    self.transactional_id.clone().unwrap_or_else(|| "unset".into()),
+                ));
                 rows
             }
         }
@@ -133,6 +137,7 @@ config_table! {
         /// | `strict_declarative_topics` | on in production | every routed topic needs a declaration |
         /// | `max_expected_downtime` | unset | the longest the app's consumers may be stopped; `doctor` compares it with the broker's offset retention |
         /// | `expected_partitioner` | unset | the partitioner the organisation's producers use; `doctor` compares the producer's with it |
+        /// | `transactional_id` | unset | base of the transactional producers' ids (`<base>-<slot>`); needed by transactional routes, one per process, stable across restarts |
         ///
         /// Its `Debug` output redacts secrets.
     }
@@ -156,6 +161,8 @@ config_table! {
         /// The value of `FERRAFKA_LOG_FORMAT` when it names no format, for `check` to report.
         unknown_log_format: Option<String> = None,
         expected_partitioner: Option<String> = None,
+        /// The base of the transactional producers' ids; see `Config::transactional_id`.
+        transactional_id: Option<String> = None,
     }
     plain settings {
         /// Sets how many batches run at once across all partitions of the process.
@@ -275,7 +282,8 @@ impl fmt::Debug for Config {
             .field("producer_kafka", &redacted(&self.producer_kafka))
             .field("strict_declarative_topics", &self.strict_declarative_topics)
             .field("max_expected_downtime", &self.max_expected_downtime)
-            .field("expected_partitioner", &self.expected_partitioner);
+            .field("expected_partitioner", &self.expected_partitioner)
+            .field("transactional_id", &self.transactional_id);
         self.debug_plain_settings(&mut d);
         d.finish_non_exhaustive()
     }
@@ -317,6 +325,7 @@ mod tests {
                 "doctor_errors_block_boot",
                 "log_format",
                 "expected_partitioner",
+                "transactional_id",
             ]
         );
         let value = |name: &str| rows.iter().find(|(n, _)| *n == name).unwrap().1.clone();
@@ -327,14 +336,14 @@ mod tests {
         assert_eq!(value("expected_partitioner"), "unset");
         c.expected_partitioner("murmur2_random");
         assert_eq!(
-            c.setting_rows().last().unwrap(),
-            &("expected_partitioner", "murmur2_random".to_string())
+            c.setting_rows()[c.setting_rows().len() - 2],
+            ("expected_partitioner", "murmur2_random".to_string())
         );
         assert!(c.sources.contains_key("expected_partitioner"));
         assert!(c.sources.contains_key("concurrency"));
         assert!(!c.sources.contains_key("max_messages"));
         let debug = format!("{c:?}");
-        for name in &names[2..] {
+        for name in &names[2..names.len() - 1] {
             assert!(debug.contains(&format!("{name}: ")), "{name} in {debug}");
         }
     }

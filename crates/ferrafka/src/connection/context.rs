@@ -49,6 +49,8 @@ pub(crate) struct ListenerContext {
     pub(super) monitor: Monitor,
     /// Who this consumer is, for its statistics reports.
     pub(super) statistics: Arc<StatisticsSource>,
+    /// The group's member id and generation as of the last rebalance, for transactions.
+    pub(super) group_metadata: Arc<crate::transaction::GroupMetadata>,
 }
 
 impl ClientContext for ListenerContext {
@@ -125,6 +127,10 @@ pub(crate) fn parse_offset_reset(message: &str) -> Option<(String, i32, i64)> {
 impl ConsumerContext for ListenerContext {
     fn pre_rebalance(&self, consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
         self.wake.ring();
+        // Before revoked partitions are flagged: a transaction that read the older metadata
+        // and then saw its partition still assigned commits with a generation the
+        // coordinator refuses once the partition has moved on (KIP-447).
+        self.group_metadata.set(consumer.group_metadata());
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 let revoked: Vec<_> = tpl
@@ -149,6 +155,7 @@ impl ConsumerContext for ListenerContext {
 
     fn post_rebalance(&self, consumer: &ListenerConsumer, rebalance: &Rebalance<'_>) {
         self.wake.ring();
+        self.group_metadata.set(consumer.group_metadata());
         if let Rebalance::Assign(tpl) = rebalance {
             // The group coordinator answered: the cluster is reachable.
             self.failures.log.reachable(self.who());

@@ -61,6 +61,8 @@ pub(crate) struct ListenerSetup {
     pub(crate) producer: Producer,
     pub(crate) workers: Arc<Semaphore>,
     pub(crate) monitor: Monitor,
+    /// The transactional producers, when a route is transactional.
+    pub(crate) transactions: Option<Arc<crate::transaction::TransactionalProducers>>,
 }
 
 /// Creates the consumer and subscribes it; errors surface before any thread starts.
@@ -79,7 +81,16 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
         .collect();
     let wake = Arc::new(Doorbell::default());
     let epoch = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let group_metadata = Arc::new(crate::transaction::GroupMetadata::default());
+    let transactions = setup
+        .transactions
+        .clone()
+        .map(|pool| crate::transaction::Access {
+            pool,
+            group: group_metadata.clone(),
+        });
     let context = ListenerContext {
+        group_metadata,
         wake: wake.clone(),
         fatal_seen: std::sync::atomic::AtomicBool::new(false),
         epoch: epoch.clone(),
@@ -99,6 +110,7 @@ pub(crate) fn connect(setup: ListenerSetup) -> Result<Arc<ListenerConsumer>> {
             setup.config,
             topics,
             (setup.runtime, setup.producer, setup.workers),
+            transactions,
             setup.monitor.clone(),
             wake.clone(),
             epoch.clone(),

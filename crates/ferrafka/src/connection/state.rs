@@ -36,6 +36,7 @@ impl State {
         config: Arc<Config>,
         topics: Vec<Arc<Topic>>,
         (runtime, producer, workers): (tokio::runtime::Handle, Producer, Arc<Semaphore>),
+        transactions: Option<crate::transaction::Access>,
         monitor: Monitor,
         wake: Arc<Doorbell>,
         epoch: Arc<AtomicU64>,
@@ -49,6 +50,7 @@ impl State {
             reports: ReportSink::new(reports_tx, wake),
             tasks: TaskTracker::new(),
             monitor: monitor.clone(),
+            transactions,
         };
         State {
             driver: Partitions::new(&config, topics, spawned, epoch, monitor),

@@ -102,6 +102,17 @@ pub enum Event<'a> {
         /// Attempts it failed before.
         attempts: u32,
     },
+    /// A transaction of a transactional route ended (see `docs/transactions.md`).
+    TransactionEnded {
+        /// The consumed partition.
+        partition: PartitionRef<'a>,
+        /// True when it committed; false when it aborted (or its outcome is unknown).
+        committed: bool,
+        /// The next offset it committed, if it marked any.
+        next: Option<i64>,
+        /// Why it did not commit.
+        error: Option<&'a str>,
+    },
     /// Fetching a partition paused.
     Paused {
         /// The partition.

@@ -93,6 +93,7 @@ struct Families {
     retries: Family<PartitionLabels, Counter>,
     dead_lettered: Family<PartitionLabels, Counter>,
     skipped: Family<SkippedLabels, Counter>,
+    transactions: Family<BatchLabels, Counter>,
     paused: Family<PausedLabels, Gauge>,
     stored: Family<PartitionLabels, Gauge>,
     lag: Family<PartitionLabels, Gauge>,
@@ -122,6 +123,7 @@ struct Families {
 /// | `ferrafka_retries_total` | counter (retries scheduled) | consumer_group, topic, partition |
 /// | `ferrafka_messages_dead_lettered_total` | counter | consumer_group, topic, partition |
 /// | `ferrafka_messages_skipped_total` | counter (dropped by a filter, e.g. expired) | consumer_group, topic, partition, filter |
+/// | `ferrafka_transactions_total` | counter | consumer_group, topic, partition, outcome (`committed`, `aborted`) |
 /// | `ferrafka_partition_paused` | gauge (1 while paused) | consumer_group, topic, partition, reason |
 /// | `ferrafka_offset_stored` | gauge (next offset) | consumer_group, topic, partition |
 /// | `ferrafka_consumer_lag` | gauge (messages) | consumer_group, topic, partition |
@@ -190,6 +192,11 @@ impl Metrics {
                 &mut r,
                 "messages_skipped",
                 "Messages a filter dropped (and marked) without consuming them, by filter",
+            ),
+            transactions: registered(
+                &mut r,
+                "transactions",
+                "Transactions of transactional routes, by outcome",
             ),
             paused: registered(
                 &mut r,
@@ -379,6 +386,15 @@ impl Subscriber for Metrics {
             }
             Event::DeadLettered { partition, .. } => {
                 f.dead_lettered.get_or_create(&labels(partition)).inc();
+            }
+            Event::TransactionEnded {
+                partition,
+                committed,
+                ..
+            } => {
+                let outcome = if *committed { "committed" } else { "aborted" };
+                let key = batch(&labels(partition), outcome);
+                f.transactions.get_or_create(&key).inc();
             }
             Event::Paused { partition, reason } => f.paused(labels(partition), reason.as_str()),
             Event::Resumed { partition } => f.resumed(&labels(partition)),

@@ -268,6 +268,13 @@ impl Producer {
         }
     }
 
+    /// The librdkafka producer (created now if needed), for the transactional calls rdkafka
+    /// offers on it.
+    pub(crate) fn base_kafka(&self) -> Result<&BaseProducer<DeliveryContext>, KafkaError> {
+        self.client()
+            .map_err(|e| KafkaError::ClientCreation(crate::error::error_chain(&e)))
+    }
+
     fn created(&self) -> Option<&BaseProducer<DeliveryContext>> {
         self.inner
             .client

@@ -183,6 +183,7 @@ pub struct TopicRoute {
     pub(crate) tick_interval: Option<Duration>,
     pub(crate) idle_after: Option<Duration>,
     pub(crate) eofed: bool,
+    pub(crate) transactional: bool,
 }
 
 /// Builds a partition's own copy of a route's filter.
@@ -210,6 +211,7 @@ impl TopicRoute {
             tick_interval: None,
             idle_after: None,
             eofed: false,
+            transactional: false,
         }
     }
 
@@ -313,6 +315,17 @@ impl TopicRoute {
         self
     }
 
+    /// Makes the route transactional: its offsets are committed only by the transactions of
+    /// [`Context::transaction`](crate::Context::transaction) (and a dead letter's own), never
+    /// by ferrafka's periodic commit, so output and offsets commit together (exactly once
+    /// for `read_committed` readers). A batch is marked only by what its transactions
+    /// marked. Needs the app's `transactional_id` and a broker with transactions; see
+    /// [`guide::transactions`](crate::guide::transactions).
+    pub fn transactional(&mut self, on: bool) -> &mut Self {
+        self.transactional = on;
+        self
+    }
+
     /// Keeps this topic's consumer instances across batches (true) or builds a fresh one per
     /// batch (false); overrides the app's `consumer_persistence`.
     pub fn consumer_persistence(&mut self, on: bool) -> &mut Self {
@@ -378,6 +391,8 @@ pub struct Topic {
     pub(crate) idle_after: Option<Duration>,
     /// Whether its consumers' `eofed` runs (librdkafka reports partition ends).
     pub(crate) eofed: bool,
+    /// Whether offsets are committed only through transactions.
+    pub(crate) transactional: bool,
     pub(crate) factory: Option<ConsumerFactory>,
     pub(crate) deserializer: Arc<dyn Deserializer>,
 }
@@ -401,6 +416,11 @@ impl Topic {
     /// Longest wait for a batch to fill.
     pub fn max_wait_time(&self) -> Duration {
         self.max_wait_time
+    }
+
+    /// Whether offsets are committed only through transactions.
+    pub fn is_transactional(&self) -> bool {
+        self.transactional
     }
 
     /// Whether successful batches are left unmarked.
@@ -459,6 +479,7 @@ impl Topic {
             tick_interval: self.tick_interval,
             idle_after: self.idle_after,
             eofed: self.eofed,
+            transactional: self.transactional,
             factory: self.factory.clone(),
             deserializer: self.deserializer.clone(),
         }
@@ -474,6 +495,7 @@ impl std::fmt::Debug for Topic {
             .field("max_messages", &self.max_messages)
             .field("max_wait_time", &self.max_wait_time)
             .field("manual_offset_management", &self.manual_offset_management)
+            .field("transactional", &self.transactional)
             .field("active", &self.active)
             .field("dead_letter_queue", &self.dead_letter_queue)
             .field("consumer_persistence", &self.consumer_persistence)

@@ -74,6 +74,7 @@ pub(crate) fn resolve(
                 max_messages,
                 max_wait_time,
                 manual_offset_management: route.manual_offset_management,
+                transactional: route.transactional,
                 active: route.active,
                 consumer_persistence: route
                     .consumer_persistence
@@ -173,6 +174,9 @@ fn check_route(
                 &format!("set `.{name}(d)` with a positive duration, e.g. 1s, or leave it out"),
             ));
         }
+    }
+    if route.transactional {
+        check_transactional(config, &path, route, problems);
     }
     if let Some(name) = route
         .subscription_group
@@ -288,4 +292,38 @@ fn place(
         kafka,
         kafka_sources,
     });
+}
+
+/// A transactional route needs the app's `transactional_id` (the base of its producers' stable
+/// ids) and runs without virtual partitions, whose groups would each need the partition's
+/// offset.
+fn check_transactional(
+    config: &Config,
+    path: &str,
+    route: &TopicRoute,
+    problems: &mut Vec<Problem>,
+) {
+    match config.transactional_id.as_deref().map(str::trim) {
+        None | Some("") => problems.push(Problem::new(
+            "transactional_id",
+            config.transactional_id.as_deref().unwrap_or("unset"),
+            &format!(
+                "needs to be set for the transactional route {path}: it names the process's \
+                 transactional producers (`<transactional_id>-<slot>`), stable across restarts \
+                 and different for every process of the fleet"
+            ),
+            "set `c.transactional_id(\"orders-enricher-0\")` in `setup`, e.g. from the pod's \
+             stable name (a StatefulSet ordinal) or its `group.instance.id`",
+        )),
+        Some(_) => {}
+    }
+    if route.virtual_partitions.is_some() {
+        problems.push(Problem::new(
+            &format!("{path}.transactional"),
+            "true",
+            "needs a route without virtual partitions: a transaction commits the partition's \
+             offset, which no single virtual group owns",
+            "remove `.virtual_partitions(..)` or `.transactional(true)` from the route",
+        ));
+    }
 }

@@ -245,6 +245,8 @@ impl Tester {
             reports: ReportSink::new(reports_tx, Arc::new(Doorbell::default())),
             tasks: Default::default(),
             monitor: self.monitor.clone(),
+            // The harness has no broker to run transactions with.
+            transactions: None,
         };
         let topics = self.topics.values().map(|(t, _)| t.clone());
         let topics = topics.chain(self.patterns.iter().cloned());
@@ -434,6 +436,7 @@ pub fn context(topic: &str, partition: i32) -> Context {
         mark: None,
         requests: Vec::new(),
         virtual_group: None,
+        transactions: None,
     }
 }
 

@@ -27,5 +27,6 @@ mod runs;
 mod security;
 mod slow_consumer;
 mod topics_cli;
+mod transactions;
 mod virtual_partitions;
 mod zero_copy;

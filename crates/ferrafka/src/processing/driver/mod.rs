@@ -55,6 +55,9 @@ struct Slot<K, T> {
     /// The last pause event said paused: a resume is worth an event only after one (an
     /// assignment resumes a partition librdkafka may have kept paused, which is no news).
     paused: bool,
+    /// False on a transactional route, whose offsets only its transactions commit: nothing is
+    /// stored for the consumer's commits.
+    stores_offsets: bool,
 }
 
 /// The slot type of a driver over `W` and `C`.
@@ -234,6 +237,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
                 worker,
                 stopped: false,
                 paused: false,
+                stores_offsets: !slots.topic.transactional,
             };
             self.hands.apply(client, &mut slot, &mut effects, now);
             self.effects = effects;
@@ -561,6 +565,7 @@ impl<W: Workers> Hands<W> {
                     offsets,
                     count,
                 }),
+                Effect::Store(_) if !slot.stores_offsets => {}
                 Effect::Store(next) => {
                     client.store_offset(&mut slot.target, next);
                     monitor.emit(|| Event::OffsetStored { partition, next });

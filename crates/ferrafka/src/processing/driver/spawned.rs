@@ -26,6 +26,9 @@ pub(crate) struct Spawned {
     pub(crate) tasks: TaskTracker,
     /// Where executors' events go.
     pub(crate) monitor: Monitor,
+    /// The transactional producers and the listener's group view, when a route is
+    /// transactional.
+    pub(crate) transactions: Option<crate::transaction::Access>,
 }
 
 /// One executor task and its job queue.
@@ -62,6 +65,7 @@ impl Workers for Spawned {
             reports: self.reports.clone(),
             tasks: self.tasks.clone(),
             monitor: self.monitor.clone(),
+            transactions: self.transactions.clone().filter(|_| topic.transactional),
         };
         let task = self
             .runtime

@@ -385,3 +385,50 @@ fn a_topic_no_pattern_matches_goes_to_the_first_pattern_instead_of_stalling() {
     );
     assert_eq!(d.workers().started.len(), 1);
 }
+
+/// The topic of [`routed_topic`], transactional.
+fn transactional_topic() -> Arc<Topic> {
+    let app = crate::App::builder()
+        .setup(|c| {
+            c.transactional_id("tx");
+        })
+        .routes(|r| {
+            r.topic("t")
+                .transactional(true)
+                .consumer(|| crate::noop::Noop);
+        })
+        .build_with_env([]);
+    app.subscription_groups()[0].topics()[0].clone()
+}
+
+/// A batch that reports its mark (a committed transaction's, on a transactional route).
+fn marked(generation: u64, batch: u64, mark: i64) -> ExecutorReport {
+    let mut report = finished(generation, batch, Vec::new());
+    if let ReportKind::Finished(r) = &mut report.kind {
+        r.mark = Some(mark);
+    }
+    report
+}
+
+#[test]
+fn a_transactional_route_stores_no_offset_so_only_its_transactions_commit() {
+    for (topic, stores) in [(routed_topic(), true), (transactional_topic(), false)] {
+        let (epoch, monitor) = Default::default();
+        let mut d: Partitions<Jobs, Client> =
+            Partitions::with_settings([(topic, settings())], Jobs::default(), epoch, monitor);
+        let (client, now, received) = (Client::default(), Instant::now(), SystemTime::now());
+        d.assign(&client, "g", &p0(), (d.next_epoch(), now));
+        d.on_burst(&client, fetched(d.epoch(), 0..6), (received, now));
+        d.on_report(&client, marked(1, 0, 3), now);
+        d.on_report(&client, marked(1, 1, 6), now);
+        let stored = client.stored.borrow().clone();
+        if stores {
+            assert_eq!(stored, [(0, 3), (0, 6)], "the plain route stores its marks");
+        } else {
+            assert_eq!(stored, [], "a transactional route stored an offset");
+        }
+        // Either way the machine moved on: the marked messages never run again.
+        let offsets: Vec<Vec<i64>> = d.workers().batches().into_iter().map(|b| b.3).collect();
+        assert_eq!(offsets, [vec![0, 1, 2], vec![3, 4, 5]]);
+    }
+}

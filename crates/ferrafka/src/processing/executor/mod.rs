@@ -128,6 +128,8 @@ pub(crate) struct Executor {
     pub(crate) tasks: TaskTracker,
     /// Where batch events go.
     pub(crate) monitor: Monitor,
+    /// The transactional producers, for a transactional route.
+    pub(crate) transactions: Option<crate::transaction::Access>,
 }
 
 impl Executor {
@@ -261,6 +263,7 @@ impl Executor {
             mark: None,
             requests: Vec::new(),
             virtual_group: None,
+            transactions: self.transactions.clone(),
         }
     }
 
@@ -307,8 +310,12 @@ impl Executor {
                     .await;
                 match result {
                     Ok(Ok(())) => {
-                        if !self.topic.manual_offset_management {
-                            ctx.mark = Some(messages.last().offset() + 1);
+                        let end = messages.last().offset() + 1;
+                        if self.topic.transactional {
+                            // Only a committed transaction moves a transactional route's offset.
+                            self.warn_uncommitted(ctx.mark, end);
+                        } else if !self.topic.manual_offset_management {
+                            ctx.mark = Some(end);
                         }
                         Outcome::Consumed
                     }
@@ -347,6 +354,21 @@ impl Executor {
             outcome,
             mark: ctx.mark,
             requests: ctx.requests,
+        }
+    }
+
+    /// A transactional route's batch returned `Ok` without a transaction committing its
+    /// offsets up to `end`: they stay uncommitted until a later transaction commits past them.
+    fn warn_uncommitted(&self, mark: Option<i64>, end: i64) {
+        if mark.is_none_or(|m| m < end) {
+            tracing::warn!(
+                consumer_group = %self.handle.consumer_group,
+                topic = %self.handle.topic, partition = self.handle.partition,
+                committed_up_to = ?mark, batch_end = end,
+                "a batch of a transactional route returned Ok without a transaction marking all \
+                 of it: the rest is committed by a later transaction only (and processed again \
+                 after a restart or rebalance before that)"
+            );
         }
     }
 
@@ -411,7 +433,7 @@ impl Executor {
             .header(ATTEMPTS, &attempts_text)
             .header(ERROR, error)
             .header(FAILED_AT, &failed_at);
-        match self.producer.produce(record).await {
+        match self.produce_dead_letter(record, message.offset() + 1).await {
             Ok(delivery) => {
                 tracing::warn!(
                     consumer_group = %self.handle.consumer_group,
@@ -431,7 +453,7 @@ impl Executor {
                 let error = format!(
                     "cannot dead-letter offset {}: {}",
                     message.offset(),
-                    error_chain(&e)
+                    error_chain(&*e)
                 );
                 self.monitor.emit(|| Event::Error {
                     kind: ErrorKind::DeadLetter,
@@ -491,6 +513,24 @@ impl Executor {
             });
         }
         ctx.requests
+    }
+
+    /// Produces a dead letter: on a transactional route in a transaction that also commits the
+    /// message's offset, otherwise with the app's producer.
+    async fn produce_dead_letter(
+        &self,
+        record: Record<'_>,
+        next: i64,
+    ) -> Result<crate::producer::Delivery, crate::error::BoxError> {
+        let Some(access) = &self.transactions else {
+            return Ok(self.producer.produce(record).await?);
+        };
+        let run = crate::transaction::run(access, &self.handle, async |tx| {
+            let delivery = tx.produce(record).await?;
+            tx.mark_next(next);
+            Ok(delivery)
+        });
+        Ok(run.await?.0)
     }
 
     /// Runs the instance's final hook (if an instance exists) and reports that it stopped.
@@ -565,6 +605,12 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, PanicError> {
 pub(crate) fn describe(error: crate::error::BoxError) -> String {
     guarded(move || error_chain(&*error))
         .unwrap_or_else(|panic| format!("the error's Display or Drop panicked: {}", panic.0))
+}
+
+/// [`describe`] of an error that stays with its owner.
+pub(crate) fn describe_ref(error: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    guarded(|| error_chain(error))
+        .unwrap_or_else(|panic| format!("the error's Display panicked: {}", panic.0))
 }
 
 #[cfg(test)]

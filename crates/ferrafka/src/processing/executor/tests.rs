@@ -81,6 +81,7 @@ fn executor(script: &Arc<Script>) -> (Executor, Receiver<ExecutorReport>) {
         reports: ReportSink::new(reports, Default::default()),
         tasks: Default::default(),
         monitor: Default::default(),
+        transactions: None,
     };
     (executor, received)
 }
@@ -251,4 +252,30 @@ async fn hooks_run_in_order_with_batches_and_their_failures_are_events_not_outco
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors.iter().all(|(k, _)| *k == ErrorKind::ConsumerHook));
     assert!(errors[0].1.contains("tick failed") && errors[1].1.contains("eofed panicked"));
+}
+
+#[tokio::test]
+async fn a_transactional_route_is_marked_only_by_its_transactions() {
+    let script = Arc::new(Script::default());
+    let (mut executor, received) = executor(&script);
+    let scripted = script.clone();
+    let app = App::builder()
+        .setup(|c| {
+            c.transactional_id("tx");
+        })
+        .routes(move |r| {
+            let script = scripted.clone();
+            r.topic("in")
+                .transactional(true)
+                .consumer(move || Scripted(script.clone()));
+        })
+        .build_with_env([]);
+    executor.topic = app.subscription_groups()[0].topics[0].clone();
+    assert!(executor.topic.is_transactional());
+    let (work, _shares) = run_of(&[0..3, 3..6]);
+    let served = serve(executor, &received, vec![Job::Run { batch: 1, work }]).await;
+    // `consume` returned Ok without a transaction: nothing is marked (a plain route marks 6).
+    assert_eq!(served.finished[0].outcome, Outcome::Consumed);
+    assert_eq!(served.finished[0].mark, None);
+    assert_eq!(*script.seen.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
 }

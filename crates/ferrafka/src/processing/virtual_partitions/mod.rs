@@ -333,6 +333,8 @@ fn group_context(ctx: &Context, marks: Option<GroupMarkSink>) -> Context {
         mark: None,
         requests: Vec::new(),
         virtual_group: marks.map(|m| Box::new(m) as Box<dyn GroupMarks>),
+        // Refused at boot: a transaction's offset is the partition's, not a group's.
+        transactions: None,
     }
 }
 

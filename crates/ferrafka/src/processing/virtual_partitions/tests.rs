@@ -183,6 +183,7 @@ fn partition_context() -> (Context, Sink) {
         mark: None,
         requests: Vec::new(),
         virtual_group: None,
+        transactions: None,
     };
     (ctx, sink)
 }
