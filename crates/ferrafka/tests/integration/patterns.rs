@@ -88,85 +88,62 @@ fn assert_complete(seen: &Processed, numbers: u64, topics: &[&str]) {
 
 #[test]
 fn a_pattern_consumes_matching_topics_including_one_created_after_start() {
-    let rt = runtime();
     let cluster = Cluster::start();
     let prefix = unique("pattern");
-    let (early, late, other) = (
-        format!("{prefix}-a"),
-        format!("{prefix}-b"),
-        format!("{prefix}-zz"),
-    );
-    cluster.create_topic(&rt, &early, 2);
-    cluster.create_topic(&rt, &other, 1);
-    let seen = Processed::default();
-    let group = unique("pattern-group");
+    let [early, unmatched, late] = ["a", "zz", "b"].map(|s| format!("{prefix}-{s}"));
     let regex = format!("^{prefix}-[a-z]$");
-    let server = app(&cluster.bootstrap(), &group, &regex, false, &seen)
-        .start(&Filters::default())
-        .expect("server starts");
-    cluster.produce_numbered(&rt, &early, 0, 300, 7);
-    cluster.produce_numbered(&rt, &other, 1000, 1010, 7);
-    assert!(
-        wait_until(Duration::from_secs(60), || seen.lock().unwrap().len()
-            >= 300),
-        "processed {} of the early topic's 300",
-        seen.lock().unwrap().len()
-    );
-    // Created while the server runs: found on a metadata refresh, joined without a restart.
-    let created = std::time::Instant::now();
-    cluster.create_topic(&rt, &late, 3);
-    cluster.produce_numbered(&rt, &late, 300, 600, 7);
-    assert!(
-        wait_until(Duration::from_secs(90), || seen.lock().unwrap().len()
-            >= 600),
-        "processed {} of 600 after the late topic was created",
-        seen.lock().unwrap().len()
-    );
-    eprintln!(
-        "late topic consumed {:?} after its creation",
-        created.elapsed()
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(server.shutdown(), ServerExit::Clean);
-    assert_complete(&seen, 600, &[&early, &late]);
+    consumes_early_and_late(&cluster, &regex, false, [&early, &unmatched, &late], 300);
 }
 
 #[test]
 fn under_kip_848_the_broker_matches_whole_names_with_re2j() {
-    let rt = runtime();
     let cluster = Cluster::kafka();
     let prefix = unique("pattern848");
-    let (early, late, longer) = (
-        format!("{prefix}-1"),
-        format!("{prefix}-2"),
-        format!("{prefix}-2x"),
-    );
-    cluster.create_topic(&rt, &early, 2);
-    // `^prefix-\d+` searched (classic) would take this one too; the broker matches whole names.
-    cluster.create_topic(&rt, &longer, 1);
-    let seen = Processed::default();
-    let group = unique("pattern848-group");
+    // `^prefix-\d+` searched (classic) would take `-2x` too; the broker matches whole names.
+    let [early, unmatched, late] = ["1", "2x", "2"].map(|s| format!("{prefix}-{s}"));
     // `\d` is RE2/J syntax, refused under the classic protocol.
     let regex = format!("^{prefix}-\\d+");
-    let server = app(&cluster.bootstrap(), &group, &regex, true, &seen)
+    consumes_early_and_late(&cluster, &regex, true, [&early, &unmatched, &late], 200);
+}
+
+/// A server on `regex` consumes `n` messages of `early` (and none of `unmatched`), then `n`
+/// more of `late`, created while it runs: found on a metadata refresh, joined without a
+/// restart. Every message is processed, each topic gap-free from offset 0.
+fn consumes_early_and_late(
+    cluster: &Cluster,
+    regex: &str,
+    kip848: bool,
+    [early, unmatched, late]: [&str; 3],
+    n: u64,
+) {
+    let rt = runtime();
+    cluster.create_topic(&rt, early, 2);
+    cluster.create_topic(&rt, unmatched, 1);
+    let seen = Processed::default();
+    let group = unique("pattern-group");
+    let server = app(&cluster.bootstrap(), &group, regex, kip848, &seen)
         .start(&Filters::default())
         .expect("server starts");
-    cluster.produce_numbered(&rt, &early, 0, 200, 7);
-    cluster.produce_numbered(&rt, &longer, 1000, 1010, 7);
+    cluster.produce_numbered(&rt, early, 0, n, 7);
+    cluster.produce_numbered(&rt, unmatched, 10_000, 10_010, 7);
+    let processed = |at_least: u64| {
+        wait_until(Duration::from_secs(90), || {
+            seen.lock().unwrap().len() as u64 >= at_least
+        })
+    };
     assert!(
-        wait_until(Duration::from_secs(60), || seen.lock().unwrap().len()
-            >= 200),
-        "processed {} of 200",
+        processed(n),
+        "processed {} of the early topic's {n}",
         seen.lock().unwrap().len()
     );
     let created = std::time::Instant::now();
-    cluster.create_topic(&rt, &late, 2);
-    cluster.produce_numbered(&rt, &late, 200, 400, 7);
+    cluster.create_topic(&rt, late, 3);
+    cluster.produce_numbered(&rt, late, n, 2 * n, 7);
     assert!(
-        wait_until(Duration::from_secs(90), || seen.lock().unwrap().len()
-            >= 400),
-        "processed {} of 400 after the late topic was created",
-        seen.lock().unwrap().len()
+        processed(2 * n),
+        "processed {} of {} after the late topic was created",
+        seen.lock().unwrap().len(),
+        2 * n
     );
     eprintln!(
         "late topic consumed {:?} after its creation",
@@ -174,7 +151,7 @@ fn under_kip_848_the_broker_matches_whole_names_with_re2j() {
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(server.shutdown(), ServerExit::Clean);
-    assert_complete(&seen, 400, &[&early, &late]);
+    assert_complete(&seen, 2 * n, &[early, late]);
 }
 
 #[test]
