@@ -4,13 +4,15 @@ pub use crate::seek::SeekTo;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::{Config, Environment};
 use crate::error::BoxError;
 use crate::messages::{Message, Messages};
 use crate::producer::Producer;
 use crate::transaction::Transaction;
+
+pub(crate) mod handle;
+pub(crate) use handle::{MarkSink, PartitionHandle};
 
 /// What consumer methods return: `Ok` marks the batch as consumed, `Err` retries it.
 pub type ConsumeResult<T = ()> = Result<T, BoxError>;
@@ -167,71 +169,6 @@ impl<T: Consumer> DynConsumer for T {
 
 /// Builds a fresh consumer instance for a newly assigned partition.
 pub(crate) type ConsumerFactory = Arc<dyn Fn() -> Box<dyn DynConsumer> + Send + Sync>;
-
-/// Where a batch's marks go: the executor forwards them to the listener as they happen.
-pub(crate) type MarkSink = Box<dyn Fn(u64, i64) + Send + Sync>;
-
-/// What a partition's executor shares with the listener that feeds it: where marks go, and
-/// whether the assignment it serves was taken away.
-pub(crate) struct PartitionHandle {
-    /// Id of the consumer group the partition is assigned in.
-    pub(crate) consumer_group: Arc<str>,
-    pub(crate) topic: Arc<str>,
-    pub(crate) partition: i32,
-    /// The assignment this executor serves; the listener ignores reports of older ones.
-    pub(crate) generation: u64,
-    /// Set by the listener once the assignment is revoked (or abandoned): marks no longer count.
-    pub(crate) revoked: AtomicBool,
-    /// Receives `(batch, next_offset)` for every forward mark during a batch.
-    marks: MarkSink,
-}
-
-impl PartitionHandle {
-    pub(crate) fn new(
-        (consumer_group, topic): (Arc<str>, Arc<str>),
-        partition: i32,
-        generation: u64,
-        marks: MarkSink,
-    ) -> Self {
-        PartitionHandle {
-            consumer_group,
-            topic,
-            partition,
-            generation,
-            revoked: AtomicBool::new(false),
-            marks,
-        }
-    }
-
-    /// The partition, as events name it.
-    pub(crate) fn partition_ref(&self) -> crate::instrumentation::PartitionRef<'_> {
-        crate::instrumentation::PartitionRef {
-            consumer_group: &self.consumer_group,
-            topic: &self.topic,
-            partition: self.partition,
-        }
-    }
-
-    pub(crate) fn is_revoked(&self) -> bool {
-        self.revoked.load(Ordering::Acquire)
-    }
-
-    /// Hands batch `batch`'s partition mark `next` to the listener.
-    pub(crate) fn send_mark(&self, batch: u64, next: i64) {
-        (self.marks)(batch, next);
-    }
-}
-
-impl std::fmt::Debug for PartitionHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionHandle")
-            .field("topic", &self.topic)
-            .field("partition", &self.partition)
-            .field("generation", &self.generation)
-            .field("revoked", &self.revoked)
-            .finish_non_exhaustive()
-    }
-}
 
 /// What a consumer can see and do besides reading its batch.
 #[derive(Debug)]
@@ -488,7 +425,9 @@ mod tests {
         assert!(ctx.mark_as_consumed(&at(8)));
         assert_eq!(marks(&rx), vec![5, 9]);
         assert_eq!(ctx.mark, Some(9));
-        ctx.handle.revoked.store(true, Ordering::SeqCst);
+        ctx.handle
+            .revoked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         assert!(!ctx.mark_as_consumed(&at(9)));
         assert!(ctx.is_revoked());
         assert_eq!(marks(&rx), Vec::<i64>::new());

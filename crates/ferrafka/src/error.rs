@@ -271,6 +271,25 @@ impl PanicError {
     }
 }
 
+/// Runs user code other than `consume` and the hooks (an error's `Display` and `Drop`, an
+/// instance's `Drop`), turning a panic into an error text.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, PanicError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(PanicError::from_payload)
+}
+
+/// A consumer's error as text. Its `Display` (and its `Drop`, which runs here too) are user
+/// code: a panic in them describes the error instead of ending the executor.
+pub(crate) fn describe(error: BoxError) -> String {
+    guarded(move || error_chain(&*error))
+        .unwrap_or_else(|panic| format!("the error's Display or Drop panicked: {}", panic.0))
+}
+
+/// [`describe`] of an error that stays with its owner.
+pub(crate) fn describe_ref(error: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    guarded(|| error_chain(error))
+        .unwrap_or_else(|panic| format!("the error's Display panicked: {}", panic.0))
+}
+
 #[cfg(test)]
 mod tests {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};

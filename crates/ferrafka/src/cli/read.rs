@@ -8,8 +8,6 @@ use crate::app::App;
 use crate::messages::Message;
 use crate::reader::{Order, StartAt, StopAt, TopicReader};
 
-use super::topics::{Outcome, TopicsError};
-
 /// Arguments of `topics read`.
 ///
 /// Without a start option, reading starts at each partition's oldest message; without
@@ -98,8 +96,23 @@ impl ReadArgs {
     }
 }
 
+/// Why `topics read` stopped early.
+#[derive(Debug)]
+pub(crate) enum ReadFailure {
+    /// Reading failed.
+    Read(crate::Error),
+    /// Writing the output failed.
+    Output(std::io::Error),
+}
+
+impl From<crate::Error> for ReadFailure {
+    fn from(e: crate::Error) -> Self {
+        ReadFailure::Read(e)
+    }
+}
+
 /// Reads and prints; a closed output (`| head`) ends the read quietly.
-pub(crate) fn run(app: &App, args: &ReadArgs, out: &mut dyn Write) -> Result<Outcome, TopicsError> {
+pub(crate) fn run(app: &App, args: &ReadArgs, out: &mut dyn Write) -> Result<(), ReadFailure> {
     let mut builder = TopicReader::builder(&args.topic)
         .start(args.start())
         .stop(args.stop())
@@ -125,10 +138,10 @@ pub(crate) fn run(app: &App, args: &ReadArgs, out: &mut dyn Write) -> Result<Out
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 break;
             }
-            return Err(TopicsError::Output(e));
+            return Err(ReadFailure::Output(e));
         }
     }
-    Ok(Outcome::Unchanged)
+    Ok(())
 }
 
 fn rfc3339(message: &Message) -> Option<String> {

@@ -169,7 +169,13 @@ pub fn execute(app: &App, args: &TopicsArgs, out: &mut dyn Write) -> Result<Outc
     match &args.action {
         TopicsAction::Lock => return write_lock(&args.lock_file, declared, out),
         TopicsAction::Check => return check_lock(&args.lock_file, declared, out),
-        TopicsAction::Read(read) => return super::read::run(app, read, out),
+        TopicsAction::Read(read) => {
+            return match super::read::run(app, read, out) {
+                Ok(()) => Ok(Outcome::Unchanged),
+                Err(super::read::ReadFailure::Read(e)) => Err(TopicsError::Ferrafka(e)),
+                Err(super::read::ReadFailure::Output(e)) => Err(TopicsError::Output(e)),
+            };
+        }
         _ => {}
     }
     if declared.is_empty() {

@@ -255,7 +255,7 @@ impl Message {
     /// The message's timestamp.
     pub fn timestamp(&self) -> Timestamp {
         match &self.body {
-            Body::Kafka(m) => m.timestamp(),
+            Body::Kafka(m) => Timestamp::from_rdkafka(m.timestamp()),
             Body::Owned(o) => o.timestamp,
         }
     }
@@ -329,10 +329,13 @@ impl Message {
 
     fn header_at(&self, i: usize) -> Header<'_> {
         match &self.body {
-            Body::Kafka(m) => m.header(i).unwrap_or(Header {
-                key: Cow::Borrowed(""),
-                value: None,
-            }),
+            Body::Kafka(m) => match m.header(i) {
+                Some((key, value)) => Header { key, value },
+                None => Header {
+                    key: Cow::Borrowed(""),
+                    value: None,
+                },
+            },
             Body::Owned(o) => Header {
                 key: Cow::Borrowed(&o.headers[i].0),
                 value: o.headers[i].1.as_deref(),

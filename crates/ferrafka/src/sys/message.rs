@@ -14,8 +14,6 @@ use rdkafka::Message as _;
 use rdkafka::bindings as rdsys;
 use rdkafka::message::BorrowedMessage;
 
-use crate::messages::{Header, Timestamp};
-
 /// A polled message, detached from the borrow of its consumer, with the address of its parsed
 /// header list (0 without headers): parsed once on the listener thread, read from any.
 pub(crate) struct KafkaMessage(BorrowedMessage<'static>, usize);
@@ -61,8 +59,8 @@ impl KafkaMessage {
         self.0.topic()
     }
 
-    pub(crate) fn timestamp(&self) -> Timestamp {
-        Timestamp::from_rdkafka(self.0.timestamp())
+    pub(crate) fn timestamp(&self) -> rdkafka::Timestamp {
+        self.0.timestamp()
     }
 
     pub(crate) fn key(&self) -> Option<&[u8]> {
@@ -83,8 +81,9 @@ impl KafkaMessage {
     }
 
     /// Header `idx`, read in place. Unlike `rdkafka`'s reader this does not panic on a name
-    /// that is not UTF-8 (the wire allows it): the name is then read lossily.
-    pub(crate) fn header(&self, idx: usize) -> Option<Header<'_>> {
+    /// that is not UTF-8 (the wire allows it): the name is then read lossily. Name and value
+    /// (`None` for a null value).
+    pub(crate) fn header(&self, idx: usize) -> Option<(Cow<'_, str>, Option<&[u8]>)> {
         let headers = self.headers_ptr()?;
         let mut name = ptr::null();
         let mut value = ptr::null();
@@ -105,7 +104,7 @@ impl KafkaMessage {
             Ok(key) => Cow::Borrowed(key),
             Err(_) => Cow::Owned(String::from_utf8_lossy(key).into_owned()),
         };
-        Some(Header { key, value })
+        Some((key, value))
     }
 
     /// The header list `keep` parsed; it lives as long as the message.

@@ -10,8 +10,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::pool::{CheckedOut, Slot, is_fenced, is_retriable};
 use super::{GroupMetadata, Transaction, TransactionalProducers};
-use crate::consumer::{ConsumeResult, PartitionHandle};
-use crate::error::Error;
+use crate::consumer::handle::PartitionHandle;
+use crate::error::{BoxError, Error};
 use crate::instrumentation::Event;
 
 /// How long one transactional call (send offsets, commit, abort) may block.
@@ -35,9 +35,9 @@ pub(crate) async fn run<T, F>(
     access: &Access,
     handle: &PartitionHandle,
     body: F,
-) -> ConsumeResult<(T, Option<i64>)>
+) -> Result<(T, Option<i64>), BoxError>
 where
-    F: AsyncFnOnce(&mut Transaction) -> ConsumeResult<T>,
+    F: AsyncFnOnce(&mut Transaction) -> Result<T, BoxError>,
 {
     let result = transact(access, handle, body).await;
     let partition = handle.partition_ref();
@@ -49,7 +49,7 @@ where
             error: None,
         }),
         Err(e) => {
-            let error = crate::processing::executor::describe_ref(&**e);
+            let error = crate::error::describe_ref(&**e);
             tracing::warn!(
                 consumer_group = %handle.consumer_group, topic = %handle.topic,
                 partition = handle.partition, %error, "transaction aborted"
@@ -69,9 +69,9 @@ async fn transact<T, F>(
     access: &Access,
     handle: &PartitionHandle,
     body: F,
-) -> ConsumeResult<(T, Option<i64>)>
+) -> Result<(T, Option<i64>), BoxError>
 where
-    F: AsyncFnOnce(&mut Transaction) -> ConsumeResult<T>,
+    F: AsyncFnOnce(&mut Transaction) -> Result<T, BoxError>,
 {
     let failure = |what: String, source: Option<KafkaError>, id: &str| Error::Transaction {
         topic: handle.topic.to_string(),

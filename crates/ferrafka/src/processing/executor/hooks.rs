@@ -5,9 +5,9 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 
-use super::{Executor, describe};
+use super::Executor;
 use crate::consumer::{DynConsumer, PartitionRequest};
-use crate::error::PanicError;
+use crate::error::{PanicError, describe};
 use crate::instrumentation::{ErrorKind, Event};
 use crate::processing::partition::Hook;
 
