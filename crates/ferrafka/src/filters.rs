@@ -48,6 +48,7 @@ use crate::messages::Message;
 /// batch. A verdict that neither skips, takes nor pauses is taken as "hand on everything", so
 /// a filter cannot stall a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Verdict {
     /// Messages dropped from the front.
     pub skip: usize,
@@ -74,6 +75,12 @@ impl Verdict {
             take,
             pause_until: None,
         }
+    }
+
+    /// Drops (and marks) the first `skip` messages; the `take` messages after them are
+    /// handed on.
+    pub fn skip(self, skip: usize) -> Self {
+        Verdict { skip, ..self }
     }
 
     /// Pauses the partition until `at` when messages are held back.

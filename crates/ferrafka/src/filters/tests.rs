@@ -121,3 +121,14 @@ fn age_is_none_without_a_timestamp_or_for_one_from_the_future() {
     assert_eq!(t0.age(&future), None);
     assert_eq!(t0.age(&aged(t0, 0, SECOND)), Some(SECOND));
 }
+
+#[test]
+fn a_verdict_is_built_from_its_parts() {
+    let at = Instant::now();
+    let verdict = Verdict::take(3).skip(2).pause_until(at);
+    assert_eq!(
+        (verdict.skip, verdict.take, verdict.pause_until),
+        (2, 3, Some(at))
+    );
+    assert_eq!(Verdict::pass(4), Verdict::take(4));
+}

@@ -16,6 +16,7 @@ use crate::config::Problem;
 
 /// Which engine evaluates a pattern, following the consumer's `group.protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PatternEngine {
     /// `group.protocol=classic`: librdkafka matches the pattern against the cluster's topics on
     /// every metadata refresh (`topic.metadata.refresh.interval.ms`); POSIX extended regex,
