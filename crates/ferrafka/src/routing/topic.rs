@@ -10,6 +10,7 @@ use crate::messages::Deserializer;
 /// A routed topic with every setting resolved. For a pattern route, its name is the pattern's
 /// regular expression (the subscription entry), and each concrete topic it matches gets a
 /// `Topic` of its own, named after it, when its first partition is assigned.
+#[derive(Clone)]
 pub struct Topic {
     /// Topic name.
     pub(crate) name: Arc<str>,
@@ -115,22 +116,7 @@ impl Topic {
     pub(crate) fn matched(&self, name: &str) -> Topic {
         Topic {
             name: name.into(),
-            pattern: self.pattern.clone(),
-            consumer_group: self.consumer_group.clone(),
-            max_messages: self.max_messages,
-            max_wait_time: self.max_wait_time,
-            manual_offset_management: self.manual_offset_management,
-            active: self.active,
-            dead_letter_queue: self.dead_letter_queue.clone(),
-            consumer_persistence: self.consumer_persistence,
-            virtual_partitions: self.virtual_partitions.clone(),
-            filters: self.filters.clone(),
-            tick_interval: self.tick_interval,
-            idle_after: self.idle_after,
-            eofed: self.eofed,
-            transactional: self.transactional,
-            factory: self.factory.clone(),
-            deserializer: self.deserializer.clone(),
+            ..self.clone()
         }
     }
 }
