@@ -126,6 +126,7 @@ mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transaction;
+pub mod web;
 
 pub use app::{App, AppBuilder};
 pub use config::{Config, Environment, InitialOffset, Source};

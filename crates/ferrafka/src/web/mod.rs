@@ -1,0 +1,9 @@
+//! The web UI and what feeds it.
+//!
+//! Every server process with `reporting` on publishes a [`report::ProcessReport`] every
+//! `report_interval` to the reports topic, and its errors to the errors topic (the
+//! `tracking` side). The `web` command (or its router, mounted in an axum app of your own) reads
+//! those topics and the cluster's admin API and serves read-only pages: one `web` process shows
+//! a whole fleet, whatever machines its processes run on.
+
+pub mod report;
