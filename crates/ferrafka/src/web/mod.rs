@@ -7,3 +7,6 @@
 //! a whole fleet, whatever machines its processes run on.
 
 pub mod report;
+pub mod ui;
+
+pub use ui::{Web, WebAuth, router};
