@@ -475,3 +475,22 @@ fn doctor_warns_about_a_public_ui_without_auth() {
     assert!(!quiet.findings.iter().any(|f| f.id == "FD025"), "{quiet:?}");
     assert!(!format!("{quiet:?}").contains("\"x\""));
 }
+
+#[test]
+fn payloads_are_masked_by_the_setting_and_by_the_route() {
+    let app = crate::App::builder()
+        .setup(|c| {
+            c.web_masked_topics(vec!["listed".into()]);
+        })
+        .routes(|r| {
+            r.topic("routed")
+                .consumer(|| crate::noop::Noop)
+                .web_masked(true);
+            r.topic("plain").consumer(|| crate::noop::Noop);
+        })
+        .build();
+    let web = Web::new(&app).unwrap();
+    assert!(web.is_masked("listed"));
+    assert!(web.is_masked("routed"));
+    assert!(!web.is_masked("plain"));
+}
