@@ -494,3 +494,15 @@ fn payloads_are_masked_by_the_setting_and_by_the_route() {
     assert!(web.is_masked("routed"));
     assert!(!web.is_masked("plain"));
 }
+
+#[cfg(feature = "cli")]
+#[test]
+fn the_web_command_refuses_a_public_bind_without_auth() {
+    use clap::Parser as _;
+    let app = crate::App::builder().build();
+    let cli = crate::cli::Cli::parse_from(["my-app", "web", "--bind", "0.0.0.0:3999"]);
+    assert_eq!(
+        crate::cli::run_with(app, cli),
+        std::process::ExitCode::from(1)
+    );
+}
