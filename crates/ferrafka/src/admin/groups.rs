@@ -14,6 +14,9 @@ use super::descriptions::{GroupDescription, GroupMember, GroupSummary, Partition
 use super::{Admin, OffsetSpec, code_error, kafka_error};
 use crate::error::{Error, Result};
 
+/// A partition (topic, partition) and the group's committed offset there (`None`: none).
+pub type CommittedOffset = ((String, i32), Option<i64>);
+
 impl Admin {
     fn group_list(&self, group: Option<&str>) -> Result<Vec<OwnedGroup>> {
         let list = self
@@ -131,6 +134,34 @@ impl Admin {
             });
         }
         Ok(lags)
+    }
+
+    /// The group's committed offset in each of `partitions` (`None`: nothing committed), in
+    /// one OffsetFetch request, without reading watermarks (see [`Admin::end_offsets`]).
+    pub fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<CommittedOffset>> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            tpl.add_partition(topic, *partition);
+        }
+        let consumer = self.consumer(Some(group))?;
+        let committed = consumer
+            .committed_offsets(tpl, self.timeout)
+            .map_err(|e| kafka_error("read committed offsets", group, &e))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e| {
+                let offset = match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(o),
+                    _ => None,
+                };
+                ((e.topic().to_string(), e.partition()), offset)
+            })
+            .collect())
     }
 
     /// Fails when the group has members; `operation` names what was refused.
