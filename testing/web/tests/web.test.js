@@ -154,15 +154,15 @@ test('topics: the explorer shows a produced message, key, payload and all', asyn
 
   const message = produced.find((m) => m.topic === orders && JSON.parse(m.payload).order === 42);
   const path = `/topics/${orders}/${message.partition}?offset=${message.offset}`;
-  await open(page, base, `${path}&format=text`, 'messages');
+  await open(page, base, `${path}&format=text`, 'browse');
   const row = await one(page, `tr[data-testid="message-row"][data-offset="${message.offset}"]`).check();
   assert.equal(await one(row, '[data-testid="key"]').text(), message.key);
   assert.equal(await one(row, '[data-testid="payload"]').text(), message.payload);
   await one(row, '[data-testid="headers"]').check();
-  await open(page, base, `${path}&format=json`, 'messages');
+  await open(page, base, `${path}&format=json`, 'browse');
   const json = await one(page, `tr[data-testid="message-row"][data-offset="${message.offset}"] [data-testid="payload"]`).text();
   assert.deepEqual(JSON.parse(json), JSON.parse(message.payload));
-  await screenshot(page, s, 'messages');
+  await screenshot(page, s, 'browse');
 });
 
 test('cluster: every broker, the shop\'s topics fully replicated', async () => {
