@@ -99,6 +99,34 @@ pub enum Listening {
     Nobody,
     /// One closure counting every event; the assignment comes from [`AssignLog`].
     Counter,
+    /// [`EventWatch`], with `reporting` on (`report_interval` 1 s) to the topics of
+    /// [`reporting_topics`]: what reporting for `web` costs, against [`Listening::Watch`].
+    Reporting,
+}
+
+/// `report_interval` of the reporting phase: the shortest allowed, the costliest.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The reports and errors topics of the reporting phase, as ferrafka declares them (the
+/// bench creates them before the rounds).
+pub fn reporting_topics(setup: &Setup) -> Vec<ferrafka::admin::TopicSpec> {
+    let progress = Arc::new(Progress::new(setup.messages));
+    let builder = reporting(builder(setup, "ferrafka-bench-probe", progress), setup);
+    builder.build_with_env([]).declared_topics().to_vec()
+}
+
+/// `builder` with reporting on, to topics named after the consume topic.
+fn reporting(builder: AppBuilder, setup: &Setup) -> AppBuilder {
+    let (reports, errors) = (
+        format!("{}-reports", setup.topic),
+        format!("{}-errors", setup.topic),
+    );
+    builder.setup(move |c| {
+        c.reporting(true)
+            .report_interval(REPORT_INTERVAL)
+            .reports_topic(reports)
+            .errors_topic(errors);
+    })
 }
 
 /// The bench's subscriber: notes the first assignment of partitions and counts pauses.
@@ -284,13 +312,14 @@ pub fn ferrafka(setup: &Setup, group: &str, listening: Listening) -> Result<Outc
     *LOGGED_ASSIGNMENT.lock().expect("not poisoned") = None;
     // Before the server starts its threads: the counter follows the threads started after it.
     let counting = match listening {
-        Listening::Watch => None,
+        Listening::Watch | Listening::Reporting => None,
         Listening::Nobody | Listening::Counter => crate::instructions::count().ok(),
     };
     let start = Snapshot::now();
     let mut builder = builder(setup, group, progress.clone());
     builder = match listening {
         Listening::Watch => watched(builder, &watch),
+        Listening::Reporting => watched(reporting(builder, setup), &watch),
         Listening::Nobody => builder,
         Listening::Counter => {
             let seen = seen.clone();
@@ -317,7 +346,7 @@ pub fn ferrafka(setup: &Setup, group: &str, listening: Listening) -> Result<Outc
         tracing::warn!(?exit, "ferrafka server did not stop cleanly");
     }
     let assigned = match listening {
-        Listening::Watch => watch.assigned(),
+        Listening::Watch | Listening::Reporting => watch.assigned(),
         Listening::Nobody | Listening::Counter => {
             LOGGED_ASSIGNMENT.lock().expect("not poisoned").take()
         }
@@ -338,7 +367,8 @@ pub fn ferrafka(setup: &Setup, group: &str, listening: Listening) -> Result<Outc
         bytes: progress.bytes.load(Ordering::Acquire),
         first_message: first.saturating_duration_since(assigned.at),
         stalled,
-        pauses: (listening == Listening::Watch).then(|| watch.pauses()),
+        pauses: matches!(listening, Listening::Watch | Listening::Reporting)
+            .then(|| watch.pauses()),
         events: (listening == Listening::Counter).then(|| seen.load(Ordering::Relaxed)),
     })
 }

@@ -105,6 +105,12 @@ struct Cli {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     events_cost: bool,
 
+    /// Also run ferrafka's consume phase with reporting for `web` on (`report_interval` 1 s)
+    /// in every round, and print its cost against the plain ferrafka row
+    /// (`--reporting-cost false`: skip it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    reporting_cost: bool,
+
     /// Extra librdkafka property for every measured client, consumers and producers alike
     /// (`--kafka fetch.wait.max.ms=100`); repeatable.
     #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = parse_property)]

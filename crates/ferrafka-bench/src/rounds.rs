@@ -43,6 +43,8 @@ pub struct ConsumeRows {
     pub events_none: Series,
     /// The same with one subscriber, a closure counting every event.
     pub events_one: Series,
+    /// The ferrafka row again with reporting for `web` on (`report_interval` 1 s).
+    pub reporting: Series,
     /// One per peer, in the order of `Bench::peers`.
     pub peers: Vec<Series>,
 }
@@ -52,8 +54,9 @@ const FERRAFKA: usize = 0;
 const RAW: usize = 1;
 const EVENTS_NONE: usize = 2;
 const EVENTS_ONE: usize = 3;
+const REPORTING: usize = 4;
 /// The first peer's index; the others follow.
-const PEERS: usize = 4;
+const PEERS: usize = 5;
 
 /// The produce series.
 pub struct ProduceRows {
@@ -141,17 +144,22 @@ impl Bench<'_> {
             ferrafka: Series::new(&phase, "ferrafka"),
             events_none: Series::new(&phase, "ferrafka, 0 subscribers"),
             events_one: Series::new(&phase, "ferrafka, 1 subscriber"),
+            reporting: Series::new(&phase, "ferrafka, reporting on"),
             peers: self
                 .peers
                 .iter()
                 .map(|p| Series::new(&phase, p.name))
                 .collect(),
         };
-        let events = if cli.events_cost {
+        let mut events = if cli.events_cost {
             vec![EVENTS_NONE, EVENTS_ONE]
         } else {
             Vec::new()
         };
+        if cli.reporting_cost {
+            self.create_reporting_topics(&setup)?;
+            events.push(REPORTING);
+        }
         let mut order = match cli.client {
             Clients::All => [vec![FERRAFKA, RAW], events].concat(),
             Clients::Ferrafka => [vec![FERRAFKA], events].concat(),
@@ -181,6 +189,7 @@ impl Bench<'_> {
                     RAW => consume::raw(&setup, &group, &properties).map(|o| (o, None)),
                     EVENTS_NONE => ferrafka(Listening::Nobody).map(|o| (o, None)),
                     EVENTS_ONE => ferrafka(Listening::Counter).map(|o| (o, None)),
+                    REPORTING => ferrafka(Listening::Reporting).map(|o| (o, None)),
                     peer => self.peer_consume(peer - PEERS, &setup, &group, &properties),
                 });
                 let series = match which {
@@ -188,6 +197,7 @@ impl Bench<'_> {
                     RAW => &mut rows.raw,
                     EVENTS_NONE => &mut rows.events_none,
                     EVENTS_ONE => &mut rows.events_one,
+                    REPORTING => &mut rows.reporting,
                     peer => &mut rows.peers[peer - PEERS],
                 };
                 record_consume(round, series, outcome, broker_cpu, cli.payload_bytes);
@@ -196,6 +206,21 @@ impl Bench<'_> {
             order.rotate_left(1);
         }
         Ok(rows)
+    }
+
+    /// Creates the reporting phase's topics, as ferrafka declares them, unless they exist.
+    fn create_reporting_topics(&mut self, setup: &consume::Setup) -> Result<()> {
+        let admin = Admin::connect(&self.cluster.bootstrap)?;
+        for spec in consume::reporting_topics(setup) {
+            if admin.partition_count(&spec.name)?.is_some() {
+                continue;
+            }
+            self.rt
+                .block_on(admin.create_topic(&spec))
+                .with_context(|| format!("creating {}", spec.name))?;
+            self.created.push(spec.name.clone());
+        }
+        Ok(())
     }
 
     fn peer_consume(

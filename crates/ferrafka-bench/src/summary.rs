@@ -50,7 +50,13 @@ impl Summary {
     pub fn print(&self) {
         let mut series: Vec<&Series> = Vec::new();
         for c in &self.consume {
-            series.extend([&c.raw, &c.ferrafka, &c.events_none, &c.events_one]);
+            series.extend([
+                &c.raw,
+                &c.ferrafka,
+                &c.events_none,
+                &c.events_one,
+                &c.reporting,
+            ]);
             series.extend(&c.peers);
         }
         if let Some(p) = &self.produce {
@@ -89,6 +95,37 @@ impl Summary {
         }
         self.print_idle_target();
         self.print_events_cost();
+        self.print_reporting_cost();
+    }
+
+    /// Consume rate and CPU per message with reporting for `web` on, against the same
+    /// phase with it off.
+    fn print_reporting_cost(&self) {
+        let rows: Vec<&ConsumeRows> = self
+            .consume
+            .iter()
+            .filter(|c| comparable(&c.reporting, &c.ferrafka).is_some())
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        println!();
+        println!("reporting cost (reporting on, report_interval 1 s, vs off; medians, no target):");
+        for c in rows {
+            let (off, on) = (c.ferrafka.medians(), c.reporting.medians());
+            println!(
+                "  consume {}p  reporting: off {:.0} msg/s, {:.3} CPU-s/M msgs; on {:.0} msg/s, \
+                 {:.3} CPU-s/M msgs; ratio on/off: rate x{:.3}, CPU x{:.3} (paired rounds x{:.3})",
+                c.partitions,
+                off.rate,
+                off.cpu_per_million,
+                on.rate,
+                on.cpu_per_million,
+                on.rate / off.rate,
+                on.cpu_per_million / off.cpu_per_million,
+                c.reporting.paired_cpu_ratio(&c.ferrafka),
+            );
+        }
     }
 
     /// Consume CPU and instructions per message with no event subscriber and with one.

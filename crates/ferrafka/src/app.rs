@@ -13,6 +13,7 @@ use crate::kafka;
 pub use crate::kafka::ClientProperties;
 use crate::producer::Producer;
 use crate::routing::{self, Router, SubscriptionGroup};
+use crate::web::tracking::{self, Sampler};
 
 /// A ferrafka application: what to consume and how.
 ///
@@ -53,6 +54,8 @@ pub struct App {
     monitor: Monitor,
     /// What the HTTP endpoint serves, when `http_port` is set.
     probes: Option<Probes>,
+    /// What the reports for `web` are built from, when `reporting` is on.
+    sampler: Option<Sampler>,
 }
 
 impl std::fmt::Debug for App {
@@ -176,6 +179,8 @@ impl AppBuilder {
         }
         self.config.apply_env(vars);
         self.config.check(&mut problems);
+        tracking::check_settings(&self.config, &mut problems);
+        tracking::declare_topics(&self.config, &mut self.declarations);
         kafka::check_framework_owned(&self.config, &mut problems);
         kafka::check_group_protocol(&self.config, &mut problems);
         let groups = routing::resolve(&self.config, &self.router.groups, &mut problems);
@@ -201,6 +206,13 @@ impl AppBuilder {
             self.subscribers.push(Box::new(p.metrics.clone()));
             self.subscribers.push(Box::new(p.health.clone()));
         }
+        let sampler = self
+            .config
+            .reporting
+            .then(|| Sampler::new(self.config.stall_timeout));
+        if let Some(s) = &sampler {
+            self.subscribers.push(Box::new(s.clone()));
+        }
         App {
             config: Arc::new(self.config),
             groups,
@@ -211,6 +223,7 @@ impl AppBuilder {
             producer: OnceLock::new(),
             monitor: Monitor::new(self.subscribers),
             probes,
+            sampler,
         }
     }
 }
@@ -306,6 +319,11 @@ impl App {
     /// The app's event subscribers.
     pub(crate) fn monitor(&self) -> &Monitor {
         &self.monitor
+    }
+
+    /// What the reports for `web` are built from, when `reporting` is on.
+    pub(crate) fn sampler(&self) -> Option<&Sampler> {
+        self.sampler.as_ref()
     }
 
     /// What the HTTP endpoint serves, when `http_port` is set.

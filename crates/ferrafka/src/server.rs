@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 pub(crate) use crate::processing::stop::StopSignal;
 use crate::producer::Producer;
 use crate::routing::SubscriptionGroup;
+use crate::web::tracking::{self, Reporter};
 
 /// Which consumer groups, subscription groups and topics a server runs; empty lists mean all.
 #[derive(Debug, Clone, Default)]
@@ -118,6 +119,11 @@ fn check_topics_exist(app: &App, groups: &[SubscriptionGroup]) -> Result<()> {
         .flat_map(|g| g.active_topics())
         .map(str::to_string)
         .collect();
+    if app.config().reporting {
+        // Reporting never stops consumption, but a missing topic means no report at all.
+        routed.push(app.config().reports_topic.clone());
+        routed.push(app.config().errors_topic.clone());
+    }
     routed.sort();
     routed.dedup();
     let existing = app
@@ -207,6 +213,8 @@ pub struct RunningServer {
     producer: Producer,
     monitor: Monitor,
     health: Option<Health>,
+    process_id: String,
+    reporter: Option<Reporter>,
 }
 
 impl App {
@@ -249,6 +257,15 @@ impl RunningServer {
         let workers = Arc::new(Semaphore::new(config.concurrency));
         let monitor = app.monitor().clone();
         let stop = Arc::new(StopSignal::new(config.shutdown_timeout, monitor.clone()));
+        let identity = tracking::identity(&config);
+        let process_id = identity.process_id.clone();
+        if let Some(sampler) = app.sampler() {
+            let labels: Vec<String> = groups
+                .iter()
+                .map(|g| format!("{}/{}", g.consumer_group, g.name))
+                .collect();
+            sampler.begin(&process_id, &labels);
+        }
         let mut consumers = Vec::new();
         for group in groups {
             let label = format!("{}/{}", group.consumer_group, group.name);
@@ -284,6 +301,16 @@ impl RunningServer {
             "server running"
         );
         monitor.emit(|| Event::AppState(AppState::Running));
+        let reporter = app.sampler().map(|sampler| {
+            Reporter::start(
+                sampler.clone(),
+                identity,
+                &config,
+                producer.clone(),
+                monitor.clone(),
+                runtime.handle(),
+            )
+        });
         Ok(RunningServer {
             stop,
             listeners,
@@ -291,7 +318,15 @@ impl RunningServer {
             producer,
             monitor,
             health,
+            process_id,
+            reporter,
         })
+    }
+
+    /// This process's id, `<host>:<pid>:<random>`, new at every start: the key of its
+    /// reports and error reports for `web` (see `docs/web-reporting.md`).
+    pub fn process_id(&self) -> &str {
+        &self.process_id
     }
 
     /// The liveness and readiness `/healthz` and `/readyz` answer with, when `http_port` is
@@ -343,6 +378,9 @@ impl RunningServer {
             .deadline()
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(5));
+        if let Some(reporter) = self.reporter.take() {
+            reporter.finish(remaining);
+        }
         if let Err(e) = self.producer.flush(remaining) {
             tracing::error!(error = %crate::error::error_chain(&e), in_flight = self.producer.in_flight(), "producer flush incomplete at shutdown");
             forced = true;

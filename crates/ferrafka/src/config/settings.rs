@@ -266,6 +266,29 @@ config_table! {
             default "text",
             about "how the command line writes log lines: `text`, or `json` (one object per \
                    line, for log shippers); `FERRAFKA_LOG_FORMAT` overrides it";
+
+        /// Whether the server publishes its status for `web` (see `docs/web-reporting.md`):
+        /// a report every `report_interval` to `reports_topic`, and its errors to
+        /// `errors_topic`. Off by default.
+        reporting(on: bool) = false, shown by text,
+            default "false",
+            about "publish a status report every `report_interval` and every error, for `web`";
+
+        /// How often a reporting server publishes its report (at least 1 s). Readers flag a
+        /// process stale after 3 × this + 5 s without a report.
+        report_interval(interval: Duration) = Duration::from_secs(5), shown by debug,
+            default "5 s",
+            about "how often a reporting server publishes its report; stale after 3 × this + 5 s";
+
+        /// The compacted topic reports go to, keyed by process id.
+        reports_topic(topic: String) = "ferrafka_reports".into(), shown by text,
+            default "ferrafka_reports",
+            about "the compacted topic of process reports (declared when `reporting` is on)";
+
+        /// The topic errors go to, keyed by process id.
+        errors_topic(topic: String) = "ferrafka_errors".into(), shown by text,
+            default "ferrafka_errors",
+            about "the topic of error reports (declared when `reporting` is on)";
     }
 }
 
@@ -324,6 +347,10 @@ mod tests {
                 "stall_timeout",
                 "doctor_errors_block_boot",
                 "log_format",
+                "reporting",
+                "report_interval",
+                "reports_topic",
+                "errors_topic",
                 "expected_partitioner",
                 "transactional_id",
             ]

@@ -99,6 +99,13 @@ impl Declarations {
     }
 }
 
+impl Declarations {
+    /// True when the block declares `name` (the framework's own declarations step aside).
+    pub(crate) fn declares(&self, name: &str) -> bool {
+        self.topics.iter().any(|(n, _)| n == name)
+    }
+}
+
 /// A topic the routes name: consumed, or a dead-letter target.
 pub(crate) struct RoutedTopic<'a> {
     /// The topic's name.

@@ -241,6 +241,11 @@ pub enum Event<'a> {
         /// The error chain.
         error: &'a str,
     },
+    /// A report for `web` was delivered to the reports or errors topic (`reporting` on).
+    ReportPublished {
+        /// The topic it went to.
+        topic: &'a str,
+    },
     /// A topic assigned through a pattern subscription was resolved to its pattern route,
     /// once, when its first partition was assigned.
     PatternTopicResolved {
@@ -320,6 +325,9 @@ pub enum ErrorKind {
     /// librdkafka's statistics could not be decoded, or the end offsets of quiet partitions
     /// could not be queried.
     Statistics,
+    /// A report or an error report for `web` could not be published (consumption goes on;
+    /// see `docs/web-reporting.md`).
+    Reporting,
 }
 
 impl PauseReason {
@@ -347,6 +355,7 @@ impl ErrorKind {
             ErrorKind::Listener => "listener",
             ErrorKind::Producer => "producer",
             ErrorKind::Statistics => "statistics",
+            ErrorKind::Reporting => "reporting",
         }
     }
 }

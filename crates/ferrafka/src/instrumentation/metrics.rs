@@ -80,6 +80,11 @@ struct PatternLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReportLabels {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BrokerLabels {
     broker: String,
 }
@@ -105,6 +110,7 @@ struct Families {
     errors: Family<ErrorLabels, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
     pattern_topics: Family<PatternLabels, Counter>,
+    reports: Family<ReportLabels, Counter>,
     producer_queue: Gauge,
     producer_rtt: Family<BrokerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Why each paused partition is paused, to clear its series on resume.
@@ -133,6 +139,7 @@ struct Families {
 /// | `ferrafka_errors_total` | counter | kind |
 /// | `ferrafka_producer_deliveries_total` | counter | topic, outcome (`delivered`, `failed`) |
 /// | `ferrafka_pattern_topics_total` | counter (topics resolved to a pattern route) | subscription_group, pattern |
+/// | `ferrafka_reports_published_total` | counter (reports for `web` delivered) | topic |
 /// | `ferrafka_producer_queue_messages` | gauge | |
 /// | `ferrafka_producer_rtt_seconds` | gauge (average of the statistics window) | broker |
 ///
@@ -232,6 +239,11 @@ impl Metrics {
                 &mut r,
                 "pattern_topics",
                 "Topics a pattern subscription brought in, resolved to their pattern route",
+            ),
+            reports: registered(
+                &mut r,
+                "reports_published",
+                "Reports and error reports for `web` delivered, by topic",
             ),
             producer_queue: registered(
                 &mut r,
@@ -472,6 +484,12 @@ impl Subscriber for Metrics {
                 f.deliveries.get_or_create(&key).inc();
             }
             Event::Statistics { client, statistics } => f.statistics(client, statistics),
+            Event::ReportPublished { topic } => {
+                let key = ReportLabels {
+                    topic: topic.to_string(),
+                };
+                f.reports.get_or_create(&key).inc();
+            }
             Event::PatternTopicResolved {
                 subscription_group,
                 pattern,

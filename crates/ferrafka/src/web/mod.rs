@@ -7,3 +7,4 @@
 //! a whole fleet, whatever machines its processes run on.
 
 pub mod report;
+pub(crate) mod tracking;

@@ -29,4 +29,5 @@ mod slow_consumer;
 mod topics_cli;
 mod transactions;
 mod virtual_partitions;
+mod web_reporting;
 mod zero_copy;

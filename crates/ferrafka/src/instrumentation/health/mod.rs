@@ -166,6 +166,24 @@ impl Health {
         Verdict { problems }
     }
 
+    /// The partitions stalled now, as (consumer group, topic, partition), sorted: what
+    /// liveness fails on, for the reports of `web`.
+    pub(crate) fn stalled(&self) -> Vec<(String, String, i32)> {
+        let now = (self.clock)();
+        let state = self.state();
+        if state.leaving {
+            return Vec::new();
+        }
+        let mut stalled: Vec<_> = state
+            .partitions
+            .iter()
+            .filter(|(_, w)| self.is_stalled(w, now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        stalled.sort();
+        stalled
+    }
+
     fn is_stalled(&self, w: &Watch, now: Instant) -> bool {
         let fresh = |at: Instant| now.saturating_duration_since(at) <= self.stall_timeout / 2;
         w.running == 0
