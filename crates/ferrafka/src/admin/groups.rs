@@ -133,6 +133,34 @@ impl Admin {
         Ok(lags)
     }
 
+    /// The group's committed offset in each of `partitions` (`None`: nothing committed), in
+    /// one OffsetFetch request, without reading watermarks (see [`Admin::end_offsets`]).
+    pub fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<((String, i32), Option<i64>)>> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            tpl.add_partition(topic, *partition);
+        }
+        let consumer = self.consumer(Some(group))?;
+        let committed = consumer
+            .committed_offsets(tpl, self.timeout)
+            .map_err(|e| kafka_error("read committed offsets", group, &e))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e| {
+                let offset = match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(o),
+                    _ => None,
+                };
+                ((e.topic().to_string(), e.partition()), offset)
+            })
+            .collect())
+    }
+
     /// Fails when the group has members; `operation` names what was refused.
     fn refuse_with_members(&self, operation: &'static str, group: &str) -> Result<()> {
         if let Some(g) = self.describe_group(group)?

@@ -45,6 +45,17 @@ pub enum Command {
     /// Check the app (and with --live its cluster) against the development-vs-production
     /// checklist; exits non-zero on errors, so a deploy pipeline can run it.
     Doctor(doctor::DoctorArgs),
+    /// Serve the web UI: every process reporting to the reports topic, consumer groups, topics
+    /// and the cluster, read-only (`web_bind`, default 127.0.0.1:3000).
+    Web(WebArgs),
+}
+
+/// Arguments of `web`.
+#[derive(Debug, Default, clap::Args)]
+pub struct WebArgs {
+    /// Listen on this address instead of `web_bind`; any non-loopback one needs `web_auth`.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<std::net::SocketAddr>,
 }
 
 /// Arguments of `server`. Each list takes comma-separated names and may be repeated.
@@ -123,6 +134,7 @@ pub fn run_with(app: App, cli: Cli) -> ExitCode {
         },
         Command::Topics(args) => topics::main(&app, &args),
         Command::Doctor(args) => doctor::main(&app, &args),
+        Command::Web(args) => web(&app, &args),
     }
 }
 
@@ -151,6 +163,51 @@ pub fn init_logging() {
         .and_then(|name| crate::config::LogFormat::from_name(&name))
         .unwrap_or_default();
     logging::install(format);
+}
+
+/// `web`: serves the UI until SIGINT or SIGTERM.
+fn web(app: &App, args: &WebArgs) -> ExitCode {
+    let mut web = match crate::web::Web::new(app) {
+        Ok(web) => web,
+        Err(e) => return fail(&e),
+    };
+    if let Some(bind) = args.bind {
+        web = web.bind(bind);
+    }
+    if let Err(e) = web.check_bind() {
+        return fail(&e);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    runtime.block_on(async {
+        tokio::select! {
+            served = web.serve() => match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            },
+            () = stop_signal() => ExitCode::SUCCESS,
+        }
+    })
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {

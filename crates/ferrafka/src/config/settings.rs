@@ -19,7 +19,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::web::WebAuth;
 use std::time::Duration;
 
 use super::{Environment, InitialOffset, LogFormat, Source, redact};
@@ -289,6 +291,29 @@ config_table! {
         errors_topic(topic: String) = "ferrafka_errors".into(), shown by text,
             default "ferrafka_errors",
             about "the topic of error reports (declared when `reporting` is on)";
+
+        /// The address `web` serves the UI on. Any non-loopback address needs `web_auth`:
+        /// `web` refuses to start without it.
+        web_bind(address: SocketAddr) = SocketAddr::from(([127, 0, 0, 1], 3000)), shown by text,
+            default "127.0.0.1:3000",
+            about "address the web UI (`web`) listens on; a non-loopback one needs `web_auth`";
+
+        /// How the web UI authenticates requests: [`WebAuth::token`] (`Authorization: Bearer`)
+        /// or [`WebAuth::basic`]. A secret, never shown. `FERRAFKA_WEB_AUTH` (`token:<T>` or
+        /// `basic:<user>:<password>`) overrides it.
+        web_auth(auth: WebAuth) = WebAuth::None, shown by WebAuth::describe,
+            default "unset",
+            about "token or basic auth of the web UI (a secret); `FERRAFKA_WEB_AUTH` overrides \
+                   it";
+
+        /// Topics whose payloads the web UI's explorer never shows (keys and headers still
+        /// show).
+        web_masked_topics(topics: Vec<String>) = Vec::new(), shown by |t: &Vec<String>| match t.is_empty() {
+                true => "none".to_string(),
+                false => t.join(", "),
+            },
+            default "none",
+            about "topics whose payloads the web UI hides";
     }
 }
 
@@ -351,6 +376,10 @@ mod tests {
                 "report_interval",
                 "reports_topic",
                 "errors_topic",
+
+                "web_bind",
+                "web_auth",
+                "web_masked_topics",
                 "expected_partitioner",
                 "transactional_id",
             ]

@@ -328,6 +328,7 @@ fn static_report(app: &dyn AppView, opts: &DoctorOptions) -> Report {
     check_timing(app, &mut report);
     check_virtual_partitions(app, &mut report);
     check_partitioner(app, &mut report);
+    check_web_exposure(app, &mut report);
     report
 }
 
@@ -336,6 +337,7 @@ fn static_report(app: &dyn AppView, opts: &DoctorOptions) -> Report {
 
 const WHY_INVALID: &str = "the server refuses to start with an invalid configuration";
 const WHY_PERSISTENCE: &str = "without persistence every batch builds a new consumer instance, which costs time per batch and loses whatever the consumer keeps between batches";
+pub(crate) const WHY_WEB_EXPOSED: &str = "the web UI shows the fleet's processes and lets anyone who reaches it browse topic payloads; on a non-loopback address without authentication that is the whole network";
 const WHY_RELOAD: &str = "reload mode restarts the process whenever its binary changes on disk, so a half-copied deploy or a stray file restarts consumers and rebalances the group behind the process manager's back";
 const WHY_UNDECLARED: &str = "a topic without a declaration gets whatever the broker defaults to (often one partition) instead of the partitions and settings it needs, and nothing checks it before deploy";
 const WHY_LOCK: &str = "the lock file is the reviewed list of topics; declarations that drifted from it carry unreviewed changes (or typos) into production";

@@ -8,3 +8,6 @@
 
 pub mod report;
 pub(crate) mod tracking;
+pub mod ui;
+
+pub use ui::{Web, WebAuth, router};

@@ -222,3 +222,24 @@ pub(crate) fn check_virtual_partitions(app: &dyn AppView, report: &mut Report) {
         }
     }
 }
+
+/// FD025: the web UI bound to a non-loopback address without `web_auth` (nor
+/// `FERRAFKA_WEB_AUTH`): `web` refuses to start, and a router mounted elsewhere would serve the
+/// fleet's messages to anyone who reaches it.
+pub(crate) fn check_web_exposure(app: &dyn AppView, report: &mut Report) {
+    let config = app.config();
+    let bind = config.web_bind;
+    let auth_set =
+        config.web_auth.is_set() || std::env::var_os(crate::web::ui::WEB_AUTH_VAR).is_some();
+    if !bind.ip().is_loopback() && !auth_set {
+        report.push(
+            "FD025",
+            Severity::Warning,
+            "web_bind",
+            format!("{bind} without web_auth"),
+            crate::doctor::WHY_WEB_EXPOSED,
+            "bind the UI to a loopback address (the default, 127.0.0.1:3000), or set \
+             `web_auth` (`c.web_auth(WebAuth::token(..))`, or FERRAFKA_WEB_AUTH=token:<T>)",
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! [`Web`]: the router, its state and handlers, and serving it on `web_bind`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use maud::Markup;
+
+use super::auth::{self, WebAuth};
+use super::data::{self, From, KnownTopics};
+use super::live::{self, Fleet, SharedFleet};
+use super::pages;
+use super::snapshot::PayloadFormat;
+use crate::admin::Admin;
+use crate::app::App;
+use crate::config::{ConfigError, Problem};
+use crate::error::{Error, Result};
+
+/// The reports topic read when none is given.
+pub const DEFAULT_REPORTS_TOPIC: &str = "ferrafka_reports";
+
+/// The web UI of an app: see [the module](super).
+pub struct Web {
+    kafka: BTreeMap<String, String>,
+    bind: SocketAddr,
+    auth: WebAuth,
+    masked: BTreeSet<String>,
+    routes: KnownTopics,
+    reports_topic: String,
+    base: String,
+    sample_interval: Duration,
+}
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web")
+            .field("bind", &self.bind)
+            .field("auth", &self.auth)
+            .field("reports_topic", &self.reports_topic)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every handler shares. The `alive` token stops the background threads once the last
+/// router clone is dropped.
+#[derive(Clone)]
+struct Shared {
+    fleet: SharedFleet,
+    admin: Arc<Admin>,
+    kafka: Arc<BTreeMap<String, String>>,
+    masked: Arc<BTreeSet<String>>,
+    routes: Arc<KnownTopics>,
+    base: Arc<str>,
+    _alive: Arc<()>,
+}
+
+/// The router of `app`'s web UI (see [`Web::router`]).
+pub fn router(app: &App) -> Result<Router> {
+    Web::new(app)?.router()
+}
+
+impl Web {
+    /// The web UI of `app`: its admin client's properties, `web_bind`, `web_auth` (or
+    /// `FERRAFKA_WEB_AUTH`), `web_masked_topics`, `reports_topic` and its routes' consumer
+    /// groups.
+    pub fn new(app: &App) -> Result<Self> {
+        let config = app.config();
+        let auth =
+            WebAuth::resolve(&config.web_auth).map_err(|p| ConfigError { problems: vec![p] })?;
+        let mut routes = KnownTopics::new();
+        for sg in app.subscription_groups() {
+            for t in &sg.topics {
+                routes
+                    .entry(sg.consumer_group().to_string())
+                    .or_default()
+                    .insert(t.name.to_string());
+            }
+        }
+        Ok(Web {
+            kafka: app.clients().admin().values(),
+            bind: config.web_bind,
+            auth,
+            masked: config.web_masked_topics.iter().cloned().collect(),
+            routes,
+            reports_topic: config.reports_topic.clone(),
+            base: String::new(),
+            sample_interval: Duration::from_secs(5),
+        })
+    }
+
+    /// Reads reports from this topic instead of the app's `reports_topic`.
+    pub fn reports_topic(mut self, topic: impl Into<String>) -> Self {
+        self.reports_topic = topic.into();
+        self
+    }
+
+    /// The path the router is mounted under (e.g. `/ops` for `Router::nest("/ops", …)`), so
+    /// links and assets point there. Empty by default.
+    pub fn base_path(mut self, base: impl Into<String>) -> Self {
+        self.base = base.into().trim_end_matches('/').to_string();
+        self
+    }
+
+    /// How often the trends are sampled (5 s by default; an hour of samples is kept).
+    pub fn sample_interval(mut self, interval: Duration) -> Self {
+        self.sample_interval = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Serves on this address instead of `web_bind`.
+    pub fn bind(mut self, address: SocketAddr) -> Self {
+        self.bind = address;
+        self
+    }
+
+    /// Authenticates with this instead of `web_auth`.
+    pub fn auth(mut self, auth: WebAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Refuses a non-loopback address without authentication: it would show the fleet's
+    /// messages to the whole network.
+    pub fn check_bind(&self) -> std::result::Result<(), ConfigError> {
+        if self.bind.ip().is_loopback() || self.auth.is_set() {
+            return Ok(());
+        }
+        Err(ConfigError {
+            problems: vec![Problem::new(
+                "web_bind",
+                &self.bind.to_string(),
+                "a non-loopback address serves the UI, and the messages it shows, to the network; \
+                 it needs `web_auth`",
+                "bind a loopback address (127.0.0.1:3000, the default), or set `web_auth` \
+                 (`c.web_auth(WebAuth::token(..))`, or FERRAFKA_WEB_AUTH=token:<T> or \
+                 basic:<user>:<password>)",
+            )],
+        })
+    }
+
+    /// The router: pages, assets, auth when set. Starts reading the reports topic and sampling
+    /// on threads of their own, which stop once every clone of the router is dropped.
+    pub fn router(self) -> Result<Router> {
+        let admin = Admin::new(&self.kafka)?.with_timeout(Duration::from_secs(5));
+        let fleet: SharedFleet = Arc::new(Mutex::new(Fleet::default()));
+        let alive = Arc::new(());
+        let thread_failed = |what: &str, e: std::io::Error| Error::Server {
+            reason: format!("cannot start the web UI's {what}"),
+            source: Some(e),
+        };
+        live::spawn_reader(
+            fleet.clone(),
+            self.reports_topic.clone(),
+            self.kafka.clone(),
+            Arc::downgrade(&alive),
+        )
+        .map_err(|e| thread_failed("reports reader", e))?;
+        spawn_sampler(fleet.clone(), self.sample_interval, Arc::downgrade(&alive))
+            .map_err(|e| thread_failed("sampler", e))?;
+        let shared = Shared {
+            fleet,
+            admin: Arc::new(admin),
+            kafka: Arc::new(self.kafka),
+            masked: Arc::new(self.masked),
+            routes: Arc::new(self.routes),
+            base: Arc::from(self.base.as_str()),
+            _alive: alive,
+        };
+        let mut router = Router::new()
+            .route("/", get(dashboard))
+            .route("/processes", get(processes))
+            .route("/processes/{id}", get(process))
+            .route("/groups", get(groups))
+            .route("/groups/{group}", get(group))
+            .route("/topics", get(topics))
+            .route("/topics/{topic}", get(topic))
+            .route("/topics/{topic}/{partition}", get(browse))
+            .route("/cluster", get(cluster))
+            .route("/health", get(health))
+            .route("/assets/ui.css", get(css))
+            .route("/assets/ui.js", get(js))
+            .with_state(shared);
+        if self.auth.is_set() {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                self.auth,
+                auth::require,
+            ));
+        }
+        Ok(router)
+    }
+
+    /// Serves the UI on `web_bind` until the future is dropped; refuses a non-loopback
+    /// address without `web_auth` before binding.
+    pub async fn serve(self) -> Result<()> {
+        self.check_bind()?;
+        let bind = self.bind;
+        let router = self.router()?;
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| Error::Server {
+                reason: format!("cannot listen on web_bind {bind}"),
+                source: Some(e),
+            })?;
+        tracing::info!(address = %bind, "web UI listening");
+        axum::serve(listener, router)
+            .await
+            .map_err(|e| Error::Server {
+                reason: "the web UI stopped".into(),
+                source: Some(e),
+            })
+    }
+}
+
+fn spawn_sampler(
+    fleet: SharedFleet,
+    interval: Duration,
+    alive: std::sync::Weak<()>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("ferrafka-web-sampler".into())
+        .spawn(move || {
+            while alive.upgrade().is_some() {
+                live::lock(&fleet).sample(live::now_ms());
+                std::thread::sleep(interval);
+            }
+        })
+}
+
+type Page = std::result::Result<Markup, Response>;
+
+fn snapshot(s: &Shared) -> super::snapshot::FleetSnapshot {
+    live::lock(&s.fleet).snapshot(live::now_ms())
+}
+
+/// Runs blocking admin calls off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::result::Result<T, Response> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("page failed: {e}\n"),
+        )
+            .into_response()
+    })
+}
+
+async fn dashboard(State(s): State<Shared>) -> Markup {
+    pages::dashboard(&s.base, &snapshot(&s))
+}
+
+async fn processes(State(s): State<Shared>) -> Markup {
+    pages::processes(&s.base, &snapshot(&s))
+}
+
+async fn process(State(s): State<Shared>, Path(id): Path<String>) -> Markup {
+    pages::process(&s.base, &snapshot(&s), &id)
+}
+
+async fn groups(State(s): State<Shared>) -> Page {
+    let base = s.base.clone();
+    let known = data::known_topics(&s.routes, &snapshot(&s));
+    let view = blocking(move || data::groups(&s.admin, &known)).await?;
+    Ok(pages::groups(&base, &view))
+}
+
+async fn group(State(s): State<Shared>, Path(name): Path<String>) -> Page {
+    let base = s.base.clone();
+    let view = blocking(move || {
+        let fleet = snapshot(&s);
+        let known = data::known_topics(&s.routes, &fleet);
+        data::group(&s.admin, &name, &known, &fleet)
+    })
+    .await?;
+    Ok(pages::group(&base, &view))
+}
+
+async fn topics(State(s): State<Shared>) -> Page {
+    let base = s.base.clone();
+    let (view, _) = blocking(move || data::cluster(&s.admin)).await?;
+    Ok(pages::topics(&base, &view))
+}
+
+async fn topic(State(s): State<Shared>, Path(name): Path<String>) -> Page {
+    let base = s.base.clone();
+    let view = blocking(move || data::topic(&s.admin, &name)).await?;
+    Ok(pages::topic(&base, &view))
+}
+
+/// `?offset=N`, `?time=RFC3339`, `?format=json|text|hex`.
+#[derive(serde::Deserialize, Default)]
+struct BrowseQuery {
+    offset: Option<String>,
+    time: Option<String>,
+    format: Option<String>,
+}
+
+async fn browse(
+    State(s): State<Shared>,
+    Path((topic, partition)): Path<(String, i32)>,
+    Query(q): Query<BrowseQuery>,
+) -> Page {
+    let bad = |text: String| (StatusCode::BAD_REQUEST, text).into_response();
+    let format = match q.format.as_deref().filter(|f| !f.is_empty()) {
+        None => PayloadFormat::Json,
+        Some(name) => PayloadFormat::from_name(name)
+            .ok_or_else(|| bad(format!("format {name:?}: use json, text or hex\n")))?,
+    };
+    let from = match (
+        q.offset.as_deref().filter(|o| !o.is_empty()),
+        q.time.as_deref().filter(|t| !t.is_empty()),
+    ) {
+        (Some(o), _) => From::Offset(
+            o.parse::<i64>()
+                .ok()
+                .filter(|o| *o >= 0)
+                .ok_or_else(|| bad(format!("offset {o:?}: use a whole number, 0 or more\n")))?,
+        ),
+        (None, Some(t)) => From::Time(parse_time(t).ok_or_else(|| {
+            bad(format!(
+                "time {t:?}: use RFC 3339, e.g. 2026-01-01T00:00:00Z\n"
+            ))
+        })?),
+        (None, None) => From::Last,
+    };
+    let masked = s.masked.contains(&topic);
+    let base = s.base.clone();
+    let view =
+        blocking(move || data::browse(&s.admin, &s.kafka, &topic, partition, from, format, masked))
+            .await?;
+    Ok(pages::browse(&base, &view))
+}
+
+fn parse_time(text: &str) -> Option<SystemTime> {
+    let ms = chrono_free_rfc3339(text)?;
+    u64::try_from(ms)
+        .ok()
+        .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`) to milliseconds since the epoch; the
+/// `chrono` crate is only a dependency of the command line.
+pub(super) fn chrono_free_rfc3339(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let (y, mo, d, h, mi, s) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    let mut rest = &text[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let padded = format!("{:0<3}", &frac[..digits.min(3)]);
+        millis = padded.parse::<i64>().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 => {
+            let sign = match &rest[..1] {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            sign * (rest[1..3].parse::<i64>().ok()? * 60 + rest[4..6].parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + s - offset_min * 60) * 1000) + millis)
+}
+
+async fn cluster(State(s): State<Shared>) -> Page {
+    let base = s.base.clone();
+    let (view, _) = blocking(move || data::cluster(&s.admin)).await?;
+    Ok(pages::cluster(&base, &view))
+}
+
+async fn health(State(s): State<Shared>) -> Page {
+    let base = s.base.clone();
+    let view = blocking(move || {
+        let now = live::now_ms();
+        let (fleet, lagging) = {
+            let f = live::lock(&s.fleet);
+            (f.snapshot(now), f.lagging(now))
+        };
+        let (cluster, _) = data::cluster(&s.admin);
+        data::health(&fleet, lagging, &cluster)
+    })
+    .await?;
+    Ok(pages::health(&base, &view))
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("assets/ui.css"),
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("assets/ui.js"),
+    )
+}
