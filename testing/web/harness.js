@@ -118,8 +118,7 @@ export async function eventually(what, check, timeoutMs = 30_000, intervalMs = 5
       return await check();
     } catch (e) {
       if (Date.now() - started > timeoutMs) {
-        e.message = `${what}: still failing after ${timeoutMs} ms: ${e.message}`;
-        throw e;
+        throw new Error(`${what}: still failing after ${timeoutMs} ms: ${e.message}`, { cause: e });
       }
     }
     await new Promise((resolve) => { setTimeout(resolve, intervalMs); });

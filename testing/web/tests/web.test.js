@@ -167,10 +167,10 @@ test('topics: the explorer shows a produced message, key, payload and all', asyn
 
 test('cluster: every broker, the shop\'s topics fully replicated', async () => {
   await open(page, base, '/cluster', 'cluster');
-  assert.equal(await one(page, '[data-testid="broker-count"]').int(), s.brokers);
+  assert.equal(await one(page, '[data-testid="broker-count"]').int(), s.brokers, 'brokers');
   for (const topic of [orders, payments]) {
     const row = await one(page, `tr[data-testid="topic-row"][data-topic="${topic}"]`).check();
-    assert.equal(await one(row, '[data-testid="under-replicated"]').int(), 0);
+    assert.equal(await one(row, '[data-testid="under-replicated"]').int(), 0, `${topic} under-replicated`);
   }
   await screenshot(page, s, 'cluster');
 });
@@ -202,6 +202,11 @@ test('health: ok, then a server killed with SIGKILL is flagged stale', async () 
   assert.equal(await one(page, '[data-testid="process-count"]').int(), 2);
   assert.equal(await one(page, '[data-testid="stale-count"]').int(), 1);
   await screenshot(page, s, 'processes-stale');
+
+  // The dashboard again, with some samples in its charts and the fleet's errors (declined payments).
+  await open(page, base, '/', 'dashboard');
+  assert.equal(await one(page, '[data-testid="process-count"]').int(), 2);
+  await screenshot(page, s, 'dashboard-late');
 });
 
 test('processes: a server stopped cleanly leaves at once', async () => {
