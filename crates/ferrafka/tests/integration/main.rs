@@ -30,4 +30,5 @@ mod topics_cli;
 mod transactions;
 mod virtual_partitions;
 mod web_reporting;
+mod web_ui;
 mod zero_copy;
