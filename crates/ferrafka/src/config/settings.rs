@@ -269,7 +269,7 @@ config_table! {
             about "how the command line writes log lines: `text`, or `json` (one object per \
                    line, for log shippers); `FERRAFKA_LOG_FORMAT` overrides it";
 
-        /// Whether the server publishes its status for `web` (see `docs/web-reporting.md`):
+        /// Whether the server publishes its status for `web` (see `docs/web.md`):
         /// a report every `report_interval` to `reports_topic`, and its errors to
         /// `errors_topic`. Off by default.
         reporting(on: bool) = false, shown by text,
