@@ -23,6 +23,7 @@ mod report;
 mod rounds;
 mod summary;
 mod virtual_partitions;
+mod web_pages;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -138,6 +139,9 @@ enum Command {
     /// Runs the embedded broker, prints its address, serves until stdin closes (internal).
     #[command(hide = true)]
     Broker,
+    /// Renders every web UI page from synthetic reports and prints milliseconds per page (no
+    /// broker: the pages' data is built in memory).
+    WebPages(web_pages::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -182,10 +186,11 @@ fn main() -> ExitCode {
     init_tracing(match cli.command {
         // tansu logs every client that hangs up mid-response (a stopped consumer) as an error.
         Some(Command::Broker) => "warn,tansu_service::stream=off",
-        None => "warn",
+        Some(Command::WebPages(_)) | None => "warn",
     });
     let result = match cli.command {
         Some(Command::Broker) => broker::serve(),
+        Some(Command::WebPages(ref args)) => web_pages::run(args),
         None => run(&cli),
     };
     match result {

@@ -14,6 +14,9 @@ use super::descriptions::{GroupDescription, GroupMember, GroupSummary, Partition
 use super::{Admin, OffsetSpec, code_error, kafka_error};
 use crate::error::{Error, Result};
 
+/// A partition (topic, partition) and the group's committed offset there (`None`: none).
+pub type CommittedOffset = ((String, i32), Option<i64>);
+
 impl Admin {
     fn group_list(&self, group: Option<&str>) -> Result<Vec<OwnedGroup>> {
         let list = self
@@ -139,7 +142,7 @@ impl Admin {
         &self,
         group: &str,
         partitions: &[(String, i32)],
-    ) -> Result<Vec<((String, i32), Option<i64>)>> {
+    ) -> Result<Vec<CommittedOffset>> {
         let mut tpl = TopicPartitionList::new();
         for (topic, partition) in partitions {
             tpl.add_partition(topic, *partition);

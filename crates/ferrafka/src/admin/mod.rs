@@ -40,6 +40,7 @@ use crate::kafka::{FailureWatch, WatchedContext};
 pub use cluster::{Cluster, MessageStamp};
 pub use configs::{ConfigOp, ConfigValue};
 pub use descriptions::{GroupDescription, GroupMember, GroupSummary, PartitionLag};
+pub use groups::CommittedOffset;
 pub use permissions::{Permissions, ResourceKind};
 
 /// A topic to create: what a declaration resolves to.
