@@ -135,9 +135,10 @@ fn produce_command(names: &Names, args: &ProduceArgs) -> Result<(), Box<dyn std:
         .map(|id| shop::message(args.topic, id, args.declined_every))
         .collect();
     // Every message in flight at once (librdkafka batches them); deliveries come back in order.
-    let deliveries = runtime.block_on(futures::future::try_join_all(messages.iter().map(
-        |(key, payload)| producer.produce(Record::to(&topic).key(key).payload(payload)),
-    )))?;
+    let deliveries =
+        runtime.block_on(futures::future::try_join_all(messages.iter().map(
+            |(key, payload)| producer.produce(Record::to(&topic).key(key).payload(payload)),
+        )))?;
     for ((key, payload), delivery) in messages.iter().zip(deliveries) {
         let line = serde_json::json!({
             "topic": topic,
@@ -154,17 +155,19 @@ fn produce_command(names: &Names, args: &ProduceArgs) -> Result<(), Box<dyn std:
 /// The demo: topics, one server, a producer and the UI, until Ctrl-C.
 fn demo(names: &Names, args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     ferrafka::cli::init_logging();
-    let production = Environment::from_name(
-        &std::env::var(ferrafka::config::ENV_VAR).unwrap_or_default(),
-    )
-    .is_production();
+    let production =
+        Environment::from_name(&std::env::var(ferrafka::config::ENV_VAR).unwrap_or_default())
+            .is_production();
     // Keep the embedded broker alive for the whole run; it stops when dropped.
     let (bootstrap, _embedded) = match configured_servers() {
         Some(servers) => (servers, None),
         None if production => return Err(NO_BROKERS.into()),
         None => {
             let broker = EmbeddedBroker::start()?;
-            eprintln!("example-web: started an embedded tansu broker on {}", broker.bootstrap_servers());
+            eprintln!(
+                "example-web: started an embedded tansu broker on {}",
+                broker.bootstrap_servers()
+            );
             (broker.bootstrap_servers(), Some(broker))
         }
     };
@@ -185,7 +188,8 @@ fn demo(names: &Names, args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>
 
     let bind = args.bind.unwrap_or_else(|| ([127, 0, 0, 1], 3000).into());
     eprintln!("example-web: the UI is on http://{bind}/ (Ctrl-C stops the demo)");
-    let web = ferrafka::cli::Cli::try_parse_from(["example-web", "web", "--bind", &bind.to_string()])?;
+    let web =
+        ferrafka::cli::Cli::try_parse_from(["example-web", "web", "--bind", &bind.to_string()])?;
     let code = ferrafka::cli::run_with(shop::app(names, Some(bootstrap)), web);
     stop.store(true, Ordering::Relaxed);
     let produced = producing

@@ -121,7 +121,9 @@ impl Consumer for Orders {
         for message in messages {
             let order: serde_json::Value = message.payload_json()?;
             if order["order"].as_u64().is_none() {
-                return Err(format!("an order without an id at offset {}", message.offset()).into());
+                return Err(
+                    format!("an order without an id at offset {}", message.offset()).into(),
+                );
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -376,7 +376,6 @@ mod tests {
                 "report_interval",
                 "reports_topic",
                 "errors_topic",
-
                 "web_bind",
                 "web_auth",
                 "web_masked_topics",

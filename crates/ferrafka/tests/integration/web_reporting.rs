@@ -183,7 +183,15 @@ fn three_processes_report_every_partition_once_at_its_end_and_leave_tombstones()
     let apps: Vec<App> = (0..3)
         .map(|_| {
             let topics = (reports.as_str(), errors.as_str());
-            app(&bootstrap, &topic, &group, topics, &tracker, None, published.clone())
+            app(
+                &bootstrap,
+                &topic,
+                &group,
+                topics,
+                &tracker,
+                None,
+                published.clone(),
+            )
         })
         .collect();
     create_declared(&rt, &cluster, &apps[0]);
@@ -204,13 +212,18 @@ fn three_processes_report_every_partition_once_at_its_end_and_leave_tombstones()
     });
     const N: u64 = 600;
     cluster.produce_spread(&rt, &topic, 0, N, PARTITIONS as u64);
-    assert!(tracker.wait_for(N as usize, Duration::from_secs(60)), "consumed {}", tracker.len());
+    assert!(
+        tracker.wait_for(N as usize, Duration::from_secs(60)),
+        "consumed {}",
+        tracker.len()
+    );
     let end = (N / PARTITIONS as u64) as i64;
     await_check(Duration::from_secs(60), || {
         let newest = newest_reports(&bootstrap, &reports);
         match reports_of(&newest, &ids) {
-            Ok(reports) => owners_complaint(&reports, &topic)
-                .or_else(|| progress_complaint(&reports, end, N)),
+            Ok(reports) => {
+                owners_complaint(&reports, &topic).or_else(|| progress_complaint(&reports, end, N))
+            }
             Err(complaint) => Some(complaint),
         }
     });
@@ -240,12 +253,24 @@ fn a_failed_batch_lands_on_the_errors_topic_with_its_coordinates() {
     let published = Arc::new(AtomicUsize::new(0));
     let topics = (reports.as_str(), errors.as_str());
     let group = unique("reporting-errors-group");
-    let app = app(&bootstrap, &topic, &group, topics, &tracker, Some(13), published);
+    let app = app(
+        &bootstrap,
+        &topic,
+        &group,
+        topics,
+        &tracker,
+        Some(13),
+        published,
+    );
     create_declared(&rt, &cluster, &app);
     cluster.produce_spread(&rt, &topic, 0, 40, 2);
     let server = app.start(&Filters::default()).expect("starts");
     let id = server.process_id().to_string();
-    assert!(tracker.wait_for(40, Duration::from_secs(60)), "consumed {}", tracker.len());
+    assert!(
+        tracker.wait_for(40, Duration::from_secs(60)),
+        "consumed {}",
+        tracker.len()
+    );
     let mut found: Option<ErrorReport> = None;
     await_check(Duration::from_secs(30), || {
         found = records(&bootstrap, &errors)
@@ -253,7 +278,9 @@ fn a_failed_batch_lands_on_the_errors_topic_with_its_coordinates() {
             .filter(|(k, _)| *k == id)
             .filter_map(|(_, p)| serde_json::from_slice::<ErrorReport>(&p?).ok())
             .find(|e| e.kind == "batch");
-        found.is_none().then(|| "no batch error on the errors topic yet".to_string())
+        found
+            .is_none()
+            .then(|| "no batch error on the errors topic yet".to_string())
     });
     let error = found.unwrap();
     assert_eq!(error.process_id, id);
@@ -269,5 +296,9 @@ fn a_failed_batch_lands_on_the_errors_topic_with_its_coordinates() {
         .into_iter()
         .filter(|(k, _)| *k == id)
         .collect();
-    assert_eq!(mine.last().map(|(_, p)| p.is_none()), Some(true), "a tombstone last");
+    assert_eq!(
+        mine.last().map(|(_, p)| p.is_none()),
+        Some(true),
+        "a tombstone last"
+    );
 }

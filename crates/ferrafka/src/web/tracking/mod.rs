@@ -82,7 +82,11 @@ fn host_name() -> String {
 /// 32 random bits: `RandomState` is seeded randomly per process and per call.
 fn random_u32() -> u32 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     hasher.finish() as u32
 }
 

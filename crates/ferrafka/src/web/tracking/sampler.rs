@@ -179,7 +179,11 @@ impl Subscriber for Sampler {
 }
 
 fn key(p: &PartitionRef<'_>) -> Key {
-    (p.consumer_group.to_string(), p.topic.to_string(), p.partition)
+    (
+        p.consumer_group.to_string(),
+        p.topic.to_string(),
+        p.partition,
+    )
 }
 
 impl State {
@@ -234,7 +238,11 @@ impl State {
                     }
                 }
             }
-            Event::Error { kind, partition, error } => {
+            Event::Error {
+                kind,
+                partition,
+                error,
+            } => {
                 self.totals.errors += 1;
                 let report = self.error_report(kind.as_str(), partition.as_ref(), error);
                 // A failed report must not queue another report of its failure, endlessly.

@@ -125,7 +125,10 @@ fn a_report_carries_offsets_lag_pauses_running_batches_and_totals() {
     assert_eq!(p0.running_batch, None);
     let p1 = &report.partitions[1];
     let running = p1.running_batch.as_ref().expect("a running batch");
-    assert_eq!((running.offsets, running.messages, running.age_ms), ((5, 6), 2, 700));
+    assert_eq!(
+        (running.offsets, running.messages, running.age_ms),
+        ((5, 6), 2, 700)
+    );
     assert_eq!((p1.lag, p1.paused.as_ref()), (None, None));
     assert_eq!((report.totals.messages, report.totals.batches), (10, 1));
     s.on_event(&Event::Resumed { partition: p(0) });
@@ -324,7 +327,10 @@ fn a_newer_report_with_unknown_fields_decodes_flagged_and_a_tombstone_means_stop
     let current = serde_json::to_vec(&report).unwrap();
     assert!(matches!(
         decode(Some(&current)),
-        Ok(Decoded::Report { newer_schema: false, .. })
+        Ok(Decoded::Report {
+            newer_schema: false,
+            ..
+        })
     ));
     assert_eq!(decode(None).unwrap(), Decoded::Stopped);
 }
@@ -340,7 +346,10 @@ fn bad_reporting_settings_are_all_reported_at_once() {
     check_settings(&config, &mut problems);
     let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     let all = text.join("\n");
-    assert!(all.contains("report_interval") && all.contains("500ms"), "{all}");
+    assert!(
+        all.contains("report_interval") && all.contains("500ms"),
+        "{all}"
+    );
     assert!(all.contains("c.report_interval("), "{all}");
     assert!(all.contains("reports_topic"), "{all}");
     assert!(all.contains("errors_topic"), "{all}");
@@ -364,7 +373,12 @@ fn reporting_declares_a_compacted_reports_topic_and_a_retained_errors_topic() {
     };
     let on = app(true);
     on.validate().expect("valid");
-    let spec = |name: &str| on.declared_topics().iter().find(|t| t.name == name).cloned();
+    let spec = |name: &str| {
+        on.declared_topics()
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+    };
     let reports = spec("ferrafka_reports").expect("reports topic declared");
     assert_eq!(reports.settings["cleanup.policy"], "compact");
     assert!(reports.settings.contains_key("segment.ms"));
