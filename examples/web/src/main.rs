@@ -54,14 +54,26 @@ enum Command {
     Ferrafka(ferrafka::cli::Command),
 }
 
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, clap::Args)]
 struct DemoArgs {
     /// Where the UI listens.
     #[arg(long, default_value = "127.0.0.1:3000")]
     bind: Option<SocketAddr>,
     /// Orders and payments produced per second.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = DEMO_RATE)]
     rate: u32,
+}
+
+/// Orders and payments a second the demo produces by default.
+const DEMO_RATE: u32 = 20;
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        DemoArgs {
+            bind: None,
+            rate: DEMO_RATE,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
