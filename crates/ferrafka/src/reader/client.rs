@@ -78,7 +78,7 @@ enum Polled {
 }
 
 /// One turn of the poll loop.
-pub(super) enum Step {
+pub(crate) enum Step {
     /// A message, or the error that ends the read.
     Item(Result<Message>),
     /// Nothing within one poll slice.
@@ -346,7 +346,7 @@ impl TopicReader {
     }
 
     /// One turn: hand out a ready message, or poll librdkafka once.
-    pub(super) fn step(&mut self) -> Step {
+    pub(crate) fn step(&mut self) -> Step {
         if self.finished || self.remaining == Some(0) {
             return Step::Done;
         }

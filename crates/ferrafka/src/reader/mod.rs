@@ -27,7 +27,7 @@
 //! # }
 //! ```
 
-mod client;
+pub(crate) mod client;
 mod merge;
 mod range;
 mod stream;

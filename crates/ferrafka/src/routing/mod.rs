@@ -186,6 +186,7 @@ pub struct TopicRoute {
     pub(crate) idle_after: Option<Duration>,
     pub(crate) eofed: bool,
     pub(crate) transactional: bool,
+    pub(crate) web_masked: bool,
 }
 
 /// Builds a partition's own copy of a route's filter.
@@ -214,6 +215,7 @@ impl TopicRoute {
             idle_after: None,
             eofed: false,
             transactional: false,
+            web_masked: false,
         }
     }
 
@@ -325,6 +327,13 @@ impl TopicRoute {
     /// [`guide::transactions`](crate::guide::transactions).
     pub fn transactional(&mut self, on: bool) -> &mut Self {
         self.transactional = on;
+        self
+    }
+
+    /// Hides this topic's payloads in the web UI's explorer (keys and headers still show), like
+    /// listing it in the `web_masked_topics` setting.
+    pub fn web_masked(&mut self, masked: bool) -> &mut Self {
+        self.web_masked = masked;
         self
     }
 

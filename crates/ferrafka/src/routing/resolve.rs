@@ -75,6 +75,7 @@ pub(crate) fn resolve(
                 max_wait_time,
                 manual_offset_management: route.manual_offset_management,
                 transactional: route.transactional,
+                web_masked: route.web_masked,
                 active: route.active,
                 consumer_persistence: route
                     .consumer_persistence

@@ -31,6 +31,8 @@ pub struct Topic {
     /// Whether a partition's consumer instance is kept across batches; when false a fresh one
     /// is built for every batch.
     pub(crate) consumer_persistence: bool,
+    /// The web UI hides its payloads.
+    pub(crate) web_masked: bool,
     /// How batches are split into groups that run in parallel, if they are.
     pub(crate) virtual_partitions: Option<VirtualPartitions>,
     /// Its filter chain, in order.

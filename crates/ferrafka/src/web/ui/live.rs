@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::reader::client::Step;
 use crate::reader::{StartAt, StopAt, TopicReader};
 use crate::web::report::{Decoded, ProcessReport, decode};
 
@@ -211,17 +212,19 @@ pub(crate) fn spawn_reader(
                     }
                 };
                 lock(&fleet).set_problem(None);
-                for item in reader {
-                    if stop.upgrade().is_none() {
-                        return;
-                    }
-                    match item {
-                        Ok(m) => lock(&fleet).apply(m.key(), m.payload()),
-                        Err(e) => {
+                let mut reader = reader;
+                // Step by step rather than iterating: an idle topic must not keep the thread
+                // (and its consumer) alive after the router is dropped.
+                while stop.upgrade().is_some() {
+                    match reader.step() {
+                        Step::Item(Ok(m)) => lock(&fleet).apply(m.key(), m.payload()),
+                        Step::Item(Err(e)) => {
                             let text = format!("reading the reports topic `{topic}` failed: {e}");
                             lock(&fleet).set_problem(Some(text));
                             break;
                         }
+                        Step::Idle => {}
+                        Step::Done => break,
                     }
                 }
                 std::thread::sleep(Duration::from_secs(1));

@@ -75,8 +75,12 @@ impl Web {
         let auth =
             WebAuth::resolve(&config.web_auth).map_err(|p| ConfigError { problems: vec![p] })?;
         let mut routes = KnownTopics::new();
+        let mut masked: BTreeSet<String> = config.web_masked_topics.iter().cloned().collect();
         for sg in app.subscription_groups() {
             for t in &sg.topics {
+                if t.web_masked {
+                    masked.insert(t.name.to_string());
+                }
                 routes
                     .entry(sg.consumer_group().to_string())
                     .or_default()
@@ -87,7 +91,7 @@ impl Web {
             kafka: app.clients().admin().values(),
             bind: config.web_bind,
             auth,
-            masked: config.web_masked_topics.iter().cloned().collect(),
+            masked,
             routes,
             reports_topic: config.reports_topic.clone(),
             base: String::new(),
@@ -118,6 +122,12 @@ impl Web {
     pub fn bind(mut self, address: SocketAddr) -> Self {
         self.bind = address;
         self
+    }
+
+    /// Whether the explorer hides `topic`'s payloads (`web_masked_topics`, or the route's
+    /// `web_masked`).
+    pub fn is_masked(&self, topic: &str) -> bool {
+        self.masked.contains(topic)
     }
 
     /// Authenticates with this instead of `web_auth`.

@@ -475,3 +475,34 @@ fn doctor_warns_about_a_public_ui_without_auth() {
     assert!(!quiet.findings.iter().any(|f| f.id == "FD025"), "{quiet:?}");
     assert!(!format!("{quiet:?}").contains("\"x\""));
 }
+
+#[test]
+fn payloads_are_masked_by_the_setting_and_by_the_route() {
+    let app = crate::App::builder()
+        .setup(|c| {
+            c.web_masked_topics(vec!["listed".into()]);
+        })
+        .routes(|r| {
+            r.topic("routed")
+                .consumer(|| crate::noop::Noop)
+                .web_masked(true);
+            r.topic("plain").consumer(|| crate::noop::Noop);
+        })
+        .build();
+    let web = Web::new(&app).unwrap();
+    assert!(web.is_masked("listed"));
+    assert!(web.is_masked("routed"));
+    assert!(!web.is_masked("plain"));
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn the_web_command_refuses_a_public_bind_without_auth() {
+    use clap::Parser as _;
+    let app = crate::App::builder().build();
+    let cli = crate::cli::Cli::parse_from(["my-app", "web", "--bind", "0.0.0.0:3999"]);
+    assert_eq!(
+        crate::cli::run_with(app, cli),
+        std::process::ExitCode::from(1)
+    );
+}
