@@ -23,6 +23,7 @@
 //! | settings per environment, from code and `FERRAFKA_KAFKA_*` variables | [`Config`], [`guide::environments`] |
 //! | TLS, SASL and ACLs, secrets never printed | [`guide::security`] |
 //! | typed events of what the server does: batches, partitions, pauses, offsets | [`instrumentation`], [`guide::instrumentation`] |
+//! | a web UI for a fleet: processes reporting through Kafka, groups and lag, topics, cluster, health | [`web`], [`guide::web`] |
 //! | logs as text or JSON, partition lines with group, topic and partition, repeats summarised | [`guide::logs`] |
 //! | testing consumers without a broker | `testing::Tester` (feature `testing`), [`guide::testing`] |
 //! | the command line: `server`, `info`, `topics`, `doctor` | `cli` (feature `cli`, on by default) |
@@ -181,4 +182,6 @@ pub mod guide {
     pub mod logs {}
     #[doc = include_str!("../../../docs/partitioning.md")]
     pub mod partitioning {}
+    #[doc = include_str!("../../../docs/web.md")]
+    pub mod web {}
 }

@@ -324,7 +324,7 @@ impl RunningServer {
     }
 
     /// This process's id, `<host>:<pid>:<random>`, new at every start: the key of its
-    /// reports and error reports for `web` (see `docs/web-reporting.md`).
+    /// reports and error reports for `web` (see `docs/web.md`).
     pub fn process_id(&self) -> &str {
         &self.process_id
     }

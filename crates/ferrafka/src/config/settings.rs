@@ -269,7 +269,7 @@ config_table! {
             about "how the command line writes log lines: `text`, or `json` (one object per \
                    line, for log shippers); `FERRAFKA_LOG_FORMAT` overrides it";
 
-        /// Whether the server publishes its status for `web` (see `docs/web-reporting.md`):
+        /// Whether the server publishes its status for `web` (see `docs/web.md`):
         /// a report every `report_interval` to `reports_topic`, and its errors to
         /// `errors_topic`. Off by default.
         reporting(on: bool) = false, shown by text,
@@ -291,6 +291,7 @@ config_table! {
         errors_topic(topic: String) = "ferrafka_errors".into(), shown by text,
             default "ferrafka_errors",
             about "the topic of error reports (declared when `reporting` is on)";
+
         /// The address `web` serves the UI on. Any non-loopback address needs `web_auth`:
         /// `web` refuses to start without it.
         web_bind(address: SocketAddr) = SocketAddr::from(([127, 0, 0, 1], 3000)), shown by text,

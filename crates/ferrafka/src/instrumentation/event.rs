@@ -326,7 +326,7 @@ pub enum ErrorKind {
     /// could not be queried.
     Statistics,
     /// A report or an error report for `web` could not be published (consumption goes on;
-    /// see `docs/web-reporting.md`).
+    /// see `docs/web.md`).
     Reporting,
 }
 

@@ -2,7 +2,7 @@
 //! [`ProcessReport`](super::report::ProcessReport) every `report_interval` to `reports_topic`,
 //! each error as an [`ErrorReport`](super::report::ErrorReport) to `errors_topic`, and at a
 //! clean stop a final report (state `stopped`) followed by a tombstone. See
-//! `docs/web-reporting.md`.
+//! `docs/web.md`.
 //!
 //! The reports are built from the instrumentation events only (a subscriber, the sampler),
 //! never from log text; a reporter task publishes them. Reporting failures never stop

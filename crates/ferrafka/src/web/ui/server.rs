@@ -65,7 +65,8 @@ pub fn router(app: &App) -> Result<Router> {
 
 impl Web {
     /// The web UI of `app`: its admin client's properties, `web_bind`, `web_auth` (or
-    /// `FERRAFKA_WEB_AUTH`), `web_masked_topics` and its routes' consumer groups.
+    /// `FERRAFKA_WEB_AUTH`), `web_masked_topics`, `reports_topic` and its routes' consumer
+    /// groups.
     pub fn new(app: &App) -> Result<Self> {
         let config = app.config();
         let auth =
@@ -95,7 +96,7 @@ impl Web {
         })
     }
 
-    /// Reads reports from this topic (default: the app's `reports_topic` setting).
+    /// Reads reports from this topic instead of the app's `reports_topic`.
     pub fn reports_topic(mut self, topic: impl Into<String>) -> Self {
         self.reports_topic = topic.into();
         self
