@@ -6,6 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
+
+use super::context::ReaderContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
@@ -35,7 +37,7 @@ const MERGE_LANE_LIMIT: usize = 10_000;
 /// answering for the `timeout` while partitions had not reached their end, a fatal client
 /// error. Transient client errors (a broker restarting) are logged and retried.
 pub struct TopicReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<ReaderContext>,
     kafka: BTreeMap<String, String>,
     topic: Arc<TopicInfo>,
     ranges: Vec<PartitionRange>,
@@ -105,8 +107,8 @@ impl TopicReader {
         for (k, v) in kafka {
             config.set(k, v);
         }
-        let consumer: BaseConsumer = config
-            .create()
+        let consumer: BaseConsumer<ReaderContext> = config
+            .create_with_context(ReaderContext)
             .map_err(|source| Error::create_client("reader", &source, kafka))?;
         let mut reader = TopicReader {
             consumer,

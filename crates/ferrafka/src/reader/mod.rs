@@ -28,6 +28,7 @@
 //! ```
 
 pub(crate) mod client;
+mod context;
 mod merge;
 mod range;
 mod stream;
