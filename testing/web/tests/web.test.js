@@ -245,3 +245,12 @@ test('groups: lag read from the cluster while every server is down', async () =>
   assert.equal(await groupLag(billing), 0);
   await screenshot(page, s, 'groups-lag');
 });
+
+test('the web process logged no errors', async () => {
+  // It once logged librdkafka's end-of-partition report at ERROR each time its reader caught up.
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const log = readFileSync(join(s.artifacts, 'logs', 'web.log'), 'utf8');
+  const errors = log.split('\n').filter((line) => /\bERROR\b/.test(line));
+  assert.deepEqual(errors, [], `web.log has ERROR lines:\n${errors.join('\n')}`);
+});
