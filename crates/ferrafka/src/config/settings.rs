@@ -289,6 +289,13 @@ config_table! {
         errors_topic(topic: String) = "ferrafka_errors".into(), shown by text,
             default "ferrafka_errors",
             about "the topic of error reports (declared when `reporting` is on)";
+
+        /// The topic of commands to running processes and their acknowledgements (see
+        /// `docs/web-commands.md`); every reporting server reads it.
+        commands_topic(topic: String) = "ferrafka_commands".into(), shown by text,
+            default "ferrafka_commands",
+            about "the topic of commands to processes and their acknowledgements (declared when \
+                   `reporting` is on)";
     }
 }
 
@@ -351,6 +358,7 @@ mod tests {
                 "report_interval",
                 "reports_topic",
                 "errors_topic",
+                "commands_topic",
                 "expected_partitioner",
                 "transactional_id",
             ]

@@ -29,5 +29,6 @@ mod slow_consumer;
 mod topics_cli;
 mod transactions;
 mod virtual_partitions;
+mod web_commands;
 mod web_reporting;
 mod zero_copy;
