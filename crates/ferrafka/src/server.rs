@@ -322,7 +322,13 @@ impl RunningServer {
         });
         let commands = config.reporting.then(|| {
             let listening = (stop.clone(), listeners.len());
-            CommandListener::start(app, &process_id, listening, producer.clone(), runtime.handle())
+            CommandListener::start(
+                app,
+                &process_id,
+                listening,
+                producer.clone(),
+                runtime.handle(),
+            )
         });
         Ok(RunningServer {
             commands,

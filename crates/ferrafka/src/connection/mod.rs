@@ -273,7 +273,9 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal, orders_seen: &mut u
         }
         for order in stop.orders.since(orders_seen) {
             let mut state = consumer.context().lock();
-            let answer = state.driver.operator_order(consumer, &order, Instant::now());
+            let answer = state
+                .driver
+                .operator_order(consumer, &order, Instant::now());
             order.answer(answer);
         }
         if idle {

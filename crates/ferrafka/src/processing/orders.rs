@@ -114,7 +114,10 @@ mod tests {
         assert_eq!(board.since(&mut second).len(), 1, "every listener sees it");
         taken[0].answer(Answer::NotHere);
         assert_eq!(answers.try_recv().ok(), Some(Answer::NotHere));
-        board.post(("g".into(), "t".into(), 2), OrderKind::Pause { until: None });
+        board.post(
+            ("g".into(), "t".into(), 2),
+            OrderKind::Pause { until: None },
+        );
         let taken = board.since(&mut first);
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].partition, 2);

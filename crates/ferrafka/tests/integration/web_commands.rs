@@ -65,7 +65,16 @@ fn app(bootstrap: &str, topics: &Topics, tracker: &Tracker, received: &Received)
 }
 
 /// A started reporting server of a fresh 2-partition topic.
-fn started(prefix: &str) -> (tokio::runtime::Runtime, Cluster, Topics, App, Tracker, Received) {
+fn started(
+    prefix: &str,
+) -> (
+    tokio::runtime::Runtime,
+    Cluster,
+    Topics,
+    App,
+    Tracker,
+    Received,
+) {
     let (rt, cluster, consumed) = with_topic(prefix, 2);
     let topics = Topics {
         consumed,
@@ -120,7 +129,10 @@ fn send_and_await(
             assert_eq!(acks.len(), 1, "one acknowledgement: {acks:?}");
             return ack.clone();
         }
-        assert!(Instant::now() < deadline, "no acknowledgement of {command:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no acknowledgement of {command:?}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -162,7 +174,11 @@ fn command(server: &RunningServer, action: Action) -> Command {
 }
 
 fn consumed_of(tracker: &Tracker, partition: i32) -> usize {
-    tracker.all().iter().filter(|s| s.partition == partition).count()
+    tracker
+        .all()
+        .iter()
+        .filter(|s| s.partition == partition)
+        .count()
 }
 
 #[test]
@@ -171,15 +187,28 @@ fn an_operator_pause_holds_one_partition_and_the_resume_catches_up_exactly_once(
     let bootstrap = cluster.bootstrap();
     let server = app.start(&Filters::default()).expect("starts");
     cluster.produce_spread(&rt, &topics.consumed, 0, 20, 2);
-    assert!(tracker.wait_for(20, Duration::from_secs(60)), "consumed {}", tracker.len());
+    assert!(
+        tracker.wait_for(20, Duration::from_secs(60)),
+        "consumed {}",
+        tracker.len()
+    );
 
     let pause = command(&server, partition_action(true, &topics.consumed, 0, &app));
     let ack = send_and_await(&rt, (&app, &bootstrap), &topics, &pause);
-    assert_eq!((ack.outcome, ack.process_id.as_str()), (Outcome::Done, server.process_id()));
+    assert_eq!(
+        (ack.outcome, ack.process_id.as_str()),
+        (Outcome::Done, server.process_id())
+    );
     cluster.produce_spread(&rt, &topics.consumed, 20, 60, 2);
-    assert!(wait_until(Duration::from_secs(60), || consumed_of(&tracker, 1) == 30));
+    assert!(wait_until(Duration::from_secs(60), || consumed_of(
+        &tracker, 1
+    ) == 30));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(consumed_of(&tracker, 0), 10, "partition 0 took no batch while paused");
+    assert_eq!(
+        consumed_of(&tracker, 0),
+        10,
+        "partition 0 took no batch while paused"
+    );
     assert!(
         wait_until(Duration::from_secs(20), || {
             let report = newest_report(&bootstrap, &topics.reports, server.process_id());
@@ -207,31 +236,67 @@ fn an_operator_pause_holds_one_partition_and_the_resume_catches_up_exactly_once(
     rt.block_on(commands::send(&app, &elsewhere)).expect("sent");
     let missing = command(&server, partition_action(true, &topics.consumed, 7, &app));
     let ack = send_and_await(&rt, (&app, &bootstrap), &topics, &missing);
-    let Outcome::Refused { reason } = ack.outcome else { panic!("refused: {ack:?}") };
+    let Outcome::Refused { reason } = ack.outcome else {
+        panic!("refused: {ack:?}")
+    };
     assert!(reason.contains("not assigned to this process"), "{reason}");
     cluster.produce_spread(&rt, &topics.consumed, 60, 62, 2);
-    assert!(wait_until(Duration::from_secs(30), || consumed_of(&tracker, 1) == 31));
+    assert!(wait_until(Duration::from_secs(30), || consumed_of(
+        &tracker, 1
+    ) == 31));
 
     let resume = command(&server, partition_action(false, &topics.consumed, 0, &app));
-    assert_eq!(send_and_await(&rt, (&app, &bootstrap), &topics, &resume).outcome, Outcome::Done);
-    assert!(tracker.wait_for(62, Duration::from_secs(60)), "consumed {}", tracker.len());
+    assert_eq!(
+        send_and_await(&rt, (&app, &bootstrap), &topics, &resume).outcome,
+        Outcome::Done
+    );
+    assert!(
+        tracker.wait_for(62, Duration::from_secs(60)),
+        "consumed {}",
+        tracker.len()
+    );
     // The pause again under the same id: handled once, so the partition keeps going.
     rt.block_on(commands::send(&app, &pause)).expect("sent");
     cluster.produce_spread(&rt, &topics.consumed, 62, 72, 2);
-    assert!(tracker.wait_for(72, Duration::from_secs(60)), "consumed {}", tracker.len());
+    assert!(
+        tracker.wait_for(72, Duration::from_secs(60)),
+        "consumed {}",
+        tracker.len()
+    );
     assert!(wait_until(Duration::from_secs(10), || {
-        received.lock().unwrap().contains(&(pause.command_id.clone(), "duplicate".into()))
+        received
+            .lock()
+            .unwrap()
+            .contains(&(pause.command_id.clone(), "duplicate".into()))
     }));
-    assert_eq!(acknowledgements(&bootstrap, &topics.commands, &pause.command_id).len(), 1);
-    assert_eq!(acknowledgements(&bootstrap, &topics.commands, &elsewhere.command_id), []);
-    assert!(!received.lock().unwrap().iter().any(|(id, _)| *id == elsewhere.command_id));
+    assert_eq!(
+        acknowledgements(&bootstrap, &topics.commands, &pause.command_id).len(),
+        1
+    );
+    assert_eq!(
+        acknowledgements(&bootstrap, &topics.commands, &elsewhere.command_id),
+        []
+    );
+    assert!(
+        !received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(id, _)| *id == elsewhere.command_id)
+    );
 
     let counts = tracker.counts();
     assert_eq!(counts.len(), 72);
-    assert!(counts.values().all(|n| *n == 1), "each message once: {counts:?}");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "each message once: {counts:?}"
+    );
     assert_contiguous_per_partition(&tracker.all());
     let outcomes: BTreeMap<String, String> = received.lock().unwrap().iter().cloned().collect();
-    assert_eq!(outcomes.get(&resume.command_id).map(String::as_str), Some("done"));
+    assert_eq!(
+        outcomes.get(&resume.command_id).map(String::as_str),
+        Some("done")
+    );
     assert_eq!(server.shutdown(), ServerExit::Clean);
 }
 
@@ -242,10 +307,17 @@ fn quiet_stops_new_batches_and_stop_ends_the_server_cleanly_with_a_tombstone() {
     let server = app.start(&Filters::default()).expect("starts");
     let id = server.process_id().to_string();
     cluster.produce_spread(&rt, &topics.consumed, 0, 20, 2);
-    assert!(tracker.wait_for(20, Duration::from_secs(60)), "consumed {}", tracker.len());
+    assert!(
+        tracker.wait_for(20, Duration::from_secs(60)),
+        "consumed {}",
+        tracker.len()
+    );
 
     let quiet = Command::new(Target::All, Action::Quiet, Duration::from_secs(60), "test");
-    assert_eq!(send_and_await(&rt, (&app, &bootstrap), &topics, &quiet).outcome, Outcome::Done);
+    assert_eq!(
+        send_and_await(&rt, (&app, &bootstrap), &topics, &quiet).outcome,
+        Outcome::Done
+    );
     cluster.produce_spread(&rt, &topics.consumed, 20, 40, 2);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(tracker.len(), 20, "quiet: no new batch");
@@ -258,9 +330,18 @@ fn quiet_stops_new_batches_and_stop_ends_the_server_cleanly_with_a_tombstone() {
     let stop = command(&server, Action::Stop);
     let (exited_tx, exited) = std::sync::mpsc::channel();
     std::thread::spawn(move || exited_tx.send(server.wait()));
-    assert_eq!(send_and_await(&rt, (&app, &bootstrap), &topics, &stop).outcome, Outcome::Done);
-    let exit = exited.recv_timeout(Duration::from_secs(60)).expect("the server stops");
+    assert_eq!(
+        send_and_await(&rt, (&app, &bootstrap), &topics, &stop).outcome,
+        Outcome::Done
+    );
+    let exit = exited
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server stops");
     assert_eq!(exit, ServerExit::Clean);
-    assert_eq!(newest_report(&bootstrap, &topics.reports, &id), Some(None), "a tombstone last");
+    assert_eq!(
+        newest_report(&bootstrap, &topics.reports, &id),
+        Some(None),
+        "a tombstone last"
+    );
     assert_eq!(tracker.len(), 20);
 }

@@ -228,8 +228,13 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             ));
             let worker = self.hands.workers.start(&slots.topic, &handle);
             let settings = slots.settings.clone();
-            let mut machine =
-                Partition::new(name.clone(), *partition, generation, settings, previous_running);
+            let mut machine = Partition::new(
+                name.clone(),
+                *partition,
+                generation,
+                settings,
+                previous_running,
+            );
             let mut effects = std::mem::take(&mut self.effects);
             machine.on_assigned(self.quiet, &mut effects);
             if let Some(until) = operator::kept(&mut self.operator_pauses, &name, *partition, now) {

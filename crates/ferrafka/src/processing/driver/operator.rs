@@ -70,8 +70,11 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             // Already paused (a backlog, a retry), the reason changed without a new pause:
             // the event tells the report and the metrics.
             if was_paused && slot.paused {
-                let (partition, reason) = (slot.handle.partition_ref(), slot.machine.pause_reason(now));
-                self.hands.monitor.emit(|| Event::Paused { partition, reason });
+                let (partition, reason) =
+                    (slot.handle.partition_ref(), slot.machine.pause_reason(now));
+                self.hands
+                    .monitor
+                    .emit(|| Event::Paused { partition, reason });
             }
         }
         self.effects = effects;

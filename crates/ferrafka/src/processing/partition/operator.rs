@@ -67,13 +67,24 @@ mod tests {
         let e = h.finish(0, Outcome::Consumed, Some(3));
         assert_eq!(stores(&e), vec![3], "the running batch's marks count");
         assert_eq!(dispatched(&e), None, "paused: nothing starts");
-        assert_eq!(h.p.next_wakeup(h.now), None, "no wake-up while paused for good");
+        assert_eq!(
+            h.p.next_wakeup(h.now),
+            None,
+            "no wake-up while paused for good"
+        );
         assert_eq!(dispatched(&h.advance(3600 * SECOND)), None);
         assert!(h.p.operator_resume(h.now, &mut h.out));
         let e = std::mem::take(&mut h.out);
         assert_eq!(pauses(&e), (false, true));
-        assert_eq!(dispatched(&e), Some((1, vec![3, 4, 5], 1)), "the next offsets, in order");
-        assert!(!h.p.operator_resume(h.now, &mut h.out), "no pause left to end");
+        assert_eq!(
+            dispatched(&e),
+            Some((1, vec![3, 4, 5], 1)),
+            "the next offsets, in order"
+        );
+        assert!(
+            !h.p.operator_resume(h.now, &mut h.out),
+            "no pause left to end"
+        );
     }
 
     #[test]
@@ -82,7 +93,12 @@ mod tests {
         assert_eq!(dispatched(&h.fetch(0..3)), Some((0, vec![0, 1, 2], 1)));
         h.p.operator_pause(None, h.now, &mut h.out);
         h.fetch(3..6);
-        let e = h.finish_with(0, Outcome::Consumed, Some(3), vec![PartitionRequest::Resume]);
+        let e = h.finish_with(
+            0,
+            Outcome::Consumed,
+            Some(3),
+            vec![PartitionRequest::Resume],
+        );
         assert_eq!(dispatched(&e), None);
         assert!(h.p.operator_paused());
         assert_eq!(h.p.pause_reason(h.now), PauseReason::Operator);

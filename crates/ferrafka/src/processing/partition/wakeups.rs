@@ -45,7 +45,10 @@ impl Partition {
             return None;
         }
         let mut paused_until = None;
-        for pause in [self.consumer_pause, self.operator_pause].into_iter().flatten() {
+        for pause in [self.consumer_pause, self.operator_pause]
+            .into_iter()
+            .flatten()
+        {
             match pause {
                 ConsumerPause::Indefinite => return None,
                 ConsumerPause::Until(t) => paused_until = paused_until.max(Some(t)),

@@ -188,15 +188,21 @@ impl Desk {
         let id = envelope.command_id.as_str();
         if envelope.kind != "command"
             || !ours
-            || !self.handled.first_time(id, envelope.expires_at_ms, now_ms())
+            || !self
+                .handled
+                .first_time(id, envelope.expires_at_ms, now_ms())
         {
             return;
         }
         let outcome = Outcome::Refused {
-            reason: format!("this process (ferrafka {}) cannot read the command: {error}", env!("CARGO_PKG_VERSION")),
+            reason: format!(
+                "this process (ferrafka {}) cannot read the command: {error}",
+                env!("CARGO_PKG_VERSION")
+            ),
         };
         self.emitted(id, "unknown", outcome.name());
-        self.acknowledge(Acknowledgement::new(id, &self.process_id, outcome)).await;
+        self.acknowledge(Acknowledgement::new(id, &self.process_id, outcome))
+            .await;
     }
 
     async fn execute(&mut self, command: &Command) -> Outcome {
@@ -215,7 +221,8 @@ impl Desk {
                 partition,
                 for_ms,
             } => {
-                let until = for_ms.map(|ms| crate::config::later(Instant::now(), Duration::from_millis(ms)));
+                let until = for_ms
+                    .map(|ms| crate::config::later(Instant::now(), Duration::from_millis(ms)));
                 let partition = (consumer_group.clone(), topic.clone(), *partition);
                 self.order(partition, OrderKind::Pause { until }).await
             }

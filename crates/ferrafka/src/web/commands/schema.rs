@@ -92,7 +92,12 @@ pub struct Command {
 
 impl Command {
     /// A command issued now, with a fresh random id, expiring after `ttl`.
-    pub fn new(target: Target, action: Action, ttl: Duration, issued_by: impl Into<String>) -> Self {
+    pub fn new(
+        target: Target,
+        action: Action,
+        ttl: Duration,
+        issued_by: impl Into<String>,
+    ) -> Self {
         let issued_at_ms = now_ms();
         Command {
             schema: SCHEMA_VERSION,
@@ -100,7 +105,8 @@ impl Command {
             target,
             action,
             issued_at_ms,
-            expires_at_ms: issued_at_ms.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64),
+            expires_at_ms: issued_at_ms
+                .saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64),
             issued_by: issued_by.into(),
         }
     }
@@ -249,7 +255,11 @@ fn fresh_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let half = || {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
         hasher.finish()
     };
     format!("{:016x}{:016x}", half(), half())

@@ -16,18 +16,35 @@ fn pause() -> Action {
 
 #[test]
 fn a_command_and_an_acknowledgement_read_back_as_written() {
-    let command = Command::new(Target::Process("h:1:ab".into()), pause(), Duration::from_secs(60), "alice");
+    let command = Command::new(
+        Target::Process("h:1:ab".into()),
+        pause(),
+        Duration::from_secs(60),
+        "alice",
+    );
     let json = Record::Command(command.clone()).to_json();
     let text = String::from_utf8(json.clone()).unwrap();
     assert!(text.contains(r#""type":"command""#), "{text}");
-    assert!(text.contains(r#""action":{"type":"pause_partition","consumer_group":"g""#), "{text}");
+    assert!(
+        text.contains(r#""action":{"type":"pause_partition","consumer_group":"g""#),
+        "{text}"
+    );
     assert!(text.contains(r#""target":{"process":"h:1:ab"}"#), "{text}");
     assert_eq!(decode(&json).unwrap(), Record::Command(command.clone()));
     assert_eq!(command.expires_at_ms - command.issued_at_ms, 60_000);
-    let ack = Acknowledgement::new(&command.command_id, "h:1:ab", Outcome::Refused { reason: "not here".into() });
+    let ack = Acknowledgement::new(
+        &command.command_id,
+        "h:1:ab",
+        Outcome::Refused {
+            reason: "not here".into(),
+        },
+    );
     let json = Record::Acknowledgement(ack.clone()).to_json();
     let text = String::from_utf8(json.clone()).unwrap();
-    assert!(text.contains(r#""outcome":"refused","reason":"not here""#), "{text}");
+    assert!(
+        text.contains(r#""outcome":"refused","reason":"not here""#),
+        "{text}"
+    );
     assert_eq!(decode(&json).unwrap(), Record::Acknowledgement(ack.clone()));
     assert_eq!(ack.key(), format!("{}/h:1:ab", command.command_id));
 }
@@ -39,7 +56,12 @@ fn command_ids_are_fresh_and_targets_select_processes() {
     assert_ne!(a.command_id, b.command_id);
     assert_eq!(a.command_id.len(), 32);
     assert!(a.is_for("anyone"));
-    let one = Command::new(Target::Process("p1".into()), Action::Stop, Duration::from_secs(1), "t");
+    let one = Command::new(
+        Target::Process("p1".into()),
+        Action::Stop,
+        Duration::from_secs(1),
+        "t",
+    );
     assert!(one.is_for("p1"));
     assert!(!one.is_for("p2"));
 }
@@ -57,14 +79,21 @@ fn written_by_hand_with_unknown_fields_and_the_older_defaults_it_still_reads() {
     let json = br#"{"type":"command","schema":2,"command_id":"c1","target":"all",
         "action":{"type":"resume_partition","consumer_group":"g","topic":"t","partition":0},
         "issued_at_ms":1,"expires_at_ms":2,"issued_by":"ops","priority":"high"}"#;
-    let Record::Command(c) = decode(json).unwrap() else { panic!("a command") };
+    let Record::Command(c) = decode(json).unwrap() else {
+        panic!("a command")
+    };
     assert_eq!(c.target, Target::All);
     assert_eq!(c.action.name(), "resume_partition");
     let json = br#"{"type":"command","schema":1,"command_id":"c2","target":"all",
         "action":{"type":"pause_partition","consumer_group":"g","topic":"t","partition":0},
         "issued_at_ms":1,"expires_at_ms":2,"issued_by":"ops"}"#;
-    let Record::Command(c) = decode(json).unwrap() else { panic!("a command") };
-    assert!(matches!(c.action, Action::PausePartition { for_ms: None, .. }));
+    let Record::Command(c) = decode(json).unwrap() else {
+        panic!("a command")
+    };
+    assert!(matches!(
+        c.action,
+        Action::PausePartition { for_ms: None, .. }
+    ));
 }
 
 #[test]
