@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 pub(crate) use crate::processing::stop::StopSignal;
 use crate::producer::Producer;
 use crate::routing::SubscriptionGroup;
+use crate::web::commands::listener::CommandListener;
 use crate::web::tracking::{self, Reporter};
 
 /// Which consumer groups, subscription groups and topics a server runs; empty lists mean all.
@@ -104,6 +105,13 @@ impl Stopper {
     pub fn quiet(&self) {
         self.0.quiet();
     }
+
+    /// Resolves once the stop was requested, from anywhere (a command of the commands topic
+    /// too): what a command-line `server` waits for besides its signals.
+    #[cfg(feature = "cli")]
+    pub(crate) async fn stop_requested(&self) {
+        self.0.raised().await;
+    }
 }
 
 /// How long the boot check waits for cluster metadata.
@@ -123,6 +131,7 @@ fn check_topics_exist(app: &App, groups: &[SubscriptionGroup]) -> Result<()> {
         // Reporting never stops consumption, but a missing topic means no report at all.
         routed.push(app.config().reports_topic.clone());
         routed.push(app.config().errors_topic.clone());
+        routed.push(app.config().commands_topic.clone());
     }
     routed.sort();
     routed.dedup();
@@ -215,6 +224,7 @@ pub struct RunningServer {
     health: Option<Health>,
     process_id: String,
     reporter: Option<Reporter>,
+    commands: Option<CommandListener>,
 }
 
 impl App {
@@ -311,7 +321,18 @@ impl RunningServer {
                 runtime.handle(),
             )
         });
+        let commands = config.reporting.then(|| {
+            let listening = (stop.clone(), listeners.len());
+            CommandListener::start(
+                app,
+                &process_id,
+                listening,
+                producer.clone(),
+                runtime.handle(),
+            )
+        });
         Ok(RunningServer {
+            commands,
             stop,
             listeners,
             runtime: Some(runtime),
@@ -378,6 +399,9 @@ impl RunningServer {
             .deadline()
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(5));
+        if let Some(commands) = self.commands.take() {
+            commands.finish();
+        }
         if let Some(reporter) = self.reporter.take() {
             reporter.finish(remaining);
         }

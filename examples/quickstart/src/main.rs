@@ -197,6 +197,8 @@ fn needs_broker(command: &ferrafka::cli::Command) -> bool {
                     .is_none_or(|name| Environment::from_name(name) == environment())
         }
         C::Topics(args) => !matches!(args.action, T::Lock | T::Check),
+        // `web` reads the reports, groups and topics of the cluster the servers use.
+        C::Web(_) => true,
     }
 }
 

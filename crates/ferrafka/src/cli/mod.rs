@@ -307,6 +307,7 @@ fn until_stop(
                 _ = term.recv() => break "SIGTERM",
                 _ = int.recv() => break "SIGINT",
                 Some(()) = changed.recv() => break "executable changed",
+                () = stopper.stop_requested() => break "stop requested (a command)",
                 _ = tstp.recv() => {
                     tracing::info!("SIGTSTP: quiet mode until SIGTERM");
                     stopper.quiet();

@@ -292,6 +292,13 @@ config_table! {
             default "ferrafka_errors",
             about "the topic of error reports (declared when `reporting` is on)";
 
+        /// The topic of commands to running processes and their acknowledgements (see
+        /// `docs/web.md`); every reporting server reads it.
+        commands_topic(topic: String) = "ferrafka_commands".into(), shown by text,
+            default "ferrafka_commands",
+            about "the topic of commands to processes and their acknowledgements (declared when \
+                   `reporting` is on)";
+
         /// The address `web` serves the UI on. Any non-loopback address needs `web_auth`:
         /// `web` refuses to start without it.
         web_bind(address: SocketAddr) = SocketAddr::from(([127, 0, 0, 1], 3000)), shown by text,
@@ -376,6 +383,7 @@ mod tests {
                 "report_interval",
                 "reports_topic",
                 "errors_topic",
+                "commands_topic",
                 "web_bind",
                 "web_auth",
                 "web_masked_topics",

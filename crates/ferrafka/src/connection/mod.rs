@@ -144,8 +144,10 @@ pub(crate) fn run(
     setup: ListenerSetup,
     stop: Arc<StopSignal>,
 ) -> ListenerExit {
+    // Operators' orders taken so far: a rebuilt client does not take them again.
+    let mut orders_seen = 0;
     loop {
-        match poll_loop(&consumer, &stop) {
+        match poll_loop(&consumer, &stop, &mut orders_seen) {
             LoopEnd::Stop => {
                 let group = consumer.context().group.clone();
                 let exit = shutdown(&consumer, &stop, &group);
@@ -246,7 +248,7 @@ fn rebuild(
     }
 }
 
-fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
+fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal, orders_seen: &mut u64) -> LoopEnd {
     let group = consumer.context().group.clone();
     stop.wake_on_request(&consumer.context().wake);
     tracing::info!(subscription_group = %group, "listener started");
@@ -268,6 +270,13 @@ fn poll_loop(consumer: &ListenerConsumer, stop: &StopSignal) -> LoopEnd {
                 .lock()
                 .driver
                 .quiet(consumer, Instant::now());
+        }
+        for order in stop.orders.since(orders_seen) {
+            let mut state = consumer.context().lock();
+            let answer = state
+                .driver
+                .operator_order(consumer, &order, Instant::now());
+            order.answer(answer);
         }
         if idle {
             // librdkafka's queue is empty: sleep until it fills, a report comes or a timer is

@@ -246,6 +246,16 @@ pub enum Event<'a> {
         /// The topic it went to.
         topic: &'a str,
     },
+    /// A command of the commands topic addressed to this process was handled (see
+    /// [`crate::web::commands`]); a command for other processes makes no event.
+    CommandReceived {
+        /// The command's id.
+        command_id: &'a str,
+        /// `pause_partition`, `resume_partition`, `quiet`, `stop` (or `unknown`).
+        action: &'a str,
+        /// `done`, `refused`, `expired`, or `duplicate` (already handled: not run again).
+        outcome: &'a str,
+    },
     /// A topic assigned through a pattern subscription was resolved to its pattern route,
     /// once, when its first partition was assigned.
     PatternTopicResolved {
@@ -300,6 +310,9 @@ pub enum PauseReason {
     Quiet,
     /// A filter of the topic held messages back (a throttle, a delay; see [`crate::filters`]).
     Filter,
+    /// An operator paused it with a command through the commands topic (see
+    /// [`crate::web::commands`]); it lasts until a resume command or the pause's expiry.
+    Operator,
 }
 
 /// Where an [`Event::Error`] happened.
@@ -328,10 +341,14 @@ pub enum ErrorKind {
     /// A report or an error report for `web` could not be published (consumption goes on;
     /// see `docs/web.md`).
     Reporting,
+    /// The commands topic could not be read, or an acknowledgement not published (see
+    /// [`crate::web::commands`]).
+    Commands,
 }
 
 impl PauseReason {
-    /// Its name in metrics labels: `retry`, `consumer`, `backlog`, `quiet`, `filter`.
+    /// Its name in metrics labels: `retry`, `consumer`, `backlog`, `quiet`, `filter`,
+    /// `operator`.
     pub fn as_str(self) -> &'static str {
         match self {
             PauseReason::Retry => "retry",
@@ -339,6 +356,7 @@ impl PauseReason {
             PauseReason::Backlog => "backlog",
             PauseReason::Quiet => "quiet",
             PauseReason::Filter => "filter",
+            PauseReason::Operator => "operator",
         }
     }
 }
@@ -356,6 +374,7 @@ impl ErrorKind {
             ErrorKind::Producer => "producer",
             ErrorKind::Statistics => "statistics",
             ErrorKind::Reporting => "reporting",
+            ErrorKind::Commands => "commands",
         }
     }
 }

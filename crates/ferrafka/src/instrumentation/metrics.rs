@@ -85,6 +85,12 @@ struct ReportLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandLabels {
+    action: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BrokerLabels {
     broker: String,
 }
@@ -111,6 +117,7 @@ struct Families {
     deliveries: Family<DeliveryLabels, Counter>,
     pattern_topics: Family<PatternLabels, Counter>,
     reports: Family<ReportLabels, Counter>,
+    commands: Family<CommandLabels, Counter>,
     producer_queue: Gauge,
     producer_rtt: Family<BrokerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Why each paused partition is paused, to clear its series on resume.
@@ -140,6 +147,7 @@ struct Families {
 /// | `ferrafka_producer_deliveries_total` | counter | topic, outcome (`delivered`, `failed`) |
 /// | `ferrafka_pattern_topics_total` | counter (topics resolved to a pattern route) | subscription_group, pattern |
 /// | `ferrafka_reports_published_total` | counter (reports for `web` delivered) | topic |
+/// | `ferrafka_commands_total` | counter (commands of the commands topic handled) | action, outcome |
 /// | `ferrafka_producer_queue_messages` | gauge | |
 /// | `ferrafka_producer_rtt_seconds` | gauge (average of the statistics window) | broker |
 ///
@@ -244,6 +252,11 @@ impl Metrics {
                 &mut r,
                 "reports_published",
                 "Reports and error reports for `web` delivered, by topic",
+            ),
+            commands: registered(
+                &mut r,
+                "commands",
+                "Commands of the commands topic addressed to this process, by action and outcome",
             ),
             producer_queue: registered(
                 &mut r,
@@ -489,6 +502,15 @@ impl Subscriber for Metrics {
                     topic: topic.to_string(),
                 };
                 f.reports.get_or_create(&key).inc();
+            }
+            Event::CommandReceived {
+                action, outcome, ..
+            } => {
+                let key = CommandLabels {
+                    action: action.to_string(),
+                    outcome: outcome.to_string(),
+                };
+                f.commands.get_or_create(&key).inc();
             }
             Event::PatternTopicResolved {
                 subscription_group,

@@ -7,6 +7,7 @@
 pub(crate) mod doorbell;
 pub(crate) mod driver;
 pub(crate) mod executor;
+pub(crate) mod orders;
 pub(crate) mod partition;
 pub(crate) mod stop;
 pub(crate) mod virtual_partitions;

@@ -1,5 +1,5 @@
-//! The stop request the server shares with its listener threads: stop, quiet mode, and (with
-//! the `testing` feature) a fault drill.
+//! The stop request the server shares with its listener threads: stop, quiet mode, operators'
+//! orders for partitions, and (with the `testing` feature) a fault drill.
 
 use crate::instrumentation::{AppState, Event, Monitor};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +23,10 @@ pub(crate) struct StopSignal {
     /// (a listener between batches of a run may otherwise sleep its idle wait first).
     bells: Mutex<Vec<Weak<Doorbell>>>,
     monitor: Monitor,
+    /// Operators' pause and resume orders for the listeners' partitions.
+    pub(crate) orders: super::orders::Board,
+    /// Wakes whoever awaits [`StopSignal::raised`].
+    on_raise: tokio::sync::Notify,
 }
 
 impl StopSignal {
@@ -38,6 +42,8 @@ impl StopSignal {
             timeout,
             bells: Mutex::new(Vec::new()),
             monitor,
+            orders: super::orders::Board::default(),
+            on_raise: tokio::sync::Notify::new(),
         }
     }
 
@@ -55,7 +61,34 @@ impl StopSignal {
         if !self.raised.swap(true, Ordering::AcqRel) {
             self.monitor.emit(|| Event::AppState(AppState::Stopping));
         }
+        self.on_raise.notify_waiters();
         self.ring();
+    }
+
+    /// Resolves once the stop is raised (by a signal, `RunningServer::stop` or a command).
+    #[cfg(feature = "cli")]
+    pub(crate) async fn raised(&self) {
+        loop {
+            let notified = self.on_raise.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_raised() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Posts an operator's order for a partition and wakes the listeners; each answers on
+    /// the returned receiver.
+    pub(crate) fn post_order(
+        &self,
+        partition: (String, String, i32),
+        kind: super::orders::OrderKind,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<super::orders::Answer> {
+        let answers = self.orders.post(partition, kind);
+        self.ring();
+        answers
     }
 
     pub(crate) fn quiet(&self) {

@@ -4,8 +4,10 @@
 //! `report_interval` to the reports topic, and its errors to the errors topic (the
 //! `tracking` side). The `web` command (or its router, mounted in an axum app of your own) reads
 //! those topics and the cluster's admin API and serves read-only pages: one `web` process shows
-//! a whole fleet, whatever machines its processes run on.
+//! a whole fleet, whatever machines its processes run on. Operators steer running processes
+//! through the commands topic ([`commands`]).
 
+pub mod commands;
 pub mod report;
 pub(crate) mod tracking;
 pub mod ui;

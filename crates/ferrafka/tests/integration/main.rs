@@ -29,6 +29,7 @@ mod slow_consumer;
 mod topics_cli;
 mod transactions;
 mod virtual_partitions;
+mod web_commands;
 mod web_reporting;
 mod web_ui;
 mod zero_copy;

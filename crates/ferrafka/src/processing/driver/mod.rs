@@ -10,6 +10,7 @@
 //! the server runs. It takes the time as an argument and never reads a clock.
 
 mod lifecycle;
+mod operator;
 mod seams;
 mod spawned;
 
@@ -82,6 +83,9 @@ pub(crate) struct Partitions<W: Workers, C: PartitionClient> {
     gathering: bool,
     /// Quiet mode began: nothing new starts, now or on later assignments.
     quiet: bool,
+    /// Operators' pauses by (topic, partition), with their expiry: they outlive a revocation,
+    /// so a partition the group gives back starts paused (see `operator.rs`).
+    operator_pauses: HashMap<(Arc<str>, i32), Option<Instant>>,
 }
 
 /// The executors, the epoch and the monitor: what [`Hands::apply`] needs besides the client.
@@ -151,6 +155,7 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             effects: Vec::new(),
             gathering: false,
             quiet: false,
+            operator_pauses: HashMap::default(),
         }
     }
 
@@ -223,10 +228,18 @@ impl<W: Workers, C: PartitionClient> Partitions<W, C> {
             ));
             let worker = self.hands.workers.start(&slots.topic, &handle);
             let settings = slots.settings.clone();
-            let mut machine =
-                Partition::new(name, *partition, generation, settings, previous_running);
+            let mut machine = Partition::new(
+                name.clone(),
+                *partition,
+                generation,
+                settings,
+                previous_running,
+            );
             let mut effects = std::mem::take(&mut self.effects);
             machine.on_assigned(self.quiet, &mut effects);
+            if let Some(until) = operator::kept(&mut self.operator_pauses, &name, *partition, now) {
+                machine.operator_pause(until, now, &mut effects);
+            }
             // Gathering starts nothing, so there is no effect to carry out.
             machine.set_gathering(self.gathering, now, &mut effects);
             let mut slot = Slot {

@@ -432,3 +432,77 @@ fn a_transactional_route_stores_no_offset_so_only_its_transactions_commit() {
         assert_eq!(offsets, [vec![0, 1, 2], vec![3, 4, 5]]);
     }
 }
+
+/// An order for partition `p` of topic `t` in `group`, as the listener takes it off the board.
+fn order(
+    group: &str,
+    p: i32,
+    kind: crate::processing::orders::OrderKind,
+) -> Arc<crate::processing::orders::Order> {
+    let board = crate::processing::orders::Board::default();
+    let _answers = board.post((group.to_string(), "t".to_string(), p), kind);
+    board.since(&mut 0).pop().expect("posted")
+}
+
+#[test]
+fn an_operator_pause_outlives_a_revocation_of_its_partition_until_resumed() {
+    use crate::processing::orders::{Answer, OrderKind};
+    let (client, mut d, now) = (Client::default(), driver(), Instant::now());
+    let group = routed_topic().consumer_group.to_string();
+    let received = SystemTime::now();
+    let pause = OrderKind::Pause { until: None };
+    assert_eq!(
+        d.operator_order(&client, &order(&group, 0, pause), now),
+        Answer::NotHere
+    );
+    d.assign(&client, "g", &p0(), (d.next_epoch(), now));
+    d.on_burst(&client, fetched(d.epoch(), 0..3), (received, now));
+    assert_eq!(
+        d.operator_order(&client, &order(&group, 0, pause), now),
+        Answer::Applied
+    );
+    assert_eq!(
+        d.operator_order(&client, &order(&group, 1, pause), now),
+        Answer::NotHere
+    );
+    assert_eq!(
+        d.operator_order(&client, &order("other", 0, pause), now),
+        Answer::NotHere
+    );
+    d.on_report(&client, finished(1, 0, Vec::new()), now);
+    d.on_burst(&client, fetched(d.epoch(), 3..6), (received, now));
+    d.tick(&client, now + Duration::from_secs(5));
+    assert_eq!(
+        d.workers().batches().len(),
+        1,
+        "a batch started while paused"
+    );
+    d.revoke_begin(&p0());
+    d.revoke_end("g", &p0(), Duration::ZERO);
+    let stopped = ExecutorReport {
+        kind: ReportKind::Stopped,
+        ..finished(1, 0, Vec::new())
+    };
+    d.on_report(&client, stopped, now);
+    // The group gives the partition back: it starts paused, from the committed offset.
+    d.assign(&client, "g", &p0(), (d.next_epoch(), now));
+    d.on_burst(&client, fetched(d.epoch(), 3..6), (received, now));
+    d.tick(&client, now + Duration::from_secs(5));
+    assert_eq!(
+        d.workers().batches().len(),
+        1,
+        "the pause ended with the revocation"
+    );
+    assert_eq!(
+        d.machine("t", 0).map(|m| m.pause_reason(now)),
+        Some(crate::instrumentation::PauseReason::Operator)
+    );
+    let resume = order(&group, 0, OrderKind::Resume);
+    assert_eq!(d.operator_order(&client, &resume, now), Answer::Applied);
+    let batches = d.workers().batches();
+    assert_eq!((batches.len(), &batches[1].3), (2, &vec![3, 4, 5]));
+    assert_eq!(
+        d.operator_order(&client, &order(&group, 1, OrderKind::Resume), now),
+        Answer::NotHere
+    );
+}

@@ -283,6 +283,8 @@ pub(crate) struct Partition {
     /// fails is known exactly.
     isolate_until: Option<i64>,
     consumer_pause: Option<ConsumerPause>,
+    /// An operator's pause (a command of the commands topic); `ctx.resume` does not end it.
+    operator_pause: Option<ConsumerPause>,
     /// Whether librdkafka was told to pause the partition.
     fetch_paused: bool,
     /// A seek was handed to the listener and its result is not known yet.
@@ -356,6 +358,7 @@ impl Partition {
             retry: None,
             isolate_until: None,
             consumer_pause: None,
+            operator_pause: None,
             fetch_paused: false,
         }
     }
@@ -596,5 +599,6 @@ impl Partition {
     }
 }
 
+mod operator;
 mod transitions;
 mod wakeups;

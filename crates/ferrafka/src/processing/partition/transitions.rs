@@ -69,6 +69,7 @@ impl Partition {
         if self.filter_pause.is_some_and(|(t, _)| now >= t) {
             self.filter_pause = None;
         }
+        self.end_expired_operator_pause(now);
         self.copy_backlog_behind_a_slow_batch(now);
         self.start_due_hook(now, out);
         if self.may_start() {
@@ -86,6 +87,7 @@ impl Partition {
             && !self.previous_running
             && !self.seek_pending
             && self.consumer_pause.is_none()
+            && self.operator_pause.is_none()
             && self.filter_pause.is_none()
             && !self.hook_running()
     }
@@ -384,6 +386,8 @@ impl Partition {
     pub(crate) fn pause_reason(&self, now: Instant) -> PauseReason {
         if self.phase == Phase::Quiet {
             PauseReason::Quiet
+        } else if self.operator_pause.is_some() {
+            PauseReason::Operator
         } else if self.consumer_pause.is_some() {
             PauseReason::Consumer
         } else if self.filter_pause.is_some() {
@@ -407,6 +411,7 @@ impl Partition {
                 // drop what it prefetched, and the broker serve it again).
                 let share = if self.fetch_paused { 2 } else { 1 };
                 self.consumer_pause.is_some()
+                    || self.operator_pause.is_some()
                     || self.filter_pause.is_some()
                     || self.retry.as_ref().is_some_and(|r| now < r.at)
                     || self.buffer.len() >= self.settings.pause_at_messages / share

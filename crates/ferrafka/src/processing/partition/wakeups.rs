@@ -44,11 +44,16 @@ impl Partition {
         {
             return None;
         }
-        let paused_until = match self.consumer_pause {
-            Some(ConsumerPause::Indefinite) => return None,
-            Some(ConsumerPause::Until(t)) => Some(t),
-            None => None,
-        };
+        let mut paused_until = None;
+        for pause in [self.consumer_pause, self.operator_pause]
+            .into_iter()
+            .flatten()
+        {
+            match pause {
+                ConsumerPause::Indefinite => return None,
+                ConsumerPause::Until(t) => paused_until = paused_until.max(Some(t)),
+            }
+        }
         let paused_until = paused_until.max(self.filter_pause.map(|(t, _)| t));
         if self.buffer.is_empty() {
             return paused_until;

@@ -113,6 +113,17 @@ pub(crate) fn check_settings(config: &Config, problems: &mut Vec<Problem>) {
     }
     crate::declaratives::check_topic_name(&config.reports_topic, "reports_topic", problems);
     crate::declaratives::check_topic_name(&config.errors_topic, "errors_topic", problems);
+    crate::declaratives::check_topic_name(&config.commands_topic, "commands_topic", problems);
+    if config.commands_topic == config.reports_topic || config.commands_topic == config.errors_topic
+    {
+        problems.push(Problem::new(
+            "commands_topic",
+            &config.commands_topic,
+            "needs to differ from reports_topic and errors_topic: commands have records of \
+             their own",
+            "set `c.commands_topic(\"ferrafka_commands\".into())`",
+        ));
+    }
     if config.reports_topic == config.errors_topic {
         problems.push(Problem::new(
             "errors_topic",
@@ -123,8 +134,8 @@ pub(crate) fn check_settings(config: &Config, problems: &mut Vec<Problem>) {
     }
 }
 
-/// Declares the reports topic (compacted, small segments so compaction runs) and the errors
-/// topic (deleted after [`ERRORS_RETENTION`]) when `reporting` is on, unless the app declares
+/// Declares the reports topic (compacted, small segments so compaction runs), the errors
+/// topic and the commands topic (deleted after [`ERRORS_RETENTION`]) when `reporting` is on, unless the app declares
 /// them itself. Partitions and replication come from the declaration defaults.
 pub(crate) fn declare_topics(config: &Config, declarations: &mut Declarations) {
     if !config.reporting {
@@ -135,6 +146,10 @@ pub(crate) fn declare_topics(config: &Config, declarations: &mut Declarations) {
     }
     if !declarations.declares(&config.errors_topic) {
         declarations.topic(config.errors_topic.clone(), errors_topic_config);
+    }
+    // Commands and acknowledgements are kept as long as errors, for the audit.
+    if !declarations.declares(&config.commands_topic) {
+        declarations.topic(config.commands_topic.clone(), errors_topic_config);
     }
 }
 
