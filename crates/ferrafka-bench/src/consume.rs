@@ -124,6 +124,7 @@ fn reporting(builder: AppBuilder, setup: &Setup) -> AppBuilder {
     builder.setup(move |c| {
         c.reporting(true)
             .report_interval(REPORT_INTERVAL)
+            .commands_topic(format!("{reports}-commands"))
             .reports_topic(reports)
             .errors_topic(errors);
     })

@@ -73,7 +73,8 @@ pub fn app(names: &Names, servers: Option<String>) -> App {
             c.reporting(true)
                 .report_interval(Duration::from_secs(1))
                 .reports_topic(setup_names.name("ferrafka_reports"))
-                .errors_topic(setup_names.name("ferrafka_errors"));
+                .errors_topic(setup_names.name("ferrafka_errors"))
+                .commands_topic(setup_names.name("ferrafka_commands"));
         })
         .declarations(move |d| {
             d.defaults(move |t| t.replication_factor(replication));

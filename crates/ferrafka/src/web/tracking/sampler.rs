@@ -320,6 +320,11 @@ impl State {
                 if let Some(p) = self.partitions.get_mut(&key(partition)) {
                     p.high_watermark = Some(*high_watermark);
                     p.lag_from = Some(*next_offset);
+                    // Before anything is stored, the next offset is the committed one: a
+                    // partition handed over after it was consumed still shows where it stands.
+                    if p.stored.is_none() && *next_offset >= 0 {
+                        p.committed = Some(*next_offset);
+                    }
                 }
             }
             _ => {}

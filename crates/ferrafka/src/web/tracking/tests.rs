@@ -252,6 +252,37 @@ fn batch_events_of_partitions_not_assigned_here_change_no_partition() {
     assert_eq!(report.partitions[0].partition, 0);
 }
 
+/// A partition handed over after it was consumed has nothing stored by its new owner: the
+/// next offset of librdkafka's statistics is then the committed one, and the report says so
+/// (it showed no position at all, and a Kafka test saw it after a late rebalance).
+#[test]
+fn before_anything_is_stored_the_committed_offset_comes_from_the_lag_figures() {
+    let (s, _) = sampler();
+    assign(&s, &[0]);
+    let lag = |next_offset| Event::ConsumerLag {
+        partition: p(0),
+        lag: 100 - next_offset,
+        high_watermark: 100,
+        next_offset,
+        position: -1,
+        queried: false,
+    };
+    s.on_event(&lag(100));
+    let report = s.report(&identity(), None);
+    assert_eq!(report.partitions[0].stored_offset, None);
+    assert_eq!(report.partitions[0].committed_offset, Some(100));
+    assert_eq!(report.partitions[0].lag, Some(0));
+    // Once the process stores, the next offset is its own, not a commit.
+    s.on_event(&Event::OffsetStored {
+        partition: p(0),
+        next: 120,
+    });
+    s.on_event(&lag(120));
+    let report = s.report(&identity(), None);
+    assert_eq!(report.partitions[0].stored_offset, Some(120));
+    assert_eq!(report.partitions[0].committed_offset, Some(100));
+}
+
 #[derive(Debug, Clone)]
 enum Change {
     Assigned(Vec<i32>),
