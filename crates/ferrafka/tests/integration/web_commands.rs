@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrafka::instrumentation::Event;
-use ferrafka::reader::TopicReader;
 use ferrafka::web::commands::{self, Acknowledgement, Action, Command, Outcome, Record, Target};
 use ferrafka::web::report::{Decoded, ProcessReport, decode};
 use ferrafka::{App, Filters, RunningServer, ServerExit};
 
 use crate::support::*;
+use crate::web_reporting::records;
 
 /// The topics of one test.
 struct Topics {
@@ -88,20 +88,6 @@ fn started(
             .unwrap_or_else(|e| panic!("creating {}: {e}", spec.name));
     }
     (rt, cluster, topics, app, tracker, received)
-}
-
-fn records(bootstrap: &str, topic: &str) -> Vec<(String, Option<Vec<u8>>)> {
-    let reader = TopicReader::builder(topic)
-        .timeout(Duration::from_secs(20))
-        .connect(bootstrap)
-        .expect("reader opens");
-    reader
-        .map(|m| {
-            let m = m.expect("reads");
-            let key = m.key_str().unwrap_or_default().to_string();
-            (key, m.payload().map(<[u8]>::to_vec))
-        })
-        .collect()
 }
 
 fn acknowledgements(bootstrap: &str, topic: &str, command_id: &str) -> Vec<Acknowledgement> {

@@ -18,7 +18,7 @@ use crate::support::*;
 const PARTITIONS: i32 = 6;
 
 /// Every record of `topic` as (key, payload), oldest first per partition.
-fn records(bootstrap: &str, topic: &str) -> Vec<(String, Option<Vec<u8>>)> {
+pub(crate) fn records(bootstrap: &str, topic: &str) -> Vec<(String, Option<Vec<u8>>)> {
     let reader = TopicReader::builder(topic)
         .timeout(Duration::from_secs(20))
         .connect(bootstrap)

@@ -296,8 +296,13 @@ fn groups_cluster_and_health_show_their_figures() {
         html.contains(r#"<li data-topic="t" data-partition="0">t/0</li>"#),
         "{html}"
     );
+    assert!(!html.contains("every process reports"), "{html}");
     let ok = HealthView::default();
-    assert!(pages::health("", &ok).into_string().contains(">ok<"));
+    let html = pages::health("", &ok).into_string();
+    assert!(html.contains(">ok<"), "{html}");
+    // An empty section says so, rather than showing a heading over nothing.
+    assert!(html.contains("None: every process reports."), "{html}");
+    assert_eq!(html.matches(">None.<").count(), 2, "{html}");
 }
 
 fn browse_view(masked: bool, format: PayloadFormat) -> PartitionBrowse {

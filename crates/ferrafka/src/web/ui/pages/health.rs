@@ -15,14 +15,17 @@ pub fn health(base: &str, view: &HealthView) -> Markup {
         ul data-testid="stale-processes" { @for (id, since) in &view.stale {
             li data-process-id=(id) { a href={ (base) "/processes/" (segment(id)) } { (id) } ": no report for " (age(*since)) }
         } }
+        @if view.stale.is_empty() { p.none { "None: every process reports." } }
         h2 { "Partitions stalled or with growing lag" }
         ul data-testid="lagging-partitions" { @for p in &view.lagging {
             li data-topic=(p.topic) data-partition=(p.partition) { (p.consumer_group) " " (p.topic) "/" (p.partition) ": " (p.why) ", lag " (p.lag) }
         } }
+        @if view.lagging.is_empty() { p.none { "None." } }
         h2 { "Under-replicated partitions" }
         ul data-testid="under-replicated-partitions" { @for (t, p) in &view.under_replicated {
             li data-topic=(t) data-partition=(p) { (t) "/" (p) }
         } }
+        @if view.under_replicated.is_empty() { p.none { "None." } }
     };
     layout(base, "health", "Health", body)
 }
