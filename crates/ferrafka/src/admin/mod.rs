@@ -24,7 +24,7 @@ pub(crate) mod memory;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
@@ -234,11 +234,6 @@ pub(crate) fn error_code(error: &Error) -> Option<RDKafkaErrorCode> {
         },
         _ => None,
     }
-}
-
-fn millis_since_epoch(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
 }
 
 impl Admin {
@@ -456,8 +451,12 @@ impl Admin {
     ) -> Result<Vec<(i32, Option<i64>)>> {
         let mut tpl = TopicPartitionList::new();
         for &p in partitions {
-            tpl.add_partition_offset(topic, p, Offset::Offset(millis_since_epoch(time)))
-                .map_err(|e| kafka_error("offsets for time", topic, &e))?;
+            tpl.add_partition_offset(
+                topic,
+                p,
+                Offset::Offset(crate::messages::millis_since_epoch(time)),
+            )
+            .map_err(|e| kafka_error("offsets for time", topic, &e))?;
         }
         let found = self
             .metadata

@@ -3,7 +3,7 @@
 //! `offsets.retention.minutes`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::AppView;
 use super::{
@@ -11,6 +11,7 @@ use super::{
     WHY_MISSING_TOPIC, effective, producer_codec, routed_topics,
 };
 use crate::admin::{Cluster, TopicInfo};
+use crate::messages::millis_since_epoch;
 
 mod admin_live;
 mod brokers;
@@ -36,11 +37,6 @@ pub(crate) fn human(d: Duration) -> String {
     } else {
         format!("{}d", s / 86_400)
     }
-}
-
-fn millis_since_epoch(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
 }
 
 /// The live part of `doctor --live`: connects with the app's kafka properties and runs

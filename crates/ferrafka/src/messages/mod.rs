@@ -6,13 +6,24 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
 use crate::error::BoxError;
 
 mod batch;
+/// Milliseconds since the Unix epoch, Kafka's unit of time (0 before the epoch).
+pub(crate) fn millis_since_epoch(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    millis_since_epoch(SystemTime::now())
+}
+
 #[cfg(test)]
 mod header_race;
 

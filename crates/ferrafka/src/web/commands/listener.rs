@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::sync::oneshot;
 
-use super::schema::{
-    Acknowledgement, Action, Command, Envelope, Handled, Outcome, Record, decode, now_ms,
-};
+use super::schema::{Acknowledgement, Action, Command, Envelope, Handled, Outcome, Record, decode};
 use crate::app::App;
 use crate::instrumentation::{ErrorKind, Event, Monitor};
+use crate::messages::now_ms;
 use crate::processing::orders::{Answer, OrderKind};
 use crate::processing::stop::StopSignal;
 use crate::producer::{Producer, Record as Produced};

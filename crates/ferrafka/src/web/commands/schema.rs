@@ -8,7 +8,9 @@
 //! acknowledged `refused`, naming the action, never run.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::messages::now_ms;
 
 use serde::{Deserialize, Serialize};
 
@@ -243,24 +245,7 @@ impl Handled {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// 128 random bits in hex: `RandomState` is seeded randomly per process and per call.
+/// 128 random bits in hex.
 fn fresh_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let half = || {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        hasher.finish()
-    };
-    format!("{:016x}{:016x}", half(), half())
+    uuid::Uuid::new_v4().simple().to_string()
 }

@@ -14,8 +14,7 @@ mod build;
 mod reporter;
 mod sampler;
 
-use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub(crate) use build::Identity;
 pub(crate) use reporter::Reporter;
@@ -24,6 +23,7 @@ pub(crate) use sampler::Sampler;
 use crate::config::{Config, Problem};
 use crate::declaratives::{Declarations, TopicConfig};
 use crate::instrumentation::AppState;
+use crate::messages::now_ms;
 use crate::web::report::ProcessReport;
 
 /// Shortest `report_interval`: reports more often cost more than they tell.
@@ -53,7 +53,7 @@ pub(crate) fn identity(config: &Config) -> Identity {
     let host = host_name();
     let pid = std::process::id();
     Identity {
-        process_id: format!("{host}:{pid}:{:08x}", random_u32()),
+        process_id: format!("{host}:{pid}:{:08x}", uuid::Uuid::new_v4().as_u128() as u32),
         host,
         pid,
         environment: config.env().name().to_string(),
@@ -61,12 +61,6 @@ pub(crate) fn identity(config: &Config) -> Identity {
         started_at_ms: now_ms(),
         stale_after_ms: build::stale_after(config.report_interval),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The host's name: the kernel's, then `$HOSTNAME`, then `unknown`.
@@ -77,17 +71,6 @@ fn host_name() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// 32 random bits: `RandomState` is seeded randomly per process and per call.
-fn random_u32() -> u32 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish() as u32
 }
 
 /// An event's error chain (`": "`-separated, as ferrafka prints errors) split into its

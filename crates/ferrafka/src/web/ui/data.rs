@@ -4,7 +4,7 @@
 //! line on the page, never a failed page.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::admin::{Admin, ClusterInfo};
 use crate::reader::{StartAt, TopicReader};
@@ -368,10 +368,7 @@ pub fn browse(
             From::Offset(o) => format!("offset {o}"),
             From::Time(t) => format!(
                 "time {}",
-                super::pages::time(
-                    t.duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64)
-                )
+                super::pages::time(crate::messages::millis_since_epoch(t))
             ),
             From::Last => "the last messages".into(),
         },

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::reader::client::Step;
 use crate::reader::{StartAt, StopAt, TopicReader};
@@ -34,12 +34,6 @@ pub struct Fleet {
     series: VecDeque<Point>,
     lags: HashMap<PartitionKey, VecDeque<i64>>,
     problem: Option<String>,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn is_stale(report: &ProcessReport, now_ms: i64) -> bool {

@@ -234,7 +234,7 @@ fn spawn_sampler(
         .name("ferrafka-web-sampler".into())
         .spawn(move || {
             while alive.upgrade().is_some() {
-                live::lock(&fleet).sample(live::now_ms());
+                live::lock(&fleet).sample(crate::messages::now_ms());
                 std::thread::sleep(interval);
             }
         })
@@ -243,7 +243,7 @@ fn spawn_sampler(
 type Page = std::result::Result<Markup, Response>;
 
 fn snapshot(s: &Shared) -> super::snapshot::FleetSnapshot {
-    live::lock(&s.fleet).snapshot(live::now_ms())
+    live::lock(&s.fleet).snapshot(crate::messages::now_ms())
 }
 
 /// Runs blocking admin calls off the async workers.
@@ -410,7 +410,7 @@ async fn cluster(State(s): State<Shared>) -> Page {
 async fn health(State(s): State<Shared>) -> Page {
     let base = s.base.clone();
     let view = blocking(move || {
-        let now = live::now_ms();
+        let now = crate::messages::now_ms();
         let (fleet, lagging) = {
             let f = live::lock(&s.fleet);
             (f.snapshot(now), f.lagging(now))
