@@ -13,6 +13,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::descriptions::{GroupDescription, GroupMember, GroupSummary, PartitionLag};
 use super::{Admin, OffsetSpec, code_error, kafka_error};
 use crate::error::{Error, Result};
+use crate::kafka::known_offset;
 
 /// A partition (topic, partition) and the group's committed offset there (`None`: none).
 pub type CommittedOffset = ((String, i32), Option<i64>);
@@ -121,10 +122,7 @@ impl Admin {
         let mut lags = Vec::new();
         for e in committed.elements() {
             let (_, high) = self.watermarks(e.topic(), e.partition())?;
-            let committed = match e.offset() {
-                Offset::Offset(o) if o >= 0 => Some(o),
-                _ => None,
-            };
+            let committed = known_offset(e.offset());
             lags.push(PartitionLag {
                 topic: e.topic().to_string(),
                 partition: e.partition(),
@@ -155,10 +153,7 @@ impl Admin {
             .elements()
             .iter()
             .map(|e| {
-                let offset = match e.offset() {
-                    Offset::Offset(o) if o >= 0 => Some(o),
-                    _ => None,
-                };
+                let offset = known_offset(e.offset());
                 ((e.topic().to_string(), e.partition()), offset)
             })
             .collect())

@@ -35,7 +35,7 @@ use rdkafka::message::{Message as _, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{Error, Result};
-use crate::kafka::{FailureWatch, WatchedContext};
+use crate::kafka::{FailureWatch, WatchedContext, known_offset};
 
 pub use cluster::{Cluster, MessageStamp};
 pub use configs::{ConfigOp, ConfigValue};
@@ -465,13 +465,7 @@ impl Admin {
         Ok(found
             .elements()
             .iter()
-            .map(|e| {
-                let offset = match e.offset() {
-                    Offset::Offset(o) if o >= 0 => Some(o),
-                    _ => None,
-                };
-                (e.partition(), offset)
-            })
+            .map(|e| (e.partition(), known_offset(e.offset())))
             .collect())
     }
 

@@ -5,6 +5,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Admin, kafka_error};
 use crate::error::Result;
+use crate::kafka::known_offset;
 
 impl Admin {
     /// The end offset of each partition: the next offset a producer will write, or for
@@ -32,9 +33,8 @@ impl Admin {
             .elements()
             .iter()
             .filter(|e| e.error().is_ok())
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) if o >= 0 => Some(((e.topic().to_string(), e.partition()), o)),
-                _ => None,
+            .filter_map(|e| {
+                known_offset(e.offset()).map(|o| ((e.topic().to_string(), e.partition()), o))
             })
             .collect())
     }

@@ -16,6 +16,15 @@ mod failures;
 mod log;
 pub(crate) mod partitioners;
 mod repeats;
+/// The offset when it is one: librdkafka answers a logical offset (-1001 "invalid", or the
+/// beginning/end markers) where a group committed nothing or no message matches.
+pub(crate) fn known_offset(offset: rdkafka::Offset) -> Option<i64> {
+    match offset {
+        rdkafka::Offset::Offset(o) if o >= 0 => Some(o),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests;
 

@@ -307,10 +307,7 @@ impl TopicReader {
                 if let Err(e) = element.error() {
                     return Err((format!("cannot list offsets of partition {p}"), Some(e)));
                 }
-                Ok(match element.offset() {
-                    Offset::Offset(o) if o >= 0 => Some(o),
-                    _ => None,
-                })
+                Ok(crate::kafka::known_offset(element.offset()))
             })
             .collect()
     }
