@@ -299,6 +299,12 @@ config_table! {
             about "the topic of commands to processes and their acknowledgements (declared when \
                    `reporting` is on)";
 
+        /// The topic where the web UI records every write it makes (who, when, what, from
+        /// where): republished dead letters and commands sent. Kept 90 days.
+        audit_topic(topic: String) = "ferrafka_audit".into(), shown by text,
+            default "ferrafka_audit",
+            about "the topic of the web UI's audit records (declared when `reporting` is on)";
+
         /// The address `web` serves the UI on. Any non-loopback address needs `web_auth`:
         /// `web` refuses to start without it.
         web_bind(address: SocketAddr) = SocketAddr::from(([127, 0, 0, 1], 3000)), shown by text,
@@ -321,6 +327,13 @@ config_table! {
             },
             default "none",
             about "topics whose payloads the web UI hides";
+
+        /// Whether the web UI refuses every write (republish, commands): a read-only UI shows
+        /// no write buttons and answers 403 to a write. Off by default; writes need a CSRF
+        /// token, and `doctor` flags a writing UI without `web_auth`.
+        web_read_only(on: bool) = false, shown by text,
+            default "false",
+            about "the web UI refuses every write (republish, commands) when on";
     }
 }
 
@@ -384,9 +397,11 @@ mod tests {
                 "reports_topic",
                 "errors_topic",
                 "commands_topic",
+                "audit_topic",
                 "web_bind",
                 "web_auth",
                 "web_masked_topics",
+                "web_read_only",
                 "expected_partitioner",
                 "transactional_id",
             ]

@@ -329,6 +329,7 @@ fn static_report(app: &dyn AppView, opts: &DoctorOptions) -> Report {
     check_virtual_partitions(app, &mut report);
     check_partitioner(app, &mut report);
     check_web_exposure(app, &mut report);
+    check_web_writes(app, &mut report);
     report
 }
 
@@ -337,6 +338,7 @@ fn static_report(app: &dyn AppView, opts: &DoctorOptions) -> Report {
 
 const WHY_INVALID: &str = "the server refuses to start with an invalid configuration";
 const WHY_PERSISTENCE: &str = "without persistence every batch builds a new consumer instance, which costs time per batch and loses whatever the consumer keeps between batches";
+pub(crate) const WHY_WEB_WRITES: &str = "a web UI that writes can stop processes, pause partitions and republish dead letters; without authentication anyone who reaches it can, and the audit records them as anonymous";
 pub(crate) const WHY_WEB_EXPOSED: &str = "the web UI shows the fleet's processes and lets anyone who reaches it browse topic payloads; on a non-loopback address without authentication that is the whole network";
 const WHY_RELOAD: &str = "reload mode restarts the process whenever its binary changes on disk, so a half-copied deploy or a stray file restarts consumers and rebalances the group behind the process manager's back";
 const WHY_UNDECLARED: &str = "a topic without a declaration gets whatever the broker defaults to (often one partition) instead of the partitions and settings it needs, and nothing checks it before deploy";

@@ -13,7 +13,7 @@ pub(crate) use clients::{
 pub(crate) use security::{check_client_security, check_delivery};
 pub(crate) use settings::{
     check_configuration, check_downtime_declared, check_persistence, check_timing,
-    check_virtual_partitions, check_web_exposure,
+    check_virtual_partitions, check_web_exposure, check_web_writes,
 };
 pub(crate) use topics::{
     check_auto_create, check_declarations, check_durability, check_lock_file,

@@ -243,3 +243,25 @@ pub(crate) fn check_web_exposure(app: &dyn AppView, report: &mut Report) {
         );
     }
 }
+
+/// FD026: an app that reports to a web UI that writes (republish, commands: `web_read_only`
+/// off) without `web_auth`:
+/// on loopback any local user or process can stop the fleet's processes or republish dead
+/// letters, and the audit can only say `anonymous`.
+pub(crate) fn check_web_writes(app: &dyn AppView, report: &mut Report) {
+    let config = app.config();
+    let auth_set =
+        config.web_auth.is_set() || std::env::var_os(crate::web::ui::WEB_AUTH_VAR).is_some();
+    if config.reporting && !config.web_read_only && !auth_set {
+        report.push(
+            "FD026",
+            Severity::Warning,
+            "web_read_only",
+            "false without web_auth".to_string(),
+            crate::doctor::WHY_WEB_WRITES,
+            "set `web_auth` (`c.web_auth(WebAuth::basic(..))`, or \
+             FERRAFKA_WEB_AUTH=basic:<user>:<password>) so writes are authenticated and audited \
+             by name, or `c.web_read_only(true)`",
+        );
+    }
+}

@@ -32,6 +32,9 @@ pub(crate) const MIN_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Retention of the errors topic: three days, so a weekend's errors are still there.
 pub(crate) const ERRORS_RETENTION: Duration = Duration::from_secs(3 * 24 * 60 * 60);
 
+/// Retention of the audit topic: 90 days, long enough to answer "who did this last month".
+pub(crate) const AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+
 impl Sampler {
     /// The report now; `state` overrides the app state (the final report says `stopped`).
     /// The rates of the next report count from this one.
@@ -107,6 +110,21 @@ pub(crate) fn check_settings(config: &Config, problems: &mut Vec<Problem>) {
             "set `c.commands_topic(\"ferrafka_commands\".into())`",
         ));
     }
+    crate::declaratives::check_topic_name(&config.audit_topic, "audit_topic", problems);
+    let others = [
+        &config.reports_topic,
+        &config.errors_topic,
+        &config.commands_topic,
+    ];
+    if others.contains(&&config.audit_topic) {
+        problems.push(Problem::new(
+            "audit_topic",
+            &config.audit_topic,
+            "needs to differ from reports_topic, errors_topic and commands_topic: audit records \
+             are kept 90 days and read on their own",
+            "set `c.audit_topic(\"ferrafka_audit\".into())`",
+        ));
+    }
     if config.reports_topic == config.errors_topic {
         problems.push(Problem::new(
             "errors_topic",
@@ -118,8 +136,8 @@ pub(crate) fn check_settings(config: &Config, problems: &mut Vec<Problem>) {
 }
 
 /// Declares the reports topic (compacted, small segments so compaction runs), the errors
-/// topic and the commands topic (deleted after [`ERRORS_RETENTION`]) when `reporting` is on, unless the app declares
-/// them itself. Partitions and replication come from the declaration defaults.
+/// topic and the commands topic (deleted after [`ERRORS_RETENTION`]) and the audit topic
+/// (after [`AUDIT_RETENTION`]) when `reporting` is on, unless the app declares them itself. Partitions and replication come from the declaration defaults.
 pub(crate) fn declare_topics(config: &Config, declarations: &mut Declarations) {
     if !config.reporting {
         return;
@@ -130,9 +148,12 @@ pub(crate) fn declare_topics(config: &Config, declarations: &mut Declarations) {
     if !declarations.declares(&config.errors_topic) {
         declarations.topic(config.errors_topic.clone(), errors_topic_config);
     }
-    // Commands and acknowledgements are kept as long as errors, for the audit.
+    // Commands and acknowledgements are kept as long as errors.
     if !declarations.declares(&config.commands_topic) {
         declarations.topic(config.commands_topic.clone(), errors_topic_config);
+    }
+    if !declarations.declares(&config.audit_topic) {
+        declarations.topic(config.audit_topic.clone(), audit_topic_config);
     }
 }
 
@@ -144,6 +165,12 @@ fn reports_topic_config(t: TopicConfig) -> TopicConfig {
         .setting("segment.bytes", "16777216")
         .setting("min.cleanable.dirty.ratio", "0.1")
         .setting("delete.retention.ms", "86400000")
+}
+
+/// The audit topic's settings: deleted after [`AUDIT_RETENTION`].
+fn audit_topic_config(t: TopicConfig) -> TopicConfig {
+    t.setting("cleanup.policy", "delete")
+        .setting("retention.ms", AUDIT_RETENTION.as_millis().to_string())
 }
 
 fn errors_topic_config(t: TopicConfig) -> TopicConfig {

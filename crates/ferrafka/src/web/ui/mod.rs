@@ -1,4 +1,5 @@
-//! The web UI: read-only pages over the fleet's reports and the cluster's admin API.
+//! The web UI: pages over the fleet's reports and the cluster's admin API, and the operator's
+//! writes (republish, commands), each guarded ([`safety`](self)) and audited.
 //!
 //! [`Web`] builds it from an app: [`Web::router`] gives an axum [`Router`](axum::Router) to mount in an app
 //! of your own, [`Web::serve`] runs it on `web_bind` (what `my-app web` does). A background
@@ -10,8 +11,10 @@ mod auth;
 pub mod data;
 pub mod live;
 pub mod pages;
+mod safety;
 mod server;
 pub mod snapshot;
+mod state;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use maud::Markup;
 
@@ -16,11 +16,14 @@ use super::auth::{self, WebAuth};
 use super::data::{self, From, KnownTopics};
 use super::live::{self, Fleet, SharedFleet};
 use super::pages;
+use super::safety;
 use super::snapshot::PayloadFormat;
+use super::state::{DeadLetterSource, Page, Shared, WebTopics, Writes, blocking};
 use crate::admin::Admin;
 use crate::app::App;
 use crate::config::{ConfigError, Problem};
 use crate::error::{Error, Result};
+use crate::producer::Producer;
 
 /// The web UI of an app: see [the module](super).
 pub struct Web {
@@ -32,6 +35,9 @@ pub struct Web {
     reports_topic: String,
     base: String,
     sample_interval: Duration,
+    topics: WebTopics,
+    read_only: bool,
+    producer_kafka: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Web {
@@ -41,21 +47,9 @@ impl std::fmt::Debug for Web {
             .field("auth", &self.auth)
             .field("reports_topic", &self.reports_topic)
             .field("base", &self.base)
+            .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }
-}
-
-/// What every handler shares. The `alive` token stops the background threads once the last
-/// router clone is dropped.
-#[derive(Clone)]
-struct Shared {
-    fleet: SharedFleet,
-    admin: Arc<Admin>,
-    kafka: Arc<BTreeMap<String, String>>,
-    masked: Arc<BTreeSet<String>>,
-    routes: Arc<KnownTopics>,
-    base: Arc<str>,
-    _alive: Arc<()>,
 }
 
 /// The router of `app`'s web UI (see [`Web::router`]).
@@ -73,10 +67,26 @@ impl Web {
             WebAuth::resolve(&config.web_auth).map_err(|p| ConfigError { problems: vec![p] })?;
         let mut routes = KnownTopics::new();
         let mut masked: BTreeSet<String> = config.web_masked_topics.iter().cloned().collect();
+        let mut topics = WebTopics {
+            errors: config.errors_topic.clone(),
+            commands: config.commands_topic.clone(),
+            audit: config.audit_topic.clone(),
+            dead_letters: BTreeMap::new(),
+        };
         for sg in app.subscription_groups() {
             for t in &sg.topics {
                 if t.web_masked {
                     masked.insert(t.name.to_string());
+                }
+                if let Some(dlq) = t.dead_letter_queue() {
+                    let source = DeadLetterSource {
+                        consumer_group: sg.consumer_group().to_string(),
+                        topic: t.name.to_string(),
+                    };
+                    let sources = topics.dead_letters.entry(dlq.topic.clone()).or_default();
+                    if !sources.contains(&source) {
+                        sources.push(source);
+                    }
                 }
                 routes
                     .entry(sg.consumer_group().to_string())
@@ -93,6 +103,9 @@ impl Web {
             reports_topic: config.reports_topic.clone(),
             base: String::new(),
             sample_interval: config.report_interval,
+            topics,
+            read_only: config.web_read_only,
+            producer_kafka: app.clients().producer().values(),
         })
     }
 
@@ -127,6 +140,13 @@ impl Web {
         self.masked.contains(topic)
     }
 
+    /// Refuses every write (republish, commands) when `read_only`, instead of following
+    /// `web_read_only`.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
     /// Authenticates with this instead of `web_auth`.
     pub fn auth(mut self, auth: WebAuth) -> Self {
         self.auth = auth;
@@ -155,6 +175,22 @@ impl Web {
     /// The router: pages, assets, auth when set. Starts reading the reports topic and sampling
     /// on threads of their own, which stop once every clone of the router is dropped.
     pub fn router(self) -> Result<Router> {
+        let auth = self.auth.clone();
+        let shared = self.shared()?;
+        let mut router = routes()
+            .layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                safety::guard_writes,
+            ))
+            .with_state(shared);
+        if auth.is_set() {
+            router = router.layer(axum::middleware::from_fn_with_state(auth, auth::require));
+        }
+        Ok(router)
+    }
+
+    /// What the handlers share; starts the background threads.
+    pub(super) fn shared(self) -> Result<Shared> {
         let admin = Admin::new(&self.kafka)?.with_timeout(Duration::from_secs(5));
         let fleet: SharedFleet = Arc::new(Mutex::new(Fleet::default()));
         let alive = Arc::new(());
@@ -171,36 +207,24 @@ impl Web {
         .map_err(|e| thread_failed("reports reader", e))?;
         spawn_sampler(fleet.clone(), self.sample_interval, Arc::downgrade(&alive))
             .map_err(|e| thread_failed("sampler", e))?;
-        let shared = Shared {
+        let writes = match self.read_only {
+            true => None,
+            false => Some(Writes {
+                producer: Producer::new(&self.producer_kafka)?,
+                csrf: Arc::from(safety::new_csrf_token()),
+            }),
+        };
+        Ok(Shared {
             fleet,
             admin: Arc::new(admin),
             kafka: Arc::new(self.kafka),
             masked: Arc::new(self.masked),
             routes: Arc::new(self.routes),
+            topics: Arc::new(self.topics),
+            writes,
             base: Arc::from(self.base.as_str()),
             _alive: alive,
-        };
-        let mut router = Router::new()
-            .route("/", get(dashboard))
-            .route("/processes", get(processes))
-            .route("/processes/{id}", get(process))
-            .route("/groups", get(groups))
-            .route("/groups/{group}", get(group))
-            .route("/topics", get(topics))
-            .route("/topics/{topic}", get(topic))
-            .route("/topics/{topic}/{partition}", get(browse))
-            .route("/cluster", get(cluster))
-            .route("/health", get(health))
-            .route("/assets/ui.css", get(css))
-            .route("/assets/ui.js", get(js))
-            .with_state(shared);
-        if self.auth.is_set() {
-            router = router.layer(axum::middleware::from_fn_with_state(
-                self.auth,
-                auth::require,
-            ));
-        }
-        Ok(router)
+        })
     }
 
     /// Serves the UI on `web_bind` until the future is dropped; refuses a non-loopback
@@ -216,13 +240,35 @@ impl Web {
                 source: Some(e),
             })?;
         tracing::info!(address = %bind, "web UI listening");
-        axum::serve(listener, router)
-            .await
-            .map_err(|e| Error::Server {
-                reason: "the web UI stopped".into(),
-                source: Some(e),
-            })
+        // The peer address goes into the audit of every write.
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .map_err(|e| Error::Server {
+            reason: "the web UI stopped".into(),
+            source: Some(e),
+        })
     }
+}
+
+/// Every route of the UI: the pages of this file, then each part's own. Writes are `POST`
+/// routes; the guard in [`router`](Web::router) covers every route listed here.
+fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/processes", get(processes))
+        .route("/processes/{id}", get(process))
+        .route("/groups", get(groups))
+        .route("/groups/{group}", get(group))
+        .route("/topics", get(topics))
+        .route("/topics/{topic}", get(topic))
+        .route("/topics/{topic}/{partition}", get(browse))
+        .route("/cluster", get(cluster))
+        .route("/health", get(health))
+        .route("/assets/ui.css", get(css))
+        .route("/assets/ui.js", get(js))
 }
 
 fn spawn_sampler(
@@ -240,40 +286,21 @@ fn spawn_sampler(
         })
 }
 
-type Page = std::result::Result<Markup, Response>;
-
-fn snapshot(s: &Shared) -> super::snapshot::FleetSnapshot {
-    live::lock(&s.fleet).snapshot(crate::messages::now_ms())
-}
-
-/// Runs blocking admin calls off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> std::result::Result<T, Response> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("page failed: {e}\n"),
-        )
-            .into_response()
-    })
-}
-
 async fn dashboard(State(s): State<Shared>) -> Markup {
-    pages::dashboard(&s.base, &snapshot(&s))
+    pages::dashboard(&s.base, &s.snapshot())
 }
 
 async fn processes(State(s): State<Shared>) -> Markup {
-    pages::processes(&s.base, &snapshot(&s))
+    pages::processes(&s.base, &s.snapshot())
 }
 
 async fn process(State(s): State<Shared>, Path(id): Path<String>) -> Markup {
-    pages::process(&s.base, &snapshot(&s), &id)
+    pages::process(&s.base, &s.snapshot(), &id)
 }
 
 async fn groups(State(s): State<Shared>) -> Page {
     let base = s.base.clone();
-    let known = data::known_topics(&s.routes, &snapshot(&s));
+    let known = data::known_topics(&s.routes, &s.snapshot());
     let view = blocking(move || data::groups(&s.admin, &known)).await?;
     Ok(pages::groups(&base, &view))
 }
@@ -281,7 +308,7 @@ async fn groups(State(s): State<Shared>) -> Page {
 async fn group(State(s): State<Shared>, Path(name): Path<String>) -> Page {
     let base = s.base.clone();
     let view = blocking(move || {
-        let fleet = snapshot(&s);
+        let fleet = s.snapshot();
         let known = data::known_topics(&s.routes, &fleet);
         data::group(&s.admin, &name, &known, &fleet)
     })

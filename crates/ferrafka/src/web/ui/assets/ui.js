@@ -19,3 +19,11 @@
   }
   window.setInterval(refresh, INTERVAL_MS);
 })();
+
+// Write forms with data-confirm ask before sending (stop a process, republish elsewhere).
+document.addEventListener("submit", function (event) {
+  "use strict";
+  var form = event.target;
+  var question = form && form.getAttribute && form.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) event.preventDefault();
+});

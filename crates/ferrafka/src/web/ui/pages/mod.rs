@@ -21,11 +21,15 @@ pub use topics::{browse, topic, topics};
 use maud::{DOCTYPE, Markup, html};
 
 /// The navigation entries: (page name, label, path).
-const NAV: [(&str, &str, &str); 6] = [
+const NAV: [(&str, &str, &str); 10] = [
     ("dashboard", "Dashboard", "/"),
     ("processes", "Processes", "/processes"),
     ("groups", "Consumer groups", "/groups"),
     ("topics", "Topics", "/topics"),
+    ("errors", "Errors", "/errors"),
+    ("dead-letters", "Dead letters", "/dead-letters"),
+    ("commands", "Commands", "/commands"),
+    ("audit", "Audit", "/audit"),
     ("cluster", "Cluster", "/cluster"),
     ("health", "Health", "/health"),
 ];
@@ -56,6 +60,40 @@ pub fn layout(base: &str, page: &str, title: &str, body: Markup) -> Markup {
                     (body)
                 }
             }
+        }
+    }
+}
+
+/// A write button: a `POST` form to `action` (under `base`) with the CSRF token and `fields`
+/// as hidden inputs. A read-only UI (`csrf` is `None`) shows nothing instead. `testid` names
+/// the button (`data-testid`); `confirm` is asked by the browser before sending.
+pub fn write_button(
+    base: &str,
+    action: &str,
+    csrf: Option<&str>,
+    fields: &[(&str, &str)],
+    label: &str,
+    testid: &str,
+    confirm: Option<&str>,
+) -> Markup {
+    html! {
+        @if let Some(csrf) = csrf {
+            form.write method="post" action={ (base) (action) } data-confirm=[confirm] {
+                input type="hidden" name="csrf" value=(csrf);
+                @for (name, value) in fields {
+                    input type="hidden" name=(name) value=(value);
+                }
+                button type="submit" data-testid=(testid) { (label) }
+            }
+        }
+    }
+}
+
+/// The notice a read-only UI shows where write buttons would be.
+pub fn read_only_notice(csrf: Option<&str>) -> Markup {
+    html! {
+        @if csrf.is_none() {
+            p.notice data-testid="read-only" { "This UI is read-only (web_read_only): it makes no writes." }
         }
     }
 }
