@@ -6,8 +6,9 @@
 // the other process take over and consume everything. Steps run in order.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import {
-  Proc, browser, eventually, freePort, one, open, produce, run, screenshot, settings,
+  Proc, browser, eventually, freePort, one, open, produce, run, settings,
 } from '../harness.js';
 
 const s = settings();
@@ -42,6 +43,11 @@ after(async () => {
   await Promise.all(servers.map((p) => p.stop('SIGKILL', 10_000).catch(() => {})));
   await web?.stop('SIGTERM', 10_000).catch(() => web.stop('SIGKILL'));
 });
+
+/** Saves one viewport of the page as `name`.png in the artifacts (docs/web shows them). */
+async function screenshot(page, s, name) {
+  await page.screenshot({ path: join(s.artifacts, `${name}.png`) });
+}
 
 /** Committed, high watermark, lag and owning process of each partition of the shop's group. */
 async function partitions() {
@@ -186,4 +192,8 @@ test('quiet a process from the UI: its partitions fall behind, the other process
     }
   }, 90_000);
   await screenshot(page, s, 'operations-after-stop');
+  await open(page, base, '/commands', 'commands');
+  assert.equal(await page.locator('tr[data-testid="command-row"]').count(), 4);
+  assert.equal(await page.locator('[data-testid="command-status"][data-status="done"]').count(), 4);
+  await screenshot(page, s, 'operations-commands');
 });

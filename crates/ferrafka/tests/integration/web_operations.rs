@@ -97,7 +97,12 @@ fn csrf_of(html: &str) -> String {
 }
 
 /// Waits until the page at `path` contains `text`; the page.
-fn page_with(rt: &tokio::runtime::Runtime, router: &axum::Router, path: &str, text: &str) -> String {
+fn page_with(
+    rt: &tokio::runtime::Runtime,
+    router: &axum::Router,
+    path: &str,
+    text: &str,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
         let html = rt.block_on(get(router, path));
@@ -133,12 +138,20 @@ fn pause_and_resume_from_the_ui_hold_a_partition_then_catch_up_and_commands_expi
     let group = app.subscription_groups()[0].consumer_group().to_string();
     let router = ferrafka::web::Web::new(&app).unwrap().router().unwrap();
     cluster.produce_spread(&rt, &topics.consumed, 0, 20, 2);
-    assert!(tracker.wait_for(20, Duration::from_secs(60)), "consumed {}", tracker.len());
+    assert!(
+        tracker.wait_for(20, Duration::from_secs(60)),
+        "consumed {}",
+        tracker.len()
+    );
 
     // The process page shows a pause button per partition once the report is read.
     let process = format!("/processes/{}", id.replace(':', "%3A"));
     let html = page_with(&rt, &router, &process, r#"data-testid="command-pause""#);
-    assert_eq!(html.matches(r#"data-testid="command-pause""#).count(), 2, "{html}");
+    assert_eq!(
+        html.matches(r#"data-testid="command-pause""#).count(),
+        2,
+        "{html}"
+    );
     let csrf = csrf_of(&html);
     let partition = |action, p| {
         let fields = [
@@ -155,46 +168,86 @@ fn pause_and_resume_from_the_ui_hold_a_partition_then_catch_up_and_commands_expi
     let pause = partition("pause_partition", "0");
     let command_id = pause.trim_start_matches("/commands/").to_string();
     let html = page_with(&rt, &router, &pause, r#"data-status="done""#);
-    assert!(html.contains(&format!(r#"data-testid="ack-row" data-process-id="{id}""#)), "{html}");
-    assert!(received.lock().unwrap().contains(&(command_id.clone(), "done".into())));
+    assert!(
+        html.contains(&format!(r#"data-testid="ack-row" data-process-id="{id}""#)),
+        "{html}"
+    );
+    assert!(
+        received
+            .lock()
+            .unwrap()
+            .contains(&(command_id.clone(), "done".into()))
+    );
     // Audited: who, what, the partition and the expiry.
     let audited: Vec<audit::AuditRecord> = records(&bootstrap, &topics.audit)
         .into_iter()
         .filter_map(|(_, payload)| audit::decode(&payload?).ok())
         .collect();
-    let record = audited.iter().find(|r| r.id == command_id).expect("audited");
+    let record = audited
+        .iter()
+        .find(|r| r.id == command_id)
+        .expect("audited");
     assert_eq!(record.action, "command pause_partition");
     assert_eq!(record.subject, id);
-    assert_eq!(record.details["partition"], format!("{group}/{}/0", topics.consumed));
+    assert_eq!(
+        record.details["partition"],
+        format!("{group}/{}/0", topics.consumed)
+    );
     assert!(record.details.contains_key("expires_at"), "{record:?}");
 
     cluster.produce_spread(&rt, &topics.consumed, 20, 60, 2);
-    assert!(wait_until(Duration::from_secs(60), || consumed_of(&tracker, 1) == 30));
+    assert!(wait_until(Duration::from_secs(60), || consumed_of(
+        &tracker, 1
+    ) == 30));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(consumed_of(&tracker, 0), 10, "partition 0 took no batch while paused");
+    assert_eq!(
+        consumed_of(&tracker, 0),
+        10,
+        "partition 0 took no batch while paused"
+    );
     page_with(&rt, &router, &process, r#"data-testid="paused">operator"#);
 
     let resume = partition("resume_partition", "0");
     page_with(&rt, &router, &resume, r#"data-status="done""#);
-    assert!(tracker.wait_for(60, Duration::from_secs(60)), "consumed {}", tracker.len());
+    assert!(
+        tracker.wait_for(60, Duration::from_secs(60)),
+        "consumed {}",
+        tracker.len()
+    );
     let counts = tracker.counts();
     assert_eq!(counts.len(), 60);
-    assert!(counts.values().all(|n| *n == 1), "each message once: {counts:?}");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "each message once: {counts:?}"
+    );
     assert_contiguous_per_partition(&tracker.all());
 
     // A command to a process that does not exist: pending, then expired, nobody answered.
-    let nobody = [("csrf", csrf.as_str()), ("action", "quiet"), ("process", "nobody:1:0"), ("expires_s", "2")];
+    let nobody = [
+        ("csrf", csrf.as_str()),
+        ("action", "quiet"),
+        ("process", "nobody:1:0"),
+        ("expires_s", "2"),
+    ];
     let lost = rt.block_on(post(&router, &nobody));
     let html = page_with(&rt, &router, &lost, r#"data-testid="command-expired""#);
     assert!(html.contains("no process took it"), "{html}");
     assert!(!html.contains(r#"data-testid="ack-row""#), "{html}");
     let list = rt.block_on(get(&router, "/commands"));
     for path in [&pause, &resume, &lost] {
-        assert!(list.contains(&format!(r#"href="{path}""#)), "{path} in {list}");
+        assert!(
+            list.contains(&format!(r#"href="{path}""#)),
+            "{path} in {list}"
+        );
     }
 
     // Quiet from the UI: no new batch.
-    let quiet = [("csrf", csrf.as_str()), ("action", "quiet"), ("process", id.as_str()), ("expires_s", "60")];
+    let quiet = [
+        ("csrf", csrf.as_str()),
+        ("action", "quiet"),
+        ("process", id.as_str()),
+        ("expires_s", "60"),
+    ];
     let quiet = rt.block_on(post(&router, &quiet));
     page_with(&rt, &router, &quiet, r#"data-status="done""#);
     cluster.produce_spread(&rt, &topics.consumed, 60, 70, 2);

@@ -42,7 +42,9 @@ impl CommandForm {
         let mut problems = Vec::new();
         let process = self.process.trim();
         if process.is_empty() {
-            problems.push("process: empty; give the id of the process to command (a report's id)".into());
+            problems.push(
+                "process: empty; give the id of the process to command (a report's id)".into(),
+            );
         }
         let expires_s = seconds("expires_s", &self.expires_s, MAX_EXPIRY_S, &mut problems)
             .map(|s| s.unwrap_or(DEFAULT_EXPIRY_S));

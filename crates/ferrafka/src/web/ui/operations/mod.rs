@@ -40,7 +40,11 @@ pub(super) fn routes() -> Router<Shared> {
 }
 
 fn store(s: &Shared, tail: &Tail) -> store::SharedCommands {
-    tail.store(&s.topics.commands, &s.kafka, std::sync::Arc::downgrade(&s._alive))
+    tail.store(
+        &s.topics.commands,
+        &s.kafka,
+        std::sync::Arc::downgrade(&s._alive),
+    )
 }
 
 async fn list(State(s): State<Shared>, Extension(tail): Extension<Tail>) -> Markup {
@@ -70,7 +74,12 @@ async fn send(
 ) -> Response {
     let Some(writes) = s.writes.clone() else {
         // The guard refuses every write of a read-only UI before this runs.
-        return failed(&s.base, StatusCode::FORBIDDEN, "this web UI is read-only", &[]);
+        return failed(
+            &s.base,
+            StatusCode::FORBIDDEN,
+            "this web UI is read-only",
+            &[],
+        );
     };
     let command = match form.command(&operator.who) {
         Ok(command) => command,

@@ -18,7 +18,8 @@ fn command_form(
 ) -> Markup {
     html! {
         @if let Some(csrf) = csrf {
-            form.write.command method="post" action={ (base) "/commands" } data-confirm=[confirm] {
+            form.write.command method="post" action={ (base) "/commands" } data-confirm=[confirm]
+                style="display:inline-block; white-space:nowrap; margin:0 1em .2em 0" {
                 input type="hidden" name="csrf" value=(csrf);
                 @for (name, value) in fields {
                     input type="hidden" name=(name) value=(value);
@@ -166,7 +167,7 @@ pub(crate) fn commands_page(
 pub(crate) fn command_page(base: &str, id: &str, sent: Option<&Sent>, now_ms: i64) -> Markup {
     let Some(s) = sent else {
         let body = html! { p.problem data-testid="unknown-command" { "No command " code { (id) }
-            " on the commands topic (yet): a command just sent shows within a second; an old one may have left the topic's retention or this page's memory." } };
+        " on the commands topic (yet): a command just sent shows within a second; an old one may have left the topic's retention or this page's memory." } };
         return layout(base, "command", "Command", body);
     };
     let c = &s.command;
@@ -204,5 +205,10 @@ pub(crate) fn command_page(base: &str, id: &str, sent: Option<&Sent>, now_ms: i6
         }
         p { a href={ (base) "/commands" } { "All commands" } }
     };
-    layout(base, "command", &format!("Command {}", c.action.name()), body)
+    layout(
+        base,
+        "command",
+        &format!("Command {}", c.action.name()),
+        body,
+    )
 }

@@ -31,7 +31,10 @@ fn serde_urlencoded_form(body: &str) -> CommandForm {
         .unwrap();
     rt.block_on(async {
         use axum::extract::FromRequest as _;
-        Form::<CommandForm>::from_request(request, &()).await.unwrap().0
+        Form::<CommandForm>::from_request(request, &())
+            .await
+            .unwrap()
+            .0
     })
 }
 
@@ -79,7 +82,10 @@ fn forms_become_commands_with_their_expiry_and_pause_duration() {
         let c = form(&[("action", action), ("process", "p")])
             .command("x")
             .unwrap();
-        assert_eq!((c.action, c.target), (expected, Target::Process("p".into())));
+        assert_eq!(
+            (c.action, c.target),
+            (expected, Target::Process("p".into()))
+        );
     }
 }
 
@@ -125,7 +131,10 @@ fn the_audit_record_names_the_command_its_partition_and_expiry() {
     assert_eq!(record.id, command.command_id);
     assert_eq!(record.action, "command pause_partition");
     assert_eq!(record.subject, "h:1:ab");
-    assert_eq!((record.who.as_str(), record.from.as_str()), ("alice", "127.0.0.1"));
+    assert_eq!(
+        (record.who.as_str(), record.from.as_str()),
+        ("alice", "127.0.0.1")
+    );
     assert_eq!(record.details["command_id"], command.command_id);
     assert_eq!(record.details["partition"], "shop/orders/2");
     assert_eq!(record.details["for_ms"], "5000");
@@ -157,7 +166,11 @@ fn ack(command: &Command, process: &str, outcome: Outcome) -> Vec<u8> {
 #[test]
 fn acknowledgements_gather_per_command_in_either_order_and_set_its_status() {
     let mut store = Commands::default();
-    let (c1, c2, c3) = (command("p1", 60_000), command("p2", 60_000), command("p3", 1));
+    let (c1, c2, c3) = (
+        command("p1", 60_000),
+        command("p2", 60_000),
+        command("p3", 1),
+    );
     // The acknowledgement of c1 comes before c1 itself (another partition).
     store.apply(Some(&ack(&c1, "p1", Outcome::Done)));
     store.apply(Some(&Record::Command(c1.clone()).to_json()));
@@ -243,11 +256,17 @@ fn command_pages_show_answers_expiry_and_escape_everything() {
     let html = command_page("/ops", &s.command.command_id, Some(&s), now).into_string();
     assert!(html.contains(r#"data-status="refused""#), "{html}");
     assert!(html.contains(r#"data-process-id="&lt;p1&gt;""#), "{html}");
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
     assert!(html.contains("pause g/t&lt;i&gt;/1 for 30.0 s"), "{html}");
     assert!(html.contains("&lt;b&gt;eve&lt;/b&gt;"), "{html}");
     assert!(html.contains(r#"href="/ops/processes/%3Cp1%3E""#), "{html}");
-    assert!(!html.contains("<script>alert") && !html.contains("<b>eve"), "{html}");
+    assert!(
+        !html.contains("<script>alert") && !html.contains("<b>eve"),
+        "{html}"
+    );
     assert!(html.contains("(in 59.0 s)"), "{html}");
 
     let pending = sent("p2", &[]);
@@ -263,7 +282,10 @@ fn command_pages_show_answers_expiry_and_escape_everything() {
 
     let done = sent("p3", &[("p3", Outcome::Done)]);
     let html = commands_page("", &[done.clone(), pending.clone()], None, later).into_string();
-    assert!(html.contains(&format!(r#"data-command-id="{}""#, done.command.command_id)), "{html}");
+    assert!(
+        html.contains(&format!(r#"data-command-id="{}""#, done.command.command_id)),
+        "{html}"
+    );
     assert!(html.contains(r#"data-status="done""#), "{html}");
     assert!(html.contains(r#"data-status="expired""#), "{html}");
     let html = commands_page("", &[], Some("cannot read <x>".into()), later).into_string();
@@ -278,10 +300,20 @@ fn buttons_carry_the_token_and_target_and_vanish_when_read_only() {
     let html = process_buttons("/ops", Some("tok"), "h:1:\"x\"").into_string();
     assert!(html.contains(r#"action="/ops/commands""#), "{html}");
     assert!(html.contains(r#"name="csrf" value="tok""#), "{html}");
-    assert!(html.contains(r#"name="process" value="h:1:&quot;x&quot;""#), "{html}");
+    assert!(
+        html.contains(r#"name="process" value="h:1:&quot;x&quot;""#),
+        "{html}"
+    );
     assert!(html.contains(r#"data-testid="command-quiet""#), "{html}");
-    assert!(html.contains(r#"data-confirm="Stop process h:1:&quot;x&quot;?"#), "{html}");
-    assert_eq!(html.matches(r#"name="expires_s" value="60""#).count(), 2, "{html}");
+    assert!(
+        html.contains(r#"data-confirm="Stop process h:1:&quot;x&quot;?"#),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches(r#"name="expires_s" value="60""#).count(),
+        2,
+        "{html}"
+    );
     let html = partition_buttons("", Some("tok"), "p", ("g", "t", 3)).into_string();
     for expected in [
         r#"name="action" value="pause_partition""#,
@@ -293,7 +325,10 @@ fn buttons_carry_the_token_and_target_and_vanish_when_read_only() {
         assert!(html.contains(expected), "{expected} in {html}");
     }
     assert_eq!(process_buttons("", None, "p").into_string(), "");
-    assert_eq!(partition_buttons("", None, "p", ("g", "t", 3)).into_string(), "");
+    assert_eq!(
+        partition_buttons("", None, "p", ("g", "t", 3)).into_string(),
+        ""
+    );
 }
 
 #[test]
@@ -322,7 +357,11 @@ fn the_process_and_group_pages_show_buttons_only_where_they_can_act() {
         ..GroupView::default()
     };
     let html = crate::web::ui::pages::group("", &view, Some("tok")).into_string();
-    assert_eq!(html.matches(r#"data-testid="command-pause""#).count(), 1, "{html}");
+    assert_eq!(
+        html.matches(r#"data-testid="command-pause""#).count(),
+        1,
+        "{html}"
+    );
     assert!(html.contains(r#"name="process" value="a:1:x""#), "{html}");
 }
 
@@ -353,7 +392,9 @@ async fn a_bad_form_is_refused_with_its_problems_and_nothing_is_sent() {
     };
     let response = router
         .clone()
-        .oneshot(post(format!("csrf={csrf}&action=pause_partition&process=p&partition=x")))
+        .oneshot(post(format!(
+            "csrf={csrf}&action=pause_partition&process=p&partition=x"
+        )))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -361,8 +402,14 @@ async fn a_bad_form_is_refused_with_its_problems_and_nothing_is_sent() {
     let html = String::from_utf8_lossy(&body);
     assert!(html.contains(r#"data-testid="command-not-sent""#), "{html}");
     assert!(html.contains("topic: empty"), "{html}");
-    assert!(html.contains(r#"partition: &quot;x&quot; is not a partition"#), "{html}");
+    assert!(
+        html.contains(r#"partition: &quot;x&quot; is not a partition"#),
+        "{html}"
+    );
     // Without the token the guard refuses it before the handler.
-    let response = router.oneshot(post("action=quiet&process=p".into())).await.unwrap();
+    let response = router
+        .oneshot(post("action=quiet&process=p".into()))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
