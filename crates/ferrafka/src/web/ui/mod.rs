@@ -10,6 +10,7 @@
 mod auth;
 pub mod data;
 pub mod live;
+mod operations;
 pub mod pages;
 mod safety;
 mod server;

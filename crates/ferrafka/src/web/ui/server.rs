@@ -269,6 +269,7 @@ fn routes() -> Router<Shared> {
         .route("/health", get(health))
         .route("/assets/ui.css", get(css))
         .route("/assets/ui.js", get(js))
+        .merge(super::operations::routes())
 }
 
 fn spawn_sampler(
@@ -295,7 +296,7 @@ async fn processes(State(s): State<Shared>) -> Markup {
 }
 
 async fn process(State(s): State<Shared>, Path(id): Path<String>) -> Markup {
-    pages::process(&s.base, &s.snapshot(), &id)
+    pages::process(&s.base, &s.snapshot(), &id, s.csrf())
 }
 
 async fn groups(State(s): State<Shared>) -> Page {
@@ -306,14 +307,14 @@ async fn groups(State(s): State<Shared>) -> Page {
 }
 
 async fn group(State(s): State<Shared>, Path(name): Path<String>) -> Page {
-    let base = s.base.clone();
+    let (base, csrf) = (s.base.clone(), s.csrf().map(str::to_string));
     let view = blocking(move || {
         let fleet = s.snapshot();
         let known = data::known_topics(&s.routes, &fleet);
         data::group(&s.admin, &name, &known, &fleet)
     })
     .await?;
-    Ok(pages::group(&base, &view))
+    Ok(pages::group(&base, &view, csrf.as_deref()))
 }
 
 async fn topics(State(s): State<Shared>) -> Page {

@@ -175,14 +175,14 @@ fn dashboard_and_processes_show_the_fleet_figures() {
         html.contains(r#"href="/ops/processes/a%3A1%3Ax""#),
         "{html}"
     );
-    let html = pages::process("", &snap, "a:1:x").into_string();
+    let html = pages::process("", &snap, "a:1:x", None).into_string();
     assert!(html.contains(r#"data-testid="paused">retry"#), "{html}");
     assert!(
         html.contains("95–99 (5 messages, attempt 2, 1.5 s)"),
         "{html}"
     );
     assert_eq!(attr_count(&html, r#"data-testid="listener-row""#), 1);
-    let html = pages::process("", &snap, "gone").into_string();
+    let html = pages::process("", &snap, "gone", None).into_string();
     assert!(html.contains(r#"data-testid="unknown-process""#), "{html}");
 }
 
@@ -197,7 +197,7 @@ fn errors_of_a_process_are_shown_escaped() {
     }))
     .unwrap();
     snap.processes[0].report.recent_errors.push(error);
-    let html = pages::process("", &snap, "a:1:x").into_string();
+    let html = pages::process("", &snap, "a:1:x", None).into_string();
     assert!(
         html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "{html}"
@@ -245,7 +245,7 @@ fn groups_cluster_and_health_show_their_figures() {
         ],
         ..GroupView::default()
     };
-    let html = pages::group("", &view).into_string();
+    let html = pages::group("", &view, None).into_string();
     assert!(html.contains(r#"<tr data-testid="group-partition-row" data-topic="t" data-partition="0"><td><a href="/topics/t">t</a></td><td>0</td><td data-testid="committed">3</td><td data-testid="high-watermark">10</td><td data-testid="lag">7</td>"#), "{html}");
     assert!(html.contains(r#"data-testid="committed">-<"#), "{html}");
     assert!(html.contains(r#"data-testid="no-members""#), "{html}");

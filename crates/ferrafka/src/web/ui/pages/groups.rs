@@ -5,6 +5,7 @@ use maud::{Markup, html};
 
 use super::charts::sparkline;
 use super::{figure, layout, problems, segment};
+use crate::web::ui::operations::partition_buttons;
 use crate::web::ui::snapshot::{GroupView, GroupsView};
 
 /// The groups list.
@@ -24,8 +25,9 @@ pub fn groups(base: &str, view: &GroupsView) -> Markup {
     layout(base, "groups", "Consumer groups", body)
 }
 
-/// One group.
-pub fn group(base: &str, view: &GroupView) -> Markup {
+/// One group; with pause and resume buttons for the partitions a process holds, unless the UI
+/// is read-only (`csrf` is `None`).
+pub fn group(base: &str, view: &GroupView, csrf: Option<&str>) -> Markup {
     let trend: Vec<f64> = view.trend.iter().map(|(_, lag)| *lag as f64).collect();
     let total: Option<i64> = view.partitions.iter().map(|p| p.lag).sum();
     let body = html! {
@@ -42,7 +44,7 @@ pub fn group(base: &str, view: &GroupView) -> Markup {
         } } } }
         h2 { "Partitions" }
         table {
-            thead { tr { th { "Topic" } th { "Partition" } th { "Committed" } th { "High watermark" } th { "Lag" } th { "Process" } } }
+            thead { tr { th { "Topic" } th { "Partition" } th { "Committed" } th { "High watermark" } th { "Lag" } th { "Process" } @if csrf.is_some() { th { "Commands" } } } }
             tbody { @for p in &view.partitions {
                 tr data-testid="group-partition-row" data-topic=(p.topic) data-partition=(p.partition) {
                     td { a href={ (base) "/topics/" (segment(&p.topic)) } { (p.topic) } }
@@ -51,6 +53,7 @@ pub fn group(base: &str, view: &GroupView) -> Markup {
                     td data-testid="high-watermark" { (figure(p.high_watermark)) }
                     td data-testid="lag" { (figure(p.lag)) }
                     td { @if let Some(o) = &p.owner { a href={ (base) "/processes/" (segment(o)) } { (o) } } @else { "-" } }
+                    @if csrf.is_some() { td { @if let Some(o) = &p.owner { (partition_buttons(base, csrf, o, (&view.name, &p.topic, p.partition))) } } }
                 }
             } }
         }

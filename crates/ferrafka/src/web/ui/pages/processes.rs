@@ -3,6 +3,7 @@
 use maud::{Markup, html};
 
 use super::{age, figure, layout, rate, segment, time};
+use crate::web::ui::operations::{partition_buttons, process_buttons};
 use crate::web::ui::snapshot::{FleetSnapshot, ProcessView};
 
 /// The processes list.
@@ -50,8 +51,9 @@ fn badges(p: &ProcessView) -> Markup {
     }
 }
 
-/// One process, or a page saying it is not (or no longer) reporting.
-pub fn process(base: &str, fleet: &FleetSnapshot, id: &str) -> Markup {
+/// One process, or a page saying it is not (or no longer) reporting; with command buttons
+/// unless the UI is read-only (`csrf` is `None`).
+pub fn process(base: &str, fleet: &FleetSnapshot, id: &str, csrf: Option<&str>) -> Markup {
     let Some(p) = fleet.processes.iter().find(|p| p.report.id == id) else {
         let body = html! { p.problem data-testid="unknown-process" { "No report of process " code { (id) } ": it stopped cleanly, or never reported." } };
         return layout(base, "process", "Process", body);
@@ -78,7 +80,7 @@ pub fn process(base: &str, fleet: &FleetSnapshot, id: &str) -> Markup {
             } } } }
         h2 { "Partitions" }
         table { thead { tr { th { "Group" } th { "Topic" } th { "Partition" } th { "Stored" } th { "Committed" }
-                th { "High watermark" } th { "Lag" } th { "Paused" } th { "Running batch" } } }
+                th { "High watermark" } th { "Lag" } th { "Paused" } th { "Running batch" } @if csrf.is_some() { th { "Commands" } } } }
             tbody { @for pr in &r.partitions { tr data-testid="partition-row" data-topic=(pr.topic) data-partition=(pr.partition) class=[pr.stalled.then_some("stale")] {
                 td { (pr.consumer_group) }
                 td { (pr.topic) }
@@ -92,7 +94,9 @@ pub fn process(base: &str, fleet: &FleetSnapshot, id: &str) -> Markup {
                     Some(b) => { (b.offsets.0) "–" (b.offsets.1) " (" (b.messages) " messages, attempt " (b.attempt) ", " (age(b.age_ms as i64)) ")" },
                     None => "-",
                 } }
+                @if csrf.is_some() { td { (partition_buttons(base, csrf, &r.id, (&pr.consumer_group, &pr.topic, pr.partition))) } }
             } } } }
+        (process_buttons(base, csrf, &r.id))
         h2 { "Recent errors" }
         @if r.recent_errors.is_empty() { p { "None." } }
         ul.errors { @for e in r.recent_errors.iter().rev() { li data-testid="error" {
