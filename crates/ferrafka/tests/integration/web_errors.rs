@@ -104,7 +104,9 @@ async fn get(router: &axum::Router, path: &str) -> (StatusCode, String) {
 
 /// The `data-*` attribute `name` of the first element holding `after` onwards.
 fn attr(html: &str, after: &str, name: &str) -> String {
-    let from = html.find(after).unwrap_or_else(|| panic!("{after} in {html}"));
+    let from = html
+        .find(after)
+        .unwrap_or_else(|| panic!("{after} in {html}"));
     let rest = &html[from..];
     let start = rest.find(&format!(r#"{name}=""#)).expect(name) + name.len() + 2;
     rest[start..start + rest[start..].find('"').unwrap()].to_string()
@@ -181,7 +183,9 @@ fn the_errors_pages_list_filter_and_link_a_failed_batch_to_its_message() {
         detail.contains("<li>consumer panicked</li><li>order 7 exploded</li>"),
         "{detail}"
     );
-    let backtrace = &detail[detail.find(r#"<pre data-testid="backtrace">"#).expect(&detail)..];
+    let backtrace = &detail[detail
+        .find(r#"<pre data-testid="backtrace">"#)
+        .expect(&detail)..];
     assert!(backtrace.contains("web_errors::FailingOnce"), "{backtrace}");
     only(
         format!("/errors?group={}&topic={}", n.billing, n.payments),
@@ -209,9 +213,18 @@ fn the_errors_pages_list_filter_and_link_a_failed_batch_to_its_message() {
         ),
         "{detail}"
     );
-    assert!(detail.contains(r#"data-testid="error-kind">batch<"#), "{detail}");
-    assert!(detail.contains(r#"data-testid="error-attempt">1<"#), "{detail}");
-    assert!(detail.contains(r#"data-testid="error-partition">1<"#), "{detail}");
+    assert!(
+        detail.contains(r#"data-testid="error-kind">batch<"#),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(r#"data-testid="error-attempt">1<"#),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(r#"data-testid="error-partition">1<"#),
+        "{detail}"
+    );
     assert!(
         detail.contains(&format!(r#"href="/groups/{}">"#, n.billing)),
         "{detail}"

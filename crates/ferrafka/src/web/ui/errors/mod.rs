@@ -122,7 +122,8 @@ async fn detail(
         )));
     }
     let base = s.base.clone();
-    let view = blocking(move || read::detail(&s.kafka, &s.topics.errors, partition, offset)).await?;
+    let view =
+        blocking(move || read::detail(&s.kafka, &s.topics.errors, partition, offset)).await?;
     let status = match view.report {
         Some(_) => StatusCode::OK,
         None => StatusCode::NOT_FOUND,

@@ -41,9 +41,10 @@ pub(crate) fn query(filter: &Filter) -> String {
 pub(crate) fn list(base: &str, view: &ErrorList, known: &KnownTopics) -> Markup {
     let f = &view.filter;
     let topics: std::collections::BTreeSet<&String> = known.values().flatten().collect();
-    let older = view.entries.last().filter(|_| {
-        view.older_unread || view.matched > view.entries.len() as u64
-    });
+    let older = view
+        .entries
+        .last()
+        .filter(|_| view.older_unread || view.matched > view.entries.len() as u64);
     let body = html! {
         (problems(&view.problems))
         form.filters method="get" action={ (base) "/errors" } data-testid="error-filters" {
@@ -91,7 +92,7 @@ fn row(base: &str, e: &Listed) -> Markup {
     html! {
         tr data-testid="error-row" data-partition=(e.partition) data-offset=(e.offset)
             data-at=(r.at_ms) data-kind=(r.kind) data-group=[r.consumer_group.as_deref()] data-topic=[r.topic.as_deref()] {
-            td { a data-testid="error-link" href=(href) { (time(r.at_ms)) } }
+            td style="white-space: nowrap" { a data-testid="error-link" href=(href) { (time(r.at_ms)) } }
             td { a href={ (base) "/processes/" (segment(&r.process_id)) } { (r.process_id) } }
             td { (r.kind) }
             td { (opt(r.consumer_group.as_deref())) }
@@ -142,11 +143,13 @@ pub(crate) fn detail(base: &str, view: &ErrorDetail) -> Markup {
 
 fn report(base: &str, r: &ErrorReport) -> Markup {
     let explorer = r.topic.as_ref().zip(r.partition).map(|(t, p)| {
-        let from = r.offsets.map_or(String::new(), |(first, _)| format!("?offset={first}"));
+        let from = r
+            .offsets
+            .map_or(String::new(), |(first, _)| format!("?offset={first}"));
         format!("{base}/topics/{}/{p}{from}", segment(t))
     });
     html! {
-        table.detail data-testid="error-detail" { tbody {
+        table.detail data-testid="error-detail" { colgroup { col style="width: 12rem"; col; } tbody {
             tr { th { "Time" } td data-testid="error-time" { (time_ms(r.at_ms)) } }
             tr { th { "Process" } td data-testid="error-process" {
                 a href={ (base) "/processes/" (segment(&r.process_id)) } { (r.process_id) } } }
@@ -167,8 +170,7 @@ fn report(base: &str, r: &ErrorReport) -> Markup {
         @match &r.backtrace {
             Some(bt) => pre data-testid="backtrace" { (bt) },
             None => p.none data-testid="no-backtrace" {
-                "None captured: a returned error carries none; a panic's is captured when the \
-                 process runs with RUST_BACKTRACE=1." },
+                "None: a returned error carries none (a panic in consume shows where it happened)." },
         }
     }
 }

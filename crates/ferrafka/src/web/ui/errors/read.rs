@@ -99,10 +99,7 @@ fn at(ms: i64) -> SystemTime {
 
 /// Per partition, the first offset whose record is at or after `ms` (`None`: none is).
 fn offsets_at(admin: &Admin, topic: &str, ms: i64) -> crate::Result<BTreeMap<i32, Option<i64>>> {
-    Ok(admin
-        .offsets_for_time(topic, at(ms))?
-        .into_iter()
-        .collect())
+    Ok(admin.offsets_for_time(topic, at(ms))?.into_iter().collect())
 }
 
 /// The list: the newest errors matching `filter`, reading a bounded window of each partition.
@@ -151,16 +148,24 @@ pub(crate) fn list(
             }
         };
         // No record at or after the time: the window ends (or starts) at the end.
-        let end = ends
-            .as_ref()
-            .map_or(high, |e| e.get(&partition).copied().flatten().unwrap_or(high));
-        let since = starts
-            .as_ref()
-            .map_or(low, |s| s.get(&partition).copied().flatten().unwrap_or(high));
+        let end = ends.as_ref().map_or(high, |e| {
+            e.get(&partition).copied().flatten().unwrap_or(high)
+        });
+        let since = starts.as_ref().map_or(low, |s| {
+            s.get(&partition).copied().flatten().unwrap_or(high)
+        });
         let start = since.max(low).max(end - SCAN_PER_PARTITION);
         view.older_unread |= start > since.max(low);
         if start < end {
-            scan(kafka, topic, partition, (start, end), &filter, &mut view, &mut newest);
+            scan(
+                kafka,
+                topic,
+                partition,
+                (start, end),
+                &filter,
+                &mut view,
+                &mut newest,
+            );
         }
     }
     view.entries = newest.into_page();

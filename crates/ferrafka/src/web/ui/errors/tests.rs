@@ -37,7 +37,8 @@ fn parse_query(query: &str) -> ListQuery {
 
 #[test]
 fn empty_fields_filter_nothing_and_bad_times_name_the_field_and_the_format() {
-    let filter = Filter::parse(&query_of(&[("group", ""), ("topic", "%20"), ("since", "")])).unwrap();
+    let filter =
+        Filter::parse(&query_of(&[("group", ""), ("topic", "%20"), ("since", "")])).unwrap();
     assert_eq!(filter, Filter::default());
     assert!(!filter.is_set());
     let filter = Filter::parse(&query_of(&[
@@ -50,10 +51,16 @@ fn empty_fields_filter_nothing_and_bad_times_name_the_field_and_the_format() {
         "since needs to be before until",
         "01:00+01:00 is midnight UTC"
     );
-    let problems = Filter::parse(&query_of(&[("since", "yesterday"), ("until", "soon")]))
-        .unwrap_err();
-    assert!(problems.contains(r#"since "yesterday": use RFC 3339"#), "{problems}");
-    assert!(problems.contains(r#"until "soon": use RFC 3339"#), "{problems}");
+    let problems =
+        Filter::parse(&query_of(&[("since", "yesterday"), ("until", "soon")])).unwrap_err();
+    assert!(
+        problems.contains(r#"since "yesterday": use RFC 3339"#),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(r#"until "soon": use RFC 3339"#),
+        "{problems}"
+    );
     let filter = Filter::parse(&query_of(&[
         ("topic", "payments"),
         ("since", "2026-01-01T00:00:00Z"),
@@ -92,7 +99,10 @@ fn filters_match_group_topic_and_a_half_open_time_range() {
     };
     assert!(range.matches(&billing), "since is inclusive");
     assert!(range.matches(&error(T0 + 999, None, None)));
-    assert!(!range.matches(&error(T0 + 1_000, None, None)), "until is exclusive");
+    assert!(
+        !range.matches(&error(T0 + 1_000, None, None)),
+        "until is exclusive"
+    );
     assert!(!range.matches(&error(T0 - 1, None, None)));
     assert!(Filter::default().matches(&reporting));
 }
@@ -136,24 +146,45 @@ fn the_list_escapes_everything_and_links_each_error_and_older_ones() {
     let view = ErrorList {
         topic: "errors".into(),
         filter: filter.clone(),
-        entries: vec![listed(17, hostile), listed(3, error(T0, Some("g"), Some("t")))],
+        entries: vec![
+            listed(17, hostile),
+            listed(3, error(T0, Some("g"), Some("t"))),
+        ],
         matched: 60,
         scanned: 200,
         ..ErrorList::default()
     };
     let mut known = KnownTopics::new();
-    known.entry("billing".into()).or_default().insert("payments".into());
+    known
+        .entry("billing".into())
+        .or_default()
+        .insert("payments".into());
     let html = page::list("/ops", &view, &known).into_string();
     assert!(!html.contains("<script>alert"), "{html}");
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;: a &amp; b"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;: a &amp; b"),
+        "{html}"
+    );
     assert!(!html.contains("<img src=x>"), "{html}");
-    assert!(html.contains(r#"data-topic="top&amp;ic&lt;script&gt;""#), "{html}");
+    assert!(
+        html.contains(r#"data-topic="top&amp;ic&lt;script&gt;""#),
+        "{html}"
+    );
     assert!(html.contains(r#"data-group="g&lt;b&gt;&quot;x""#), "{html}");
     assert!(html.contains(r#"href="/ops/errors/0/17""#), "{html}");
-    assert!(html.contains(r#"href="/ops/processes/h%3A1%3A%22%3E%3Cimg%20src%3Dx%3E""#), "{html}");
+    assert!(
+        html.contains(r#"href="/ops/processes/h%3A1%3A%22%3E%3Cimg%20src%3Dx%3E""#),
+        "{html}"
+    );
     assert!(html.contains(r#"data-testid="error-count">2<"#), "{html}");
-    assert!(html.contains(r#"data-testid="error-matched">60<"#), "{html}");
-    assert!(html.contains(r#"value="top&amp;ic&lt;script&gt;""#), "the form keeps the filter");
+    assert!(
+        html.contains(r#"data-testid="error-matched">60<"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"value="top&amp;ic&lt;script&gt;""#),
+        "the form keeps the filter"
+    );
     assert!(html.contains(r#"<option value="payments">"#), "{html}");
     // The older page: the same filter, until the oldest shown error (to the millisecond).
     let older = format!(
@@ -212,8 +243,14 @@ fn the_detail_shows_chain_backtrace_coordinates_and_links_to_the_explorer() {
     );
     assert!(html.contains("at src/&lt;main&gt;.rs:3</pre>"), "{html}");
     assert!(html.contains(r#"data-testid="error-attempt">1<"#), "{html}");
-    assert!(html.contains(r#"data-testid="error-offsets">40–44<"#), "{html}");
-    assert!(html.contains(r#"href="/groups/billing">billing<"#), "{html}");
+    assert!(
+        html.contains(r#"data-testid="error-offsets">40–44<"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"href="/groups/billing">billing<"#),
+        "{html}"
+    );
     assert!(html.contains(r#"href="/topics/ferrafka_errors/1?offset=9&amp;format=json""#));
     assert!(html.contains(r#"data-testid="error-time">2026-01-01T00:00:00.042Z<"#));
 
@@ -222,7 +259,10 @@ fn the_detail_shows_chain_backtrace_coordinates_and_links_to_the_explorer() {
         ..view.clone()
     };
     let html = page::detail("", &without).into_string();
-    assert!(!html.contains("explorer-link"), "no message, no link: {html}");
+    assert!(
+        !html.contains("explorer-link"),
+        "no message, no link: {html}"
+    );
     assert!(html.contains(r#"data-testid="no-backtrace""#), "{html}");
     let missing = ErrorDetail {
         report: None,
@@ -247,14 +287,19 @@ async fn bad_filters_and_coordinates_are_refused_before_any_read() {
         .router()
         .unwrap();
     for (path, expected) in [
-        ("/errors?since=yesterday", r#"since "yesterday": use RFC 3339"#),
+        (
+            "/errors?since=yesterday",
+            r#"since "yesterday": use RFC 3339"#,
+        ),
         ("/errors/-1/0", "use whole numbers, 0 or more"),
         ("/errors/0/x", ""),
     ] {
         let request = Request::builder().uri(path).body(Body::empty()).unwrap();
         let response = router.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
         let body = String::from_utf8_lossy(&body);
         assert!(body.contains(expected), "{path}: {body}");
     }
