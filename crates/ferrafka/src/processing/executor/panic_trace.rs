@@ -48,12 +48,26 @@ pub(crate) async fn traced<F: Future>(work: F) -> F::Output {
     let mut work = std::pin::pin!(work);
     std::future::poll_fn(|cx| {
         let _ = SLOT.try_with(|slot| slot.borrow_mut().take());
-        let _ = ARMED.try_with(|armed| armed.set(true));
-        let polled = work.as_mut().poll(cx);
-        let _ = ARMED.try_with(|armed| armed.set(false));
-        polled
+        let _armed = Armed::new();
+        work.as_mut().poll(cx)
     })
     .await
+}
+
+/// Arms this thread's capture until dropped (also when a poll unwinds).
+struct Armed;
+
+impl Armed {
+    fn new() -> Armed {
+        let _ = ARMED.try_with(|armed| armed.set(true));
+        Armed
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        let _ = ARMED.try_with(|armed| armed.set(false));
+    }
 }
 
 /// The backtrace of the panic caught last on this thread (since [`traced`] last polled), as
