@@ -256,3 +256,91 @@ fn the_errors_pages_list_filter_and_link_a_failed_batch_to_its_message() {
         assert_contiguous_per_partition(&seen);
     }
 }
+
+/// The `data-at` of every error row, top to bottom.
+fn row_times(html: &str) -> Vec<i64> {
+    html.split(r#"data-testid="error-row""#)
+        .skip(1)
+        .map(|row| attr(row, "data-at", "data-at").parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_list_reads_a_bounded_window_and_pages_back_by_time_without_gaps() {
+    const ERRORS: i64 = 2_100;
+    let rt = runtime();
+    let cluster = Cluster::start();
+    let (errors, reports) = (unique("web-errors-paging"), unique("web-errors-paging-r"));
+    cluster.create_topic(&rt, &errors, 1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // An error a second for 35 minutes, each record stamped with its error's time.
+    let t0 = now - ERRORS * 1_000;
+    let payloads: Vec<(i64, String)> = (0..ERRORS)
+        .map(|i| {
+            let at = t0 + i * 1_000;
+            let topic = if i % 2 == 0 { "even" } else { "odd" };
+            let report = serde_json::json!({
+                "schema": 1, "process_id": "p:1:x", "at_ms": at, "kind": "batch",
+                "consumer_group": "g", "topic": topic, "partition": 0, "offsets": [i, i],
+                "attempt": 1, "chain": [format!("error {i}")], "backtrace": null
+            });
+            (at, report.to_string())
+        })
+        .collect();
+    let records = payloads.iter().map(|(at, p)| {
+        ferrafka::Record::to(&errors)
+            .key("p:1:x")
+            .payload(p)
+            .timestamp(*at)
+    });
+    rt.block_on(cluster.producer.produce_many(records))
+        .expect("all produced");
+    let bootstrap = cluster.bootstrap();
+    let app = App::builder_with_env([])
+        .setup(move |c| {
+            c.kafka("bootstrap.servers", bootstrap)
+                .reports_topic(reports)
+                .errors_topic(errors);
+        })
+        .build_with_env([]);
+    let router = ferrafka::web::Web::new(&app).unwrap().router().unwrap();
+
+    // The first page: the newest 50 of the newest 2,000 records read, and a link to older ones.
+    let (status, first) = rt.block_on(get(&router, "/errors"));
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert!(
+        first.contains(r#"data-testid="error-matched">2000<"#),
+        "{first}"
+    );
+    let newest: Vec<i64> = (ERRORS - 50..ERRORS)
+        .rev()
+        .map(|i| t0 + i * 1_000)
+        .collect();
+    assert_eq!(row_times(&first), newest);
+
+    // Following "Older errors" to the end shows every error once, newest first.
+    let mut shown = Vec::new();
+    let mut html = first;
+    loop {
+        shown.extend(row_times(&html));
+        if !html.contains(r#"data-testid="older-errors""#) {
+            break;
+        }
+        let href = attr(&html, r#"data-testid="older-errors""#, "href").replace("&amp;", "&");
+        html = rt.block_on(get(&router, &href)).1;
+    }
+    let all: Vec<i64> = (0..ERRORS).rev().map(|i| t0 + i * 1_000).collect();
+    assert_eq!(shown, all, "every error once, in order, across the pages");
+
+    // Filtered by topic: only its errors, counted among the records read.
+    let even = rt.block_on(get(&router, "/errors?topic=even")).1;
+    assert!(
+        even.contains(r#"data-testid="error-matched">1000<"#),
+        "{even}"
+    );
+    assert_eq!(row_times(&even).len(), 50);
+    assert!(!even.contains(r#"data-topic="odd""#));
+}

@@ -156,12 +156,21 @@ pub(crate) fn list(
         });
         let start = since.max(low).max(end - SCAN_PER_PARTITION);
         view.older_unread |= start > since.max(low);
-        if start < end {
+        let window = Window {
+            start,
+            end,
+            // A broker may answer a time with the start of the batch that holds it (the
+            // embedded one does): the read goes on past `end` to the first record after the
+            // time, at most one more scan's worth.
+            last: high.min(end.saturating_add(SCAN_PER_PARTITION)),
+            stop_at_ms: filter.until_ms.map(|u| u.saturating_add(TIME_SLACK_MS)),
+        };
+        if window.start < window.last {
             scan(
                 kafka,
                 topic,
                 partition,
-                (start, end),
+                window,
                 &filter,
                 &mut view,
                 &mut newest,
@@ -173,20 +182,43 @@ pub(crate) fn list(
     view
 }
 
-/// Reads `[start, end)` of one partition into `newest`.
+/// The offsets of one partition a page reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub(crate) start: i64,
+    /// Where the read stops without `stop_at_ms`.
+    pub(crate) end: i64,
+    /// Where it stops at the latest.
+    pub(crate) last: i64,
+    /// Past `end`, the read stops at the first record stamped at or after this.
+    pub(crate) stop_at_ms: Option<i64>,
+}
+
+impl Window {
+    /// Whether the record at `offset` stamped `timestamp_ms` is past the window.
+    pub(crate) fn past(&self, offset: i64, timestamp_ms: Option<i64>) -> bool {
+        offset >= self.last
+            || offset >= self.end
+                && self
+                    .stop_at_ms
+                    .is_none_or(|stop| timestamp_ms.is_none_or(|t| t >= stop))
+    }
+}
+
+/// Reads one partition's `window` into `newest`.
 fn scan(
     kafka: &BTreeMap<String, String>,
     topic: &str,
     partition: i32,
-    (start, end): (i64, i64),
+    window: Window,
     filter: &Filter,
     view: &mut ErrorList,
     newest: &mut Newest,
 ) {
     let reader = TopicReader::builder(topic)
         .partitions([partition])
-        .start(StartAt::Offset(start))
-        .max_messages((end - start) as u64)
+        .start(StartAt::Offset(window.start))
+        .max_messages((window.last - window.start) as u64)
         .timeout(READ_TIMEOUT)
         .open_with(kafka);
     let reader = match reader {
@@ -206,7 +238,7 @@ fn scan(
                 return;
             }
         };
-        if m.offset() >= end {
+        if window.past(m.offset(), m.timestamp().millis()) {
             break;
         }
         view.scanned += 1;

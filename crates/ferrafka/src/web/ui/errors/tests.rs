@@ -5,7 +5,7 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt as _;
 
 use super::page::{self, query, time_ms};
-use super::read::{ErrorDetail, ErrorList, Listed, Newest, PAGE_SIZE};
+use super::read::{ErrorDetail, ErrorList, Listed, Newest, PAGE_SIZE, Window};
 use super::{Filter, ListQuery};
 use crate::web::report::{ErrorReport, SCHEMA_VERSION};
 use crate::web::ui::data::KnownTopics;
@@ -124,6 +124,28 @@ fn the_newest_page_is_kept_newest_first_in_bounded_memory() {
     let times: Vec<i64> = page.iter().map(|l| l.report.at_ms - T0).collect();
     let expected: Vec<i64> = (950..1000).rev().collect();
     assert_eq!(times, expected);
+}
+
+#[test]
+fn a_window_ends_at_its_end_or_past_it_at_the_first_record_after_until() {
+    let plain = Window {
+        start: 0,
+        end: 10,
+        last: 30,
+        stop_at_ms: None,
+    };
+    assert!(!plain.past(9, Some(T0)));
+    assert!(plain.past(10, Some(0)), "no until: the end is the end");
+    // A coarse answer for `until` (the start of its batch): read on to the first later record.
+    let until = Window {
+        stop_at_ms: Some(T0),
+        ..plain
+    };
+    assert!(!until.past(10, Some(T0 - 1)));
+    assert!(!until.past(29, Some(T0 - 1)));
+    assert!(until.past(12, Some(T0)));
+    assert!(until.past(12, None), "no timestamp: stop");
+    assert!(until.past(30, Some(T0 - 1)), "never past `last`");
 }
 
 fn listed(offset: i64, report: ErrorReport) -> Listed {
