@@ -125,6 +125,7 @@ fn reporting(builder: AppBuilder, setup: &Setup) -> AppBuilder {
         c.reporting(true)
             .report_interval(REPORT_INTERVAL)
             .commands_topic(format!("{reports}-commands"))
+            .audit_topic(format!("{reports}-audit"))
             .reports_topic(reports)
             .errors_topic(errors);
     })

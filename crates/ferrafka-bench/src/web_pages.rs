@@ -12,6 +12,9 @@ use ferrafka::web::ui::snapshot::{
     GroupPartition, GroupRow, GroupView, GroupsView, MessageRow, PartitionBrowse, PayloadFormat,
 };
 
+/// A CSRF token, so the timed pages render their write buttons as a writing UI does.
+const CSRF: &str = "0123456789abcdef0123456789abcdef";
+
 /// Arguments of `web-pages`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -176,7 +179,7 @@ pub fn run(args: &Args) -> Result<()> {
         (
             "process",
             mean(r, || {
-                pages::process("", &fleet.snapshot(now), &first)
+                pages::process("", &fleet.snapshot(now), &first, Some(CSRF))
                     .into_string()
                     .len()
             }),
@@ -187,7 +190,9 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         (
             "group",
-            mean(r, || pages::group("", &group).into_string().len()),
+            mean(r, || {
+                pages::group("", &group, Some(CSRF)).into_string().len()
+            }),
         ),
         (
             "topics",

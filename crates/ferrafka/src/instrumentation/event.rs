@@ -78,6 +78,8 @@ pub enum Event<'a> {
         duration: Duration,
         /// The error chain (or the panic's message).
         error: &'a str,
+        /// Where `consume` panicked, when it did (a returned error has none).
+        backtrace: Option<&'a str>,
     },
     /// A failed batch runs again once its backoff has passed; its partition is paused
     /// meanwhile ([`PauseReason::Retry`]).

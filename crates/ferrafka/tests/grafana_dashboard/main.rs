@@ -220,6 +220,7 @@ fn full_scrape() -> String {
             attempt: 1,
             duration: ms,
             error: "bad payload",
+            backtrace: None,
         },
         Event::RetryScheduled {
             partition: p(0),

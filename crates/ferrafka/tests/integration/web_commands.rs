@@ -41,6 +41,7 @@ fn app(bootstrap: &str, topics: &Topics, tracker: &Tracker, received: &Received)
                 .report_interval(Duration::from_secs(1))
                 .reports_topic(reports)
                 .errors_topic(errors)
+                .audit_topic(format!("{commands}-audit"))
                 .commands_topic(commands);
         })
         .routes(move |r| {

@@ -81,6 +81,7 @@ fn app(
                 .reporting(true)
                 .report_interval(Duration::from_secs(1))
                 .commands_topic(format!("{reports}-commands"))
+                .audit_topic(format!("{reports}-audit"))
                 .reports_topic(reports)
                 .errors_topic(errors);
         })

@@ -302,12 +302,16 @@ impl Executor {
         });
         let started = std::time::Instant::now();
         let mut ctx = self.context(attempt, Some(batch));
+        let mut backtrace = None;
         let outcome = match self.instance(instance) {
             Ok(consumer) => {
-                let result = AssertUnwindSafe(consumer.consume(&mut ctx, &messages))
-                    .catch_unwind()
-                    .instrument(span.clone())
-                    .await;
+                panic_trace::install();
+                let result = panic_trace::traced(
+                    AssertUnwindSafe(consumer.consume(&mut ctx, &messages))
+                        .catch_unwind()
+                        .instrument(span.clone()),
+                )
+                .await;
                 match result {
                     Ok(Ok(())) => {
                         let end = messages.last().offset() + 1;
@@ -321,6 +325,7 @@ impl Executor {
                     }
                     Ok(Err(e)) => Outcome::Failed(describe(e)),
                     Err(payload) => {
+                        backtrace = panic_trace::take();
                         // The instance may be half-updated: retry with a fresh one.
                         self.discard(instance);
                         Outcome::Failed(PanicError::from_payload(payload).to_string())
@@ -339,6 +344,7 @@ impl Executor {
                 attempt,
                 duration,
                 error,
+                backtrace: backtrace.as_deref(),
             },
             _ => Event::BatchConsumed {
                 partition,
@@ -545,5 +551,6 @@ impl Executor {
 }
 
 mod hooks;
+mod panic_trace;
 #[cfg(test)]
 mod tests;

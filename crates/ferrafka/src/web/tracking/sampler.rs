@@ -286,6 +286,7 @@ impl State {
                 offsets,
                 attempt,
                 error,
+                backtrace,
                 ..
             } => {
                 self.totals.batch_errors += 1;
@@ -293,6 +294,7 @@ impl State {
                 let mut report = self.error_report("batch", Some(partition), error);
                 report.offsets = Some(*offsets);
                 report.attempt = Some(*attempt);
+                report.backtrace = backtrace.map(str::to_string);
                 return self.record_error(report, true);
             }
             Event::DeadLettered { .. } => self.totals.dead_lettered += 1,

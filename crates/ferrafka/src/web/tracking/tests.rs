@@ -197,6 +197,7 @@ fn errors_are_kept_split_redacted_capped_and_queued_for_the_errors_topic() {
         attempt: 2,
         duration: Duration::ZERO,
         error: "cannot store order: connection refused sasl.password=hunter2",
+        backtrace: None,
     });
     let queued = s.take_errors(usize::MAX);
     assert_eq!(queued.len(), 1);
@@ -208,6 +209,21 @@ fn errors_are_kept_split_redacted_capped_and_queued_for_the_errors_topic() {
     assert_eq!(e.chain.len(), 2, "{:?}", e.chain);
     assert_eq!(e.chain[0], "cannot store order");
     assert!(!e.chain[1].contains("hunter2"), "{:?}", e.chain);
+    assert_eq!(e.backtrace, None, "a returned error has none");
+    s.on_event(&Event::BatchFailed {
+        partition: p(0),
+        offsets: (8, 8),
+        attempt: 1,
+        duration: Duration::ZERO,
+        error: "consumer panicked: boom",
+        backtrace: Some("0: shop::Payments::consume\n   at src/shop.rs:12"),
+    });
+    let panicked = s.take_errors(usize::MAX);
+    assert_eq!(
+        panicked[0].backtrace.as_deref(),
+        Some("0: shop::Payments::consume\n   at src/shop.rs:12"),
+        "a panic's backtrace is carried to the errors topic"
+    );
     for n in 0..15 {
         let error = format!("error {n}");
         s.on_event(&Event::Error {
@@ -226,7 +242,7 @@ fn errors_are_kept_split_redacted_capped_and_queued_for_the_errors_topic() {
     assert_eq!(report.recent_errors.len(), sampler::RECENT_ERRORS);
     assert_eq!(report.recent_errors[9].kind, "reporting");
     assert_eq!(report.recent_errors[8].chain, ["error 14"]);
-    assert_eq!((report.totals.batch_errors, report.totals.errors), (1, 16));
+    assert_eq!((report.totals.batch_errors, report.totals.errors), (2, 16));
     assert_eq!(s.take_errors(usize::MAX).len(), 15);
 }
 

@@ -9,6 +9,7 @@
 
 mod auth;
 pub mod data;
+mod errors;
 pub mod live;
 mod operations;
 pub mod pages;
