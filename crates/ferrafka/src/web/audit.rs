@@ -90,10 +90,6 @@ pub fn decode(payload: &[u8]) -> std::result::Result<AuditRecord, DecodeError> {
 
 /// Writes `record` to `topic`, keyed by its id, and waits for the broker's acknowledgement:
 /// a write is audited before it is made.
-#[allow(
-    dead_code,
-    reason = "read by the errors, dead-letter and commands pages (part 2), merged next"
-)]
 pub(crate) async fn publish(producer: &Producer, topic: &str, record: &AuditRecord) -> Result<()> {
     let payload = record.to_json();
     producer

@@ -30,6 +30,7 @@ mod topics_cli;
 mod transactions;
 mod virtual_partitions;
 mod web_commands;
+mod web_dead_letters;
 mod web_reporting;
 mod web_ui;
 mod zero_copy;

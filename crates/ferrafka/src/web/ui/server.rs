@@ -269,6 +269,7 @@ fn routes() -> Router<Shared> {
         .route("/health", get(health))
         .route("/assets/ui.css", get(css))
         .route("/assets/ui.js", get(js))
+        .merge(super::dead_letters::routes())
 }
 
 fn spawn_sampler(

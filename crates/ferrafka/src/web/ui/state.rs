@@ -23,10 +23,6 @@ pub(super) struct Shared {
     pub(super) kafka: Arc<BTreeMap<String, String>>,
     pub(super) masked: Arc<BTreeSet<String>>,
     pub(super) routes: Arc<KnownTopics>,
-    #[allow(
-        dead_code,
-        reason = "read by the errors, dead-letter and commands pages (part 2), merged next"
-    )]
     pub(super) topics: Arc<WebTopics>,
     /// `None` when the UI is read-only (`web_read_only`): nothing can write.
     pub(super) writes: Option<Writes>,
@@ -62,10 +58,6 @@ pub(super) struct DeadLetterSource {
 /// carries (one per `web` process, random, compared in constant time).
 #[derive(Clone)]
 pub(super) struct Writes {
-    #[allow(
-        dead_code,
-        reason = "read by the errors, dead-letter and commands pages (part 2), merged next"
-    )]
     pub(super) producer: Producer,
     pub(super) csrf: Arc<str>,
 }
