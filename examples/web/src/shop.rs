@@ -93,7 +93,8 @@ pub fn app(names: &Names, servers: Option<String>) -> App {
                 .report_interval(Duration::from_secs(1))
                 .reports_topic(setup_names.name("ferrafka_reports"))
                 .errors_topic(setup_names.name("ferrafka_errors"))
-                .commands_topic(setup_names.name("ferrafka_commands"));
+                .commands_topic(setup_names.name("ferrafka_commands"))
+                .audit_topic(setup_names.name("ferrafka_audit"));
         })
         .declarations({
             let dead_letters = dead_letters.clone();
