@@ -265,10 +265,10 @@ async fn produce(r: &Request<'_>, claim: &str) -> (StatusCode, Outcome) {
     }
     record = record.header(REPUBLISH_ID, &r.id);
     // Back where it came from: its source partition, so its order there holds.
-    if let (Some(source), Some(p)) = (&l.origin.topic, l.origin.partition) {
-        if *source == r.to {
-            record = record.partition(p);
-        }
+    if let (Some(source), Some(p)) = (&l.origin.topic, l.origin.partition)
+        && *source == r.to
+    {
+        record = record.partition(p);
     }
     match r.writes.producer.produce(record).await {
         Ok(d) => {
