@@ -8,6 +8,8 @@
 //! cargo run -p example-web -- server             # run it in several terminals: a fleet
 //! cargo run -p example-web -- web                # the UI on http://127.0.0.1:3000
 //! cargo run -p example-web -- produce --messages 500 --topic payments --declined-every 50
+//! cargo run -p example-web -- produce --messages 1 --topic payments --poison   # to the DLQ
+//! EXAMPLE_WEB_FIXED=1 cargo run -p example-web -- server   # the billing consumer, fixed
 //! ```
 //!
 //! The demo (no command, or `demo`) uses the configured brokers or, outside production, starts an
@@ -17,7 +19,10 @@
 //! (`FERRAFKA_KAFKA_BOOTSTRAP_SERVERS`), since separate processes must share one cluster.
 //!
 //! `EXAMPLE_WEB_PREFIX` prefixes every topic and group name (the browser tests use a fresh one per
-//! run); `EXAMPLE_WEB_REPLICATION` is the declared replication factor (default 1).
+//! run); `EXAMPLE_WEB_REPLICATION` is the declared replication factor (default 1). Payments that
+//! fail 3 times go to `payments_dlq`, where the UI can republish them: a poison payment fails
+//! until the server starts with `EXAMPLE_WEB_FIXED=1`, and `EXAMPLE_WEB_BOOKED=<file>` appends a
+//! JSON line per booked payment (with its offset and republish id) to count what was consumed.
 
 mod shop;
 
@@ -90,6 +95,10 @@ struct ProduceArgs {
     /// Payments only: every Nth one is declined, which fails its first attempt (0: none).
     #[arg(long, default_value_t = 0)]
     declined_every: u64,
+    /// Payments only: poison payments, which fail every attempt until the consumer is fixed
+    /// (`EXAMPLE_WEB_FIXED=1`) and so land in the dead-letter topic.
+    #[arg(long)]
+    poison: bool,
 }
 
 fn main() -> ExitCode {
@@ -142,9 +151,15 @@ fn produce_command(names: &Names, args: &ProduceArgs) -> Result<(), Box<dyn std:
     let bootstrap = configured_servers().ok_or(NO_BROKERS)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let producer = Producer::new(&[("bootstrap.servers".into(), bootstrap)].into())?;
+    if args.poison && args.topic != Stream::Payments {
+        return Err("--poison: only payments can be poison; add --topic payments".into());
+    }
     let topic = names.topic(args.topic);
     let messages: Vec<(String, String)> = (args.first_id..args.first_id + args.messages)
-        .map(|id| shop::message(args.topic, id, args.declined_every))
+        .map(|id| match args.poison {
+            true => shop::poison_payment(id),
+            false => shop::message(args.topic, id, args.declined_every),
+        })
         .collect();
     // Every message in flight at once (librdkafka batches them); deliveries come back in order.
     let deliveries =

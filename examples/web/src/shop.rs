@@ -1,8 +1,12 @@
 //! The shop: two routed topics in two consumer groups, with reporting on.
 
+use std::fs::File;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrafka::{App, ConsumeResult, Consumer, Context, Messages};
+use ferrafka::routing::dlq_headers::REPUBLISH_ID;
+use ferrafka::{App, ConsumeResult, Consumer, Context, DeadLetterQueue, Messages};
 
 /// Prefixes every topic and group name (unique names per test run).
 pub const PREFIX_VAR: &str = "EXAMPLE_WEB_PREFIX";
@@ -10,6 +14,14 @@ pub const PREFIX_VAR: &str = "EXAMPLE_WEB_PREFIX";
 pub const REPLICATION_VAR: &str = "EXAMPLE_WEB_REPLICATION";
 /// Partitions of each of the shop's topics.
 pub const PARTITIONS: i32 = 3;
+/// `1`: the billing consumer is "fixed" and books poison payments too (read at start, like
+/// a deploy of a fix).
+pub const FIXED_VAR: &str = "EXAMPLE_WEB_FIXED";
+/// A file each booked payment is appended to, one JSON line (payment, topic, partition,
+/// offset, republish id), so a test can count how often a message was consumed.
+pub const BOOKED_VAR: &str = "EXAMPLE_WEB_BOOKED";
+/// Retries of a failing payment before it is dead-lettered.
+pub const PAYMENT_RETRIES: u32 = 2;
 
 /// The shop's two streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,6 +56,11 @@ impl Names {
         format!("{}{base}", self.prefix)
     }
 
+    /// The dead-letter topic of payments.
+    pub fn payments_dead_letters(&self) -> String {
+        self.name("payments_dlq")
+    }
+
     /// The topic of `stream`.
     pub fn topic(&self, stream: Stream) -> String {
         match stream {
@@ -59,6 +76,8 @@ impl Names {
 pub fn app(names: &Names, servers: Option<String>) -> App {
     let setup_names = names.clone();
     let replication = names.replication;
+    let dead_letters = names.payments_dead_letters();
+    let billing = Billing::from_env();
     App::builder()
         .setup(move |c| {
             c.client_id("shop").group_id(setup_names.name("shop"));
@@ -74,10 +93,15 @@ pub fn app(names: &Names, servers: Option<String>) -> App {
                 .report_interval(Duration::from_secs(1))
                 .reports_topic(setup_names.name("ferrafka_reports"))
                 .errors_topic(setup_names.name("ferrafka_errors"))
-                .commands_topic(setup_names.name("ferrafka_commands"));
+                .commands_topic(setup_names.name("ferrafka_commands"))
+                .audit_topic(setup_names.name("ferrafka_audit"));
         })
-        .declarations(move |d| {
-            d.defaults(move |t| t.replication_factor(replication));
+        .declarations({
+            let dead_letters = dead_letters.clone();
+            move |d| {
+                d.defaults(move |t| t.replication_factor(replication));
+                d.topic(dead_letters.clone(), |t| t.partitions(1));
+            }
         })
         .routes({
             let names = names.clone();
@@ -87,12 +111,22 @@ pub fn app(names: &Names, servers: Option<String>) -> App {
                     .config(|t| t.partitions(PARTITIONS));
                 r.consumer_group(names.name("billing"), |g| {
                     g.topic(names.topic(Stream::Payments))
-                        .consumer(|| Payments)
+                        .consumer(move || Payments(billing.clone()))
+                        .dead_letter_queue(
+                            DeadLetterQueue::to(dead_letters.clone()).max_retries(PAYMENT_RETRIES),
+                        )
                         .config(|t| t.partitions(PARTITIONS));
                 });
             }
         })
         .build()
+}
+
+/// The key and JSON payload of a poison payment: the billing consumer fails on it at every
+/// attempt until it is fixed (`EXAMPLE_WEB_FIXED=1`), so it lands in the dead-letter topic.
+pub fn poison_payment(id: u64) -> (String, String) {
+    let payload = serde_json::json!({"payment": id, "customer": "customer-poison", "poison": true});
+    (format!("customer-{}", id % 7), payload.to_string())
 }
 
 /// The key and JSON payload of message `id` of `stream`; with `declined_every` N > 0, every Nth
@@ -132,9 +166,35 @@ impl Consumer for Orders {
     }
 }
 
+/// What the billing consumer knows at start: whether it is fixed, and where it records what
+/// it booked.
+#[derive(Clone)]
+struct Billing {
+    fixed: bool,
+    booked: Option<Arc<Mutex<File>>>,
+}
+
+impl Billing {
+    fn from_env() -> Billing {
+        let booked = std::env::var(BOOKED_VAR).ok().map(|path| {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("{BOOKED_VAR}={path}: cannot open it to append: {e}"));
+            Arc::new(Mutex::new(file))
+        });
+        Billing {
+            fixed: std::env::var(FIXED_VAR).is_ok_and(|v| v == "1"),
+            booked,
+        }
+    }
+}
+
 /// Books payments; a declined one fails its batch's first attempt (the retry books it), so the
-/// UI has errors to show.
-struct Payments;
+/// UI has errors to show; a poison one fails every attempt until the consumer is fixed, so it is
+/// dead-lettered. Each booked payment is marked at once (a retry starts after it) and recorded.
+struct Payments(Billing);
 
 impl Consumer for Payments {
     async fn consume(&mut self, ctx: &mut Context, messages: &Messages) -> ConsumeResult {
@@ -147,6 +207,41 @@ impl Consumer for Payments {
                 )
                 .into());
             }
+            if payment["poison"] == true && !self.0.fixed {
+                return Err(format!(
+                    "payment {} cannot be booked: its customer is unknown (a bug; deploy the fix: {FIXED_VAR}=1)",
+                    payment["payment"]
+                )
+                .into());
+            }
+            self.book(&payment, message)?;
+            ctx.mark_as_consumed(message);
+        }
+        Ok(())
+    }
+}
+
+impl Payments {
+    fn book(
+        &self,
+        payment: &serde_json::Value,
+        message: &ferrafka::Message,
+    ) -> std::io::Result<()> {
+        let republish_id = message.header(REPUBLISH_ID).map(String::from_utf8_lossy);
+        let line = serde_json::json!({
+            "payment": payment["payment"],
+            "topic": message.topic(),
+            "partition": message.partition(),
+            "offset": message.offset(),
+            "republish_id": republish_id,
+        });
+        if payment["poison"] == true {
+            eprintln!("example-web: booked poison payment {line}");
+        }
+        if let Some(file) = &self.0.booked {
+            // One write per line, appended: lines of several processes never interleave.
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            file.write_all(format!("{line}\n").as_bytes())?;
         }
         Ok(())
     }

@@ -72,6 +72,10 @@ pub mod dlq_headers {
     pub const ERROR: &str = "ferrafka-error";
     /// Header with when the message was dead-lettered, in milliseconds since the epoch.
     pub const FAILED_AT: &str = "ferrafka-failed-at";
+    /// Header the web UI's republish adds to a dead letter it produces again: the republish id
+    /// (`<dlq topic>/<partition>/<offset>@<timestamp ms>`), the same however often the
+    /// operator asks, so a consumer can tell a republished message and the UI refuses a second one.
+    pub const REPUBLISH_ID: &str = "ferrafka-republish-id";
 }
 
 /// The name of the subscription group topics join when they name none.

@@ -30,6 +30,7 @@ mod topics_cli;
 mod transactions;
 mod virtual_partitions;
 mod web_commands;
+mod web_dead_letters;
 mod web_errors;
 mod web_operations;
 mod web_reporting;

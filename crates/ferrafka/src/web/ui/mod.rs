@@ -7,8 +7,10 @@
 //! newest report per process ([`live`]); pages render plain snapshots ([`snapshot`],
 //! [`pages`]) with maud, so every value is HTML-escaped. Assets are embedded in the binary.
 
+mod audit_page;
 mod auth;
 pub mod data;
+mod dead_letters;
 mod errors;
 pub mod live;
 mod operations;

@@ -270,6 +270,7 @@ fn routes() -> Router<Shared> {
         .route("/assets/ui.css", get(css))
         .route("/assets/ui.js", get(js))
         .merge(super::errors::routes())
+        .merge(super::dead_letters::routes())
         .merge(super::operations::routes())
 }
 

@@ -32,10 +32,6 @@ pub(super) struct Shared {
 
 /// The topics the UI reads and writes besides the cluster's.
 #[derive(Debug, Clone, Default)]
-#[allow(
-    dead_code,
-    reason = "read by the errors, dead-letter and commands pages (part 2), merged next"
-)]
 pub(super) struct WebTopics {
     /// `errors_topic`: the fleet's error reports.
     pub(super) errors: String,
