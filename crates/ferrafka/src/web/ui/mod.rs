@@ -15,6 +15,7 @@ mod errors;
 pub mod live;
 mod operations;
 pub mod pages;
+mod rfc3339;
 mod safety;
 mod server;
 pub mod snapshot;

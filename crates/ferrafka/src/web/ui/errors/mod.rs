@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::server::chrono_free_rfc3339;
+use super::rfc3339;
 use super::state::{Page, Shared, blocking};
 use crate::web::report::ErrorReport;
 
@@ -61,7 +61,7 @@ impl Filter {
         let mut problems = Vec::new();
         let mut time = |name: &str, v: &Option<String>| {
             let v = text(v)?;
-            let ms = chrono_free_rfc3339(&v);
+            let ms = rfc3339::to_millis(&v);
             if ms.is_none() {
                 problems.push(format!(
                     "{name} {v:?}: use RFC 3339, e.g. 2026-01-01T00:00:00Z or \
