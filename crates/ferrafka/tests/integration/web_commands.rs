@@ -17,18 +17,21 @@ use crate::support::*;
 use crate::web_reporting::records;
 
 /// The topics of one test.
-struct Topics {
-    consumed: String,
-    reports: String,
-    commands: String,
+/// The topics of a reporting server of these tests (web_operations' too).
+pub(crate) struct Topics {
+    pub(crate) consumed: String,
+    pub(crate) reports: String,
+    pub(crate) commands: String,
+    pub(crate) audit: String,
 }
 
 /// (command id, outcome) of every `CommandReceived` event.
-type Received = Arc<Mutex<Vec<(String, String)>>>;
+pub(crate) type Received = Arc<Mutex<Vec<(String, String)>>>;
 
 fn app(bootstrap: &str, topics: &Topics, tracker: &Tracker, received: &Received) -> App {
     let (bootstrap, group) = (bootstrap.to_string(), unique("commands-group"));
     let (reports, commands) = (topics.reports.clone(), topics.commands.clone());
+    let audit = topics.audit.clone();
     let (errors, topic) = (unique("errors"), topics.consumed.clone());
     let (tracker, received) = (tracker.clone(), received.clone());
     App::builder_with_env([])
@@ -41,7 +44,7 @@ fn app(bootstrap: &str, topics: &Topics, tracker: &Tracker, received: &Received)
                 .report_interval(Duration::from_secs(1))
                 .reports_topic(reports)
                 .errors_topic(errors)
-                .audit_topic(format!("{commands}-audit"))
+                .audit_topic(audit)
                 .commands_topic(commands);
         })
         .routes(move |r| {
@@ -65,8 +68,8 @@ fn app(bootstrap: &str, topics: &Topics, tracker: &Tracker, received: &Received)
         .build_with_env([])
 }
 
-/// A started reporting server of a fresh 2-partition topic.
-fn started(
+/// A reporting server's app of a fresh 2-partition topic, its topics created.
+pub(crate) fn started(
     prefix: &str,
 ) -> (
     tokio::runtime::Runtime,
@@ -81,6 +84,7 @@ fn started(
         consumed,
         reports: unique("reports"),
         commands: unique("commands"),
+        audit: unique("audit"),
     };
     let (tracker, received) = (Tracker::default(), Received::default());
     let app = app(&cluster.bootstrap(), &topics, &tracker, &received);

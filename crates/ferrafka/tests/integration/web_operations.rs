@@ -5,64 +5,17 @@
 //! process that does not exist expires and its page says no process took it; quiet stops new
 //! batches.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use ferrafka::instrumentation::Event;
 use ferrafka::web::audit;
-use ferrafka::{App, Filters, ServerExit};
+use ferrafka::{Filters, ServerExit};
 use tower::ServiceExt as _;
 
 use crate::support::*;
+use crate::web_commands::started;
 use crate::web_reporting::records;
-
-/// (command id, outcome) of every `CommandReceived` event.
-type Received = Arc<Mutex<Vec<(String, String)>>>;
-
-struct Topics {
-    consumed: String,
-    audit: String,
-}
-
-fn app(bootstrap: &str, topics: &Topics, tracker: &Tracker, received: &Received) -> App {
-    let (bootstrap, group) = (bootstrap.to_string(), unique("ops-group"));
-    let (topic, audit) = (topics.consumed.clone(), topics.audit.clone());
-    let (tracker, received) = (tracker.clone(), received.clone());
-    App::builder_with_env([])
-        .setup(move |c| {
-            c.client_id("ops")
-                .group_id(group)
-                .kafka("bootstrap.servers", bootstrap)
-                .max_wait_time(Duration::from_millis(100))
-                .reporting(true)
-                .report_interval(Duration::from_secs(1))
-                .reports_topic(unique("ops-reports"))
-                .errors_topic(unique("ops-errors"))
-                .commands_topic(unique("ops-commands"))
-                .audit_topic(audit);
-        })
-        .routes(move |r| {
-            r.topic(topic).max_messages(5).consumer(move || Recording {
-                instance: 0,
-                tracker: tracker.clone(),
-                batch_sleep: Duration::ZERO,
-            });
-        })
-        .subscribe(move |event: &Event<'_>| {
-            if let Event::CommandReceived {
-                command_id,
-                outcome,
-                ..
-            } = event
-            {
-                let seen = (command_id.to_string(), outcome.to_string());
-                received.lock().unwrap().push(seen);
-            }
-        })
-        .build_with_env([])
-}
 
 async fn get(router: &axum::Router, path: &str) -> String {
     let request = Request::get(path).body(Body::empty()).unwrap();
@@ -121,18 +74,8 @@ fn consumed_of(tracker: &Tracker, partition: i32) -> usize {
 
 #[test]
 fn pause_and_resume_from_the_ui_hold_a_partition_then_catch_up_and_commands_expire() {
-    let (rt, cluster, consumed) = with_topic("ops-pause", 2);
-    let topics = Topics {
-        consumed,
-        audit: unique("ops-audit"),
-    };
-    let (tracker, received) = (Tracker::default(), Received::default());
+    let (rt, cluster, topics, app, tracker, received) = started("ops-pause");
     let bootstrap = cluster.bootstrap();
-    let app = app(&bootstrap, &topics, &tracker, &received);
-    for spec in app.declared_topics() {
-        rt.block_on(cluster.admin.create_topic(spec))
-            .unwrap_or_else(|e| panic!("creating {}: {e}", spec.name));
-    }
     let server = app.start(&Filters::default()).expect("starts");
     let id = server.process_id().to_string();
     let group = app.subscription_groups()[0].consumer_group().to_string();
