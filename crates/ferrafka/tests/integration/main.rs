@@ -34,5 +34,6 @@ mod web_dead_letters;
 mod web_errors;
 mod web_operations;
 mod web_reporting;
+mod web_router;
 mod web_ui;
 mod zero_copy;

@@ -164,6 +164,26 @@ fn command(server: &RunningServer, action: Action) -> Command {
     Command::new(target, action, Duration::from_secs(60), "test")
 }
 
+/// With partition 0 paused after messages 0..20 (10 per partition): produces 20..60 and checks
+/// that partition 1 takes its 20 while partition 0 takes none.
+pub(crate) fn assert_partition_0_holds(
+    rt: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    topics: &Topics,
+    tracker: &Tracker,
+) {
+    cluster.produce_spread(rt, &topics.consumed, 20, 60, 2);
+    assert!(wait_until(Duration::from_secs(60), || consumed_of(
+        tracker, 1
+    ) == 30));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        consumed_of(tracker, 0),
+        10,
+        "partition 0 took no batch while paused"
+    );
+}
+
 fn consumed_of(tracker: &Tracker, partition: i32) -> usize {
     tracker
         .all()
@@ -190,16 +210,7 @@ fn an_operator_pause_holds_one_partition_and_the_resume_catches_up_exactly_once(
         (ack.outcome, ack.process_id.as_str()),
         (Outcome::Done, server.process_id())
     );
-    cluster.produce_spread(&rt, &topics.consumed, 20, 60, 2);
-    assert!(wait_until(Duration::from_secs(60), || consumed_of(
-        &tracker, 1
-    ) == 30));
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(
-        consumed_of(&tracker, 0),
-        10,
-        "partition 0 took no batch while paused"
-    );
+    assert_partition_0_holds(&rt, &cluster, &topics, &tracker);
     assert!(
         wait_until(Duration::from_secs(20), || {
             let report = newest_report(&bootstrap, &topics.reports, server.process_id());

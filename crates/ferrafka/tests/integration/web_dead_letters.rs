@@ -14,31 +14,16 @@ use ferrafka::routing::dlq_headers::{
 };
 use ferrafka::web::audit::{AuditRecord, decode};
 use ferrafka::{App, DeadLetterQueue, Message, Record};
-use tower::ServiceExt as _;
 
 use crate::support::{Cluster, Noop, runtime, unique};
-
-async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, String) {
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 8 << 20)
-        .await
-        .unwrap();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
-async fn get(router: &axum::Router, path: &str) -> String {
-    let (status, body) = send(router, Request::get(path).body(Body::empty()).unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{path}: {body}");
-    body
-}
+use crate::web_router::{page, respond};
 
 async fn post(router: &axum::Router, path: &str, form: String) -> (StatusCode, String) {
     let request = Request::post(path)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(form))
         .unwrap();
-    send(router, request).await
+    respond(router, request).await
 }
 
 /// The CSRF token a page's write forms carry.
@@ -120,13 +105,13 @@ fn a_dead_letter_is_republished_once_whatever_the_clicks_and_web_processes() {
     let (a, b) = (router(), router());
 
     rt.block_on(async {
-        let list = get(&a, "/dead-letters").await;
+        let list = page(&a, "/dead-letters").await;
         assert!(list.contains(&format!(r#"data-topic="{dlq}""#)), "{list}");
         assert!(
             list.contains(r#"data-testid="dead-letter-count">2<"#),
             "{list}"
         );
-        let page_a = get(&a, &format!("/dead-letters/{dlq}/0")).await;
+        let page_a = page(&a, &format!("/dead-letters/{dlq}/0")).await;
         assert!(page_a.contains(r#"data-testid="attempts">3<"#), "{page_a}");
         assert!(page_a.contains("declined &lt;by&gt; the bank"), "{page_a}");
         assert!(
@@ -138,7 +123,7 @@ fn a_dead_letter_is_republished_once_whatever_the_clicks_and_web_processes() {
             2,
             "{page_a}"
         );
-        let page_b = get(&b, &format!("/dead-letters/{dlq}/0")).await;
+        let page_b = page(&b, &format!("/dead-letters/{dlq}/0")).await;
         let (csrf_a, csrf_b) = (csrf(&page_a), csrf(&page_b));
 
         // Two web processes, the same dead letter, at once: one republishes, one refuses.
@@ -173,7 +158,7 @@ fn a_dead_letter_is_republished_once_whatever_the_clicks_and_web_processes() {
             again.contains(r#"data-testid="republished-by">anonymous<"#),
             "{again}"
         );
-        let shown = get(&b, &format!("/dead-letters/{dlq}/0")).await;
+        let shown = page(&b, &format!("/dead-letters/{dlq}/0")).await;
         assert_eq!(
             shown.matches(r#"data-testid="republish""#).count(),
             1,
@@ -276,7 +261,7 @@ fn a_dead_letter_is_republished_once_whatever_the_clicks_and_web_processes() {
         .collect();
     assert_eq!(parts.len(), 1, "{parts:?}");
 
-    let html = rt.block_on(get(&a, "/audit"));
+    let html = rt.block_on(page(&a, "/audit"));
     assert!(
         html.contains(&format!(
             r#"data-action="republish" data-id="{first}" data-outcome="done""#

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use ferrafka::{App, ConsumeResult, Consumer, Context, Filters, Messages};
-use tower::ServiceExt as _;
 
 use crate::support::*;
+use crate::web_router::fetch;
 
 /// Fails the first batch holding `fail_on`, with an error whose cause holds markup, or (with
 /// `panics`) by panicking.
@@ -92,16 +91,6 @@ fn app(bootstrap: &str, n: &Names, trackers: &[Tracker; 2]) -> App {
         .build_with_env([])
 }
 
-async fn get(router: &axum::Router, path: &str) -> (StatusCode, String) {
-    let request = Request::builder().uri(path).body(Body::empty()).unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 8 << 20)
-        .await
-        .unwrap();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
 /// The `data-*` attribute `name` of the first element holding `after` onwards.
 fn attr(html: &str, after: &str, name: &str) -> String {
     let from = html
@@ -150,7 +139,7 @@ fn the_errors_pages_list_filter_and_link_a_failed_batch_to_its_message() {
 
     let mut html = String::new();
     let listed = wait_until(Duration::from_secs(30), || {
-        html = rt.block_on(get(&router, "/errors")).1;
+        html = rt.block_on(fetch(&router, "/errors")).1;
         rows(&html) == 2
     });
     assert!(listed, "two errors listed: {html}");
@@ -165,7 +154,7 @@ fn the_errors_pages_list_filter_and_link_a_failed_batch_to_its_message() {
     assert!(times[0] >= times[1], "newest first: {times:?}");
 
     let only = |path: String, topic: &str| {
-        let (status, html) = rt.block_on(get(&router, &path));
+        let (status, html) = rt.block_on(fetch(&router, &path));
         assert_eq!(status, StatusCode::OK, "{path}");
         assert_eq!(rows(&html), 1, "{path}: {html}");
         assert!(
@@ -178,7 +167,7 @@ fn the_errors_pages_list_filter_and_link_a_failed_batch_to_its_message() {
     let orders = only(format!("/errors?group={}", n.shop), &n.orders);
     // The panic's error carries the backtrace of where it happened.
     let href = attr(&orders, r#"data-testid="error-link""#, "href");
-    let (_, detail) = rt.block_on(get(&router, &href));
+    let (_, detail) = rt.block_on(fetch(&router, &href));
     assert!(
         detail.contains("<li>consumer panicked</li><li>order 7 exploded</li>"),
         "{detail}"
@@ -192,20 +181,20 @@ fn the_errors_pages_list_filter_and_link_a_failed_batch_to_its_message() {
         &n.payments,
     );
     let both = "/errors?since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z";
-    assert_eq!(rows(&rt.block_on(get(&router, both)).1), 2);
+    assert_eq!(rows(&rt.block_on(fetch(&router, both)).1), 2);
     for path in [
         "/errors?since=2100-01-01T00:00:00Z".to_string(),
         "/errors?until=2000-01-01T00:00:00Z".to_string(),
         format!("/errors?group={}&topic={}", n.shop, n.payments),
     ] {
-        let html = rt.block_on(get(&router, &path)).1;
+        let html = rt.block_on(fetch(&router, &path)).1;
         assert_eq!(rows(&html), 0, "{path}: {html}");
         assert!(html.contains(r#"data-testid="no-errors""#), "{path}");
     }
 
     // The payment's error: 13 went to partition 1 (13 % 2) at offset 6 (13 / 2).
     let href = attr(&payments, r#"data-testid="error-link""#, "href");
-    let (status, detail) = rt.block_on(get(&router, &href));
+    let (status, detail) = rt.block_on(fetch(&router, &href));
     assert_eq!(status, StatusCode::OK, "{href}: {detail}");
     assert!(
         detail.contains(
@@ -238,7 +227,7 @@ fn the_errors_pages_list_filter_and_link_a_failed_batch_to_its_message() {
         .parse()
         .unwrap();
     assert!(first <= 6, "the batch starts at {first}, at or before 6");
-    let (status, message) = rt.block_on(get(&router, &explorer));
+    let (status, message) = rt.block_on(fetch(&router, &explorer));
     assert_eq!(status, StatusCode::OK);
     assert!(
         message.contains(r#"data-testid="message-row" data-offset="6""#),
@@ -246,7 +235,7 @@ fn the_errors_pages_list_filter_and_link_a_failed_batch_to_its_message() {
     );
     assert!(message.contains("<pre>13</pre>"), "{message}");
 
-    let (status, _) = rt.block_on(get(&router, "/errors/0/999999"));
+    let (status, _) = rt.block_on(fetch(&router, "/errors/0/999999"));
     assert_eq!(status, StatusCode::NOT_FOUND, "no record there");
 
     assert_eq!(server.shutdown(), ferrafka::ServerExit::Clean);
@@ -309,7 +298,7 @@ fn the_list_reads_a_bounded_window_and_pages_back_by_time_without_gaps() {
     let router = ferrafka::web::Web::new(&app).unwrap().router().unwrap();
 
     // The first page: the newest 50 of the newest 2,000 records read, and a link to older ones.
-    let (status, first) = rt.block_on(get(&router, "/errors"));
+    let (status, first) = rt.block_on(fetch(&router, "/errors"));
     assert_eq!(status, StatusCode::OK, "{first}");
     assert!(
         first.contains(r#"data-testid="error-matched">2000<"#),
@@ -330,13 +319,13 @@ fn the_list_reads_a_bounded_window_and_pages_back_by_time_without_gaps() {
             break;
         }
         let href = attr(&html, r#"data-testid="older-errors""#, "href").replace("&amp;", "&");
-        html = rt.block_on(get(&router, &href)).1;
+        html = rt.block_on(fetch(&router, &href)).1;
     }
     let all: Vec<i64> = (0..ERRORS).rev().map(|i| t0 + i * 1_000).collect();
     assert_eq!(shown, all, "every error once, in order, across the pages");
 
     // Filtered by topic: only its errors, counted among the records read.
-    let even = rt.block_on(get(&router, "/errors?topic=even")).1;
+    let even = rt.block_on(fetch(&router, "/errors?topic=even")).1;
     assert!(
         even.contains(r#"data-testid="error-matched">1000<"#),
         "{even}"

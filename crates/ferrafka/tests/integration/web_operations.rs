@@ -14,18 +14,9 @@ use ferrafka::{Filters, ServerExit};
 use tower::ServiceExt as _;
 
 use crate::support::*;
-use crate::web_commands::started;
+use crate::web_commands::{assert_partition_0_holds, started};
 use crate::web_reporting::records;
-
-async fn get(router: &axum::Router, path: &str) -> String {
-    let request = Request::get(path).body(Body::empty()).unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{path}");
-    let body = axum::body::to_bytes(response.into_body(), 8 << 20)
-        .await
-        .unwrap();
-    String::from_utf8(body.to_vec()).unwrap()
-}
+use crate::web_router::page;
 
 /// Posts a command form; the command's page it redirects to.
 async fn post(router: &axum::Router, fields: &[(&str, &str)]) -> String {
@@ -58,18 +49,13 @@ fn page_with(
 ) -> String {
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
-        let html = rt.block_on(get(router, path));
+        let html = rt.block_on(page(router, path));
         if html.contains(text) {
             return html;
         }
         assert!(Instant::now() < deadline, "{text} never on {path}: {html}");
         std::thread::sleep(Duration::from_millis(300));
     }
-}
-
-fn consumed_of(tracker: &Tracker, partition: i32) -> usize {
-    let all = tracker.all();
-    all.iter().filter(|s| s.partition == partition).count()
 }
 
 #[test]
@@ -138,16 +124,7 @@ fn pause_and_resume_from_the_ui_hold_a_partition_then_catch_up_and_commands_expi
     );
     assert!(record.details.contains_key("expires_at"), "{record:?}");
 
-    cluster.produce_spread(&rt, &topics.consumed, 20, 60, 2);
-    assert!(wait_until(Duration::from_secs(60), || consumed_of(
-        &tracker, 1
-    ) == 30));
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(
-        consumed_of(&tracker, 0),
-        10,
-        "partition 0 took no batch while paused"
-    );
+    assert_partition_0_holds(&rt, &cluster, &topics, &tracker);
     page_with(&rt, &router, &process, r#"data-testid="paused">operator"#);
 
     let resume = partition("resume_partition", "0");
@@ -176,7 +153,7 @@ fn pause_and_resume_from_the_ui_hold_a_partition_then_catch_up_and_commands_expi
     let html = page_with(&rt, &router, &lost, r#"data-testid="command-expired""#);
     assert!(html.contains("no process took it"), "{html}");
     assert!(!html.contains(r#"data-testid="ack-row""#), "{html}");
-    let list = rt.block_on(get(&router, "/commands"));
+    let list = rt.block_on(page(&router, "/commands"));
     for path in [&pause, &resume, &lost] {
         assert!(
             list.contains(&format!(r#"href="{path}""#)),

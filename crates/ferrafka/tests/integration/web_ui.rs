@@ -4,13 +4,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
 use ferrafka::admin::OffsetSpec;
 use ferrafka::{App, Record};
-use tower::ServiceExt as _;
 
 use crate::support::{Cluster, runtime, unique, wait_until};
+use crate::web_router::page;
 
 fn report(id: &str, partitions: i32) -> String {
     let now = SystemTime::now()
@@ -34,16 +32,6 @@ fn report(id: &str, partitions: i32) -> String {
         "rates": {"messages": 1.0, "batches": 1.0, "errors": 0.0}, "recent_errors": []
     })
     .to_string()
-}
-
-async fn page(router: &axum::Router, path: &str) -> String {
-    let request = Request::builder().uri(path).body(Body::empty()).unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{path}");
-    let body = axum::body::to_bytes(response.into_body(), 8 << 20)
-        .await
-        .unwrap();
-    String::from_utf8(body.to_vec()).unwrap()
 }
 
 #[test]
