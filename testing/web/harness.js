@@ -191,3 +191,17 @@ export async function number(scope, selector) {
 export async function screenshot(page, s, name) {
   await page.screenshot({ path: join(s.artifacts, `${name}.png`), fullPage: true });
 }
+
+/**
+ * Starts the example's `web` process `name` on a free loopback port: the process, its base URL,
+ * and `answering()`, which waits (30 s at most) until its dashboard answers 200.
+ */
+export async function startWeb(s, name) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const web = new Proc(s, name, ['web', '--bind', `127.0.0.1:${port}`]);
+  const answering = () => eventually('the web process answers', async () => {
+    assert.equal((await fetch(`${base}/`)).status, 200);
+  }, 30_000);
+  return { web, base, answering };
+}

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  Proc, browser, eventually, freePort, one, open, run, screenshot, settings,
+  Proc, browser, eventually, one, open, run, screenshot, settings, startWeb,
 } from '../harness.js';
 
 const s = settings();
@@ -60,15 +60,12 @@ async function shot(name, tab = page) {
 
 before(async () => {
   await run(s, ['topics', 'migrate']);
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  web = new Proc(s, 'dl-web', ['web', '--bind', `127.0.0.1:${port}`]);
+  let answering;
+  ({ web, base, answering } = await startWeb(s, 'dl-web'));
   server = procWith({ EXAMPLE_WEB_BOOKED: booked, EXAMPLE_WEB_FIXED: '0' }, 'dl-server-unfixed', ['server']);
   chrome = await browser(s);
   page = chrome.page;
-  await eventually('the web process answers', async () => {
-    assert.equal((await fetch(`${base}/`)).status, 200);
-  }, 30_000);
+  await answering();
 });
 
 after(async () => {

@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Proc, browser, eventually, freePort, one, open, produce, run, screenshot, settings,
+  Proc, browser, eventually, one, open, produce, run, screenshot, settings, startWeb,
 } from '../harness.js';
 
 const s = settings();
@@ -25,9 +25,8 @@ let produced = [];
 
 before(async () => {
   await run(s, ['topics', 'migrate']);
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  web = new Proc(s, 'errors-web', ['web', '--bind', `127.0.0.1:${port}`]);
+  let answering;
+  ({ web, base, answering } = await startWeb(s, 'errors-web'));
   server = new Proc(s, 'errors-server', ['server']);
   produced = [
     ...await produce(s, 'orders', ORDERS),
@@ -35,10 +34,7 @@ before(async () => {
   ];
   chrome = await browser(s);
   page = chrome.page;
-  await eventually('the web process answers', async () => {
-    const response = await fetch(`${base}/`);
-    assert.equal(response.status, 200);
-  }, 30_000);
+  await answering();
 });
 
 after(async () => {

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
-  Proc, browser, eventually, freePort, one, open, produce, run, settings,
+  Proc, browser, eventually, one, open, produce, run, settings, startWeb,
 } from '../harness.js';
 
 const s = settings();
@@ -26,16 +26,13 @@ let paused; // the partition paused from the UI
 
 before(async () => {
   await run(s, ['topics', 'migrate']);
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  web = new Proc(s, 'ops-web', ['web', '--bind', `127.0.0.1:${port}`]);
+  let answering;
+  ({ web, base, answering } = await startWeb(s, 'ops-web'));
   servers = [1, 2].map((n) => new Proc(s, `ops-server-${n}`, ['server']));
   produced = await produce(s, 'orders', FIRST);
   chrome = await browser(s);
   page = chrome.page;
-  await eventually('the web process answers', async () => {
-    assert.equal((await fetch(`${base}/`)).status, 200);
-  }, 30_000);
+  await answering();
 });
 
 after(async () => {

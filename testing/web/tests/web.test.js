@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Proc, browser, eventually, freePort, number, one, open, produce, run, screenshot, settings,
+  Proc, browser, eventually, number, one, open, produce, run, screenshot, settings, startWeb,
 } from '../harness.js';
 
 const s = settings();
@@ -29,9 +29,8 @@ let processIds = new Map(); // pid -> process id shown by the UI
 
 before(async () => {
   await run(s, ['topics', 'migrate']);
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  web = new Proc(s, 'web', ['web', '--bind', `127.0.0.1:${port}`]);
+  let answering;
+  ({ web, base, answering } = await startWeb(s, 'web'));
   servers = [1, 2, 3].map((n) => new Proc(s, `server-${n}`, ['server']));
   produced = [
     ...await produce(s, 'orders', ORDERS),
@@ -39,10 +38,7 @@ before(async () => {
   ];
   chrome = await browser(s);
   page = chrome.page;
-  await eventually('the web process answers', async () => {
-    const response = await fetch(`${base}/`);
-    assert.equal(response.status, 200);
-  }, 30_000);
+  await answering();
 });
 
 after(async () => {
